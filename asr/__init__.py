@@ -1,0 +1,1 @@
+"""Voice activity detection, end-of-turn detection and speech recognition backends."""

@@ -1,0 +1,1 @@
+"""Call flows as data and the pure state machine that runs them."""

@@ -1,0 +1,45 @@
+"""What the dialog asks the call to do. The session carries these out in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Say:
+    text: str
+    barge_in: bool = True
+    """Whether caller speech may interrupt this prompt."""
+
+
+@dataclass(frozen=True)
+class Play:
+    path: str
+    barge_in: bool = True
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Wait for the caller, after every prompt before it has played."""
+
+    no_input_timeout_ms: int = 6000
+    phrases: tuple[str, ...] = ()
+    """Expected words, for vocabulary biasing."""
+    max_digits: int = 1
+    """Keypad entry ends after this many digits, at the terminator, or after inter_digit_timeout_ms."""
+    digit_terminator: str = "#"
+    inter_digit_timeout_ms: int = 3000
+
+
+@dataclass(frozen=True)
+class Transfer:
+    target: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Hangup:
+    reason: str
+
+
+Action = Say | Play | Listen | Transfer | Hangup

@@ -1,0 +1,43 @@
+"""What happens on a call that the dialog reacts to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CallStarted:
+    pass
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """A final transcript of one caller turn."""
+
+    text: str
+    confidence: float = 1.0
+
+
+@dataclass(frozen=True)
+class DigitsEntered:
+    digits: str
+
+
+@dataclass(frozen=True)
+class NoInput:
+    """The caller said nothing and pressed nothing within the Listen timeout."""
+
+
+@dataclass(frozen=True)
+class RecognitionFailed:
+    """The recognizer failed on a turn (a broken backend); the flow treats it like no-match."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class MaxDurationReached:
+    """The call reached its maximum length."""
+
+
+Event = CallStarted | Utterance | DigitsEntered | NoInput | RecognitionFailed | MaxDurationReached

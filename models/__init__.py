@@ -1,0 +1,1 @@
+"""Where the models come from: the registry of model names, source packages and paths."""

@@ -1,0 +1,1 @@
+"""Transports that carry a call's audio: G.711, the WAV-file transport (and the SIP bridge)."""

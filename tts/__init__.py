@@ -1,0 +1,1 @@
+"""Speech synthesis backends, sentence streaming and the on-disk prompt cache."""
