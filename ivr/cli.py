@@ -1,0 +1,140 @@
+"""The `ivr` command: simulate calls from WAV files, run benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ivr.errors import IvrError
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from ivr.config import load_config
+
+    config = load_config(args.config)
+    overrides = {k: v for k, v in (("asr_backend", args.asr), ("asr_model", args.asr_model),
+                                   ("tts_engine", args.tts), ("tts_voice", args.voice),
+                                   ("flow", args.flow)) if v is not None}
+    call_overrides = {k: v for k, v in (("sample_rate_hz", args.rate), ("vad", args.vad)) if v is not None}
+    if call_overrides:
+        overrides["call"] = dataclasses.replace(config.call, **call_overrides)
+    return dataclasses.replace(config, **overrides)
+
+
+def _print_event(event: dict[str, Any]) -> None:
+    t = f"[{event['t_ms'] / 1000:7.2f}s]"
+    kind = event["type"]
+    if kind == "say":
+        print(f"{t} agent:  {event['text']}", flush=True)
+    elif kind == "transcript":
+        print(f"{t} caller: {event['text'] or '(nothing recognized)'}  (confidence {event['confidence']:.2f})",
+              flush=True)
+    elif kind == "dtmf":
+        print(f"{t} caller: [key {event['digit']}]", flush=True)
+    elif kind == "barge_in":
+        print(f"{t}   (caller interrupted; prompt stopped {event['reaction_ms']:.0f} ms after speech onset)",
+              flush=True)
+    elif kind == "no_input":
+        print(f"{t}   (no input for {event['timeout_ms'] / 1000:.1f} s)", flush=True)
+    elif kind == "reply_started":
+        print(f"{t}   (voice-to-voice {event['latency_ms']:.0f} ms)", flush=True)
+    elif kind == "call_ended":
+        where = f" to {event['target']}" if event["target"] else ""
+        print(f"{t} call {event['outcome']}{where} ({event['reason']})", flush=True)
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    from ivr.services import Services
+    from ivr.simulate import simulate_call
+    from telephony.wavfile import CallerTurn, load_script
+
+    if args.script and args.wav:
+        raise IvrError("give caller WAV files or --script, not both")
+    if not args.script and not args.wav:
+        raise IvrError("give a caller WAV file (or several, one per turn) or --script caller.yaml")
+    if args.raw and len(args.wav) != 1:
+        raise IvrError("--raw plays exactly one caller recording from the start of the call")
+    turns = load_script(args.script) if args.script else [CallerTurn(wav=w) for w in args.wav]
+    if not args.raw:  # check the files before loading models
+        from ivr.audiofile import read_audio
+        for turn in turns:
+            if turn.wav:
+                read_audio(turn.wav)
+    out_dir = Path(args.out) if args.out else Path("calls") / time.strftime("%Y%m%d-%H%M%S")
+    services = Services.load(_config(args))
+    call = simulate_call(services, turns=None if args.raw else turns, raw_wav=args.wav[0] if args.raw else None,
+                         out_dir=out_dir, fast=args.fast, listener=None if args.quiet else _print_event)
+    print(f"outputs in {out_dir}/: recording.wav (caller left, agent right), agent.wav, transcript.txt, "
+          f"transcript.json, events.jsonl, summary.json")
+    return 0 if call.result.outcome != "unfinished" else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ivr.bench import run_bench
+
+    run_bench(args)
+    return 0
+
+
+def _common_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="agent config YAML (defaults are built in)")
+    p.add_argument("--flow", help="call flow YAML (default: the bundled bank flow)")
+    p.add_argument("--asr", choices=["whisper", "vosk"], help="speech recognizer (default whisper)")
+    p.add_argument("--asr-model", help="whisper: tiny.en or a CTranslate2 directory; vosk: a model directory")
+    p.add_argument("--tts", choices=["piper", "espeak-ng", "coqui"], help="speech synthesizer (default piper)")
+    p.add_argument("--voice", help="TTS voice (Piper: a .onnx path; default en_US-joe-medium)")
+    p.add_argument("--vad", choices=["webrtc", "silero"], help="voice activity detector (default webrtc)")
+    p.add_argument("--rate", type=int, help="caller line sample rate in Hz (default 8000)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ivr", description="Voice-first call-center agent, offline on CPU.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the agent does")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    call = sub.add_parser("call", help="simulate a whole call from caller WAV files or a script")
+    call.add_argument("wav", nargs="*", help="caller recordings, one per turn (any rate, mono or stereo)")
+    call.add_argument("--script", help="caller script YAML: turns of wav / say / dtmf / silence_ms / hangup")
+    call.add_argument("--out", help="output directory (default calls/TIMESTAMP)")
+    call.add_argument("--fast", action="store_true",
+                      help="virtual clock: skip idle time, still pay real compute time")
+    call.add_argument("--raw", action="store_true",
+                      help="play the one WAV from the first moment of the call, as a line recording")
+    call.add_argument("-q", "--quiet", action="store_true", help="don't print the conversation")
+    _common_model_args(call)
+    call.set_defaults(func=cmd_call)
+
+    bench = sub.add_parser("bench", help="ASR, TTS and voice-to-voice benchmarks: a table and JSON")
+    bench.add_argument("--shared", default=os.environ.get("IVR_SHARED_DIR", "../shared"),
+                       help="the shared data directory (default ../shared)")
+    bench.add_argument("--json", default="bench-results/bench.json", help="where to write the JSON results")
+    bench.add_argument("--limit", type=int, default=60, help="files per ASR data set")
+    bench.add_argument("--calls", type=int, default=10, help="simulated calls for voice-to-voice latency")
+    bench.add_argument("--vosk-model", help="a Vosk model directory to add a Vosk row (English data)")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.func(args)
+        return code
+    except IvrError as exc:
+        print(f"ivr: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Start-up configuration of the agent, as frozen dataclasses, loadable from a YAML file."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ivr.errors import IvrError
+
+
+@dataclass(frozen=True)
+class CallConfig:
+    sample_rate_hz: int = 8000
+    """Rate of the caller's line (8000 for G.711 telephony)."""
+    vad: str = "webrtc"
+    """Voice activity detector: 'webrtc' or 'silero'."""
+    end_of_turn_silence_ms: int = 500
+    """Silence after speech that ends the caller's turn."""
+    barge_in: bool = True
+    """Whether caller speech (or a key press) stops an interruptible prompt."""
+    max_call_ms: int = 600_000
+    """Longest call; the flow then closes it (transfer or goodbye)."""
+    record_digits: bool = False
+    """Keep keyed digits in the event log; off by default (they are often account numbers)."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    asr_backend: str = "whisper"
+    """'whisper' (faster-whisper) or 'vosk'."""
+    asr_model: str = "tiny.en"
+    """Whisper: 'tiny.en' (packaged) or a CTranslate2 model directory; Vosk: a model directory or 'ko'."""
+    asr_fallback: str = ""
+    """Optional second backend as 'backend:model' used when the first fails."""
+    tts_engine: str = "piper"
+    """'piper', 'espeak-ng' or 'coqui'."""
+    tts_voice: str = ""
+    """Engine's voice: empty for its default (Piper: en_US-joe-medium)."""
+    tts_cache_dir: str = "~/.cache/ivr/prompts"
+    """On-disk prompt cache; empty to turn it off."""
+    flow: str = ""
+    """Call flow YAML; empty for the bundled bank flow."""
+    call: CallConfig = field(default_factory=CallConfig)
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise IvrError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == "call":
+            if not isinstance(value, dict):
+                raise IvrError(f"{where}: 'call' must be a mapping")
+            values[name] = _build(CallConfig, value, f"{where}: call")
+        else:
+            values[name] = value
+    return cls(**values)
+
+
+def load_config(path: str | Path | None) -> AgentConfig:
+    """Defaults, overridden by a YAML file when one is given."""
+    if path is None:
+        return AgentConfig()
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise IvrError(f"{p}: cannot read config ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise IvrError(f"{p}: invalid YAML ({exc})".replace("\n", " ")) from None
+    if not isinstance(data, dict):
+        raise IvrError(f"{p}: the config must be a mapping of settings")
+    config: AgentConfig = _build(AgentConfig, data, str(p))
+    return config

@@ -1,0 +1,63 @@
+"""What every call of a process shares: models loaded once (prewarmed) and the call flow."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from asr.base import SpeechRecognizer
+from dialog.machine import Machine
+from ivr.config import AgentConfig
+from ivr.errors import IvrError
+from tts.base import Synthesizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    config: AgentConfig
+    recognizer: SpeechRecognizer
+    synthesizer: Synthesizer
+    machine: Machine
+    fallback_synthesizer: Synthesizer | None = None
+    load_s: float = 0.0
+
+    @classmethod
+    def load(cls, config: AgentConfig, prewarm: bool = True) -> Services:
+        """Load the flow first (cheap, catches mistakes early), then the models, then warm them up."""
+        from asr.factory import load_recognizer
+        from dialog.flow import load_default_flow, load_flow
+        from tts.factory import load_synthesizer
+
+        t0 = time.perf_counter()
+        flow = load_flow(Path(config.flow)) if config.flow else load_default_flow()
+        machine = Machine(flow)
+        recognizer = load_recognizer(config.asr_backend, config.asr_model)
+        if config.asr_fallback:
+            from asr.factory import FallbackRecognizer
+            backend, _, model = config.asr_fallback.partition(":")
+            recognizer = FallbackRecognizer(recognizer, load_recognizer(backend, model))
+        cache_dir = Path(config.tts_cache_dir).expanduser() if config.tts_cache_dir else None
+        synthesizer = load_synthesizer(config.tts_engine, config.tts_voice, cache_dir=cache_dir)
+        fallback = None
+        if config.tts_engine != "espeak-ng":
+            try:
+                fallback = load_synthesizer("espeak-ng", "")
+            except IvrError:
+                log.warning("no fallback TTS: espeak-ng is not installed (apt-get install espeak-ng)")
+        services = cls(config, recognizer, synthesizer, machine, fallback)
+        if prewarm:
+            services.prewarm()
+        services.load_s = time.perf_counter() - t0
+        return services
+
+    def prewarm(self) -> None:
+        """One tiny inference per model, so the first caller does not pay for lazy initialisation."""
+        silence = np.zeros(8000, dtype=np.int16)
+        self.recognizer.transcribe(silence, 16000)
+        self.synthesizer.synthesize("Hello.")

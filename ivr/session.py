@@ -1,0 +1,417 @@
+"""One call: transport audio -> VAD and turns -> ASR -> dialog -> TTS -> transport audio.
+
+The session is driven by a 20 ms tick (`tick(caller_frame) -> agent_frame`) from whatever carries
+the call: the WAV-file transport for `ivr call`, the SIP media port for real calls. A tick never
+waits for a model: ASR and TTS run on the call's worker lanes and their results join the call's
+timeline when they are ready (see ivr.work). Barge-in (caller speech or a key press during an
+interruptible prompt) clears the agent's audio on the very tick it is detected.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asr.base import RecognitionOptions, Transcript
+from asr.turns import SpeechStarted, TurnConfig, TurnDetector, TurnEnded
+from asr.vad import make_vad
+from dialog.actions import Action, Hangup, Listen, Play, Say, Transfer
+from dialog.events import (
+    CallStarted,
+    DigitsEntered,
+    Event,
+    MaxDurationReached,
+    NoInput,
+    RecognitionFailed,
+    Utterance,
+)
+from dialog.machine import DialogState
+from ivr.audiofile import read_audio
+from ivr.clock import Clock
+from ivr.errors import IvrError
+from ivr.eventlog import EventLog
+from ivr.frame import INTERNAL_RATE_HZ, Frame, FrameBuffer
+from ivr.recognition import TurnRecognition
+from ivr.recorder import StereoRecorder
+from ivr.resample import Resampler, resample
+from ivr.services import Services
+from ivr.work import Cancelled, Work
+from tts.base import Synthesizer
+from tts.stream import speak
+
+log = logging.getLogger(__name__)
+
+TRANSFER_ON_FAILURE = "failure"
+
+
+@dataclass
+class TranscriptLine:
+    speaker: str
+    start_ms: float
+    text: str
+    end_ms: float = 0.0
+    confidence: float = 1.0
+    words: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+class CallSession:
+    def __init__(self, services: Services, clock: Clock, sample_rate_hz: int,
+                 out_dir: Path | None = None, call_id: str = "call") -> None:
+        self.call_id = call_id
+        self.sample_rate_hz = sample_rate_hz
+        self._services = services
+        self._cfg = services.config.call
+        self._clock = clock
+        self._out_dir = out_dir
+        self.log = EventLog(clock, out_dir / "events.jsonl" if out_dir else None)
+        self._recorder = StereoRecorder(out_dir / "recording.wav", sample_rate_hz) if out_dir else None
+        self._inbound = Resampler(sample_rate_hz, INTERNAL_RATE_HZ)
+        self._inbound_buf = FrameBuffer(INTERNAL_RATE_HZ)
+        self._turns = TurnDetector(make_vad(self._cfg.vad), TurnConfig(
+            end_of_turn_silence_ms=self._cfg.end_of_turn_silence_ms), INTERNAL_RATE_HZ)
+        self._asr_lane = ThreadPoolExecutor(1, thread_name_prefix=f"asr-{call_id}")
+        self._tts_lane = ThreadPoolExecutor(1, thread_name_prefix=f"tts-{call_id}")
+        self._out = FrameBuffer(sample_rate_hz)
+        self._actions: deque[Action] = deque()
+        self._speech: Work[np.ndarray] | None = None
+        self._speech_barge_in = True
+        self._speech_line: TranscriptLine | None = None
+        self._listen: Listen | None = None
+        self._listen_deadline_ms = 0.0
+        self._recognition: TurnRecognition | None = None
+        self._digits = ""
+        self._digit_deadline_ms = 0.0
+        self._keys: deque[str] = deque()
+        self._keys_lock = threading.Lock()
+        self._awaiting_reply_since_ms: float | None = None
+        self._started_ms = clock.now_ms()
+        self._max_duration_sent = False
+        self._state: DialogState | None = None
+        self.transcript: list[TranscriptLine] = []
+        self.ended = False
+        self.outcome = ""
+        self.end_reason = ""
+        self.transfer_target = ""
+
+    # ---- inputs from the transport -------------------------------------------------------------
+
+    def start(self) -> None:
+        self.log.emit("call_started", call_id=self.call_id, sample_rate_hz=self.sample_rate_hz)
+        self._dispatch(CallStarted())
+
+    def dtmf(self, digit: str) -> None:
+        """A key press from the transport (RFC 4733 or SIP INFO); safe from any thread."""
+        with self._keys_lock:
+            self._keys.append(digit)
+
+    def caller_hung_up(self) -> None:
+        if not self.ended:
+            self._end("caller-hangup", "caller hung up")
+
+    def tick(self, caller: Frame | None) -> Frame:
+        """One 20 ms step: hear the caller's frame, move the call on, return the agent's frame."""
+        now = self._clock.now_ms()
+        if caller is None:
+            caller = Frame.silence(self.sample_rate_hz, now)
+        if not self.ended:
+            self._hear(caller)
+            self._take_keys()
+            self._collect_results()
+            self._check_timers(now)
+            self._run_actions()
+        agent = self._next_agent_frame(now)
+        if self._recorder is not None:
+            self._recorder.write(caller, agent)
+        return agent
+
+    # ---- hearing -------------------------------------------------------------------------------
+
+    def _hear(self, caller: Frame) -> None:
+        self._inbound_buf.push(self._inbound.process(caller).samples())
+        while (frame := self._inbound_buf.pop(caller.timestamp_ms)) is not None:
+            events = self._turns.process(frame)
+            if self._recognition is not None and self._recognition.result is None and self._turns.in_speech:
+                self._recognition.feed(frame.pcm)
+            for event in events:
+                if isinstance(event, SpeechStarted):
+                    self._on_speech_started(event)
+                elif isinstance(event, TurnEnded):
+                    self._on_turn_ended(event)
+
+    def _speaking(self) -> bool:
+        return self._speech is not None or len(self._out) > 0
+
+    def _on_speech_started(self, event: SpeechStarted) -> None:
+        self.log.emit("speech_started", onset_ms=round(event.onset_ms, 1))
+        if self._speaking() and self._speech_barge_in and self._cfg.barge_in:
+            self._barge_in("speech", event.onset_ms)
+        if self._listen is None or self._recognition is not None:
+            return
+        phrases = self._listen.phrases
+        self._recognition = TurnRecognition(self._services.recognizer, self._asr_lane, self._clock,
+                                            INTERNAL_RATE_HZ, RecognitionOptions(phrases=phrases))
+        self._recognition.feed(np.asarray(event.audio, dtype="<i2").tobytes())
+
+    def _on_turn_ended(self, event: TurnEnded) -> None:
+        self.log.emit("speech_stopped", onset_ms=round(event.onset_ms, 1), end_ms=round(event.end_ms, 1))
+        if self._recognition is None or self._recognition.result is not None:
+            self.log.emit("speech_ignored", reason="agent not listening")
+            return
+        self._recognition.finish()
+        self._awaiting_reply_since_ms = event.end_ms
+        self.transcript.append(TranscriptLine("caller", event.onset_ms, "", event.end_ms))
+
+    def _barge_in(self, source: str, onset_ms: float) -> None:
+        now = self._clock.now_ms()
+        if self._speech is not None:
+            self._speech.cancel()
+            self._speech = None
+        self._out.clear()
+        while self._actions and isinstance(self._actions[0], Say | Play):
+            self._actions.popleft()
+        if self._speech_line is not None:
+            self._speech_line.end_ms = now
+            self._speech_line.interrupted = True
+            self._speech_line = None
+        self.log.emit("barge_in", source=source, onset_ms=round(onset_ms, 1), stopped_ms=round(now, 1),
+                      reaction_ms=round(now - onset_ms, 1))
+        self._run_actions()
+
+    def _take_keys(self) -> None:
+        with self._keys_lock:
+            keys, self._keys = list(self._keys), deque()
+        for key in keys:
+            now = self._clock.now_ms()
+            self.log.emit("dtmf", digit=key if self._cfg.record_digits else "*")
+            if self._speaking() and self._speech_barge_in and self._cfg.barge_in:
+                self._barge_in("dtmf", now)
+            if self._listen is None:
+                continue
+            listen = self._listen
+            if key == listen.digit_terminator and self._digits:
+                self._digits_done()
+                continue
+            self._digits += key
+            self._digit_deadline_ms = now + listen.inter_digit_timeout_ms
+            if len(self._digits) >= listen.max_digits:
+                self._digits_done()
+
+    def _digits_done(self) -> None:
+        digits, self._digits = self._digits, ""
+        self._awaiting_reply_since_ms = self._clock.now_ms()
+        self._stop_listening()
+        self._dispatch(DigitsEntered(digits))
+
+    # ---- results from the worker lanes -----------------------------------------------------------
+
+    def _collect_results(self) -> None:
+        rec = self._recognition
+        if rec is not None:
+            for partial in rec.take_partials():
+                self.log.emit("asr_partial", text=partial.text)
+            if rec.result is not None:
+                results = rec.result.poll()
+                if rec.result.finished:
+                    self._recognition = None
+                    self._on_recognized(results[0] if results else None, rec.result.error)
+
+    def _on_recognized(self, result: Transcript | None, error: BaseException | None) -> None:
+        line = self.transcript[-1] if self.transcript and self.transcript[-1].speaker == "caller" else None
+        if error is not None or result is None:
+            log.warning("call %s: recognition failed: %s", self.call_id, type(error).__name__)
+            self.log.emit("asr_failed", error=type(error).__name__ if error else "no result")
+            self._stop_listening()
+            self._dispatch(RecognitionFailed(type(error).__name__ if error else "no result"))
+            return
+        self.log.emit("transcript", text=result.text, confidence=round(result.confidence, 3))
+        if line is not None:
+            line.text, line.confidence = result.text, result.confidence
+            line.words = [{"text": w.text, "start_s": w.start_s, "end_s": w.end_s,
+                           "confidence": w.confidence} for w in result.words]
+        if not result.text.strip():
+            if line is not None:
+                self.transcript.remove(line)
+            self._awaiting_reply_since_ms = None
+            if self._listen is not None:
+                self._listen_deadline_ms = self._clock.now_ms() + self._listen.no_input_timeout_ms
+            return
+        self._stop_listening()
+        self._dispatch(Utterance(result.text, result.confidence))
+
+    # ---- timers --------------------------------------------------------------------------------
+
+    def _check_timers(self, now: float) -> None:
+        if not self._max_duration_sent and now - self._started_ms >= self._cfg.max_call_ms:
+            self._max_duration_sent = True
+            if self._speech is not None:
+                self._speech.cancel()
+                self._speech = None
+            self._out.clear()
+            self._actions.clear()
+            self._stop_listening()
+            self._dispatch(MaxDurationReached())
+            return
+        if self._listen is None:
+            return
+        if self._digits and now >= self._digit_deadline_ms:
+            self._digits_done()
+        elif (not self._digits and self._recognition is None and not self._turns.in_speech
+              and now >= self._listen_deadline_ms):
+            self._stop_listening()
+            self.log.emit("no_input", timeout_ms=self._cfg_listen_timeout())
+            self._dispatch(NoInput())
+
+    def _cfg_listen_timeout(self) -> int:
+        return self._listen.no_input_timeout_ms if self._listen else 0
+
+    def _stop_listening(self) -> None:
+        self._listen = None
+        self._digits = ""
+
+    # ---- dialog and actions --------------------------------------------------------------------
+
+    def _dispatch(self, event: Event) -> None:
+        machine = self._services.machine
+        try:
+            if self._state is None:
+                self._state, actions = machine.start()
+            else:
+                self._state, actions = machine.step(self._state, event)
+        except IvrError as exc:
+            log.error("call %s: dialog error: %s", self.call_id, exc)
+            self.log.emit("dialog_error", error=str(exc))
+            actions = [Say("Sorry, something went wrong. Let me transfer you to an agent.", barge_in=False),
+                       Transfer(TRANSFER_ON_FAILURE, "dialog-error")]
+        self.log.emit("dialog", event=type(event).__name__, node=self._state.node if self._state else "")
+        self._actions.extend(actions)
+        self._run_actions()
+
+    def _run_actions(self) -> None:
+        while self._actions and not self.ended:
+            action = self._actions[0]
+            if isinstance(action, Say | Play):
+                if self._speaking():
+                    return
+                batch: list[Say | Play] = []
+                while self._actions and isinstance(self._actions[0], Say | Play):
+                    batch.append(self._actions.popleft())  # type: ignore[arg-type]
+                self._start_speech(batch)
+                continue
+            if self._speaking():
+                return
+            self._actions.popleft()
+            if isinstance(action, Listen):
+                self._listen = action
+                self._digits = ""
+                self._listen_deadline_ms = self._clock.now_ms() + action.no_input_timeout_ms
+                self.log.emit("listening", node=self._state.node if self._state else "",
+                              timeout_ms=action.no_input_timeout_ms)
+            elif isinstance(action, Transfer):
+                self._end("transferred", action.reason, action.target)
+            elif isinstance(action, Hangup):
+                self._end("completed", action.reason)
+
+    def _start_speech(self, items: list[Say | Play]) -> None:
+        rate = self.sample_rate_hz
+        primary = self._services.synthesizer
+        fallback = self._services.fallback_synthesizer
+        texts = [item.text for item in items if isinstance(item, Say)]
+        self._speech_barge_in = all(item.barge_in for item in items)
+        self._speech_line = TranscriptLine("agent", self._clock.now_ms(), " ".join(texts))
+        self.transcript.append(self._speech_line)
+        self.log.emit("say", text=" ".join(texts), barge_in=self._speech_barge_in)
+
+        def produce(emit: Any) -> None:
+            for item in items:
+                if isinstance(item, Play):
+                    clip = read_audio(item.path)
+                    emit(resample(clip.mono(), clip.sample_rate_hz, rate))
+                else:
+                    _speak_with_fallback(primary, fallback, item.text, rate, emit)
+
+        self._speech = Work(self._tts_lane, self._clock, produce, name="tts")
+
+    def _next_agent_frame(self, now: float) -> Frame:
+        speech = self._speech
+        if speech is not None:
+            for chunk in speech.poll():
+                self._out.push(chunk)
+            if speech.finished:
+                self._speech = None
+                if speech.error is not None:
+                    self._on_speech_failed(speech.error)
+        frame = self._out.pop(now, pad=self._speech is None)
+        if frame is None:
+            return Frame.silence(self.sample_rate_hz, now)
+        if self._awaiting_reply_since_ms is not None:
+            self.log.emit("reply_started", turn_end_ms=round(self._awaiting_reply_since_ms, 1),
+                          latency_ms=round(now - self._awaiting_reply_since_ms, 1))
+            self._awaiting_reply_since_ms = None
+        if self._speech is None and len(self._out) == 0 and self._speech_line is not None:
+            self._speech_line.end_ms = now + frame.duration_ms
+            self._speech_line = None
+            self.log.emit("prompt_finished")
+        return frame
+
+    def _on_speech_failed(self, error: BaseException) -> None:
+        log.error("call %s: speech synthesis failed: %s", self.call_id, type(error).__name__)
+        self.log.emit("tts_failed", error=type(error).__name__)
+        self._actions.clear()
+        self._end("transferred", "tts-failure", TRANSFER_ON_FAILURE)
+
+    def _end(self, outcome: str, reason: str, target: str = "") -> None:
+        self.ended = True
+        self.outcome, self.end_reason, self.transfer_target = outcome, reason, target
+        self._stop_listening()
+        if self._recognition is not None and self._recognition.result is not None:
+            self._recognition.result.cancel()
+        self.log.emit("call_ended", outcome=outcome, reason=reason, target=target,
+                      node=self._state.node if self._state else "")
+
+    # ---- for drivers ---------------------------------------------------------------------------
+
+    def pending_work(self) -> list[Work[Any]]:
+        """Model work the call is waiting on (a virtual-clock driver waits for these)."""
+        works: list[Work[Any]] = []
+        if self._speech is not None:
+            works.append(self._speech)
+        if self._recognition is not None and self._recognition.result is not None:
+            works.append(self._recognition.result)
+        return works
+
+    @property
+    def playing(self) -> bool:
+        return self._speaking()
+
+    def close(self) -> None:
+        for work in self.pending_work():
+            work.cancel()
+        self._asr_lane.shutdown(wait=False, cancel_futures=True)
+        self._tts_lane.shutdown(wait=False, cancel_futures=True)
+        if self._recorder is not None:
+            self._recorder.close()
+        self.log.close()
+
+
+def _speak_with_fallback(primary: Synthesizer, fallback: Synthesizer | None, text: str, rate_hz: int,
+                         emit: Any) -> None:
+    """Speak with the primary engine; if it fails before any audio left, speak with the fallback."""
+    started = False
+    try:
+        for chunk in speak(primary, text, rate_hz):
+            started = True
+            emit(chunk)
+    except Exception as exc:
+        if started or fallback is None or isinstance(exc, Cancelled):
+            raise
+        log.warning("primary TTS failed (%s); using %s", type(exc).__name__, fallback.engine)
+        for chunk in speak(fallback, text, rate_hz):
+            emit(chunk)
