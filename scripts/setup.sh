@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine: Debian packages the agent uses, then a virtual environment with the project.
+# Usage: scripts/setup.sh [EXTRAS]   (EXTRAS: a pip extras list such as "dev" or "dev,vosk")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-}"
+VENV="${VENV:-.venv}"
+
+need=()
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+command -v sox >/dev/null 2>&1 || need+=(sox)
+if [ "${#need[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing Debian packages: ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip 2>/dev/null || true
+spec="."
+[ -n "$extras" ] && spec=".[${extras}]"
+echo "setup: installing the project ($spec) into $VENV"
+"$VENV/bin/python" -m pip install -q -e "$spec" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+"$VENV/bin/python" -c "import ivr, asr, tts, dialog, telephony, models" 
