@@ -1,0 +1,160 @@
+"""`ivr bench`: ASR accuracy and speed, TTS speed, and voice-to-voice latency over simulated calls.
+
+Prints a table and writes JSON. Data: ../shared/data/speech (ivr-prompts, fsdd), at 8 kHz.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ivr.audiofile import read_audio
+from ivr.errors import IvrError
+from ivr.resample import resample
+from ivr.wer import wer
+
+CALL_RATE_HZ = 8000
+TTS_TEXTS = [
+    "Your balance is one thousand two hundred dollars. Is there anything else I can help you with?",
+    "Our branches are open Monday to Friday, nine to five. Is there anything else?",
+    "I have blocked your card. A new one will arrive within five working days.",
+    "Sorry, I didn't catch that. You can say balance, lost card, opening hours, or agent.",
+]
+CALL_SCRIPTS: list[list[str]] = [
+    ["What is my balance?", "No, that's all."],
+    ["I lost my card.", "No thanks."],
+    ["When are you open?", "No, that is all."],
+    ["I want to talk to an agent."],
+    ["Balance please.", "Yes.", "Opening hours.", "No."],
+]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def _dataset(shared: Path, name: str, limit: int) -> list[tuple[Path, str]]:
+    root = shared / "data" / "speech" / name
+    manifest = root / ("manifest.tsv" if name == "ivr-prompts" else "manifest.csv")
+    if not manifest.exists():
+        raise IvrError(f"benchmark data not found at {manifest}: put the project's shared/ directory "
+                       "beside the repository or pass --shared DIR")
+    with manifest.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t" if manifest.suffix == ".tsv" else ","))
+    step = max(1, len(rows) // limit)
+    return [(root / r["path"], r["text"]) for r in rows[::step][:limit]]
+
+
+def bench_asr(backend: str, model: str, items: list[tuple[Path, str]]) -> dict[str, Any]:
+    from asr.factory import load_recognizer
+
+    recognizer = load_recognizer(backend, model)
+    recognizer.transcribe(np.zeros(CALL_RATE_HZ, dtype=np.int16), CALL_RATE_HZ)
+    refs, hyps = [], []
+    audio_s = compute_s = 0.0
+    for path, text in items:
+        clip = read_audio(path)
+        samples = resample(clip.mono(), clip.sample_rate_hz, CALL_RATE_HZ)
+        t0 = time.perf_counter()
+        result = recognizer.transcribe(samples, CALL_RATE_HZ)
+        compute_s += time.perf_counter() - t0
+        audio_s += samples.size / CALL_RATE_HZ
+        refs.append(text)
+        hyps.append(result.text)
+    return {"files": len(items), "audio_s": round(audio_s, 1), "wer": round(wer(refs, hyps), 4),
+            "rtf": round(compute_s / audio_s, 4)}
+
+
+def bench_tts(engine: str) -> dict[str, Any]:
+    from tts.factory import load_synthesizer
+    from tts.stream import speak
+
+    synth = load_synthesizer(engine, "", cache_dir=None)
+    synth.synthesize("Hello.")
+    ttfa, rtfs = [], []
+    for text in TTS_TEXTS:
+        t0 = time.perf_counter()
+        first = None
+        samples = 0
+        for chunk in speak(synth, text, CALL_RATE_HZ):
+            if first is None:
+                first = time.perf_counter() - t0
+            samples += chunk.size
+        total = time.perf_counter() - t0
+        ttfa.append(1000.0 * (first or total))
+        rtfs.append(total / max(samples / CALL_RATE_HZ, 1e-6))
+    return {"texts": len(TTS_TEXTS), "ttfa_ms_p50": round(statistics.median(ttfa), 1),
+            "ttfa_ms_max": round(max(ttfa), 1), "rtf": round(statistics.mean(rtfs), 4)}
+
+
+def bench_calls(n_calls: int) -> dict[str, Any]:
+    from ivr.config import AgentConfig
+    from ivr.services import Services
+    from ivr.simulate import simulate_call
+    from telephony.wavfile import CallerTurn
+
+    services = Services.load(AgentConfig(tts_cache_dir=""))
+    latencies: list[float] = []
+    outcomes: dict[str, int] = {}
+    for i in range(n_calls):
+        script = CALL_SCRIPTS[i % len(CALL_SCRIPTS)]
+        call = simulate_call(services, turns=[CallerTurn(say=t) for t in script], fast=True)
+        latencies.extend(call.latencies_ms())
+        outcomes[call.result.outcome] = outcomes.get(call.result.outcome, 0) + 1
+    return {"calls": n_calls, "turns": len(latencies), "v2v_ms_p50": round(_percentile(latencies, 50), 1),
+            "v2v_ms_p95": round(_percentile(latencies, 95), 1), "outcomes": outcomes,
+            "end_of_turn_silence_ms": services.config.call.end_of_turn_silence_ms}
+
+
+def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    shared = Path(args.shared)
+    results: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": _cpus()},
+                               "asr": {}, "tts": {}, "calls": {}}
+    datasets = {name: _dataset(shared, name, args.limit) for name in ("ivr-prompts", "fsdd")}
+    backends = [("whisper", "tiny.en")] + ([("vosk", args.vosk_model)] if args.vosk_model else [])
+    for backend, model in backends:
+        for name, items in datasets.items():
+            results["asr"][f"{backend}/{name}"] = bench_asr(backend, model, items)
+    for engine in ("piper", "espeak-ng"):
+        try:
+            results["tts"][engine] = bench_tts(engine)
+        except IvrError as exc:
+            results["tts"][engine] = {"error": str(exc)}
+    results["calls"] = bench_calls(args.calls)
+    _print_table(results)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print(f"\nJSON written to {out}")
+    return results
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _print_table(results: dict[str, Any]) -> None:
+    print(f"\n{'ASR (8 kHz)':<28}{'files':>7}{'audio s':>9}{'WER':>8}{'RTF':>8}")
+    for key, row in results["asr"].items():
+        print(f"{key:<28}{row['files']:>7}{row['audio_s']:>9}{row['wer']:>8.3f}{row['rtf']:>8.3f}")
+    print(f"\n{'TTS (to 8 kHz)':<28}{'TTFA p50 ms':>12}{'TTFA max':>10}{'RTF':>8}")
+    for key, row in results["tts"].items():
+        if "error" in row:
+            print(f"{key:<28}  {row['error']}")
+        else:
+            print(f"{key:<28}{row['ttfa_ms_p50']:>12}{row['ttfa_ms_max']:>10}{row['rtf']:>8.3f}")
+    c = results["calls"]
+    print(f"\n{'Simulated calls (--fast)':<28}{'calls':>7}{'turns':>7}{'v2v p50 ms':>12}{'v2v p95 ms':>12}")
+    print(f"{'whisper tiny.en + piper':<28}{c['calls']:>7}{c['turns']:>7}{c['v2v_ms_p50']:>12}{c['v2v_ms_p95']:>12}")
+    print(f"  (voice-to-voice: end of caller speech to first agent audio, includes the "
+          f"{c['end_of_turn_silence_ms']} ms end-of-turn silence)")
