@@ -1,0 +1,57 @@
+"""Reading flow YAML with line numbers, so that every flow error can point at its line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from ivr.errors import FlowError
+
+
+class LineDict(dict[str, Any]):
+    """A YAML mapping that remembers the line (1-based) where it starts."""
+
+    line: int = 0
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader whose mappings are `LineDict`s and that rejects duplicate keys."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
+    loader.flatten_mapping(node)
+    mapping = LineDict()
+    mapping.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            raise FlowError(f"line {key_node.start_mark.line + 1}: key {key!r} must be text "
+                            "(quote yes/no/on/off and numbers used as keys)")
+        if key in mapping:
+            raise FlowError(f"line {key_node.start_mark.line + 1}: duplicate key '{key}'")
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """The YAML document in `text`; a FlowError naming `source` and the line when it is not valid YAML."""
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except FlowError as error:
+        raise FlowError(f"{source}, {error}") from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown line"
+        problem = error.problem or error.context or "syntax error"
+        raise FlowError(f"{source}, {where}: invalid YAML: {problem}") from None
+    except yaml.YAMLError as error:
+        raise FlowError(f"{source}: invalid YAML: {error}") from None
+
+
+def line_of(value: object) -> int:
+    """The line where a mapping starts, or 0 when unknown."""
+    return value.line if isinstance(value, LineDict) else 0

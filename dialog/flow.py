@@ -1,0 +1,408 @@
+"""Call flows as data: frozen dataclasses, and `load_flow` that reads and checks a YAML flow.
+
+A flow file looks like this (see `flows/bank.yaml` for a full one):
+
+    name: demo
+    start: menu
+    settings:                       # every setting is optional
+      no_input_timeout_ms: 6000
+      max_no_input: 2               # reprompts after silence; one more silence -> on_max_no_input
+      max_no_match: 2               # reprompts after a miss; one more miss -> on_max_no_match
+      on_max_no_input: hangup       # transfer | hangup
+      on_max_no_match: transfer     # transfer | hangup
+      on_max_duration: transfer     # transfer | hangup
+      transfer_target: sip:queue@agents
+    global:                         # choices that apply in every listening node
+      - {keywords: [agent, operator], digits: "0", goto: agent}
+    nodes:
+      menu:
+        say: Say balance, or press one.      # one text, or a list of sentences
+        reprompt: Please say balance, or press one.   # optional
+        expect:
+          - {keywords: [balance], digits: "1", intent: balance, goto: balance}
+      balance:
+        say: Your balance is ten dollars.
+        next: menu
+      agent:
+        say: Connecting you now.
+        transfer: {reason: caller-request}   # target defaults to settings.transfer_target
+      bye:
+        say: Goodbye.
+        hangup: {reason: completed}
+
+Every problem is one FlowError line that names the file, the line, the node and the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+from dialog._yaml import line_of, parse_yaml
+from ivr.errors import FlowError
+
+Fallback = Literal["transfer", "hangup"]
+FALLBACKS: tuple[str, ...] = ("transfer", "hangup")
+DEFAULT_TRANSFER_TARGET = "sip:queue@agents"
+_DIGITS_RE = re.compile(r"[0-9*#]+")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Flow-wide behaviour; every field has a default, so `settings:` may be left out."""
+
+    no_input_timeout_ms: int = 6000
+    """How long a listening node waits for the caller before a NoInput."""
+    max_no_input: int = 2
+    """Reprompts after silence in one node; the silence after the last reprompt triggers on_max_no_input."""
+    max_no_match: int = 2
+    """Reprompts after a miss (or a failed recognition); the next miss triggers on_max_no_match."""
+    on_max_no_input: Fallback = "transfer"
+    on_max_no_match: Fallback = "transfer"
+    on_max_duration: Fallback = "transfer"
+    transfer_target: str = DEFAULT_TRANSFER_TARGET
+    """Where fallbacks and `transfer:` nodes without a target send the call."""
+    min_confidence: float = 0.0
+    """Utterances below this ASR confidence count as a no-match (0 accepts every utterance)."""
+    no_match_prefix: str = "Sorry, I didn't catch that."
+    no_input_prefix: str = "Are you still there?"
+    transfer_prompt: str = "Please hold while I connect you to an agent."
+    """Said before a fallback transfer."""
+    goodbye_prompt: str = "Thank you for calling. Goodbye."
+    """Said before a fallback hangup."""
+    max_duration_prompt: str = "I'm sorry, we have reached the time limit for this call."
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One way out of a listening node: any of keywords, regex or digits selects it."""
+
+    goto: str
+    keywords: tuple[str, ...] = ()
+    """Phrases matched on word boundaries after `normalize` (case and punctuation do not matter)."""
+    regex: str | None = None
+    """Searched in the normalized utterance (lower case, no punctuation, number words as digits)."""
+    digits: str | None = None
+    """Keypad entry (e.g. "1"); the spoken digit ("one", "press one") selects it too."""
+    intent: str | None = None
+    """A label for the choice (NLU intents come later); reported in DialogState.last_intent."""
+
+    @property
+    def label(self) -> str:
+        """The intent when there is one, else the target node."""
+        return self.intent or self.goto
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    reason: str
+    target: str | None = None
+    """None: the flow's settings.transfer_target."""
+
+
+@dataclass(frozen=True)
+class HangupSpec:
+    reason: str
+
+
+NodeKind = Literal["expect", "next", "transfer", "hangup"]
+
+
+@dataclass(frozen=True)
+class Node:
+    """A step of the flow: says `say`, then listens (expect), goes on (next), transfers or hangs up."""
+
+    name: str
+    say: tuple[str, ...] = ()
+    reprompt: tuple[str, ...] = ()
+    """Said instead of `say` on retries; empty: the settings' prefix + `say`."""
+    expect: tuple[Choice, ...] = ()
+    next: str | None = None
+    transfer: TransferSpec | None = None
+    hangup: HangupSpec | None = None
+    no_input_timeout_ms: int | None = None
+    """None: the flow's settings.no_input_timeout_ms."""
+    barge_in: bool | None = None
+    """Whether the caller may interrupt this node's prompt; None: yes, except before a transfer or hangup."""
+
+    @property
+    def kind(self) -> NodeKind:
+        if self.expect:
+            return "expect"
+        if self.next is not None:
+            return "next"
+        if self.transfer is not None:
+            return "transfer"
+        return "hangup"
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    start: str
+    nodes: Mapping[str, Node] = field(hash=False)
+    """Read-only, in file order."""
+    settings: Settings = Settings()
+    global_choices: tuple[Choice, ...] = ()
+    """Choices every listening node accepts besides its own (its own win a tie)."""
+    source: str = "<flow>"
+
+    def node(self, name: str) -> Node:
+        """The node called `name`; FlowError when the flow has none."""
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise FlowError(f"unknown flow state '{name}': flow '{self.name}' has no such node") from None
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def default_flow_path() -> Path:
+    """The bank demo flow shipped with the package."""
+    return Path(__file__).resolve().parent / "flows" / "bank.yaml"
+
+
+def load_default_flow() -> Flow:
+    return load_flow(default_flow_path())
+
+
+def load_flow(path_or_text: str | Path) -> Flow:
+    """A checked Flow from a YAML file (a Path, or a one-line str naming a .yaml/.yml or existing file)
+    or from YAML text (a str with a newline)."""
+    if isinstance(path_or_text, Path) or _looks_like_path(path_or_text):
+        path = Path(path_or_text)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise FlowError(f"flow file not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise FlowError(f"cannot read flow file {path}: {error}") from None
+        return parse_flow(text, source=path.name)
+    return parse_flow(path_or_text)
+
+
+def _looks_like_path(text: str) -> bool:
+    if "\n" in text:
+        return False
+    return text.endswith((".yaml", ".yml")) or Path(text).is_file()
+
+
+def parse_flow(text: str, source: str = "<flow text>") -> Flow:
+    """A checked Flow from YAML text; `source` names it in error messages."""
+    data = parse_yaml(text, source)
+    return _Parser(source).flow(data)
+
+
+_TOP_KEYS = ("name", "start", "settings", "global", "nodes")
+_NODE_KEYS = ("say", "reprompt", "expect", "next", "transfer", "hangup", "no_input_timeout_ms", "barge_in")
+_CHOICE_KEYS = ("keywords", "regex", "digits", "intent", "goto")
+_SETTING_KEYS = tuple(Settings.__dataclass_fields__)
+
+
+class _Parser:
+    """Turns parsed YAML into a Flow, with errors that say where."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: object, message: str) -> FlowError:
+        line = line_of(where)
+        at = f", line {line}" if line else ""
+        return FlowError(f"{self.source}{at}: {message}")
+
+    # --- structure
+
+    def flow(self, data: Any) -> Flow:
+        if not isinstance(data, dict):
+            raise self.fail(data, "a flow must be a mapping with 'start' and 'nodes'")
+        self.check_keys(data, _TOP_KEYS, "the flow")
+        for key in ("start", "nodes"):
+            if key not in data:
+                raise self.fail(data, f"the flow has no '{key}'")
+        name = self.text(data, data.get("name", self.source), "the flow's 'name'")
+        start = self.text(data, data["start"], "the flow's 'start'")
+        settings = self.settings(data.get("settings") or {})
+        raw_nodes = data["nodes"]
+        if not isinstance(raw_nodes, dict) or not raw_nodes:
+            raise self.fail(data, "'nodes' must be a mapping of node names to nodes, with at least one node")
+        nodes = {str(node_name): self.node(str(node_name), raw) for node_name, raw in raw_nodes.items()}
+        raw_globals = data.get("global") or []
+        if not isinstance(raw_globals, list):
+            raise self.fail(data, "'global' must be a list of choices")
+        global_choices = tuple(self.choice(raw, "the 'global' list") for raw in raw_globals)
+        flow = Flow(name=name, start=start, nodes=MappingProxyType(nodes), settings=settings,
+                    global_choices=global_choices, source=self.source)
+        self.check_references(flow, data, raw_nodes, raw_globals)
+        return flow
+
+    def settings(self, raw: Any) -> Settings:
+        if not isinstance(raw, dict):
+            raise self.fail(raw, "'settings' must be a mapping")
+        self.check_keys(raw, _SETTING_KEYS, "'settings'")
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            what = f"setting '{key}'"
+            if key in ("no_input_timeout_ms", "max_no_input", "max_no_match"):
+                values[key] = self.count(raw, value, what, minimum=1 if key.endswith("_ms") else 0)
+            elif key.startswith("on_max_"):
+                if value not in FALLBACKS:
+                    raise self.fail(raw, f"{what} must be 'transfer' or 'hangup', not {value!r}")
+                values[key] = value
+            elif key == "min_confidence":
+                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                    raise self.fail(raw, f"{what} must be a number from 0 to 1, not {value!r}")
+                values[key] = float(value)
+            else:
+                values[key] = self.text(raw, value, what)
+        return Settings(**values)
+
+    def node(self, name: str, raw: Any) -> Node:
+        where = f"node '{name}'"
+        if not isinstance(raw, dict):
+            raise self.fail(raw, f"{where} must be a mapping with 'say' and one of "
+                                 "expect/next/transfer/hangup")
+        self.check_keys(raw, _NODE_KEYS, where)
+        ways = [key for key in ("expect", "next", "transfer", "hangup") if key in raw]
+        if not ways:
+            raise self.fail(raw, f"{where} needs one of 'expect', 'next', 'transfer' or 'hangup'")
+        if len(ways) > 1:
+            raise self.fail(raw, f"{where} has both '{ways[0]}' and '{ways[1]}'; give it only one")
+        kind = ways[0]
+        say = self.prompt(raw, raw.get("say"), f"{where} 'say'") if "say" in raw else ()
+        if not say and kind in ("expect", "next"):
+            raise self.fail(raw, f"{where} has no 'say' prompt")
+        reprompt = self.prompt(raw, raw["reprompt"], f"{where} 'reprompt'") if "reprompt" in raw else ()
+        timeout = raw.get("no_input_timeout_ms")
+        barge_in = raw.get("barge_in")
+        if barge_in is not None and not isinstance(barge_in, bool):
+            raise self.fail(raw, f"{where} 'barge_in' must be true or false")
+        node = Node(
+            name=name, say=say, reprompt=reprompt,
+            no_input_timeout_ms=None if timeout is None else self.count(raw, timeout, f"{where} "
+                                                                        "'no_input_timeout_ms'", 1),
+            barge_in=barge_in,
+        )
+        if kind == "expect":
+            choices = raw["expect"]
+            if not isinstance(choices, list) or not choices:
+                raise self.fail(raw, f"{where} 'expect' must be a non-empty list of choices")
+            return replace(node, expect=tuple(self.choice(choice, where) for choice in choices))
+        if kind == "next":
+            return replace(node, next=self.text(raw, raw["next"], f"{where} 'next'"))
+        spec = raw[kind]
+        if not isinstance(spec, dict):
+            raise self.fail(raw, f"{where} '{kind}' must be a mapping with a 'reason'")
+        allowed = ("reason", "target") if kind == "transfer" else ("reason",)
+        self.check_keys(spec, allowed, f"{where} '{kind}'")
+        if "reason" not in spec:
+            raise self.fail(spec, f"{where} '{kind}' has no 'reason'")
+        reason = self.text(spec, spec["reason"], f"{where} '{kind}' reason")
+        if kind == "hangup":
+            return replace(node, hangup=HangupSpec(reason=reason))
+        target = self.text(spec, spec["target"], f"{where} transfer target") if "target" in spec else None
+        return replace(node, transfer=TransferSpec(reason=reason, target=target))
+
+    def choice(self, raw: Any, where: str) -> Choice:
+        if not isinstance(raw, dict):
+            raise self.fail(raw, f"a choice in {where} must be a mapping with 'goto' and "
+                                 "keywords/regex/digits")
+        self.check_keys(raw, _CHOICE_KEYS, f"a choice in {where}")
+        if "goto" not in raw:
+            raise self.fail(raw, f"a choice in {where} has no 'goto'")
+        goto = self.text(raw, raw["goto"], f"'goto' in {where}")
+        where = f"the choice '{goto}' in {where}"
+        keywords = raw.get("keywords", [])
+        if isinstance(keywords, str):
+            keywords = [keywords]
+        if not isinstance(keywords, list):
+            raise self.fail(raw, f"'keywords' of {where} must be a list of phrases")
+        phrases = tuple(self.keyword(raw, keyword, where) for keyword in keywords)
+        regex = raw.get("regex")
+        if regex is not None:
+            regex = self.text(raw, regex, f"'regex' of {where}")
+            try:
+                re.compile(regex)
+            except re.error as error:
+                raise self.fail(raw, f"'regex' of {where} is not a valid regular expression: "
+                                     f"{error}") from None
+        digits = raw.get("digits")
+        if digits is not None:
+            if isinstance(digits, int) and not isinstance(digits, bool) and digits >= 0:
+                digits = str(digits)
+            if not isinstance(digits, str) or not _DIGITS_RE.fullmatch(digits):
+                raise self.fail(raw, f"'digits' of {where} must be keypad keys like \"1\", not {digits!r}")
+        intent = raw.get("intent")
+        if intent is not None:
+            intent = self.text(raw, intent, f"'intent' of {where}")
+        if not phrases and regex is None and digits is None and intent is None:
+            raise self.fail(raw, f"{where} needs 'keywords', 'regex', 'digits' or 'intent'")
+        return Choice(goto=goto, keywords=phrases, regex=regex, digits=digits, intent=intent)
+
+    def check_references(self, flow: Flow, data: dict[str, Any], raw_nodes: dict[str, Any],
+                         raw_globals: list[Any]) -> None:
+        def need(target: str, where: str, at: object) -> None:
+            if target not in flow.nodes:
+                close = difflib.get_close_matches(target, list(flow.nodes), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise self.fail(at, f"{where} goes to unknown node '{target}'{hint}")
+
+        need(flow.start, "'start'", data)
+        for choice, raw in zip(flow.global_choices, raw_globals, strict=True):
+            need(choice.goto, "a choice in 'global'", raw)
+        for node in flow.nodes.values():
+            raw = raw_nodes[node.name]
+            if node.next is not None:
+                need(node.next, f"node '{node.name}' 'next'", raw)
+            for choice, raw_choice in zip(node.expect, raw.get("expect") or [], strict=False):
+                need(choice.goto, f"a choice in node '{node.name}'", raw_choice)
+        for node in flow.nodes.values():
+            seen = [node.name]
+            current = node
+            while current.next is not None:
+                if current.next in seen:
+                    loop = " -> ".join([*seen[seen.index(current.next):], current.next])
+                    raise self.fail(raw_nodes[node.name],
+                                    f"nodes loop through 'next' without listening: {loop}")
+                seen.append(current.next)
+                current = flow.nodes[current.next]
+
+    # --- values
+
+    def check_keys(self, raw: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+        for key in raw:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = (f" (did you mean '{close[0]}'?)" if close
+                        else f" (expected one of: {', '.join(allowed)})")
+                raise self.fail(raw, f"{where} has unknown key '{key}'{hint}")
+
+    def text(self, at: object, value: Any, what: str) -> str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.fail(at, f"{what} must be text, not {value!r}")
+        text = str(value).strip()
+        if not text:
+            raise self.fail(at, f"{what} is empty")
+        return text
+
+    def keyword(self, at: object, value: Any, where: str) -> str:
+        if isinstance(value, bool):
+            raise self.fail(at, f"a keyword of {where} reads as {value!r}: quote words like 'yes', 'no', "
+                                "'on', 'off' in YAML")
+        return self.text(at, value, f"a keyword of {where}")
+
+    def prompt(self, at: object, value: Any, what: str) -> tuple[str, ...]:
+        items = value if isinstance(value, list) else [value]
+        if not items or any(item is None for item in items):
+            raise self.fail(at, f"{what} is empty")
+        return tuple(self.text(at, item, what) for item in items)
+
+    def count(self, at: object, value: Any, what: str, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(at, f"{what} must be a whole number of at least {minimum}, not {value!r}")
+        return value
