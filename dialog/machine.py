@@ -171,7 +171,7 @@ class Machine:
     def _listen(self, node: Node) -> Listen:
         choices = self._choices(node)
         phrases = tuple(dict.fromkeys(keyword for choice in choices for keyword in choice.keywords))
-        max_digits = max((len(choice.digits) for choice in choices if choice.digits), default=1)
+        max_digits = max((len(choice.digits.rstrip("#")) for choice in choices if choice.digits), default=1)
         timeout_ms = node.no_input_timeout_ms or self._flow.settings.no_input_timeout_ms
         return Listen(no_input_timeout_ms=timeout_ms, phrases=phrases, max_digits=max_digits)
 

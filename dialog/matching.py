@@ -71,12 +71,13 @@ def match_choice(text: str, choices: Sequence[Choice]) -> Choice | None:
 
 
 def match_digits(digits: str, choices: Iterable[Choice]) -> Choice | None:
-    """The choice a keypad entry selects: its `digits` exactly, or without the '#' terminator."""
-    candidates = (digits, digits.rstrip("#"))
-    for candidate in candidates:
-        for choice in choices:
-            if candidate and choice.digits == candidate:
-                return choice
+    """The choice a keypad entry selects: its `digits`, with or without the '#' terminator on either side."""
+    entered = digits.rstrip("#")
+    if not entered:
+        return None
+    for choice in choices:
+        if choice.digits is not None and choice.digits.rstrip("#") == entered:
+            return choice
     return None
 
 
