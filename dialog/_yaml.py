@@ -13,6 +13,7 @@ class LineDict(dict[str, Any]):
     """A YAML mapping that remembers the line (1-based) where it starts."""
 
     line: int = 0
+    key_lines: dict[str, int]
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -23,6 +24,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     mapping = LineDict()
     mapping.line = node.start_mark.line + 1
+    mapping.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str):
@@ -31,6 +33,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
         if key in mapping:
             raise FlowError(f"line {key_node.start_mark.line + 1}: duplicate key '{key}'")
         mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = key_node.start_mark.line + 1
     return mapping
 
 
@@ -47,11 +50,15 @@ def parse_yaml(text: str, source: str) -> Any:
         mark = error.problem_mark or error.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown line"
         problem = error.problem or error.context or "syntax error"
+        if error.context and error.problem and error.context_mark is not None:
+            problem += f" ({error.context} at line {error.context_mark.line + 1})"
         raise FlowError(f"{source}, {where}: invalid YAML: {problem}") from None
     except yaml.YAMLError as error:
         raise FlowError(f"{source}: invalid YAML: {error}") from None
 
 
-def line_of(value: object) -> int:
-    """The line where a mapping starts, or 0 when unknown."""
-    return value.line if isinstance(value, LineDict) else 0
+def line_of(value: object, key: str | None = None) -> int:
+    """The line of `key` in a mapping, or where the mapping starts; 0 when unknown."""
+    if not isinstance(value, LineDict):
+        return 0
+    return value.key_lines.get(key, value.line) if key is not None else value.line

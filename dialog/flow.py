@@ -211,8 +211,8 @@ class _Parser:
     def __init__(self, source: str) -> None:
         self.source = source
 
-    def fail(self, where: object, message: str) -> FlowError:
-        line = line_of(where)
+    def fail(self, where: object, message: str, key: str | None = None) -> FlowError:
+        line = line_of(where, key)
         at = f", line {line}" if line else ""
         return FlowError(f"{self.source}{at}: {message}")
 
@@ -346,19 +346,19 @@ class _Parser:
 
     def check_references(self, flow: Flow, data: dict[str, Any], raw_nodes: dict[str, Any],
                          raw_globals: list[Any]) -> None:
-        def need(target: str, where: str, at: object) -> None:
+        def need(target: str, where: str, at: object, key: str = "goto") -> None:
             if target not in flow.nodes:
                 close = difflib.get_close_matches(target, list(flow.nodes), n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise self.fail(at, f"{where} goes to unknown node '{target}'{hint}")
+                raise self.fail(at, f"{where} goes to unknown node '{target}'{hint}", key)
 
-        need(flow.start, "'start'", data)
+        need(flow.start, "'start'", data, "start")
         for choice, raw in zip(flow.global_choices, raw_globals, strict=True):
             need(choice.goto, "a choice in 'global'", raw)
         for node in flow.nodes.values():
             raw = raw_nodes[node.name]
             if node.next is not None:
-                need(node.next, f"node '{node.name}' 'next'", raw)
+                need(node.next, f"node '{node.name}' 'next'", raw, "next")
             for choice, raw_choice in zip(node.expect, raw.get("expect") or [], strict=False):
                 need(choice.goto, f"a choice in node '{node.name}'", raw_choice)
         for node in flow.nodes.values():
@@ -380,7 +380,7 @@ class _Parser:
                 close = difflib.get_close_matches(str(key), allowed, n=1)
                 hint = (f" (did you mean '{close[0]}'?)" if close
                         else f" (expected one of: {', '.join(allowed)})")
-                raise self.fail(raw, f"{where} has unknown key '{key}'{hint}")
+                raise self.fail(raw, f"{where} has unknown key '{key}'{hint}", key)
 
     def text(self, at: object, value: Any, what: str) -> str:
         if isinstance(value, bool) or not isinstance(value, str | int | float):

@@ -68,7 +68,7 @@ def broken(old: str, new: str) -> str:
     (broken("goto: done}", "goto: dnoe}"), r"unknown node 'dnoe' \(did you mean 'done'\?\)"),
     (broken("start: menu", "start: main"), r"'start' goes to unknown node 'main'"),
     (broken("    expect:", "    expcet:"),
-     r"line 7: node 'menu' has unknown key 'expcet' \(did you mean 'expect'\?\)"),
+     r"line 8: node 'menu' has unknown key 'expcet' \(did you mean 'expect'\?\)"),
     (broken("say: Say balance.", "say: ''"), r"node 'menu' 'say' is empty"),
     (broken("say: Say balance.", "say: []"), r"node 'menu' 'say' is empty"),
     (broken("say: Say balance.", "say:"), r"node 'menu' 'say' is empty"),
@@ -96,7 +96,7 @@ def test_broken_flows_get_one_clear_line(text, message):
 def test_the_file_name_is_in_the_error(tmp_path: Path):
     path = tmp_path / "mine.yaml"
     path.write_text(broken("start: menu", "start: nowhere"), encoding="utf-8")
-    with pytest.raises(FlowError, match=r"^mine.yaml, line 1: 'start' goes to unknown node 'nowhere'"):
+    with pytest.raises(FlowError, match=r"^mine.yaml, line 2: 'start' goes to unknown node 'nowhere'"):
         load_flow(path)
 
 
