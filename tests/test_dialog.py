@@ -67,7 +67,7 @@ def test_the_greeting_is_long_enough_to_barge_in_on(machine):
                                   "one", "Press one.", "option 1", "1"])
 def test_balance_by_voice(machine, text):
     state, actions = machine.step(at_menu(machine), Utterance(text, 0.9))
-    assert state.node == "anything_else"  # balance is a `next` node: said, then on
+    assert state.node == "balance"  # the call log shows the caller heard the balance
     assert state.last_intent == "balance"
     assert any("balance" in said for said in says(actions))
     assert isinstance(actions[-1], Listen)
@@ -89,8 +89,9 @@ def test_lost_card_goes_to_the_card_team(machine, text):
 @pytest.mark.parametrize("text", ["When are you open?", "opening hours", "three"])
 def test_opening_hours_then_anything_else(machine, text):
     state, actions = machine.step(at_menu(machine), Utterance(text))
-    assert state.node == "anything_else"
+    assert state.node == "hours"
     assert "open" in says(actions)[0]
+    assert says(actions)[-1] == "Is there anything else I can help you with?"
 
 
 @pytest.mark.parametrize("event", [Utterance("I want to speak to a representative"), Utterance("Agent."),
@@ -108,10 +109,20 @@ def test_a_person_can_be_asked_for_in_any_listening_node(machine):
     assert state.node == "transfer_agent"
 
 
+def test_the_nodes_a_call_log_shows(machine):
+    """The session logs state.node after each step: a balance call shows `balance`."""
+    state, _ = machine.start()
+    logged = [state.node]
+    for event in (DigitsEntered("1"), DigitsEntered("0")):
+        state, _ = machine.step(state, event)
+        logged.append(state.node)
+    assert logged == ["main_menu", "balance", "transfer_agent"]
+
+
 def test_anything_else_yes_returns_to_the_menu_and_no_says_goodbye(machine):
     state, actions = run(machine, Utterance("balance"), Utterance("Yes."))
     assert state.node == "main_menu" and isinstance(actions[-1], Listen)
-    state, actions = run(machine, Utterance("balance"), Utterance("No, thank you."))
+    state, actions = run(machine, Utterance("balance"), Utterance("No, that's all, thank you."))
     assert state.node == "goodbye" and state.ended
     assert actions[-1] == Hangup("completed")
     assert "Goodbye" in says(actions)[-1]
@@ -119,7 +130,7 @@ def test_anything_else_yes_returns_to_the_menu_and_no_says_goodbye(machine):
 
 def test_anything_else_accepts_the_next_question_directly(machine):
     state, _ = run(machine, Utterance("balance"), Utterance("what are your opening hours"))
-    assert state.node == "anything_else" and state.last_intent == "hours"
+    assert state.node == "hours" and state.last_intent == "hours"
 
 
 def test_goodbye_works_everywhere(machine):
@@ -183,7 +194,7 @@ def test_recognition_failure_counts_as_no_match_with_its_own_reason(machine):
 
 def test_counters_reset_in_a_new_node(machine):
     state, _ = run(machine, NoInput(), Utterance("nonsense"), Utterance("balance"))
-    assert state.node == "anything_else"
+    assert state.node == "balance"
     assert (state.no_input_count, state.no_match_count, state.turn) == (0, 0, 3)
 
 
@@ -291,8 +302,8 @@ def test_unknown_state_raises(machine):
 
 
 def test_a_state_that_does_not_listen_raises(machine):
-    with pytest.raises(FlowError, match="'balance'.*does not wait"):
-        machine.step(DialogState(node="balance"), Utterance("yes"))
+    with pytest.raises(FlowError, match="'greeting'.*does not wait"):
+        machine.step(DialogState(node="greeting"), Utterance("yes"))
 
 
 def test_events_after_the_end_do_nothing(machine):
