@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from asr.base import RecognitionOptions, Transcript
-from asr.turns import SpeechStarted, TurnConfig, TurnDetector, TurnEnded
+from asr.turns import SpeechDropped, SpeechStarted, TurnConfig, TurnDetector, TurnEnded
 from asr.vad import make_vad
 from dialog.actions import Action, Hangup, Listen, Play, Say, Transfer
 from dialog.events import (
@@ -145,6 +145,8 @@ class CallSession:
                     self._on_speech_started(event)
                 elif isinstance(event, TurnEnded):
                     self._on_turn_ended(event)
+                elif isinstance(event, SpeechDropped):
+                    self._on_speech_dropped(event)
 
     def _speaking(self) -> bool:
         return self._speech is not None or len(self._out) > 0
@@ -168,6 +170,14 @@ class CallSession:
         self._recognition.finish()
         self._awaiting_reply_since_ms = event.end_ms
         self.transcript.append(TranscriptLine("caller", event.onset_ms, "", event.end_ms))
+
+    def _on_speech_dropped(self, event: SpeechDropped) -> None:
+        """Too short to be a turn (a click, a cough): forget the recognition it started."""
+        self.log.emit("speech_dropped", onset_ms=round(event.onset_ms, 1), end_ms=round(event.end_ms, 1))
+        if self._recognition is not None and self._recognition.result is None:
+            self._recognition = None
+            if self._listen is not None:
+                self._listen_deadline_ms = self._clock.now_ms() + self._listen.no_input_timeout_ms
 
     def _barge_in(self, source: str, onset_ms: float) -> None:
         now = self._clock.now_ms()
