@@ -136,7 +136,8 @@ class CallSession:
 
     def _hear(self, caller: Frame) -> None:
         self._inbound_buf.push(self._inbound.process(caller).samples())
-        while (frame := self._inbound_buf.pop(caller.timestamp_ms)) is not None:
+        end_ms = caller.timestamp_ms + caller.duration_ms
+        while (frame := self._inbound_buf.pop(end_ms - len(self._inbound_buf) * 1000.0 / INTERNAL_RATE_HZ)):
             events = self._turns.process(frame)
             if self._recognition is not None and self._recognition.result is None and self._turns.in_speech:
                 self._recognition.feed(frame.pcm)
@@ -275,12 +276,9 @@ class CallSession:
             self._digits_done()
         elif (not self._digits and self._recognition is None and not self._turns.in_speech
               and now >= self._listen_deadline_ms):
+            self.log.emit("no_input", timeout_ms=self._listen.no_input_timeout_ms)
             self._stop_listening()
-            self.log.emit("no_input", timeout_ms=self._cfg_listen_timeout())
             self._dispatch(NoInput())
-
-    def _cfg_listen_timeout(self) -> int:
-        return self._listen.no_input_timeout_ms if self._listen else 0
 
     def _stop_listening(self) -> None:
         self._listen = None

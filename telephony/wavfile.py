@@ -143,7 +143,7 @@ class ScriptedCaller(CallTransport):
         self.agent_frames.append(frame)
         samples = frame.samples().astype(np.float64)
         loud = samples.size > 0 and float(np.sqrt(np.mean(samples ** 2))) > AGENT_SPEECH_RMS
-        if loud:
+        if loud and not len(self._audio):  # the agent talking while the caller talks is not an answer
             if self._agent_started_ms is None:
                 self._agent_started_ms = frame.timestamp_ms
             self._agent_spoke = True
