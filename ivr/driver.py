@@ -52,7 +52,7 @@ def run_call(session: CallSession, transport: CallTransport, clock: Clock,
             break
         if virtual:
             _wait_for_work(session, clock)
-        for key in transport.keys():
+        for key in transport.pressed_keys():
             session.dtmf(key)
         transport.write(session.tick(transport.read(clock.now_ms())))
         ticks += 1

@@ -10,7 +10,7 @@ _DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight
 def normalize_words(text: str) -> list[str]:
     """Lower case, no punctuation, single digits spelled out ('7' -> 'seven', 'oh' kept)."""
     text = re.sub(r"[^\w\s']", " ", text.lower()).replace("'", "")
-    words = []
+    words: list[str] = []
     for word in text.split():
         if word.isdigit():
             words.extend(_DIGITS[int(d)] for d in word)

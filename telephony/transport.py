@@ -20,7 +20,7 @@ class CallTransport(ABC):
     def write(self, frame: Frame) -> None:
         """The agent's audio for this tick."""
 
-    def keys(self) -> list[str]:
+    def pressed_keys(self) -> list[str]:
         """DTMF keys pressed since the last tick."""
         return []
 
@@ -28,5 +28,6 @@ class CallTransport(ABC):
     def caller_hung_up(self) -> bool:
         return False
 
+    @abstractmethod
     def end(self, outcome: str, transfer_target: str = "") -> None:
         """The agent ends the call: hang up, or transfer to transfer_target."""

@@ -134,7 +134,7 @@ class ScriptedCaller(CallTransport):
         frame = self._audio.pop(now_ms, pad=True)
         return frame
 
-    def keys(self) -> list[str]:
+    def pressed_keys(self) -> list[str]:
         due = [k for t, k in self._pending_keys if t <= self._now_ms]
         self._pending_keys = [(t, k) for t, k in self._pending_keys if t > self._now_ms]
         return due
