@@ -15,5 +15,5 @@ class VoiceActivityDetector(ABC):
     def speech_probability(self, pcm: bytes, sample_rate_hz: int) -> float:
         """Probability in [0, 1] that this 20 ms frame holds speech."""
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 - optional hook; stateless detectors need nothing
         """Forget state between calls or utterances."""

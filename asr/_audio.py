@@ -1,0 +1,20 @@
+"""Small audio helpers shared by the recognizer backends."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def mono_int16(samples: np.ndarray) -> np.ndarray:
+    """int16 mono from int16/float samples shaped (n,) or (n, channels); channels are averaged."""
+    arr = np.asarray(samples)
+    if arr.ndim == 2:
+        if arr.dtype == np.int16:
+            arr = np.clip(np.round(arr.astype(np.int32).mean(axis=1)), -32768, 32767).astype(np.int16)
+        else:
+            arr = arr.astype(np.float32).mean(axis=1)
+    elif arr.ndim != 1:
+        raise ValueError(f"audio must be shaped (n,) or (n, channels), got {arr.shape}")
+    if arr.dtype == np.int16:
+        return arr
+    return np.clip(np.round(arr.astype(np.float64) * 32768.0), -32768, 32767).astype(np.int16)

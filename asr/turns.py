@@ -1,0 +1,184 @@
+"""End-of-turn detection: a per-call state machine over VAD decisions on 20 ms frames.
+
+Feed every caller frame, in order, to `TurnDetector.process(frame)`; it returns the events that
+frame caused:
+
+- `SpeechStarted` once `start_speech_ms` of consecutive speech is heard. `onset_ms` is the timestamp
+  of the first speech frame of that run (for barge-in reaction times) and `audio` holds the pre-roll
+  and the speech so far, up to and including this frame.
+- `TurnEnded` after `end_of_turn_silence_ms` of silence following at least `min_speech_ms` of speech
+  (or when a turn reaches `max_turn_ms`). `audio` is the whole turn, pre-roll included.
+- `SpeechDropped` instead of `TurnEnded` when the speech was shorter than `min_speech_ms` (a click,
+  a cough): whoever acted on `SpeechStarted` can discard what it started.
+
+Streaming recognizers get the turn's audio as it arrives this way: on `SpeechStarted` feed
+`event.audio`; after that, feed each frame for which `in_speech` is True once `process(frame)` returned.
+The frame that ends the turn leaves `in_speech` False and is not part of the turn.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from asr.vad_base import VoiceActivityDetector
+from ivr.errors import FrameError, IvrError
+from ivr.frame import INTERNAL_RATE_HZ, Frame, join
+
+
+@dataclass(frozen=True)
+class TurnConfig:
+    start_speech_ms: int = 60
+    """Consecutive speech needed to declare that the caller started speaking (barge-in fires here)."""
+    end_of_turn_silence_ms: int = 500
+    """Silence after speech that ends the caller's turn; lower answers faster but cuts pauses."""
+    pre_roll_ms: int = 300
+    """Audio kept from before the onset, so the first syllable reaches the recognizer whole."""
+    min_speech_ms: int = 150
+    """Turns with less speech than this are dropped (SpeechDropped) instead of ended."""
+    threshold: float = 0.5
+    """VAD probability at or above which a frame counts as speech."""
+    max_turn_ms: int = 20000
+    """A turn this long (from its onset) is ended even while the caller keeps talking."""
+
+    def __post_init__(self) -> None:
+        for name in ("start_speech_ms", "end_of_turn_silence_ms", "pre_roll_ms", "min_speech_ms"):
+            if getattr(self, name) < 0:
+                raise IvrError(f"turn config: {name} must be >= 0, got {getattr(self, name)}")
+        if self.max_turn_ms <= 0:
+            raise IvrError(f"turn config: max_turn_ms must be > 0, got {self.max_turn_ms}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise IvrError(f"turn config: threshold must be in [0, 1], got {self.threshold}")
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    onset_ms: float
+    """Timestamp of the first speech frame of the run that started the turn."""
+    audio: np.ndarray = field(compare=False, repr=False)
+    """int16 pre-roll plus speech so far, up to and including the frame that raised this event."""
+    sample_rate_hz: int = INTERNAL_RATE_HZ
+
+
+@dataclass(frozen=True)
+class TurnEnded:
+    onset_ms: float
+    """Same onset as the turn's SpeechStarted."""
+    end_ms: float
+    """End of the last speech frame (the event itself comes end_of_turn_silence_ms later)."""
+    audio: np.ndarray = field(compare=False, repr=False)
+    """int16 audio of the whole turn: pre-roll, speech, and the trailing silence that ended it."""
+    sample_rate_hz: int = INTERNAL_RATE_HZ
+    forced: bool = False
+    """True when max_turn_ms cut the turn rather than silence."""
+
+    @property
+    def speech_duration_ms(self) -> float:
+        return self.end_ms - self.onset_ms
+
+
+@dataclass(frozen=True)
+class SpeechDropped:
+    onset_ms: float
+    end_ms: float
+    """The speech since SpeechStarted was too short (min_speech_ms) to be a turn."""
+
+
+TurnEvent = SpeechStarted | TurnEnded | SpeechDropped
+
+
+class TurnDetector:
+    """Per call, stateful: VAD decisions on 20 ms frames -> speech started / turn ended events."""
+
+    def __init__(self, vad: VoiceActivityDetector, config: TurnConfig | None = None,
+                 sample_rate_hz: int = INTERNAL_RATE_HZ) -> None:
+        if sample_rate_hz not in vad.sample_rates_hz:
+            raise IvrError(f"{vad.name} VAD takes {vad.sample_rates_hz} Hz, not {sample_rate_hz} Hz")
+        self.vad = vad
+        self.config = config or TurnConfig()
+        self.sample_rate_hz = sample_rate_hz
+        self.last_probability = 0.0
+        self.reset()
+
+    @property
+    def in_speech(self) -> bool:
+        """True while a turn is in progress (between SpeechStarted and TurnEnded/SpeechDropped)."""
+        return self._onset_ms is not None
+
+    def reset(self) -> None:
+        """Forget everything (new call, or after the agent decided to ignore what was heard)."""
+        self.vad.reset()
+        self._history: deque[Frame] = deque()  # idle frames: pre-roll plus the current speech run
+        self._run_ms = 0.0  # consecutive speech while idle
+        self._run_start_ms = 0.0
+        self._onset_ms: float | None = None
+        self._turn: list[Frame] = []
+        self._speech_ms = 0.0
+        self._silence_ms = 0.0
+        self._last_speech_end_ms = 0.0
+
+    def process(self, frame: Frame) -> list[TurnEvent]:
+        if frame.sample_rate_hz != self.sample_rate_hz:
+            raise FrameError(f"turn detector runs at {self.sample_rate_hz} Hz, "
+                             f"got a {frame.sample_rate_hz} Hz frame")
+        self.last_probability = self.vad.speech_probability(frame.pcm, frame.sample_rate_hz)
+        speech = self.last_probability >= self.config.threshold
+        if self._onset_ms is None:
+            return self._idle(frame, speech)
+        return self._speaking(frame, speech)
+
+    def _idle(self, frame: Frame, speech: bool) -> list[TurnEvent]:
+        cfg = self.config
+        self._history.append(frame)
+        if speech:
+            if self._run_ms == 0.0:
+                self._run_start_ms = frame.timestamp_ms
+            self._run_ms += frame.duration_ms
+        else:
+            self._run_ms = 0.0
+        keep_from_ms = frame.timestamp_ms + frame.duration_ms - (cfg.pre_roll_ms + self._run_ms)
+        while self._history and self._history[0].timestamp_ms < keep_from_ms:
+            self._history.popleft()
+        if not speech or self._run_ms < max(cfg.start_speech_ms, frame.duration_ms):
+            return []
+        onset = self._run_start_ms
+        self._turn = [f for f in self._history if f.timestamp_ms >= onset - cfg.pre_roll_ms]
+        self._history.clear()
+        self._onset_ms = onset
+        self._speech_ms = self._run_ms
+        self._silence_ms = 0.0
+        self._last_speech_end_ms = frame.timestamp_ms + frame.duration_ms
+        self._run_ms = 0.0
+        return [SpeechStarted(onset, join(self._turn), self.sample_rate_hz)]
+
+    def _speaking(self, frame: Frame, speech: bool) -> list[TurnEvent]:
+        cfg = self.config
+        assert self._onset_ms is not None
+        onset = self._onset_ms
+        end_of_frame_ms = frame.timestamp_ms + frame.duration_ms
+        if speech:
+            self._speech_ms += frame.duration_ms
+            self._silence_ms = 0.0
+            self._last_speech_end_ms = end_of_frame_ms
+        else:
+            self._silence_ms += frame.duration_ms
+        if self._silence_ms >= cfg.end_of_turn_silence_ms and not speech:
+            audio = join(self._turn)
+            self._end_turn()
+            if self._speech_ms < cfg.min_speech_ms:
+                return [SpeechDropped(onset, self._last_speech_end_ms)]
+            return [TurnEnded(onset, self._last_speech_end_ms, audio, self.sample_rate_hz)]
+        self._turn.append(frame)
+        if end_of_frame_ms - onset >= cfg.max_turn_ms:
+            audio = join(self._turn)
+            self._end_turn()
+            return [TurnEnded(onset, end_of_frame_ms, audio, self.sample_rate_hz, forced=True)]
+        return []
+
+    def _end_turn(self) -> None:
+        self._onset_ms = None
+        self._turn = []
+        self._history.clear()
+        self._run_ms = 0.0
