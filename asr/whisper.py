@@ -41,7 +41,7 @@ class WhisperRecognizer(SpeechRecognizer):
                                    vocabulary_biasing="hotwords")
 
     def __init__(self, model: str = "tiny.en", compute_type: str = "int8", cpu_threads: int = 0,
-                 beam_size: int = DEFAULT_BEAM_SIZE, language: str = "en") -> None:
+                 beam_size: int = DEFAULT_BEAM_SIZE, language: str = "en", bias_vocabulary: bool = False) -> None:
         from models.registry import whisper_model_dir
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -62,6 +62,9 @@ class WhisperRecognizer(SpeechRecognizer):
         self.model_path = path
         self.beam_size = beam_size
         self.language = language
+        self.bias_vocabulary = bias_vocabulary
+        """Pass expected phrases as hotwords. Off by default: on short 8 kHz answers tiny.en then invents
+        words ("2 will be updated." for "two"; 10 of 12 spoken digits wrong, 0 of 12 without)."""
 
     def stream(self, sample_rate_hz: int, options: RecognitionOptions | None = None) -> WhisperStream:
         if sample_rate_hz <= 0:
@@ -78,7 +81,8 @@ class WhisperRecognizer(SpeechRecognizer):
         if audio_16k.size == 0:
             return Transcript("", 0.0, (), True, options.language or self.language)
         language = options.language or self.language
-        hotwords = ", ".join(p.strip() for p in options.phrases if p.strip())[:MAX_HOTWORDS_CHARS] or None
+        phrases = options.phrases if self.bias_vocabulary else ()
+        hotwords = ", ".join(p.strip() for p in phrases if p.strip())[:MAX_HOTWORDS_CHARS] or None
         segments, info = self._model.transcribe(
             audio_16k, language=language or None, beam_size=self.beam_size, temperature=list(TEMPERATURES),
             condition_on_previous_text=False, vad_filter=False, word_timestamps=True, hotwords=hotwords)

@@ -27,6 +27,8 @@ class TurnRecognition:
         self._lock = threading.Lock()
         self._partials: list[Transcript] = []
         self.result: Work[Transcript] | None = None
+        self.received: list[Transcript] = []
+        """Final transcripts polled from `result` so far (the session's side)."""
         lane.submit(self._open, sample_rate_hz, options)
 
     def _open(self, sample_rate_hz: int, options: RecognitionOptions) -> None:

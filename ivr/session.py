@@ -49,6 +49,8 @@ from tts.stream import speak
 log = logging.getLogger(__name__)
 
 TRANSFER_ON_FAILURE = "failure"
+MAX_SILENCE_TO_ASR_MS = 200
+"""Silence inside a caller turn passed on to the recognizer before the rest is left out."""
 
 
 @dataclass
@@ -87,6 +89,7 @@ class CallSession:
         self._listen: Listen | None = None
         self._listen_deadline_ms = 0.0
         self._recognition: TurnRecognition | None = None
+        self._silence_fed_ms = 0.0
         self._digits = ""
         self._digit_deadline_ms = 0.0
         self._keys: deque[str] = deque()
@@ -139,8 +142,7 @@ class CallSession:
         end_ms = caller.timestamp_ms + caller.duration_ms
         while (frame := self._inbound_buf.pop(end_ms - len(self._inbound_buf) * 1000.0 / INTERNAL_RATE_HZ)):
             events = self._turns.process(frame)
-            if self._recognition is not None and self._recognition.result is None and self._turns.in_speech:
-                self._recognition.feed(frame.pcm)
+            self._feed_recognition(frame)
             for event in events:
                 if isinstance(event, SpeechStarted):
                     self._on_speech_started(event)
@@ -148,6 +150,19 @@ class CallSession:
                     self._on_turn_ended(event)
                 elif isinstance(event, SpeechDropped):
                     self._on_speech_dropped(event)
+
+    def _feed_recognition(self, frame: Frame) -> None:
+        """Speech frames of the turn go to the recognizer; long silences inside or after it don't
+        (Whisper invents words in trailing silence)."""
+        if self._recognition is None or self._recognition.result is not None or not self._turns.in_speech:
+            return
+        if self._turns.last_probability >= self._turns.config.threshold:
+            self._silence_fed_ms = 0.0
+        else:
+            self._silence_fed_ms += frame.duration_ms
+            if self._silence_fed_ms > MAX_SILENCE_TO_ASR_MS:
+                return
+        self._recognition.feed(frame.pcm)
 
     def _speaking(self) -> bool:
         return self._speech is not None or len(self._out) > 0
@@ -229,10 +244,10 @@ class CallSession:
             for partial in rec.take_partials():
                 self.log.emit("asr_partial", text=partial.text)
             if rec.result is not None:
-                results = rec.result.poll()
+                rec.received.extend(rec.result.poll())
                 if rec.result.finished:
                     self._recognition = None
-                    self._on_recognized(results[0] if results else None, rec.result.error)
+                    self._on_recognized(rec.received[0] if rec.received else None, rec.result.error)
 
     def _on_recognized(self, result: Transcript | None, error: BaseException | None) -> None:
         line = self.transcript[-1] if self.transcript and self.transcript[-1].speaker == "caller" else None

@@ -35,7 +35,7 @@ class CallerTurn:
     dtmf: str = ""
     silence_ms: int = 0
     hangup: bool = False
-    gap_ms: int = 600
+    gap_ms: int = 1000
     """Quiet after the agent's prompt before this turn starts."""
     barge_in_after_ms: int | None = None
     """Start this many ms after the agent starts talking, interrupting it."""
