@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--calls", type=int, default=10, help="simulated calls for voice-to-voice latency")
     bench.add_argument("--vosk-model", help="a Vosk model directory to add a Vosk row (English data)")
     bench.set_defaults(func=cmd_bench)
+    from ivr.transcribe.cli import register
+    register(sub)
     return parser
 
 
