@@ -31,7 +31,6 @@ class Services:
     def load(cls, config: AgentConfig, prewarm: bool = True) -> Services:
         """Load the flow first (cheap, catches mistakes early), then the models, then warm them up."""
         from asr.factory import load_recognizer
-
         from dialog.flow import load_default_flow, load_flow
         from tts.factory import load_synthesizer
 

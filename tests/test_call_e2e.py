@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from asr.factory import load_recognizer
 
+from asr.factory import load_recognizer
 from ivr.audiofile import read_audio
 from ivr.config import AgentConfig
 from ivr.services import Services

@@ -1,0 +1,1 @@
+"""Call flows shipped with the agent (YAML data)."""
