@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
     from ivr.transcribe.cli import register
     register(sub)
+    from telephony.sip.cli import register as register_sip
+    register_sip(sub)
     return parser
 
 

@@ -1,0 +1,137 @@
+"""The pjsua2 library on its own thread: start-up, transports, codecs, and a queue of work for it.
+
+pjsua2 runs with no worker threads of its own (uaConfig.threadCnt = 0): one Python thread creates the
+library, polls it (libHandleEvents) and destroys it, so every SIP callback runs on that thread. Other
+threads never call pjsua2; they `post()` a function that the SIP thread runs between polls. The media
+clock (the null sound device's thread) is pjmedia's own and only touches media ports.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+import pjsua2 as pj
+
+from telephony.sip.config import SipConfig
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 10
+CODEC_PRIORITY = {"PCMU/8000/1": 255, "PCMA/8000/1": 254, "G722/16000/1": 253, "telephone-event": 0}
+"""Codecs offered and accepted, best first; every other codec is disabled (priority 0)."""
+
+
+class SipEndpoint:
+    """Starts pjsua2 on a dedicated thread and runs posted work there."""
+
+    def __init__(self, config: SipConfig, on_started: Callable[[pj.Endpoint], None],
+                 on_stopping: Callable[[], None], on_poll: Callable[[], None] | None = None) -> None:
+        self.config = config
+        self._on_started = on_started
+        self._on_stopping = on_stopping
+        self._on_poll = on_poll
+        self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="sip", daemon=True)
+        self.ep: pj.Endpoint | None = None
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            raise RuntimeError("the SIP endpoint did not start in time")
+        if self._error is not None:
+            raise self._error
+
+    def post(self, fn: Callable[[], None]) -> None:
+        """Run fn on the SIP thread (the only thread that calls pjsua2)."""
+        self._work.put(fn)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    # ---- the SIP thread ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            ep = self._create()
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._ready.set()
+            return
+        self.ep = ep
+        try:
+            self._on_started(ep)
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            ep.libDestroy()
+            return
+        self._ready.set()
+        while not self._stop.is_set():
+            ep.libHandleEvents(POLL_MS)
+            self._run_posted()
+            if self._on_poll is not None:
+                self._on_poll()
+        try:
+            self._on_stopping()
+            for _ in range(50):  # let BYEs and their answers go out
+                ep.libHandleEvents(POLL_MS)
+                self._run_posted()
+                if self._on_poll is not None:
+                    self._on_poll()
+        finally:
+            ep.libDestroy()
+            self.ep = None
+
+    def _run_posted(self) -> None:
+        while True:
+            try:
+                fn = self._work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                fn()
+            except Exception:
+                log.exception("SIP thread: posted work failed")
+
+    def _create(self) -> pj.Endpoint:
+        cfg = self.config
+        ep = pj.Endpoint()
+        ep.libCreate()
+        ep_cfg = pj.EpConfig()
+        ep_cfg.uaConfig.threadCnt = 0
+        ep_cfg.uaConfig.mainThreadOnly = False
+        ep_cfg.uaConfig.maxCalls = max(cfg.max_calls + 4, 4)  # room to answer 503 above the limit
+        ep_cfg.uaConfig.userAgent = cfg.user_agent
+        ep_cfg.logConfig.level = cfg.pjsip_log_level
+        ep_cfg.logConfig.consoleLevel = cfg.pjsip_log_level
+        med = ep_cfg.medConfig
+        med.clockRate = 8000
+        med.sndClockRate = 8000
+        med.audioFramePtime = 20
+        med.ptime = 20
+        med.noVad = True  # keep sending RTP through the agent's silences
+        med.ecTailLen = 0
+        med.threadCnt = 1
+        ep.libInit(ep_cfg)
+        tp = pj.TransportConfig()
+        tp.boundAddress = cfg.bind
+        tp.port = cfg.port
+        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tp)
+        ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, tp)
+        ep.libStart()
+        ep.audDevManager().setNullDev()
+        for codec in ep.codecEnum2():
+            ep.codecSetPriority(codec.codecId, CODEC_PRIORITY.get(codec.codecId, 0))
+        log.info("SIP listening on %s:%d (UDP, TCP)", cfg.bind, cfg.port)
+        return ep

@@ -1,0 +1,84 @@
+"""A pjsua2 audio media port that turns the conference bridge's 20 ms frames into PCM16 bytes.
+
+The bridge's clock thread calls onFrameReceived (the caller's audio) and onFrameRequested (what the
+caller hears) every 20 ms. The callbacks only move buffers between deques: no model, no numpy, no
+disk. The call's runner thread blocks on `read()` (so the media clock paces it) and feeds `write()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+
+import pjsua2 as pj
+
+from ivr.frame import BYTES_PER_SAMPLE, FRAME_MS, samples_per_frame
+
+log = logging.getLogger(__name__)
+
+LINE_RATE_HZ = 8000
+FRAME_BYTES = BYTES_PER_SAMPLE * samples_per_frame(LINE_RATE_HZ, FRAME_MS)
+MAX_QUEUED_FRAMES = 50
+"""Frames kept in each direction at most (1 s); older ones are dropped if the other side stalls."""
+
+
+def audio_format(rate_hz: int = LINE_RATE_HZ) -> pj.MediaFormatAudio:
+    fmt = pj.MediaFormatAudio()
+    fmt.init(pj.PJMEDIA_FORMAT_PCM, rate_hz, 1, FRAME_MS * 1000, 16)
+    return fmt
+
+
+class CallMediaPort(pj.AudioMediaPort):
+    """Caller audio in, agent audio out, as 20 ms PCM16 frames at 8 kHz."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._inbound: deque[pj.ByteVector | None] = deque(maxlen=MAX_QUEUED_FRAMES)
+        self._outbound: deque[pj.ByteVector] = deque(maxlen=MAX_QUEUED_FRAMES)
+        self._arrived = threading.Condition()
+        self._silence = pj.ByteVector(bytes(FRAME_BYTES))
+        self.frames_received = 0
+        self.frames_sent = 0
+
+    # ---- pjmedia clock thread ---------------------------------------------------------------------
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802 (pjsua2 name)
+        try:
+            data = pj.ByteVector(frame.buf) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size else None
+            with self._arrived:
+                self._inbound.append(data)
+                self.frames_received += 1
+                self._arrived.notify()
+        except Exception:  # an exception escaping a pjsua2 callback kills the process
+            log.exception("media port: receiving a frame failed")
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802 (pjsua2 name)
+        try:
+            data = self._outbound.popleft() if self._outbound else self._silence
+            frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+            frame.buf = data
+            frame.size = FRAME_BYTES
+            self.frames_sent += 1
+        except Exception:
+            log.exception("media port: sending a frame failed")
+
+    # ---- the call's runner thread -----------------------------------------------------------------
+
+    def read(self, timeout_s: float) -> tuple[bool, bytes | None]:
+        """(arrived, pcm): waits for the next caller frame; pcm is None for a frame without audio."""
+        with self._arrived:
+            if not self._inbound and not self._arrived.wait(timeout_s):
+                return False, None
+            data = self._inbound.popleft() if self._inbound else None
+        if data is None:
+            return True, None
+        pcm = bytes(data)  # ~0.2 ms for 320 bytes through SWIG: done here, not on the media clock
+        return True, pcm if len(pcm) == FRAME_BYTES else None
+
+    def write(self, pcm: bytes) -> None:
+        self._outbound.append(pj.ByteVector(pcm))
+
+    @property
+    def queued_out(self) -> int:
+        return len(self._outbound)
