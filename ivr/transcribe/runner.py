@@ -14,7 +14,7 @@ from ivr.transcribe.executors import run_dask, run_inline
 from ivr.transcribe.formats import render
 from ivr.transcribe.inputs import InputFile, discover
 from ivr.transcribe.progress import Progress, Summary
-from ivr.transcribe.store import OutputStore, atomic_write
+from ivr.transcribe.store import OutputStore, atomic_write, remove_stale_temp_files
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> Summary:
     settings = {k: v for k, v in asdict(config.engine).items() if k not in ("model_path", "cpu_threads")}
     settings["model"] = config.model_name
     store = OutputStore(config.out_dir, config.formats, settings)
+    if remove_stale_temp_files(config.out_dir):
+        log.info("removed temporary files left by an interrupted run")
     summary = Summary(total=len(items))
     to_do: list[InputFile] = []
     for item in items:

@@ -73,6 +73,18 @@ class OutputStore:
             return 0.0
 
 
+def remove_stale_temp_files(out_dir: Path) -> int:
+    """Delete temporary files a killed job left behind (ours only: `.NAME.*.tmp`). Do not run two
+    jobs into the same --out at once."""
+    removed = 0
+    if out_dir.is_dir():
+        for tmp in out_dir.rglob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed += 1
+    return removed
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, fsync, then rename over it."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,118 @@
+"""Batch transcription pieces without a model: inputs, formats, done markers, the CLI's refusals."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from asr.base import Word
+from ivr.errors import IvrError
+from ivr.transcribe.engine import FileResult, Segment, split_words
+from ivr.transcribe.formats import parse_formats, to_srt, to_vtt
+from ivr.transcribe.inputs import discover
+from ivr.transcribe.store import OutputStore, atomic_write, remove_stale_temp_files
+
+SRT_TIME = r"\d\d:\d\d:\d\d,\d\d\d --> \d\d:\d\d:\d\d,\d\d\d"
+VTT_TIME = r"\d\d:\d\d:\d\d\.\d\d\d --> \d\d:\d\d:\d\d\.\d\d\d"
+
+
+def check_srt(text: str) -> int:
+    """Numbered cues 1..n, each 'start --> end' with start < end, then text, blank-line separated."""
+    blocks = [b for b in text.strip("\n").split("\n\n") if b]
+    for n, block in enumerate(blocks, 1):
+        lines = block.split("\n")
+        assert lines[0] == str(n)
+        assert re.fullmatch(SRT_TIME, lines[1]), lines[1]
+        start, end = lines[1].split(" --> ")
+        assert start < end
+        assert lines[2].strip()
+    return len(blocks)
+
+
+def check_vtt(text: str) -> int:
+    assert text.startswith("WEBVTT\n\n")
+    blocks = [b for b in text.split("\n\n")[1:] if b.strip()]
+    for block in blocks:
+        lines = block.strip("\n").split("\n")
+        assert re.fullmatch(VTT_TIME, lines[0]), lines[0]
+        start, end = lines[0].split(" --> ")
+        assert start < end
+        assert lines[1].strip() and "-->" not in lines[1]
+    return len(blocks)
+
+
+def _result() -> FileResult:
+    w = (Word("Hello", 0.0, 0.4, 0.9), Word("there.", 0.4, 0.8, 0.8))
+    return FileResult("a.wav", 3725.5, "en", (
+        Segment(0.0, 0.8, "Hello there.", 0.85, w, "caller"),
+        Segment(3723.25, 3723.25, "Bye --> now", 0.5, (), "agent")))
+
+
+def test_srt_and_vtt_are_well_formed_with_hours_and_speakers():
+    srt, vtt = to_srt(_result()), to_vtt(_result())
+    assert check_srt(srt) == 2 and check_vtt(vtt) == 2
+    assert "01:02:03,250 --> 01:02:03,251" in srt and "caller: Hello there." in srt
+    assert "01:02:03.250 --> 01:02:03.251" in vtt
+
+
+def test_formats_are_checked():
+    assert parse_formats("jsonl, SRT,srt") == ("jsonl", "srt")
+    with pytest.raises(ValueError, match="docx"):
+        parse_formats("jsonl,docx")
+
+
+def test_words_are_cut_into_segments_at_sentence_ends_and_pauses():
+    words = [Word("Press", 0, 0.3, 1), Word("one.", 0.3, 0.6, 1), Word("Or", 0.7, 0.8, 1),
+             Word("two", 0.8, 1.0, 1), Word("later", 2.5, 2.9, 1)]
+    assert [[w.text for w in g] for g in split_words(words)] == [["Press", "one."], ["Or", "two"], ["later"]]
+
+
+def test_discover_walks_folders_and_names_outputs(tmp_path):
+    (tmp_path / "calls" / "2024").mkdir(parents=True)
+    for name in ("calls/a.wav", "calls/a.flac", "calls/2024/b.MP3", "calls/notes.txt", "calls/.hidden.wav"):
+        (tmp_path / name).write_bytes(b"x")
+    found = {f.output_stem for f in discover([tmp_path / "calls"])}
+    assert found == {"a.wav", "a.flac", "2024/b"}
+    with pytest.raises(IvrError, match="no such file"):
+        discover([tmp_path / "missing"])
+
+
+def test_done_marker_needs_same_input_settings_and_complete_outputs(tmp_path):
+    (tmp_path / "in").mkdir()
+    src = tmp_path / "in" / "x.wav"
+    src.write_bytes(b"abc")
+    item = discover([src])[0]
+    store = OutputStore(tmp_path / "out", ("jsonl", "txt"), {"model": "tiny.en"})
+    assert not store.is_done(item)
+    store.write(item, {"jsonl": "{}\n", "txt": "hi\n"}, 1.0)
+    assert store.is_done(item)
+    assert not OutputStore(tmp_path / "out", ("jsonl", "txt"), {"model": "other"}).is_done(item)
+    assert not OutputStore(tmp_path / "out", ("jsonl", "srt"), {"model": "tiny.en"}).is_done(item)
+    (tmp_path / "out" / "x.txt").write_text("h")  # truncated output
+    assert not store.is_done(item)
+    store.write(item, {"jsonl": "{}\n", "txt": "hi\n"}, 1.0)
+    src.write_bytes(b"abcd")  # the recording changed
+    assert not store.is_done(discover([src])[0])
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    atomic_write(tmp_path / "d" / "f.txt", b"1")
+    (tmp_path / "d" / ".f.txt.abc.tmp").write_bytes(b"half")  # as a killed job leaves it
+    assert remove_stale_temp_files(tmp_path) == 1
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["f.txt"]
+
+
+def test_diarize_is_refused_clearly(tmp_path, capsys):
+    from ivr.cli import main
+
+    assert main(["transcribe", str(tmp_path), "--out", str(tmp_path / "o"), "--diarize"]) == 1
+    assert "not available yet" in capsys.readouterr().err
+
+
+def test_help_states_exit_status(capsys):
+    from ivr.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["transcribe", "--help"])
+    assert "1 some files failed" in capsys.readouterr().out
