@@ -1,0 +1,122 @@
+"""Drives sipp as the caller: fills in a scenario, runs it, and listens for the agent's RTP.
+
+sipp sends the pcap's RTP from the port in its own SDP ([media_port+4] in our scenarios), and sipp
+itself binds only media_port and media_port+2 (its echo ports). The caller-side `RtpListener`
+binds media_port+4: the agent sends there (also after pjsip latches onto the packets' source), so
+the test hears exactly what the caller hears.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from telephony.g711 import mulaw_decode
+
+HERE = Path(__file__).resolve().parent
+SIPP = shutil.which("sipp")
+RTP_OFFSET = 4
+
+
+def free_udp_port(even: bool = False) -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if not even or port % 2 == 0:
+            return port
+
+
+def free_media_base() -> int:
+    """A base port with base..base+5 free (sipp echo ports and our RTP listener)."""
+    for _ in range(200):
+        base = free_udp_port(even=True)
+        socks = []
+        try:
+            for offset in range(6):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free media port range")
+
+
+def render(template: str, out: Path, **values: object) -> Path:
+    text = (HERE / template).read_text(encoding="utf-8")
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", str(value))
+    assert "{{" not in text, f"unfilled placeholder in {template}"
+    out.write_text(text, encoding="utf-8")
+    return out
+
+
+@dataclass
+class RtpListener:
+    """The caller's RTP endpoint: keeps what the agent sends (PCMU), with arrival times."""
+
+    port: int
+    packets: list[tuple[float, int, int, bytes]] = field(default_factory=list)  # time, seq, pt, payload
+
+    def __post_init__(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind(("127.0.0.1", self.port))
+        self._sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, _ = self._sock.recvfrom(4096)
+            except OSError:
+                continue
+            if len(data) > 12 and data[0] >> 6 == 2:
+                self.packets.append((time.monotonic(), int.from_bytes(data[2:4], "big"), data[1] & 0x7F,
+                                     data[12:]))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._sock.close()
+
+    def audio(self) -> np.ndarray:
+        """What the caller heard, as int16 8 kHz samples in arrival order."""
+        payloads = [p for _, _, pt, p in self.packets if pt == 0]
+        return mulaw_decode(b"".join(payloads)) if payloads else np.zeros(0, np.int16)
+
+    def speech_onsets(self, threshold: float = 500.0) -> list[float]:
+        """Arrival times of packets whose RMS crosses threshold after at least 300 ms below it."""
+        onsets, quiet = [], 15
+        for t, _, pt, payload in self.packets:
+            if pt != 0:
+                continue
+            rms = float(np.sqrt(np.mean(mulaw_decode(payload).astype(np.float64) ** 2)))
+            if rms >= threshold:
+                if quiet >= 15:
+                    onsets.append(t)
+                quiet = 0
+            else:
+                quiet += 1
+        return onsets
+
+
+def start_sipp(scenario: Path, server_port: int, sip_port: int, media_base: int, log_dir: Path
+               ) -> subprocess.Popen[bytes]:
+    assert SIPP is not None
+    cmd = [SIPP, "-sf", str(scenario), f"127.0.0.1:{server_port}", "-m", "1", "-i", "127.0.0.1",
+           "-p", str(sip_port), "-mi", "127.0.0.1", "-mp", str(media_base), "-nostdin",
+           "-timeout", "90s", "-trace_err", "-trace_screen"]
+    return subprocess.Popen(cmd, cwd=log_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -1,0 +1,211 @@
+"""`ivr serve` answering real SIP calls from sipp over loopback, with RTP both ways.
+
+Two calls run at once against one server:
+- a speaking caller: hears the greeting (ASR on what reached the caller finds it), asks for the
+  balance, hears the answer, says it is done, and the agent hangs up (BYE from the agent);
+- a keying caller: presses 1 with RFC 4733 (-> node balance) and 3 with SIP INFO (-> node hours),
+  then hangs up (BYE from the caller).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.sip.rtp_pcap import CallerTrack
+from tests.sip.sipp import RTP_OFFSET, SIPP, RtpListener, free_media_base, free_udp_port, render, start_sipp
+
+pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = 120
+CALL_TIMEOUT_S = 90
+GREETING_S = 8.0      # the greeting (~6 s) and the start of the menu, heard before the caller acts
+
+
+def _say(text: str) -> np.ndarray:
+    from ivr.resample import resample
+    from tts.factory import load_synthesizer
+
+    audio = load_synthesizer("piper", "").synthesize(text)
+    return resample(audio.samples, audio.sample_rate_hz, 8000)
+
+
+def _start_server(out_dir: Path, port: int) -> subprocess.Popen[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ivr", "serve", "--port", str(port), "--out", str(out_dir),
+                             "--rtp-port", str(free_udp_port(even=True))],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if "listening on sip:" in line:
+            os.set_blocking(proc.stdout.fileno(), False)
+            return proc
+    proc.kill()
+    raise AssertionError(f"ivr serve did not start: {proc.stdout.read() if proc.stdout else ''}")
+
+
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _events(call_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (call_dir / "events.jsonl").read_text().splitlines()]
+
+
+def _words(samples: np.ndarray) -> str:
+    from asr.whisper import WhisperRecognizer
+
+    return re.sub(r"[^a-z ]", " ", WhisperRecognizer().transcribe(samples, 8000).text.lower())
+
+
+@pytest.fixture(scope="module")
+def calls(tmp_path_factory):
+    if SIPP is None:
+        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
+    work = tmp_path_factory.mktemp("sip")
+    # the speaking caller
+    talk = CallerTrack(ssrc=0x11111111)
+    talk.silence(GREETING_S)
+    talk.audio(_say("Hi, what is my account balance?"))
+    question_end_s = talk.time_s
+    talk.silence(9.0)
+    talk.audio(_say("No, that's all, thank you."))
+    talk.silence(8.0)
+    talk.write_pcap(work / "talk.pcap")
+    # the keying caller
+    keys = CallerTrack(ssrc=0x22222222)
+    keys.silence(GREETING_S)
+    keys.key("1")
+    keys.silence(14.0)
+    keys.write_pcap(work / "keys.pcap")
+
+    port = free_udp_port()
+    server = _start_server(work / "calls", port)
+    listeners: list[RtpListener] = []
+    sipps: list[subprocess.Popen] = []
+    try:
+        runs = {}
+        for name, template, values in (
+            ("talk", "agent_hangs_up.xml", {"PCAP": work / "talk.pcap", "BYE_TIMEOUT_MS": 60000}),
+            ("keys", "caller_hangs_up.xml", {"PCAP": work / "keys.pcap", "INFO_AFTER_MS": 13000,
+                                             "INFO_KEY": 3, "BYE_AFTER_MS": 4000}),
+        ):
+            base = free_media_base()
+            listener = RtpListener(base + RTP_OFFSET)
+            listeners.append(listener)
+            log_dir = work / name
+            log_dir.mkdir()
+            scenario = render(template, log_dir / template, **values)
+            proc = start_sipp(scenario, port, free_udp_port(), base, log_dir)
+            sipps.append(proc)
+            runs[name] = (proc, listener, log_dir)
+        results = {}
+        for name, (proc, listener, log_dir) in runs.items():
+            try:
+                _, err = proc.communicate(timeout=CALL_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+            time.sleep(0.5)
+            results[name] = {"rc": proc.returncode, "err": err.decode(errors="replace"), "listener": listener,
+                             "log_dir": log_dir}
+        time.sleep(1.0)  # the server writes sip.json once the session has closed
+    finally:
+        for proc in sipps:
+            if proc.poll() is None:
+                proc.kill()
+        _stop(server)
+        for listener in listeners:
+            listener.close()
+    call_dirs = sorted(p for p in (work / "calls").iterdir() if p.is_dir())
+    by_sip_id = {}
+    for d in call_dirs:
+        meta = json.loads((d / "sip.json").read_text())
+        by_sip_id[meta["sip_call_id"]] = d
+    for name, result in results.items():
+        matches = [d for sid, d in by_sip_id.items() if name == _which(result["log_dir"], sid)]
+        result["call_dir"] = matches[0] if matches else None
+    results["question_end_s"] = question_end_s
+    results["server_rc"] = server.returncode
+    return results
+
+
+def _which(log_dir: Path, sip_call_id: str) -> str:
+    """sipp's Call-IDs look like 1-PID@ip: match them through the screen log name's PID."""
+    pid = sip_call_id.split("-", 1)[1].split("@")[0]
+    return log_dir.name if any(pid in p.name for p in log_dir.iterdir()) else ""
+
+
+def _check_sipp(result: dict) -> None:
+    errors = "".join(p.read_text(errors="replace") for p in result["log_dir"].glob("*_errors.log"))
+    assert result["rc"] == 0, f"sipp failed (rc {result['rc']}): {result['err'][-500:]} {errors[-1500:]}"
+
+
+def test_agent_answers_and_the_caller_hears_the_greeting(calls):
+    talk = calls["talk"]
+    _check_sipp(talk)
+    heard = talk["listener"].audio()
+    assert heard.size > 8000 * 10, "the caller received less than 10 s of audio from the agent"
+    greeting = _words(heard[: 8000 * 6])
+    assert "welcome" in greeting or "bank" in greeting, greeting
+
+
+def test_spoken_request_is_recognized_answered_by_voice_and_agent_hangs_up(calls):
+    talk = calls["talk"]
+    _check_sipp(talk)  # the scenario ends with the agent's BYE answered by 200
+    events = _events(talk["call_dir"])
+    nodes = [e["node"] for e in events if e["type"] == "dialog"]
+    assert "balance" in nodes and "goodbye" in nodes, nodes
+    heard = talk["listener"].audio()
+    answer = _words(heard[int(8000 * calls["question_end_s"]): int(8000 * (calls["question_end_s"] + 8))])
+    assert "balance" in answer or "dollars" in answer, answer
+    meta = json.loads((talk["call_dir"] / "sip.json").read_text())
+    assert meta["outcome"] == "completed"
+    # voice to voice, seen from the caller: end of the question (its place in the caller's stream,
+    # counted from the agent's first packet) to the first agent packet with speech after it
+    listener = talk["listener"]
+    t0 = listener.packets[0][0]
+    question_end = t0 + calls["question_end_s"]
+    replies = [t for t in listener.speech_onsets() if t > question_end]
+    assert replies, "no agent speech after the question"
+    latency_ms = (replies[0] - question_end) * 1000
+    print(f"voice-to-voice from the caller side: {latency_ms:.0f} ms (session: {meta['voice_to_voice_ms']})")
+    assert latency_ms < 3000
+    assert meta["caller"].startswith("h:") and "caller@" not in json.dumps(meta)
+
+
+def test_dtmf_rfc4733_and_sip_info_reach_the_dialog(calls):
+    keys = calls["keys"]
+    _check_sipp(keys)
+    events = _events(keys["call_dir"])
+    methods = [e["method"] for e in events if e["type"] == "dtmf_received"]
+    assert methods == ["rfc4733", "sip-info"], methods
+    nodes = [e["node"] for e in events if e["type"] == "dialog" and e["event"] == "DigitsEntered"]
+    assert nodes == ["balance", "hours"], nodes
+    assert all(e.get("digit") == "*" for e in events if e["type"] == "dtmf"), "digits must not be logged"
+    meta = json.loads((keys["call_dir"] / "sip.json").read_text())
+    assert meta["outcome"] == "caller-hangup"
+
+
+def test_server_stops_cleanly_on_sigterm(calls):
+    assert calls["server_rc"] == 0
