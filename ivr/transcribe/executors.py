@@ -52,6 +52,8 @@ def run_dask(paths: list[str], options: EngineOptions, scheduler: str | None, wo
     except ImportError:
         raise IvrError("distributed transcription needs Dask: run `pip install 'dask[distributed]'` "
                        "(or `pip install 'ivr-agent[batch]'`)") from None
+    if not log.isEnabledFor(logging.INFO):  # Dask logs every connection at INFO; keep the progress readable
+        logging.getLogger("distributed").setLevel(logging.ERROR)
     with ExitStack() as stack:
         if scheduler:
             try:
