@@ -40,10 +40,10 @@ def _say(text: str) -> np.ndarray:
     return resample(audio.samples, audio.sample_rate_hz, 8000)
 
 
-def _start_server(out_dir: Path, port: int) -> subprocess.Popen[str]:
+def _start_server(out_dir: Path, port: int, extra: list[str] | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "ivr", "serve", "--port", str(port), "--out", str(out_dir),
-                             "--rtp-port", str(free_udp_port(even=True))],
+                             "--rtp-port", str(free_udp_port(even=True)), *(extra or [])],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + START_TIMEOUT_S
     assert proc.stdout is not None

@@ -1,0 +1,85 @@
+"""`ivr serve` under abuse: garbage UDP and malformed INVITEs, then a call above the call limit (503)."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import time
+
+import pytest
+
+from tests.sip.rtp_pcap import CallerTrack
+from tests.sip.sipp import RTP_OFFSET, SIPP, RtpListener, free_media_base, free_udp_port, render, start_sipp
+from tests.test_sip_call import _start_server, _stop
+
+pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
+
+MALFORMED = [
+    b"INVITE sip:ivr@127.0.0.1 SIP/2.0\r\n\r\n",
+    b"INVITE  SIP/2.0\r\nVia: nonsense\r\nContent-Length: 99999\r\n\r\nv=0",
+    b"INVITE sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\n"
+    b"To: <sip:ivr@127.0.0.1>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n"
+    b"Content-Length: 12\r\n\r\nm=audio x y\r\n",
+    b"SIP/2.0 200 OK\r\n\r\n",
+    b"\x00" * 1400,
+]
+
+
+def _garbage(port: int) -> None:
+    rng = random.Random(7)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _ in range(200):
+            s.sendto(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 1200))), ("127.0.0.1", port))
+        for msg in MALFORMED:
+            s.sendto(msg, ("127.0.0.1", port))
+
+
+def _run(proc: subprocess.Popen, timeout_s: float) -> int:
+    try:
+        proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+    return proc.returncode
+
+
+def test_garbage_then_good_call_then_503_above_the_limit(tmp_path):
+    if SIPP is None:
+        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
+    track = CallerTrack()
+    track.silence(8.0)
+    track.write_pcap(tmp_path / "quiet.pcap")
+    port = free_udp_port()
+    server = _start_server(tmp_path / "calls", port, ["--max-calls", "1"])
+    procs: list[subprocess.Popen] = []
+    listener = None
+    try:
+        _garbage(port)
+        time.sleep(0.5)
+        assert server.poll() is None, "the agent died on garbage input"
+        base = free_media_base()
+        listener = RtpListener(base + RTP_OFFSET)
+        (tmp_path / "good").mkdir()
+        good = start_sipp(render("caller_hangs_up.xml", tmp_path / "good" / "s.xml", PCAP=tmp_path / "quiet.pcap",
+                                 INFO_AFTER_MS=3000, INFO_KEY=1, BYE_AFTER_MS=3000), port, free_udp_port(), base,
+                          tmp_path / "good")
+        procs.append(good)
+        time.sleep(1.5)
+        (tmp_path / "over").mkdir()
+        over = start_sipp(render("expect_503.xml", tmp_path / "over" / "s.xml"), port, free_udp_port(),
+                          free_media_base(), tmp_path / "over")
+        procs.append(over)
+        assert _run(over, 30) == 0, "the call above the limit did not get 503 with Retry-After"
+        assert _run(good, 60) == 0, "the call within the limit failed"
+        assert listener.packets, "the answered call got no RTP"
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        _stop(server)
+        if listener is not None:
+            listener.close()
+    assert server.returncode == 0
+    assert os.listdir(tmp_path / "calls")
