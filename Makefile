@@ -1,12 +1,15 @@
 # Two commands for a fresh machine: `make run` and `make test` (see README.md).
 VENV ?= .venv
 
-.PHONY: setup run test bench lint
+.PHONY: setup run demo test bench lint
 
 setup:
 	scripts/setup.sh
 
 run: setup
+	$(VENV)/bin/ivr serve
+
+demo: setup
 	$(VENV)/bin/ivr call --script examples/balance.yaml --fast --out calls/demo
 
 test:
