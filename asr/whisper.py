@@ -6,6 +6,11 @@ concurrent decodes itself, so separate streams may finish from separate threads.
 
 Confidence of a transcript is the mean word probability (Whisper's per-word token probability);
 with no words it is 0.0.
+
+Phrase biasing (RecognitionOptions.phrases as faster-whisper `hotwords`) is off by default because it
+hurts tiny.en: with the bank flow's 46 menu keywords as hotwords, WER on 15 IVR prompts went from 2.5%
+to 6.7%, and spoken digits (FSDD) fell into loops ("one, one, one, ...", "bye bye, bye bye, ...").
+`bias_vocabulary=True` turns it on (for larger models); `capabilities` then says "hotwords".
 """
 
 from __future__ import annotations
@@ -29,8 +34,12 @@ WHISPER_RATE_HZ = 16000
 DEFAULT_BEAM_SIZE = 1
 """Greedy decoding. On 30 IVR prompts (8 kHz, 84 s) with tiny.en int8, 2 threads: beam 1 WER 4.1%,
 RTF 0.13; beam 5 WER 3.2%, RTF 0.16. Latency matters more on a shared 2-core box."""
-TEMPERATURES = (0.0, 0.4)
-"""Temperature fallback, shortened from Whisper's six steps to bound the worst-case decode time."""
+TEMPERATURES = (0.0,)
+"""Temperature 0 only, no sampling fallback: the fallback made results differ between runs on the same
+audio (and looped on short turns); a call should behave the same every time, in a bounded time."""
+MAX_TOKENS_PER_S = 8
+"""Cap on decoded tokens per second of audio (speech runs at 3-5): stops runaway repetition."""
+MIN_MAX_TOKENS = 16
 MAX_HOTWORDS_CHARS = 200
 """Whisper's prompt is limited; a long phrase list is cut to this many characters."""
 
@@ -41,7 +50,8 @@ class WhisperRecognizer(SpeechRecognizer):
                                    vocabulary_biasing="hotwords")
 
     def __init__(self, model: str = "tiny.en", compute_type: str = "int8", cpu_threads: int = 0,
-                 beam_size: int = DEFAULT_BEAM_SIZE, language: str = "en", bias_vocabulary: bool = False) -> None:
+                 beam_size: int = DEFAULT_BEAM_SIZE, language: str = "en",
+                 bias_vocabulary: bool = False) -> None:
         from models.registry import whisper_model_dir
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -65,6 +75,8 @@ class WhisperRecognizer(SpeechRecognizer):
         self.bias_vocabulary = bias_vocabulary
         """Pass expected phrases as hotwords. Off by default: on short 8 kHz answers tiny.en then invents
         words ("2 will be updated." for "two"; 10 of 12 spoken digits wrong, 0 of 12 without)."""
+        self.capabilities = AsrCapabilities(streaming=False, partials=False, sample_rates_hz=(WHISPER_RATE_HZ,),
+                                            vocabulary_biasing="hotwords" if bias_vocabulary else "")
 
     def stream(self, sample_rate_hz: int, options: RecognitionOptions | None = None) -> WhisperStream:
         if sample_rate_hz <= 0:
@@ -83,9 +95,11 @@ class WhisperRecognizer(SpeechRecognizer):
         language = options.language or self.language
         phrases = options.phrases if self.bias_vocabulary else ()
         hotwords = ", ".join(p.strip() for p in phrases if p.strip())[:MAX_HOTWORDS_CHARS] or None
+        max_tokens = MIN_MAX_TOKENS + int(MAX_TOKENS_PER_S * audio_16k.size / WHISPER_RATE_HZ)
         segments, info = self._model.transcribe(
             audio_16k, language=language or None, beam_size=self.beam_size, temperature=list(TEMPERATURES),
-            condition_on_previous_text=False, vad_filter=False, word_timestamps=True, hotwords=hotwords)
+            condition_on_previous_text=False, vad_filter=False, word_timestamps=True, hotwords=hotwords,
+            max_new_tokens=max_tokens)
         duration_s = audio_16k.size / WHISPER_RATE_HZ
         texts: list[str] = []
         words: list[Word] = []
