@@ -60,4 +60,5 @@ class Services:
         """One tiny inference per model, so the first caller does not pay for lazy initialisation."""
         silence = np.zeros(8000, dtype=np.int16)
         self.recognizer.transcribe(silence, 16000)
-        self.synthesizer.synthesize("Hello.")
+        voice = getattr(self.synthesizer, "inner", self.synthesizer)  # past the prompt cache, to the model
+        voice.synthesize("Hello.")
