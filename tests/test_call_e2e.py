@@ -107,3 +107,11 @@ def test_call_outputs_are_written(services, tmp_path):
     assert rec.duration_s * 1000 == pytest.approx(call.result.duration_ms, abs=40)
     text = (tmp_path / "transcript.txt").read_text()
     assert "caller:" in text and "agent:" in text
+
+
+def test_caller_hanging_up_ends_the_call(services, tmp_path):
+    call = simulate_call(services, [CallerTurn(say="What are your opening hours?"), CallerTurn(hangup=True)],
+                         out_dir=tmp_path)
+    assert "hours" in nodes(call)
+    assert call.result.outcome == "caller-hangup"
+    assert call.session.log.of_type("call_ended")[-1]["outcome"] == "caller-hangup"
