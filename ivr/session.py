@@ -414,6 +414,16 @@ class CallSession:
     def playing(self) -> bool:
         return self._speaking()
 
+    def announce(self, text: str) -> None:
+        """Say text after the dialog has ended (a transport's notice, e.g. that a transfer failed);
+        the transport keeps ticking while `playing`."""
+        self._start_speech([Say(text, barge_in=False)])
+
+    def record(self, caller: Frame, other: Frame) -> None:
+        """Record a frame pair the session did not produce (a human agent bridged in after the dialog)."""
+        if self._recorder is not None:
+            self._recorder.write(caller, other)
+
     def close(self) -> None:
         for work in self.pending_work():
             work.cancel()
