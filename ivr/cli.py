@@ -68,8 +68,13 @@ def cmd_call(args: argparse.Namespace) -> int:
                 read_audio(turn.wav)
     out_dir = Path(args.out) if args.out else Path("calls") / time.strftime("%Y%m%d-%H%M%S")
     services = Services.load(_config(args))
+    from ivr.store.hook import call_store_writer
+    store = call_store_writer(args)
+    listeners = [fn for fn in (None if args.quiet else _print_event, store) if fn is not None]
     call = simulate_call(services, turns=None if args.raw else turns, raw_wav=args.wav[0] if args.raw else None,
-                         out_dir=out_dir, fast=args.fast, listener=None if args.quiet else _print_event)
+                         out_dir=out_dir, fast=args.fast, listener=lambda e: [fn(e) for fn in listeners])
+    if store is not None:
+        store.finish(call.session.transcript, out_dir / "recording.wav")
     print(f"outputs in {out_dir}/: recording.wav (caller left, agent right), agent.wav, transcript.txt, "
           f"transcript.json, events.jsonl, summary.json")
     return 0 if call.result.outcome != "unfinished" else 1
@@ -107,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--raw", action="store_true",
                       help="play the one WAV from the first moment of the call, as a line recording")
     call.add_argument("-q", "--quiet", action="store_true", help="don't print the conversation")
+    call.add_argument("--no-store", action="store_true", help="don't write the call into the call store")
     _common_model_args(call)
     call.set_defaults(func=cmd_call)
 
@@ -122,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     register(sub)
     from telephony.sip.cli import register as register_sip
     register_sip(sub)
+    from ivr.store.cli import register as register_store
+    register_store(sub)
     return parser
 
 

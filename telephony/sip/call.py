@@ -118,6 +118,9 @@ class CallRunner(threading.Thread):
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.clock = WallClock()
         self.session = CallSession(services, self.clock, LINE_RATE_HZ, self.out_dir, call_id=call.id)
+        self.observers = list(getattr(call.server, "observers", ()))  # e.g. the call store
+        for observer in self.observers:
+            observer.call_started(self.session, call.getInfo().remoteUri)
         self._hung_up = threading.Event()
         self._keys: deque[tuple[str, str]] = deque()
         self.started_at = time.time()
@@ -159,6 +162,11 @@ class CallRunner(threading.Thread):
                 session.close()
             finally:
                 self._write_metadata()
+                for observer in self.observers:
+                    try:
+                        observer.call_closed(self.session, self.out_dir)
+                    except Exception:
+                        log.exception("call %s: observer failed", self.call.id)
                 self.finished.set()
 
     def _drain(self) -> None:

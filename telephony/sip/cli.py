@@ -38,6 +38,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                        max_calls=args.max_calls, pjsip_log_level=args.pjsip_log_level)
     services = Services.load(_config(args))
     server = SipServer(services, config)
+    from ivr.store.hook import SipStoreObserver, open_store_or_none
+    store = open_store_or_none()
+    if store is not None:
+        server.observers.append(SipStoreObserver(store))
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:

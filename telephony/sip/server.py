@@ -57,6 +57,8 @@ class SipServer:
         self._accepting = True
         self.calls_answered = 0
         self.calls_rejected = 0
+        self.observers: list[Any] = []
+        """Told of each call: call_started(session, remote_uri), call_closed(session, out_dir)."""
 
     # ---- control, from any thread --------------------------------------------------------------------
 

@@ -1,0 +1,81 @@
+"""`ivr store ...`: import call directories, erase a caller's data, apply retention."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ivr.errors import IvrError
+
+
+def add_store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", help="database URL (default $IVR_DB_URL or sqlite:///calls/ivr.db)")
+    p.add_argument("--data-dir", help="store files: encrypted recordings (default $IVR_DATA_DIR or calls/store)")
+
+
+def open_store(args: argparse.Namespace) -> Any:
+    from ivr.store import Store
+
+    return Store.open(getattr(args, "db", None), getattr(args, "data_dir", None))
+
+
+def register(subparsers: Any) -> None:
+    store = subparsers.add_parser("store", help="the call store: import calls, erase a caller, retention")
+    sub = store.add_subparsers(dest="store_command", required=True)
+
+    imp = sub.add_parser("import-dir", help="store call directories written by `ivr call` or `ivr serve`")
+    imp.add_argument("dirs", nargs="+", help="a call directory, or a directory of them (e.g. calls/)")
+    imp.add_argument("--caller", help="the caller's number for a single call directory (stored only hashed)")
+    add_store_args(imp)
+    imp.set_defaults(func=cmd_import_dir)
+
+    erase = sub.add_parser("erase", help="delete every call of a caller number, audio included (GDPR erasure)")
+    erase.add_argument("--caller", required=True, help="the caller's phone number or SIP URI")
+    add_store_args(erase)
+    erase.set_defaults(func=cmd_erase)
+
+    ret = sub.add_parser("retention", help="delete calls (and audio) older than N days")
+    ret.add_argument("--days", type=float, required=True, help="keep calls of the last N days")
+    add_store_args(ret)
+    ret.set_defaults(func=cmd_retention)
+
+
+def cmd_import_dir(args: argparse.Namespace) -> int:
+    from ivr.store.importer import find_call_dirs, import_call_dir
+
+    dirs = [d for root in args.dirs for d in find_call_dirs(Path(root))]
+    if not dirs:
+        raise IvrError(f"no call directories (with events.jsonl) under {', '.join(args.dirs)}")
+    if args.caller and len(dirs) > 1:
+        raise IvrError("--caller applies to one call directory; give exactly one")
+    store = open_store(args)
+    try:
+        for d in dirs:
+            call_id = import_call_dir(store, d, caller=args.caller)
+            print(f"stored {d} as call {call_id}")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    try:
+        count = store.erase_caller(args.caller)
+    finally:
+        store.close()
+    print(f"erased {count} call(s) of that caller, recordings included")
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    if args.days < 0:
+        raise IvrError("--days must be 0 or more")
+    store = open_store(args)
+    try:
+        count = store.apply_retention(args.days)
+    finally:
+        store.close()
+    print(f"deleted {count} call(s) older than {args.days:g} days")
+    return 0

@@ -1,0 +1,294 @@
+"""The call store: calls, turns, events and encrypted recordings in SQLite or PostgreSQL.
+
+One `Store` per process; it is thread-safe (SQLAlchemy's pooled engine). Texts arrive here already
+redacted (see ivr.store.writer); caller numbers never arrive in plain text at all, only as keyed hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, exists, func, select, update
+from sqlalchemy.engine import make_url
+
+from ivr.errors import IvrError
+from ivr.store import privacy, schema
+from ivr.store.config import StoreConfig
+from ivr.store.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+RECORDINGS_DIR = "recordings"
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """SQLite gives naive datetimes back: everything the store writes is UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise IvrError(f"database driver missing ({exc.name}): pip install 'ivr-agent[postgres]'") from None
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    """What the call list shows; every field optional."""
+
+    date_from: date | None = None
+    date_to: date | None = None
+    outcome: str | None = None
+    intent: str | None = None
+    emotion: str | None = None
+    escalated: bool | None = None
+    caller: str | None = None  # a phone number (matched by hash) or its last two digits
+    text: str | None = None  # words from the transcript
+    active: bool | None = None  # True: calls not ended yet
+    limit: int = 100
+    offset: int = 0
+
+
+class Store:
+    def __init__(self, config: StoreConfig, engine: Engine | None = None) -> None:
+        self.config = config
+        self.engine = engine or make_engine(config.db_url)
+        migrate(self.engine)
+        self._pepper: bytes | None = None
+
+    @classmethod
+    def open(cls, db_url: str | None = None, data_dir: str | Path | None = None) -> Store:
+        return cls(StoreConfig.from_env(db_url, data_dir))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    # ---- personal data ----------------------------------------------------------------------------
+
+    def _key(self) -> bytes:
+        return self.config.key()
+
+    def caller_hash(self, number: str) -> str:
+        if self._pepper is None:
+            self._pepper = privacy.derive_pepper(self._key())
+        return privacy.caller_hash(number, self._pepper)
+
+    def redact(self, text: str) -> str:
+        return privacy.redact_text(text) if self.config.redact else text
+
+    # ---- writing calls -----------------------------------------------------------------------------
+
+    def begin_call(self, conn: Connection, call_id: str, started_at: datetime, source: str,
+                   caller: str | None = None, sample_rate_hz: int | None = None) -> None:
+        """A new call row; a call with the same id is replaced (re-importing a directory is idempotent)."""
+        self._delete_calls(conn, [call_id])
+        conn.execute(schema.calls.insert().values(
+            id=call_id, source=source, started_at=started_at, escalated=False, sample_rate_hz=sample_rate_hz,
+            caller_hash=self.caller_hash(caller) if caller else None,
+            caller_tail=privacy.caller_tail(caller) if caller else None))
+
+    def set_caller(self, conn: Connection, call_id: str, caller: str) -> None:
+        conn.execute(update(schema.calls).where(schema.calls.c.id == call_id).values(
+            caller_hash=self.caller_hash(caller), caller_tail=privacy.caller_tail(caller)))
+
+    def attach_recording(self, conn: Connection, call_id: str, wav: Path, kind: str = "stereo") -> None:
+        """Copy a finished recording into the store, encrypted (AES-256-GCM bound to the call id)."""
+        plain = wav.read_bytes()
+        digest = hashlib.sha256(plain).hexdigest()
+        rel = Path(RECORDINGS_DIR) / f"{call_id}-{kind}.wav.enc"
+        target = self.config.data_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        blob = privacy.encrypt(plain, self._key(), call_id.encode())
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(blob)
+        os.replace(tmp, target)
+        conn.execute(delete(schema.recordings).where(and_(schema.recordings.c.call_id == call_id,
+                                                          schema.recordings.c.kind == kind)))
+        conn.execute(schema.recordings.insert().values(call_id=call_id, kind=kind, path=str(rel), sha256=digest,
+                                                       encrypted=True, size_bytes=len(blob)))
+
+    # ---- reading -----------------------------------------------------------------------------------
+
+    def list_calls(self, f: CallFilter) -> list[dict[str, Any]]:
+        c = schema.calls.c
+        query = select(schema.calls).order_by(c.started_at.desc()).limit(max(1, min(f.limit, 1000)))
+        query = query.offset(max(0, f.offset))
+        if f.date_from:
+            query = query.where(c.started_at >= datetime.combine(f.date_from, time.min, UTC))
+        if f.date_to:
+            query = query.where(c.started_at < datetime.combine(f.date_to + timedelta(days=1), time.min, UTC))
+        for column, value in ((c.outcome, f.outcome), (c.intent, f.intent), (c.emotion, f.emotion)):
+            if value:
+                query = query.where(column == value)
+        if f.escalated is not None:
+            query = query.where(c.escalated.is_(f.escalated))
+        if f.active is not None:
+            query = query.where(c.ended_at.is_(None) if f.active else c.ended_at.is_not(None))
+        if f.caller:
+            caller = f.caller.strip()
+            digits = "".join(ch for ch in caller if ch.isdigit())
+            if 0 < len(digits) <= 2 and len(caller) <= 2:
+                query = query.where(c.caller_tail == digits)
+            else:
+                query = query.where(c.caller_hash == self.caller_hash(caller))
+        if f.text and f.text.strip():
+            t = schema.turns.c
+            words = [w for w in f.text.split() if w][:8]
+            for word in words:
+                pattern = "%" + _like_escape(word) + "%"
+                query = query.where(exists(select(t.id).where(and_(
+                    t.call_id == c.id, t.text.ilike(pattern, escape="\\")))))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_call_dict(dict(r)) for r in rows]
+
+    def get_call(self, call_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(schema.calls).where(schema.calls.c.id == call_id)).mappings().first()
+            if row is None:
+                return None
+            call = _call_dict(dict(row))
+            call["turns"] = [dict(r) for r in conn.execute(
+                select(schema.turns).where(schema.turns.c.call_id == call_id).order_by(schema.turns.c.seq)
+            ).mappings()]
+            call["events"] = [{"t_ms": r["t_ms"], **(r["data"] or {}), "type": r["type"]} for r in conn.execute(
+                select(schema.events).where(schema.events.c.call_id == call_id).order_by(schema.events.c.seq)
+            ).mappings()]
+            call["recordings"] = [dict(r) for r in conn.execute(
+                select(schema.recordings).where(schema.recordings.c.call_id == call_id)).mappings()]
+        return call
+
+    def distinct_values(self, column: str) -> list[str]:
+        col = schema.calls.c[column]
+        with self.engine.connect() as conn:
+            return [v for v in conn.execute(select(col).distinct().where(col.is_not(None)).order_by(col)).scalars()]
+
+    def recording_path(self, call_id: str, kind: str = "stereo") -> tuple[Path, bool] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(schema.recordings).where(and_(
+                schema.recordings.c.call_id == call_id, schema.recordings.c.kind == kind))).mappings().first()
+        if row is None:
+            return None
+        return self.config.data_dir / row["path"], bool(row["encrypted"])
+
+    def read_recording(self, call_id: str, kind: str = "stereo") -> bytes | None:
+        """The plain WAV bytes (decrypted in memory; never written to disk in plain)."""
+        found = self.recording_path(call_id, kind)
+        if found is None or not found[0].exists():
+            return None
+        path, encrypted = found
+        blob = path.read_bytes()
+        return privacy.decrypt(blob, self._key(), call_id.encode()) if encrypted else blob
+
+    # ---- deleting ----------------------------------------------------------------------------------
+
+    def _delete_calls(self, conn: Connection, call_ids: list[str]) -> int:
+        if not call_ids:
+            return 0
+        for path in conn.execute(select(schema.recordings.c.path).where(
+                schema.recordings.c.call_id.in_(call_ids))).scalars():
+            file = self.config.data_dir / path
+            if file.exists():
+                _shred(file)
+        for table in (schema.recordings, schema.events, schema.turns):
+            conn.execute(delete(table).where(table.c.call_id.in_(call_ids)))
+        result = conn.execute(delete(schema.calls).where(schema.calls.c.id.in_(call_ids)))
+        return int(result.rowcount or 0)
+
+    def delete_calls(self, call_ids: list[str]) -> int:
+        with self.engine.begin() as conn:
+            return self._delete_calls(conn, call_ids)
+
+    def erase_caller(self, number: str, by: str = "cli") -> int:
+        """GDPR erasure: every call of this caller number, with its turns, events and recordings."""
+        digest = self.caller_hash(number)
+        with self.engine.begin() as conn:
+            ids = list(conn.execute(select(schema.calls.c.id).where(schema.calls.c.caller_hash == digest)).scalars())
+            count = self._delete_calls(conn, ids)
+            self._audit(conn, by, "erase-caller", None, f"{count} call(s)")
+        return count
+
+    def apply_retention(self, days: float, by: str = "retention") -> int:
+        """Delete calls (and their audio) that started more than `days` ago."""
+        cutoff = datetime.now(UTC) - timedelta(days=days)
+        with self.engine.begin() as conn:
+            ids = list(conn.execute(select(schema.calls.c.id).where(schema.calls.c.started_at < cutoff)).scalars())
+            count = self._delete_calls(conn, ids)
+            self._audit(conn, by, "retention", None, f"{count} call(s) older than {days:g} days")
+        return count
+
+    # ---- audit -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _audit(conn: Connection, user: str, action: str, call_id: str | None, detail: str | None = None) -> None:
+        conn.execute(schema.audit.insert().values(at=datetime.now(UTC), user_name=user, action=action,
+                                                  call_id=call_id, detail=detail))
+
+    def audit(self, user: str, action: str, call_id: str | None = None, detail: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            self._audit(conn, user, action, call_id, detail)
+
+    def audit_log(self, limit: int = 500, call_id: str | None = None) -> list[dict[str, Any]]:
+        query = select(schema.audit).order_by(schema.audit.c.id.desc()).limit(limit)
+        if call_id:
+            query = query.where(schema.audit.c.call_id == call_id)
+        with self.engine.connect() as conn:
+            return [{**dict(r), "at": utc(r["at"])} for r in conn.execute(query).mappings()]
+
+    def count_calls(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(schema.calls)).scalar_one())
+
+
+def _like_escape(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _call_dict(row: dict[str, Any]) -> dict[str, Any]:
+    row["started_at"] = utc(row.get("started_at"))
+    row["ended_at"] = utc(row.get("ended_at"))
+    return row
+
+
+def _shred(path: Path) -> None:
+    """Overwrite, then unlink (best effort on journaling file systems; the key is the real protection)."""
+    try:
+        size = path.stat().st_size
+        with path.open("r+b") as f:
+            f.write(b"\0" * size)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        log.warning("could not overwrite %s before deleting it: %s", path.name, exc)
+    path.unlink(missing_ok=True)
+

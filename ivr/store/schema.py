@@ -1,0 +1,119 @@
+"""The call store's tables (SQLAlchemy Core): the same schema on SQLite and PostgreSQL.
+
+Changes to these tables go in as a new step in ivr.store.migrations, never by editing a released one.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+calls = Table(
+    "calls", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("source", String(16), nullable=False, default="sim"),  # sim | sip | import
+    Column("started_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("ended_at", DateTime(timezone=True), nullable=True, index=True),
+    Column("caller_hash", String(64), nullable=True, index=True),  # keyed hash of the number
+    Column("caller_tail", String(4), nullable=True),  # last two digits, to tell callers apart
+    Column("outcome", String(32), nullable=True, index=True),
+    Column("reason", String(200), nullable=True),  # escalation / end reason
+    Column("transfer_target", String(200), nullable=True),
+    Column("escalated", Boolean, nullable=False, default=False),
+    Column("intent", String(80), nullable=True, index=True),  # last intent of the call
+    Column("emotion", String(32), nullable=True, index=True),  # last emotion of the caller
+    Column("node", String(80), nullable=True),  # current, then final, dialog node
+    Column("last_text", Text, nullable=True),  # last utterance (redacted), for the live view
+    Column("duration_ms", Float, nullable=True),
+    Column("sample_rate_hz", Integer, nullable=True),
+)
+
+turns = Table(
+    "turns", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(64), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("speaker", String(16), nullable=False),  # caller | agent
+    Column("start_ms", Float, nullable=False),
+    Column("end_ms", Float, nullable=True),
+    Column("text", Text, nullable=False, default=""),
+    Column("words", JSON, nullable=True),  # [{text, start_s, end_s, confidence}]
+    Column("confidence", Float, nullable=True),
+    Column("intent", String(80), nullable=True),
+    Column("slots", JSON, nullable=True),
+    Column("emotion", String(32), nullable=True),
+    Column("emotion_scores", JSON, nullable=True),  # {label: score}
+    Column("interrupted", Boolean, nullable=False, default=False),
+    Index("ix_turns_call_seq", "call_id", "seq"),
+)
+
+events = Table(
+    "events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(64), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("t_ms", Float, nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("data", JSON, nullable=False),
+    Index("ix_events_call_seq", "call_id", "seq"),
+)
+
+recordings = Table(
+    "recordings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(64), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False, default="stereo"),  # stereo: caller left, agent right
+    Column("path", Text, nullable=False),  # relative to the store's data dir
+    Column("sha256", String(64), nullable=False),  # of the plain WAV
+    Column("encrypted", Boolean, nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(80), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # admin | supervisor
+    Column("password_hash", String(256), nullable=False),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+web_sessions = Table(
+    "web_sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),  # sha256 of the cookie value
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+audit = Table(
+    "audit", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("user_name", String(80), nullable=False),
+    Column("action", String(40), nullable=False),  # open | listen | export | login | erase ...
+    Column("call_id", String(64), nullable=True, index=True),  # no foreign key: kept after erasure
+    Column("detail", Text, nullable=True),
+)
+
+schema_version = Table(
+    "schema_version", metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)

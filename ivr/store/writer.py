@@ -1,0 +1,224 @@
+"""Writes a call into the store as it happens, from the session's event log.
+
+`StoreWriter` is an EventLog listener: `session.log.subscribe(writer)`. The session's tick never
+waits for the database: events are queued and a writer thread applies them in small transactions.
+When the call is over, `finish()` adds what only exists afterwards (word timings from the
+transcript, the finished recording) and waits for everything to be written.
+
+Event to store:
+  call_started -> calls row          transcript -> caller turn (redacted)    say -> agent turn
+  prompt_finished / barge_in -> the agent turn's end                         dialog -> current node
+  emotion -> the caller turn's emotion and scores      any `intent` field -> the turn's and call's intent
+  call_ended -> outcome, reason, escalation, end time, duration              every event -> events row
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, update
+
+from ivr.store import privacy, schema
+from ivr.store.db import Store
+
+log = logging.getLogger(__name__)
+
+ESCALATED_OUTCOMES = ("transferred",)
+_STOP = object()
+
+
+def emotion_of(event: dict[str, Any]) -> tuple[str | None, dict[str, float] | None]:
+    """(label, scores) from an emotion event, whatever shape it has: label/emotion and/or scores."""
+    scores_raw = event.get("scores") or event.get("probabilities")
+    scores: dict[str, float] | None = None
+    if isinstance(scores_raw, dict):
+        scores = {str(k): float(v) for k, v in scores_raw.items() if isinstance(v, int | float)}
+    label = event.get("label") or event.get("emotion")
+    if not isinstance(label, str):
+        label = max(scores, key=lambda k: scores[k]) if scores else None
+    return label, scores
+
+
+class _CallState:
+    def __init__(self) -> None:
+        self.call_id: str | None = None
+        self.started_at = datetime.now(UTC)
+        self.seq_event = 0
+        self.seq_turn = 0
+        self.speech: tuple[float, float] | None = None
+        self.agent_turn: int | None = None
+        self.caller_turn: int | None = None
+        self.caller_turns: list[int] = []
+
+
+class StoreWriter:
+    def __init__(self, store: Store, source: str = "sim", caller: str | None = None,
+                 background: bool = True) -> None:
+        self.store = store
+        self.source = source
+        self.caller = caller
+        self.state = _CallState()
+        self.failed = False
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+            self._thread.start()
+
+    @property
+    def call_id(self) -> str | None:
+        return self.state.call_id
+
+    # ---- listener side (the call's thread) ----------------------------------------------------------
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        item = (datetime.now(UTC), dict(event))
+        if self._thread is None:
+            self._apply_batch([item])
+        else:
+            self._queue.put(item)
+
+    def apply(self, items: list[Any]) -> None:
+        """Write (wall time, event) pairs and ("finish", transcript, recording) jobs now, in one transaction."""
+        self._apply_batch(items)
+
+    def finish(self, transcript: Iterable[Any] | None = None, recording: Path | None = None,
+               timeout_s: float = 30.0) -> None:
+        """After the call: word timings from the transcript lines, the recording; then stop the writer."""
+        job = ("finish", list(transcript or []), recording)
+        if self._thread is None:
+            self._apply_batch([job])
+            return
+        self._queue.put(job)
+        self._queue.put(_STOP)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.error("call store: writer did not finish in %.0f s", timeout_s)
+
+    # ---- writer thread -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            while True:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(item is _STOP for item in items)
+            self._apply_batch([item for item in items if item is not _STOP])
+            if stop:
+                return
+
+    def _apply_batch(self, items: list[Any]) -> None:
+        if not items or self.failed:
+            return
+        try:
+            with self.store.engine.begin() as conn:
+                for item in items:
+                    if isinstance(item, tuple) and item and item[0] == "finish":
+                        self._finish(conn, item[1], item[2])
+                    else:
+                        self._apply(conn, item[0], item[1])
+        except Exception as exc:  # the call goes on; the store loses this call, says so once
+            self.failed = True
+            log.error("call store: cannot write call %s (%s: %s); the call is not stored",
+                      self.state.call_id, type(exc).__name__, exc)
+
+    def _apply(self, conn: Connection, wall: datetime, event: dict[str, Any]) -> None:
+        st = self.state
+        kind = str(event.get("type", ""))
+        t_ms = float(event.get("t_ms", 0.0))
+        if kind == "call_started":
+            st.call_id = str(event.get("call_id") or st.call_id or "call")
+            st.started_at = wall - timedelta(milliseconds=t_ms)
+            self.store.begin_call(conn, st.call_id, st.started_at, self.source, self.caller,
+                                  event.get("sample_rate_hz"))
+        if st.call_id is None:
+            return
+        call_id = st.call_id
+        clean = privacy.redact_event(event) if self.store.config.redact else dict(event)
+        data = {k: v for k, v in clean.items() if k not in ("t_ms", "type")}
+        st.seq_event += 1
+        conn.execute(schema.events.insert().values(call_id=call_id, seq=st.seq_event, t_ms=t_ms, type=kind,
+                                                   data=data))
+        calls = update(schema.calls).where(schema.calls.c.id == call_id)
+        turns = schema.turns
+        if kind == "speech_stopped":
+            st.speech = (float(event.get("onset_ms", t_ms)), float(event.get("end_ms", t_ms)))
+        elif kind == "transcript" and str(event.get("text", "")).strip():
+            start, end = st.speech or (t_ms, t_ms)
+            st.caller_turn = self._turn(conn, "caller", start, end, clean["text"], event.get("confidence"))
+            st.caller_turns.append(st.caller_turn)
+            conn.execute(calls.values(last_text=clean["text"]))
+        elif kind == "say":
+            st.agent_turn = self._turn(conn, "agent", t_ms, None, clean.get("text", ""), None)
+        elif kind == "prompt_finished" and st.agent_turn is not None:
+            conn.execute(update(turns).where(turns.c.id == st.agent_turn).values(end_ms=t_ms))
+            st.agent_turn = None
+        elif kind == "barge_in" and st.agent_turn is not None:
+            conn.execute(update(turns).where(turns.c.id == st.agent_turn).values(
+                end_ms=float(event.get("stopped_ms", t_ms)), interrupted=True))
+            st.agent_turn = None
+        elif kind == "emotion":
+            label, scores = emotion_of(event)
+            if st.caller_turn is not None:
+                conn.execute(update(turns).where(turns.c.id == st.caller_turn).values(
+                    emotion=label, emotion_scores=scores))
+            if label:
+                conn.execute(calls.values(emotion=label))
+        if kind in ("dialog", "listening") and event.get("node"):
+            conn.execute(calls.values(node=str(event["node"])))
+        intent = event.get("intent")
+        if isinstance(intent, str) and intent:
+            conn.execute(calls.values(intent=intent))
+            if st.caller_turn is not None and kind != "emotion":
+                conn.execute(update(turns).where(turns.c.id == st.caller_turn).values(
+                    intent=intent, slots=clean.get("slots") if isinstance(clean.get("slots"), dict) else None))
+        if kind == "call_ended":
+            outcome = str(event.get("outcome", ""))
+            conn.execute(calls.values(
+                outcome=outcome, reason=str(event.get("reason", "")), transfer_target=str(event.get("target", "")),
+                escalated=outcome in ESCALATED_OUTCOMES, node=str(event.get("node") or "") or None,
+                ended_at=st.started_at + timedelta(milliseconds=t_ms), duration_ms=t_ms))
+
+    def _turn(self, conn: Connection, speaker: str, start_ms: float, end_ms: float | None, text: str,
+              confidence: Any) -> int:
+        self.state.seq_turn += 1
+        result = conn.execute(schema.turns.insert().values(
+            call_id=self.state.call_id, seq=self.state.seq_turn, speaker=speaker, start_ms=start_ms, end_ms=end_ms,
+            text=text, confidence=float(confidence) if isinstance(confidence, int | float) else None,
+            interrupted=False))
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+    def _finish(self, conn: Connection, transcript: list[Any], recording: Path | None) -> None:
+        st = self.state
+        if st.call_id is None:
+            return
+        lines = [_line_dict(line) for line in transcript]
+        caller_lines = [line for line in lines if line.get("speaker") == "caller" and str(line.get("text", "")).strip()]
+        for turn_id, line in zip(st.caller_turns, caller_lines, strict=False):
+            words = line.get("words") or []
+            if self.store.config.redact:
+                words = [{**w, "text": self.store.redact(str(w.get("text", "")))} for w in words]
+            conn.execute(update(schema.turns).where(schema.turns.c.id == turn_id).values(
+                words=words, start_ms=float(line.get("start_ms", 0.0)),
+                end_ms=float(line["end_ms"]) if line.get("end_ms") else None))
+        if recording is not None and recording.exists():
+            self.store.attach_recording(conn, st.call_id, recording)
+        if self.caller:
+            self.store.set_caller(conn, st.call_id, self.caller)
+
+
+def _line_dict(line: Any) -> dict[str, Any]:
+    if isinstance(line, dict):
+        return line
+    return {k: getattr(line, k, None) for k in ("speaker", "start_ms", "end_ms", "text", "words", "confidence")}
