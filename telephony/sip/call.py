@@ -3,6 +3,11 @@
 The runner is paced by the media clock: it blocks on the media port for the caller's next 20 ms
 frame, ticks the session with it, and queues the agent's frame for the port's next request.
 A tick never waits on a model, so the runner keeps up; the port's outbound deque absorbs jitter.
+
+When the session ends with a transfer, the runner carries it out (see `_transfer`): REFER first; if
+the caller's side refuses it or the human does not answer, a second call to the human (`HumanCall`)
+bridged to the caller's audio, recorded on the agent's channel; if that fails too, the caller hears
+that an agent will call back. The session keeps recording throughout.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from ivr.clock import WallClock
 from ivr.frame import Frame
 from ivr.services import Services
 from ivr.session import CallSession
-from telephony.sip.media import LINE_RATE_HZ, CallMediaPort, audio_format
+from telephony.sip.media import FRAME_BYTES, LINE_RATE_HZ, CallMediaPort, audio_format
+from telephony.sip.transfer import TransferContext, context_from_session, post_webhook
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,8 @@ DRAIN_TIMEOUT_S = 2.0
 TAIL_S = 0.3
 """Silence after the last agent frame, so the caller's jitter buffer plays it out before BYE."""
 DTMF_METHODS = {0: "rfc4733", 1: "sip-info", 2: "inband"}
+ANNOUNCE_LIMIT_S = 30.0
+"""Longest wait for an announcement (the callback offer) to be spoken before the hangup."""
 
 
 def redact(value: str) -> str:
@@ -54,6 +62,12 @@ class SipCall(pj.Call):
         self.disconnected = False
         self.sip_call_id = ""
         self.caller = ""
+        self.audio: pj.AudioMedia | None = None
+        self.human: HumanCall | None = None
+        self.transfer_done = threading.Event()
+        self.transfer_status = 0
+        self.last_rx_packets = -1
+        self.last_rtp_at = time.monotonic()
 
     def _guard(self, what: str, fn: Callable[[], None]) -> None:
         try:
@@ -82,11 +96,15 @@ class SipCall(pj.Call):
             if media.type != pj.PJMEDIA_TYPE_AUDIO or media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
                 continue
             audio = self.getAudioMedia(index)
+            self.audio = audio
             if self.port is None:
                 self.port = CallMediaPort()
                 self.port.createPort(f"call-{self.id}", audio_format(LINE_RATE_HZ))
             audio.startTransmit(self.port)
-            self.port.startTransmit(audio)
+            if self.human is None or not self.human.bridged:
+                self.port.startTransmit(audio)
+            else:  # a re-INVITE during a bridged transfer: keep the human connected
+                self.human.bridge(self)
             if self.runner is None:
                 self.runner = CallRunner(self, self.port, self.server.services, self.server.config.out_dir)
                 self.runner.start()
@@ -100,12 +118,77 @@ class SipCall(pj.Call):
 
     def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:  # noqa: N802
         def status() -> None:
-            log.info("call %s: transfer status %d (final=%s)", self.id, prm.statusCode, prm.finalNotify)
-            if prm.finalNotify or prm.statusCode >= 200:
+            code, final = int(prm.statusCode), bool(prm.finalNotify)
+            log.info("call %s: transfer status %d (final=%s)", self.id, code, final)
+            # REFER refused (its final response >= 300), or the transfer's outcome in a NOTIFY sipfrag
+            if code >= 300 or code == 200 or (final and code >= 200) or (final and code < 200):
+                self.transfer_status = code
                 prm.cont = False
-                self.server.hang_up(self)
+                self.transfer_done.set()
         self._guard("transfer status", status)
 
+    def rx_state(self) -> tuple[int, bool]:
+        """(RTP packets received so far, on hold by the remote side); SIP thread only."""
+        info = self.getInfo()
+        for index, media in enumerate(info.media):
+            if media.type != pj.PJMEDIA_TYPE_AUDIO:
+                continue
+            if media.status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD:
+                return self.last_rx_packets, True
+            if media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+                return self.last_rx_packets, True
+            return int(self.getStreamStat(index).rtcp.rxStat.pkt), False
+        return self.last_rx_packets, True
+
+
+class HumanCall(pj.Call):
+    """The agent's own call to a human, for a bridged transfer. SIP thread only, except the flags."""
+
+    def __init__(self, account: pj.Account, caller: SipCall) -> None:
+        super().__init__(account)
+        self.caller = caller
+        self.port: CallMediaPort | None = None
+        self.audio: pj.AudioMedia | None = None
+        self.bridged = False
+        self.connected = threading.Event()
+        self.ended = threading.Event()
+        self.status_code = 0
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802
+        try:
+            info = self.getInfo()
+            self.status_code = int(info.lastStatusCode)
+            log.info("call %s: human leg %s (%d)", self.caller.id, info.stateText, info.lastStatusCode)
+            if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                self.ended.set()
+        except Exception:
+            log.exception("call %s: human leg state failed", self.caller.id)
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
+        try:
+            info = self.getInfo()
+            for index, media in enumerate(info.media):
+                if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                    self.audio = self.getAudioMedia(index)
+                    if self.port is None:
+                        self.port = CallMediaPort()
+                        self.port.createPort(f"human-{self.caller.id}", audio_format(LINE_RATE_HZ))
+                    self.audio.startTransmit(self.port)
+                    self.bridge(self.caller)
+                    self.connected.set()
+                    return
+        except Exception:
+            log.exception("call %s: human leg media failed", self.caller.id)
+
+    def bridge(self, caller: SipCall) -> None:
+        """Caller and human hear each other; the agent's own port stops talking to the caller."""
+        if self.audio is None or caller.audio is None:
+            return
+        if caller.port is not None and not self.bridged:
+            caller.port.stopTransmit(caller.audio)
+        caller.audio.startTransmit(self.audio)
+        self.audio.startTransmit(caller.audio)
+        self.bridged = True
 
 class CallRunner(threading.Thread):
     """Drives one CallSession from the media port until either side ends the call."""
@@ -122,12 +205,19 @@ class CallRunner(threading.Thread):
         for observer in self.observers:
             observer.call_started(self.session, call.getInfo().remoteUri)
         self._hung_up = threading.Event()
+        self._rtp_timed_out = threading.Event()
+        self.result = ""
+        self.transfer: dict[str, Any] = {}
         self._keys: deque[tuple[str, str]] = deque()
         self.started_at = time.time()
         self.finished = threading.Event()
 
     def remote_hung_up(self) -> None:
         self._hung_up.set()
+
+    def rtp_timed_out(self) -> None:
+        """From the SIP thread: no RTP from the caller for too long; the call ends (BYE)."""
+        self._rtp_timed_out.set()
 
     def key(self, digit: str, method: str) -> None:
         """A key press, from the SIP thread; the runner hands it to the session (digits are never logged)."""
@@ -147,16 +237,26 @@ class CallRunner(threading.Thread):
                 if self._hung_up.is_set():
                     session.caller_hung_up()
                     break
+                if self._rtp_timed_out.is_set():
+                    session.log.emit("rtp_timeout", after_s=self.call.server.config.rtp_timeout_s)
+                    self.result = "rtp-timeout"
+                    session.caller_hung_up()
+                    self.call.server.hang_up(self.call)
+                    break
                 _, pcm = self.port.read(READ_TIMEOUT_S)
                 self._take_keys()
                 frame = Frame(pcm, LINE_RATE_HZ, self.clock.now_ms()) if pcm is not None else None
                 self.port.write(session.tick(frame).pcm)
-            if not self._hung_up.is_set():
+            if not self._hung_up.is_set() and not self.result:
                 self._drain()
-                self.call.server.end_call(self.call, session.outcome, session.transfer_target)
+                if session.outcome == "transferred":
+                    self.result = self._transfer()
+                else:
+                    self.call.server.hang_up(self.call)
         except Exception:
             log.exception("call %s: the session failed", self.call.id)
-            self.call.server.end_call(self.call, "error", "")
+            self.result = "error"
+            self.call.server.hang_up(self.call)
         finally:
             try:
                 session.close()
@@ -169,6 +269,86 @@ class CallRunner(threading.Thread):
                         log.exception("call %s: observer failed", self.call.id)
                 self.finished.set()
 
+    # ---- transfer to a human ---------------------------------------------------------------------------
+
+    def _transfer(self) -> str:
+        """REFER, else a bridged call, else a callback offer; returns the call's outcome."""
+        server, call, session = self.call.server, self.call, self.session
+        cfg = server.config
+        uri = cfg.resolve_transfer(session.transfer_target)
+        context = context_from_session(session, call.id, call.sip_call_id, self.started_at)
+        self.transfer = {"flow_target": session.transfer_target, "uri": uri, "summary": context.summary}
+        if not uri:
+            session.log.emit("transfer_failed", step="route", target=session.transfer_target)
+            return self._offer_callback(context, uri, "no transfer target configured")
+        post_webhook(cfg.webhook_url, context.webhook_payload("transfer", uri), cfg.webhook_timeout_s)
+        # 1. blind transfer: the caller's phone calls the human
+        session.log.emit("transfer_refer", uri=uri)
+        server.refer(call, uri, context)
+        self._keep_line(lambda: call.transfer_done.is_set(), cfg.refer_timeout_s)
+        if self._hung_up.is_set():  # the caller's phone left us for the human
+            self.transfer["method"] = "refer"
+            return "transferred"
+        if 200 <= call.transfer_status < 300:
+            session.log.emit("transfer_done", method="refer", status=call.transfer_status)
+            self.transfer["method"] = "refer"
+            server.hang_up(call)
+            return "transferred"
+        session.log.emit("transfer_refer_failed", status=call.transfer_status or "timeout")
+        # 2. bridged transfer: the agent calls the human and joins the audio
+        session.log.emit("transfer_bridge", uri=uri)
+        server.dial_human(call, uri, context)
+        self._keep_line(lambda: call.human is not None and (call.human.connected.is_set()
+                                                             or call.human.ended.is_set()),
+                        cfg.bridge_timeout_s)
+        human = call.human
+        if human is not None and human.connected.is_set() and not human.ended.is_set() \
+                and not self._hung_up.is_set():
+            session.log.emit("transfer_done", method="bridge")
+            self.transfer["method"] = "bridge"
+            self._bridge(human)
+            server.hang_up(call)
+            return "transferred"
+        server.hang_up_human(call)
+        if self._hung_up.is_set():
+            return "caller-hangup"
+        status = human.status_code if human is not None else 0
+        session.log.emit("transfer_failed", step="bridge", status=status or "timeout")
+        return self._offer_callback(context, uri, f"bridged call failed ({status or 'no answer'})")
+
+    def _offer_callback(self, context: TransferContext, uri: str, why: str) -> str:
+        cfg = self.call.server.config
+        log.warning("call %s: transfer failed (%s); offering a callback", self.call.id, why)
+        post_webhook(cfg.webhook_url, context.webhook_payload("callback_requested", uri, error=why),
+                     cfg.webhook_timeout_s)
+        self.transfer["method"] = "callback"
+        self.session.announce(cfg.callback_prompt)
+        self._keep_line(lambda: not self.session.playing, ANNOUNCE_LIMIT_S)
+        if not self._hung_up.is_set():
+            self._drain()
+            self.call.server.hang_up(self.call)
+        return "callback"
+
+    def _keep_line(self, done: Callable[[], bool], timeout_s: float) -> None:
+        """Tick the (ended) session, so the recording goes on and announcements play, until done()."""
+        deadline = time.monotonic() + timeout_s
+        while not done() and not self._hung_up.is_set() and time.monotonic() < deadline:
+            _, pcm = self.port.read(READ_TIMEOUT_S)
+            frame = Frame(pcm, LINE_RATE_HZ, self.clock.now_ms()) if pcm is not None else None
+            self.port.write(self.session.tick(frame).pcm)
+
+    def _bridge(self, human: HumanCall) -> None:
+        """Caller and human talk; the recording gets the caller left and the human right."""
+        silence = bytes(FRAME_BYTES)
+        while not self._hung_up.is_set() and not human.ended.is_set():
+            _, pcm = self.port.read(READ_TIMEOUT_S)
+            other = None
+            if human.port is not None:
+                _, other = human.port.read(0.0)
+            now = self.clock.now_ms()
+            self.session.record(Frame(pcm or silence, LINE_RATE_HZ, now), Frame(other or silence, LINE_RATE_HZ, now))
+        self.session.log.emit("bridge_ended", by="caller" if self._hung_up.is_set() else "human")
+
     def _drain(self) -> None:
         """Let the agent's last frames reach the caller before hanging up."""
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
@@ -180,8 +360,10 @@ class CallRunner(threading.Thread):
         session = self.session
         meta = {"call_id": self.call.id, "sip_call_id": self.call.sip_call_id, "caller": self.call.caller,
                 "started_at": self.started_at, "ended_at": time.time(),
-                "outcome": session.outcome or ("caller-hangup" if self._hung_up.is_set() else "unfinished"),
+                "outcome": self.result or session.outcome
+                or ("caller-hangup" if self._hung_up.is_set() else "unfinished"),
                 "reason": session.end_reason, "transfer_target": session.transfer_target,
+                "transfer": self.transfer,
                 "frames_received": self.port.frames_received, "frames_sent": self.port.frames_sent,
                 "voice_to_voice_ms": [e["latency_ms"] for e in session.log.of_type("reply_started")]}
         try:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import threading
-from pathlib import Path
 from typing import Any
 
-from telephony.sip.config import DEFAULT_SIP_PORT, SipConfig
+from telephony.sip.config import DEFAULT_SIP_PORT, load_sip_config
 
 log = logging.getLogger(__name__)
 
@@ -18,13 +18,25 @@ def register(subparsers: Any) -> None:
     from ivr.cli import _common_model_args
 
     serve = subparsers.add_parser("serve", help="answer SIP calls (UDP and TCP) with the agent")
-    serve.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=DEFAULT_SIP_PORT, help="SIP port (default 5060)")
-    serve.add_argument("--rtp-port", type=int, default=0, help="first RTP port (default 4000)")
-    serve.add_argument("--out", default="calls", help="per-call outputs under OUT/CALL_ID/ (default calls)")
-    serve.add_argument("--max-calls", type=int, default=8, help="concurrent calls; above: 503 (default 8)")
-    serve.add_argument("--pjsip-log-level", type=int, default=1,
-                       help="pjsip console log level 0-6; above 3 prints SIP messages with caller numbers")
+    serve.add_argument("--sip-config", help="SIP settings YAML (a `sip:` mapping or the whole file): "
+                       "allow, transfer_targets, transfer_default, webhook_url, rtp_timeout_s, ...")
+    serve.add_argument("--bind", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help=f"SIP port (default {DEFAULT_SIP_PORT})")
+    serve.add_argument("--rtp-port", type=int, help="first RTP port (default 4000)")
+    serve.add_argument("--out", help="per-call outputs under OUT/CALL_ID/ (default calls)")
+    serve.add_argument("--max-calls", type=int, help="concurrent calls; above: 503 (default 8)")
+    serve.add_argument("--allow", action="append", metavar="CIDR",
+                       help="trunk source allowed to call (repeatable); others get 403 (default: any)")
+    serve.add_argument("--transfer-target", action="append", metavar="FLOW_TARGET=SIP_URI",
+                       help="where a flow's transfer target goes, e.g. sip:queue@agents=sip:desk@10.0.0.5 "
+                       "(repeatable); a bare SIP URI sets the default for all targets")
+    serve.add_argument("--webhook", help="URL that receives each transfer's call context as a JSON POST")
+    serve.add_argument("--rtp-timeout", type=float, help="end a call after this many seconds without RTP "
+                       "(default 30; 0: never)")
+    serve.add_argument("--grace", type=float, help="on SIGTERM, let live calls go on for up to this many "
+                       "seconds (default 30); a second signal hangs up at once")
+    serve.add_argument("--pjsip-log-level", type=int,
+                       help="pjsip console log level 0-6 (default 1); above 3 prints SIP messages with caller numbers")
     _common_model_args(serve)
     serve.set_defaults(func=cmd_serve)
 
@@ -34,8 +46,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.services import Services
     from telephony.sip.server import SipServer
 
-    config = SipConfig(bind=args.bind, port=args.port, rtp_port=args.rtp_port, out_dir=Path(args.out),
-                       max_calls=args.max_calls, pjsip_log_level=args.pjsip_log_level)
+    targets: dict[str, str] = {}
+    default = None
+    for item in args.transfer_target or []:
+        if "=" in item and not item.startswith(("sip:", "sips:")) or item.count("=") == 1 and "=sip" in item:
+            name, uri = item.split("=", 1)
+            targets[name] = uri
+        else:
+            default = item
+    config = load_sip_config(
+        args.sip_config, bind=args.bind, port=args.port, rtp_port=args.rtp_port, out_dir=args.out,
+        max_calls=args.max_calls, pjsip_log_level=args.pjsip_log_level, allow=args.allow,
+        webhook_url=args.webhook, rtp_timeout_s=args.rtp_timeout, shutdown_grace_s=args.grace,
+        transfer_default=default)
+    if targets:
+        config = dataclasses.replace(config, transfer_targets={**config.transfer_targets, **targets})
     services = Services.load(_config(args))
     server = SipServer(services, config)
     from ivr.store.hook import SipStoreObserver, open_store_or_none
@@ -43,9 +68,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if store is not None:
         server.observers.append(SipStoreObserver(store))
     stop = threading.Event()
+    hurry = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
-        log.info("signal %d: shutting down", signum)
+        if stop.is_set():
+            log.info("signal %d again: hanging up now", signum)
+            hurry.set()
+        else:
+            log.info("signal %d: shutting down (live calls may finish)", signum)
         stop.set()
 
     signal.signal(signal.SIGINT, on_signal)
@@ -57,7 +87,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not server.endpoint.running:
             log.error("the SIP thread stopped")
             return 1
-    server.stop()
-    print(f"ivr serve: stopped ({server.calls_answered} calls answered, {server.calls_rejected} refused)",
-          flush=True)
+    if server.live_calls():
+        print(f"ivr serve: stopping; {len(server.live_calls())} call(s) may finish "
+              f"(up to {config.shutdown_grace_s:.0f} s)", flush=True)
+    server.stop(config.shutdown_grace_s, hurry)
+    print(f"ivr serve: stopped ({server.calls_answered} calls answered, {server.calls_rejected} refused, "
+          f"{server.calls_forbidden} forbidden)", flush=True)
     return 0

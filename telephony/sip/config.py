@@ -1,11 +1,20 @@
-"""Start-up settings of the SIP server (`ivr serve`)."""
+"""Start-up settings of the SIP server (`ivr serve`), from built-in defaults, a YAML file and flags."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import ipaddress
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ivr.errors import IvrError
 
 DEFAULT_SIP_PORT = 5060
+CALLBACK_PROMPT = ("I'm sorry, none of our agents can take your call right now. We have noted your call, "
+                   "and an agent will call you back as soon as possible. Goodbye.")
 
 
 @dataclass(frozen=True)
@@ -26,3 +35,78 @@ class SipConfig:
     """User-Agent and Server header."""
     pjsip_log_level: int = 1
     """pjsip's own console log level (0-6); above 3 it prints whole SIP messages, caller numbers included."""
+    allow: tuple[str, ...] = ()
+    """Trunk source addresses (CIDRs) whose INVITEs are answered; others get 403. Empty: any source."""
+    transfer_targets: dict[str, str] = field(default_factory=dict)
+    """The flow's transfer targets (e.g. sip:queue@agents) mapped to dialable SIP URIs of humans."""
+    transfer_default: str = ""
+    """Where a transfer goes when the flow's target is not in transfer_targets (empty: the flow's
+    target itself if it is a SIP URI)."""
+    refer_timeout_s: float = 15.0
+    """How long a REFER may take to report the transferred call answered before the bridged fallback."""
+    bridge_timeout_s: float = 20.0
+    """How long the human's phone may ring on a bridged transfer before the caller is offered a callback."""
+    callback_prompt: str = CALLBACK_PROMPT
+    """Said to the caller when neither REFER nor a bridged transfer reached a human."""
+    webhook_url: str = ""
+    """A URL that receives each transfer's call context as a JSON POST (a CRM, a ticket system)."""
+    webhook_timeout_s: float = 3.0
+    """The webhook's time limit; a failed webhook is logged and never holds up the call."""
+    rtp_timeout_s: float = 30.0
+    """A call with no RTP from the caller for this long (and not on hold) is ended; 0: never."""
+    shutdown_grace_s: float = 30.0
+    """On SIGTERM/SIGINT: new calls get 503, live calls may go on for this long before a hangup
+    (a second signal hangs up at once)."""
+
+    def __post_init__(self) -> None:
+        for cidr in self.allow:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise IvrError(f"allow: {cidr!r} is not an address or CIDR (e.g. 203.0.113.0/24)") from None
+        for name, uri in self.transfer_targets.items():
+            if not uri.startswith(("sip:", "sips:")):
+                raise IvrError(f"transfer_targets: {name}: {uri!r} is not a sip: URI")
+        if self.transfer_default and not self.transfer_default.startswith(("sip:", "sips:")):
+            raise IvrError(f"transfer_default: {self.transfer_default!r} is not a sip: URI")
+
+    def resolve_transfer(self, target: str) -> str:
+        """The dialable URI for a flow's transfer target, or '' when there is none."""
+        if target in self.transfer_targets:
+            return self.transfer_targets[target]
+        if self.transfer_default:
+            return self.transfer_default
+        return target if target.startswith(("sip:", "sips:")) else ""
+
+
+def load_sip_config(path: str | Path | None, **overrides: Any) -> SipConfig:
+    """Defaults, then the `sip:` section (or the whole mapping) of a YAML file, then flags (None: unset)."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise IvrError(f"{p}: cannot read SIP config ({exc.strerror})") from None
+        except yaml.YAMLError as exc:
+            raise IvrError(f"{p}: invalid YAML ({exc})".replace("\n", " ")) from None
+        if isinstance(data, dict) and isinstance(data.get("sip"), dict):
+            data = data["sip"]
+        if not isinstance(data, dict):
+            raise IvrError(f"{p}: the SIP config must be a mapping of settings")
+        known = {f.name for f in dataclasses.fields(SipConfig)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise IvrError(f"{p}: unknown SIP setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        values.update(data)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if "out_dir" in values:
+        values["out_dir"] = Path(values["out_dir"])
+    if "allow" in values:
+        allow = values["allow"]
+        values["allow"] = tuple([allow] if isinstance(allow, str) else allow)
+    if "transfer_targets" in values:
+        if not isinstance(values["transfer_targets"], dict):
+            raise IvrError("transfer_targets must map flow targets to SIP URIs")
+        values["transfer_targets"] = {str(k): str(v) for k, v in values["transfer_targets"].items()}
+    return SipConfig(**values)

@@ -20,6 +20,8 @@ from telephony.sip.config import SipConfig
 log = logging.getLogger(__name__)
 
 POLL_MS = 10
+PJSUA_MAX_CALLS = 32
+"""pjsua's compile-time limit on calls (PJSUA_MAX_CALLS)."""
 CODEC_PRIORITY = {"PCMU/8000/1": 255, "PCMA/8000/1": 254, "G722/16000/1": 253, "telephone-event": 0}
 """Codecs offered and accepted, best first; every other codec is disabled (priority 0)."""
 
@@ -111,7 +113,8 @@ class SipEndpoint:
         ep_cfg = pj.EpConfig()
         ep_cfg.uaConfig.threadCnt = 0
         ep_cfg.uaConfig.mainThreadOnly = False
-        ep_cfg.uaConfig.maxCalls = max(cfg.max_calls + 4, 4)  # room to answer 503 above the limit
+        # room to answer 503 above the limit, and for the human legs of bridged transfers
+        ep_cfg.uaConfig.maxCalls = min(max(2 * cfg.max_calls + 4, 4), PJSUA_MAX_CALLS)
         ep_cfg.uaConfig.userAgent = cfg.user_agent
         ep_cfg.logConfig.level = cfg.pjsip_log_level
         ep_cfg.logConfig.consoleLevel = cfg.pjsip_log_level

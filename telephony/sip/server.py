@@ -4,8 +4,11 @@ Lifecycle of a call, by thread:
   SIP thread   INVITE -> onIncomingCall: 180, then 200 (or 503 above max_calls)
                onCallMediaState (active) -> media port joined to the call's audio, runner started
                onDtmfDigit -> runner.key ; onCallState(DISCONNECTED) -> runner told, call forgotten
-  runner       ticks the session at the media clock's pace; when the session ends: REFER or BYE
-               (posted to the SIP thread), then close the session and write sip.json
+  runner       ticks the session at the media clock's pace; when the session ends: BYE, or a transfer
+               (REFER, else a bridged call to the human, else a callback offer), all SIP work posted
+               to the SIP thread; then close the session and write sip.json
+  SIP thread   every second: a call with no RTP for rtp_timeout_s (and not on hold) is ended
+Only sources in the allow-list (if one is set) may call: others get 403.
 """
 
 from __future__ import annotations
@@ -18,16 +21,21 @@ from typing import Any
 import pjsua2 as pj
 
 from ivr.services import Services
-from telephony.sip.call import SipCall, redact
+from telephony.sip.call import HumanCall, SipCall, redact
 from telephony.sip.config import SipConfig
 from telephony.sip.endpoint import SipEndpoint
+from telephony.sip.security import AllowList, source_ip
+from telephony.sip.transfer import TransferContext, refer_to
 
 log = logging.getLogger(__name__)
 
 SIP_RINGING = 180
 SIP_OK = 200
+SIP_FORBIDDEN = 403
 SIP_SERVICE_UNAVAILABLE = 503
 SHUTDOWN_WAIT_S = 3.0
+"""After the grace period (or at once, without one): how long hung-up calls get to close their sessions."""
+RTP_CHECK_EVERY_S = 1.0
 
 
 class _Account(pj.Account):
@@ -48,7 +56,9 @@ class SipServer:
     def __init__(self, services: Services, config: SipConfig) -> None:
         self.services = services
         self.config = config
-        self.endpoint = SipEndpoint(config, self._started, self._stopping, self._purge)
+        self.endpoint = SipEndpoint(config, self._started, self._stopping, self._poll)
+        self.allow_list = AllowList(config.allow)
+        self._next_rtp_check = 0.0
         self._account: _Account | None = None
         self._calls: dict[int, SipCall] = {}
         self._rejected: list[SipCall] = []
@@ -57,6 +67,7 @@ class SipServer:
         self._accepting = True
         self.calls_answered = 0
         self.calls_rejected = 0
+        self.calls_forbidden = 0
         self.observers: list[Any] = []
         """Told of each call: call_started(session, remote_uri), call_closed(session, out_dir)."""
 
@@ -66,9 +77,15 @@ class SipServer:
         self.config.out_dir.mkdir(parents=True, exist_ok=True)
         self.endpoint.start()
 
-    def stop(self) -> None:
-        """Refuse new calls, hang up the live ones, wait briefly for their sessions, stop pjsua2."""
+    def stop(self, grace_s: float = 0.0, hurry: threading.Event | None = None) -> None:
+        """Refuse new calls (503); let live calls end by themselves for up to grace_s (or until `hurry`
+        is set), then hang up the rest, wait briefly for their sessions, and stop pjsua2."""
         self._accepting = False
+        deadline = time.monotonic() + grace_s
+        if grace_s > 0 and self.live_calls():
+            log.info("shutting down: %d call(s) may go on for up to %.0f s", len(self.live_calls()), grace_s)
+        while self.live_calls() and time.monotonic() < deadline and not (hurry is not None and hurry.is_set()):
+            time.sleep(0.1)
         self.endpoint.post(self._hang_up_all)
         deadline = time.monotonic() + SHUTDOWN_WAIT_S
         for call in self.live_calls():
@@ -80,15 +97,21 @@ class SipServer:
         with self._lock:
             return list(self._calls.values())
 
-    def end_call(self, call: SipCall, outcome: str, transfer_target: str) -> None:
-        """From a runner: the session ended. Transfer with REFER to a SIP target, otherwise hang up."""
-        if outcome == "transferred" and transfer_target.startswith(("sip:", "sips:", "tel:")):
-            self.endpoint.post(lambda: self._refer(call, transfer_target))
-        else:
-            self.endpoint.post(lambda: self._bye(call))
+    def refer(self, call: SipCall, uri: str, context: TransferContext) -> None:
+        self.endpoint.post(lambda: self._refer(call, uri, context))
+
+    def dial_human(self, call: SipCall, uri: str, context: TransferContext) -> None:
+        self.endpoint.post(lambda: self._dial(call, uri, context))
+
+    def hang_up_human(self, call: SipCall) -> None:
+        self.endpoint.post(lambda: self._bye_human(call))
 
     def hang_up(self, call: SipCall) -> None:
-        self.endpoint.post(lambda: self._bye(call))
+        """BYE to the caller, and to the human if one is bridged in."""
+        def both() -> None:
+            self._bye(call)
+            self._bye_human(call)
+        self.endpoint.post(both)
 
     # ---- SIP thread ----------------------------------------------------------------------------------
 
@@ -110,6 +133,15 @@ class SipServer:
         info = call.getInfo()
         call.sip_call_id = info.callIdString
         call.caller = redact(info.remoteUri)
+        source = str(prm.rdata.srcAddress)
+        if not self.allow_list.allows(source):
+            self.calls_forbidden += 1
+            log.warning("call %s refused: source %s is not in the allow-list", call.id, source_ip(source))
+            op = pj.CallOpParam()
+            op.statusCode = SIP_FORBIDDEN
+            self._rejected.append(call)
+            call.answer(op)
+            return
         with self._lock:
             full = len(self._calls) >= self.config.max_calls
             if not (full or not self._accepting):
@@ -150,6 +182,31 @@ class SipServer:
             self._rejected.remove(call)
         self._closing.append(call)
 
+    def _poll(self) -> None:
+        self._purge()
+        if self.config.rtp_timeout_s > 0 and time.monotonic() >= self._next_rtp_check:
+            self._next_rtp_check = time.monotonic() + RTP_CHECK_EVERY_S
+            self._watch_rtp()
+
+    def _watch_rtp(self) -> None:
+        now = time.monotonic()
+        for call in self.live_calls():
+            runner = call.runner
+            if runner is None or call.disconnected:
+                continue
+            try:
+                packets, held = call.rx_state()
+            except Exception:
+                log.exception("call %s: RTP statistics failed", call.id)
+                continue
+            if held or packets != call.last_rx_packets:
+                call.last_rx_packets = packets
+                call.last_rtp_at = now
+            elif now - call.last_rtp_at >= self.config.rtp_timeout_s:
+                log.warning("call %s: no RTP for %.0f s; ending the call", call.id, now - call.last_rtp_at)
+                call.last_rtp_at = float("inf")  # once
+                runner.rtp_timed_out()
+
     def _purge(self) -> None:
         """Drop ended calls once their runner is done, here on the SIP thread, so pjsua2 objects (the
         call and its media port) are destroyed on a pjsip-registered thread and never from a callback."""
@@ -163,6 +220,14 @@ class SipServer:
                 continue
             call.runner = None  # breaks the call <-> runner cycle so nothing is left to the cyclic GC
             call.port = None
+            call.audio = None
+            if call.human is not None and call.human.ended.is_set():
+                call.human.port = None
+                call.human.audio = None
+                call.human = None
+            elif call.human is not None:
+                keep.append(call)  # the human leg is still closing
+                continue
         self._closing = keep
 
     def _bye(self, call: SipCall) -> None:
@@ -173,28 +238,56 @@ class SipServer:
         except Exception:
             log.exception("call %s: hangup failed", call.id)
 
-    def _refer(self, call: SipCall, target: str) -> None:
+    def _refer(self, call: SipCall, uri: str, context: TransferContext) -> None:
         if call.disconnected:
             return
         op = pj.CallOpParam()
-        for name, value in self._transfer_headers(call).items():
-            header = pj.SipHeader()
-            header.hName = name
-            header.hValue = value
-            op.txOption.headers.append(header)
+        headers = context.headers()
+        _add_headers(op, headers)
+        call.transfer_done.clear()
+        call.transfer_status = 0
         try:
-            call.xfer(target, op)
+            call.xfer(refer_to(uri, headers), op)
             log.info("call %s: REFER sent", call.id)
         except Exception:
-            log.exception("call %s: REFER failed; hanging up", call.id)
-            self._bye(call)
+            log.exception("call %s: REFER failed", call.id)
+            call.transfer_status = 500
+            call.transfer_done.set()
 
-    @staticmethod
-    def _transfer_headers(call: SipCall) -> dict[str, str]:
-        runner: Any = call.runner
-        reason = runner.session.end_reason if runner is not None else ""
-        return {"X-IVR-Call-ID": call.id, "X-IVR-Reason": reason.replace("\r", " ").replace("\n", " ")}
+    def _dial(self, call: SipCall, uri: str, context: TransferContext) -> None:
+        if call.disconnected or self._account is None:
+            return
+        human = HumanCall(self._account, call)
+        call.human = human
+        op = pj.CallOpParam(True)
+        _add_headers(op, context.headers())
+        try:
+            human.makeCall(uri, op)
+            log.info("call %s: calling the human for a bridged transfer", call.id)
+        except Exception as exc:
+            log.error("call %s: the bridged call could not start: %s", call.id, exc)
+            human.ended.set()
+
+    def _bye_human(self, call: SipCall) -> None:
+        human = call.human
+        if human is None or human.ended.is_set():
+            return
+        try:
+            human.hangup(pj.CallOpParam())
+        except Exception:
+            log.exception("call %s: hanging up the human leg failed", call.id)
+            human.ended.set()
 
     def _hang_up_all(self) -> None:
         for call in self.live_calls():
             self._bye(call)
+            self._bye_human(call)
+
+
+def _add_headers(op: pj.CallOpParam, headers: dict[str, str]) -> None:
+    for name, value in headers.items():
+        if value:
+            header = pj.SipHeader()
+            header.hName = name
+            header.hValue = value
+            op.txOption.headers.append(header)

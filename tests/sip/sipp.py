@@ -113,10 +113,13 @@ class RtpListener:
         return onsets
 
 
-def start_sipp(scenario: Path, server_port: int, sip_port: int, media_base: int, log_dir: Path
-               ) -> subprocess.Popen[bytes]:
+def start_sipp(scenario: Path, server_port: int | None, sip_port: int, media_base: int, log_dir: Path,
+               local_ip: str = "127.0.0.1") -> subprocess.Popen[bytes]:
+    """sipp with one call of `scenario`: a UAC calling 127.0.0.1:server_port, or a UAS (server_port None)
+    waiting on local_ip:sip_port."""
     assert SIPP is not None
-    cmd = [SIPP, "-sf", str(scenario), f"127.0.0.1:{server_port}", "-m", "1", "-i", "127.0.0.1",
-           "-p", str(sip_port), "-mi", "127.0.0.1", "-mp", str(media_base), "-nostdin",
+    remote = [f"127.0.0.1:{server_port}"] if server_port is not None else []
+    cmd = [SIPP, "-sf", str(scenario), *remote, "-m", "1", "-i", local_ip,
+           "-p", str(sip_port), "-mi", local_ip, "-mp", str(media_base), "-nostdin",
            "-timeout", "90s", "-trace_err", "-trace_screen"]
     return subprocess.Popen(cmd, cwd=log_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -1,0 +1,39 @@
+"""Who may call: an allow-list of trunk source addresses (CIDRs), checked on every INVITE."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def source_ip(src_address: str) -> str:
+    """The IP of pjsip's 'host:port' / '[v6]:port' source address (the port dropped)."""
+    text = src_address.strip()
+    if text.startswith("["):
+        return text[1:text.find("]")] if "]" in text else text[1:]
+    if text.count(":") == 1:
+        return text.rsplit(":", 1)[0]
+    return text
+
+
+class AllowList:
+    """Source CIDRs allowed to send INVITEs; an empty list allows everyone."""
+
+    def __init__(self, cidrs: Iterable[str]) -> None:
+        self.networks: list[IpNetwork] = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)
+
+    def allows(self, src_address: str) -> bool:
+        if not self.networks:
+            return True
+        try:
+            ip = ipaddress.ip_address(source_ip(src_address))
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip.version == net.version and ip in net for net in self.networks)
