@@ -130,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     register_sip(sub)
     from ivr.store.cli import register as register_store
     register_store(sub)
+    from ivr.console.cli import register as register_console
+    register_console(sub)
+    from dialog.nlu.cli import register as register_nlu
+    register_nlu(sub)
     return parser
 
 
