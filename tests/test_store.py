@@ -93,7 +93,7 @@ def test_search_and_filters(store, tmp_path):
     assert ids(text="BALANCE") == ["a"]
     assert ids(text="human now") == ["b"]
     assert ids(text="balance human") == []
-    assert ids(escalated=True) == ["b"] and ids(escalated=False) == ["a"]
+    assert ids(escalated=True) == ["b"] and ids(escalated=False) == ["a", "live"]
     assert ids(outcome="transferred") == ["b"]
     assert ids(intent="balance") == ["a"] and ids(emotion="angry") == ["b"]
     assert ids(caller="+1 555 000 2222") == ["b"] and ids(caller="11") == ["a"]

@@ -83,13 +83,14 @@ def add_call(store: Store, call_id: str, caller_texts: list[str], caller: str | 
              transcript: list[dict[str, Any]] | None = None, **kwargs: Any) -> str:
     """A call written through StoreWriter, as a session would (background thread when `live`)."""
     events = call_events(call_id, caller_texts, **kwargs)
-    writer = StoreWriter(store, source="sim", caller=caller, background=live)
+    ended = kwargs.get("ended", True)
+    writer = StoreWriter(store, source="sim", caller=caller, background=live and ended)
     if started_at is None:
         for event in events:
             writer(event)
     else:
         writer.apply([(started_at + timedelta(milliseconds=e["t_ms"]), e) for e in events])
-    if kwargs.get("ended", True):
+    if ended:
         writer.finish(transcript or [], recording)
     assert not writer.failed
     return call_id

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, exists, func, select, update
+from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, exists, func, or_, select, update
 from sqlalchemy.engine import make_url
 
 from ivr.errors import IvrError
@@ -147,9 +147,13 @@ class Store:
             query = query.where(c.started_at >= datetime.combine(f.date_from, time.min, UTC))
         if f.date_to:
             query = query.where(c.started_at < datetime.combine(f.date_to + timedelta(days=1), time.min, UTC))
-        for column, value in ((c.outcome, f.outcome), (c.intent, f.intent), (c.emotion, f.emotion)):
-            if value:
-                query = query.where(column == value)
+        if f.outcome:
+            query = query.where(c.outcome == f.outcome)
+        t = schema.turns.c
+        for column, turn_column, value in ((c.intent, t.intent, f.intent), (c.emotion, t.emotion, f.emotion)):
+            if value:  # the call's last value, or any turn's: "calls where the caller was angry"
+                query = query.where(or_(column == value, exists(select(t.id).where(and_(
+                    t.call_id == c.id, turn_column == value)))))
         if f.escalated is not None:
             query = query.where(c.escalated.is_(f.escalated))
         if f.active is not None:
@@ -162,7 +166,6 @@ class Store:
             else:
                 query = query.where(c.caller_hash == self.caller_hash(caller))
         if f.text and f.text.strip():
-            t = schema.turns.c
             words = [w for w in f.text.split() if w][:8]
             for word in words:
                 pattern = "%" + _like_escape(word) + "%"
@@ -189,9 +192,15 @@ class Store:
         return call
 
     def distinct_values(self, column: str) -> list[str]:
-        col = schema.calls.c[column]
+        """Values of a calls column (for intent and emotion, also those of any turn) for filter menus."""
+        values: set[str] = set()
         with self.engine.connect() as conn:
-            return [v for v in conn.execute(select(col).distinct().where(col.is_not(None)).order_by(col)).scalars()]
+            for table in (schema.calls, schema.turns):
+                if column in table.c and (table is schema.calls or column in ("intent", "emotion")):
+                    col = table.c[column]
+                    values.update(v for v in conn.execute(select(col).distinct().where(col.is_not(None))).scalars()
+                                  if v)
+        return sorted(values)
 
     def recording_path(self, call_id: str, kind: str = "stereo") -> tuple[Path, bool] | None:
         with self.engine.connect() as conn:

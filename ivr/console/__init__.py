@@ -1,0 +1,1 @@
+"""`ivr console`: the supervisor web app over the call store."""

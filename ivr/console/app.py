@@ -1,0 +1,362 @@
+"""`ivr console`: the supervisor web app (FastAPI, server-rendered Jinja2 pages, a little vanilla JS).
+
+Access: every route but /login and /static needs a session; call review needs the supervisor or
+admin role, user management the admin role. Logged out: 401 (pages show a link to the login page);
+wrong role: 403; a POST without the session's CSRF token: 403. Every opening, listening and
+export of a call is written to the audit log. Cookies: HttpOnly, SameSite=Strict, Secure over HTTPS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import secrets
+import zipfile
+from collections.abc import AsyncIterator, Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ivr.console import views
+from ivr.console.auth import ROLES, Users, WebSession
+from ivr.errors import IvrError
+from ivr.store import CallFilter, Store
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "ivr_session"
+LOGIN_CSRF_COOKIE = "ivr_login_csrf"
+PUBLIC_PATHS = ("/login", "/static", "/healthz")
+LIVE_POLL_S = 1.0
+LIVE_STREAM_MAX_S = 300.0
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "media-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
+                               "base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _date(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(422, "dates are YYYY-MM-DD") from None
+
+
+def _filter_from(params: Any) -> CallFilter:
+    escalated = {"yes": True, "no": False}.get(params.get("escalated") or "")
+    try:
+        offset = max(0, int(params.get("offset") or 0))
+    except ValueError:
+        offset = 0
+    return CallFilter(date_from=_date(params.get("date_from")), date_to=_date(params.get("date_to")),
+                      outcome=params.get("outcome") or None, intent=params.get("intent") or None,
+                      emotion=params.get("emotion") or None, escalated=escalated,
+                      caller=params.get("caller") or None, text=params.get("q") or None, limit=100, offset=offset)
+
+
+def _json_default(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _safe_next(value: str | None) -> str:
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/calls"
+
+
+def create_app(store: Store, secure_cookies: bool = False) -> FastAPI:
+    """The console app over a store; `secure_cookies` forces the Secure flag (e.g. behind a TLS proxy)."""
+    app = FastAPI(title="ivr console", docs_url=None, redoc_url=None, openapi_url=None)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape is on for .html
+    templates.env.filters["clock"] = views.clock
+    users = Users(store)
+    app.state.store = store
+    app.state.users = users
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    def is_secure(request: Request) -> bool:
+        return secure_cookies or request.url.scheme == "https"
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        response: Response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if not request.url.path.startswith("/static"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        context = {"status": exc.status_code, "detail": exc.detail, "session": None,
+                   "login_url": "/login?next=" + quote(request.url.path)}
+        return templates.TemplateResponse(request, "error.html", context, status_code=exc.status_code,
+                                          headers=exc.headers)
+
+    # ---- access ----------------------------------------------------------------------------------
+
+    def session_of(request: Request) -> WebSession | None:
+        return users.session(request.cookies.get(SESSION_COOKIE))
+
+    def need(role: str) -> Callable[[Request], WebSession]:
+        def dependency(request: Request) -> WebSession:
+            ws = session_of(request)
+            if ws is None:
+                raise HTTPException(401, "log in first")
+            if role == "admin" and not ws.user.is_admin:
+                raise HTTPException(403, "this needs the admin role")
+            if role == "supervisor" and ws.user.role not in ROLES:
+                raise HTTPException(403, "this needs the supervisor role")
+            return ws
+        return dependency
+
+    def need_post(role: str) -> Callable[[Request], Any]:
+        check = need(role)
+
+        async def dependency(request: Request) -> WebSession:
+            ws = check(request)
+            form = await request.form()
+            sent = str(form.get("csrf") or request.headers.get("x-csrf-token") or "")
+            if not sent or not secrets.compare_digest(sent, ws.csrf):
+                raise HTTPException(403, "missing or wrong CSRF token")
+            return ws
+        return dependency
+
+    supervisor = Depends(need("supervisor"))
+    admin = Depends(need("admin"))
+    supervisor_post = Depends(need_post("supervisor"))
+    admin_post = Depends(need_post("admin"))
+
+    def page(request: Request, name: str, ws: WebSession | None, status: int = 200, **context: Any) -> Response:
+        return templates.TemplateResponse(request, name, {"session": ws, **context}, status_code=status)
+
+    def get_call_or_404(call_id: str) -> dict[str, Any]:
+        call = store.get_call(call_id)
+        if call is None:
+            raise HTTPException(404, "no such call")
+        return call
+
+    # ---- login -----------------------------------------------------------------------------------
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = "/calls", error: str = "") -> Response:
+        token = secrets.token_urlsafe(32)
+        response = page(request, "login.html", None, csrf=token, next=_safe_next(next), error=error)
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=is_secure(request),
+                            max_age=3600)
+        return response
+
+    @app.post("/login")
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        sent, expected = str(form.get("csrf") or ""), request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+        if not sent or not expected or not secrets.compare_digest(sent, expected):
+            raise HTTPException(403, "missing or wrong CSRF token: reload the login page")
+        name, password = str(form.get("username") or ""), str(form.get("password") or "")
+        user, why = users.authenticate(name, password)
+        nxt = _safe_next(str(form.get("next") or ""))
+        if user is None:
+            store.audit(name[:80] or "?", "login-failed", None, why)
+            status = 429 if why == "locked" else 401
+            message = ("Too many failed logins: this account is locked for a while." if why == "locked"
+                       else "Wrong user name or password.")
+            token = secrets.token_urlsafe(32)
+            response = page(request, "login.html", None, status=status, csrf=token, next=nxt, error=message)
+            response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
+                                secure=is_secure(request), max_age=3600)
+            return response
+        store.audit(user.name, "login")
+        response = RedirectResponse(nxt, status_code=303)
+        response.set_cookie(SESSION_COOKIE, users.start_session(user), httponly=True, samesite="strict",
+                            secure=is_secure(request), path="/")
+        response.delete_cookie(LOGIN_CSRF_COOKIE)
+        return response
+
+    @app.post("/logout")
+    def logout(request: Request, ws: WebSession = supervisor_post) -> Response:
+        users.end_session(request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    # ---- calls -----------------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse)
+    def home(ws: WebSession = supervisor) -> Response:
+        return RedirectResponse("/calls", status_code=303)
+
+    @app.get("/calls", response_class=HTMLResponse)
+    def calls_page(request: Request, ws: WebSession = supervisor) -> Response:
+        params = request.query_params
+        calls = store.list_calls(_filter_from(params))
+        choices = {col: store.distinct_values(col) for col in ("outcome", "intent", "emotion")}
+        return page(request, "calls.html", ws, calls=calls, params=params, choices=choices)
+
+    @app.get("/api/calls")
+    def calls_api(request: Request, ws: WebSession = supervisor) -> Response:
+        calls = store.list_calls(_filter_from(request.query_params))
+        return Response(json.dumps({"calls": calls}, default=_json_default), media_type="application/json")
+
+    @app.get("/calls/{call_id}", response_class=HTMLResponse)
+    def call_page(request: Request, call_id: str, ws: WebSession = supervisor) -> Response:
+        call = get_call_or_404(call_id)
+        store.audit(ws.user.name, "open", call_id)
+        plot = views.emotion_plot(call["turns"], call.get("duration_ms"))
+        intents = [t for t in call["turns"] if t.get("intent")]
+        events = [{**e, "summary": views.event_summary(e)} for e in call["events"]]
+        return page(request, "call.html", ws, call=call, plot=plot, intents=intents, events=events,
+                    has_audio=bool(call["recordings"]))
+
+    @app.get("/api/calls/{call_id}")
+    def call_api(call_id: str, ws: WebSession = supervisor) -> Response:
+        call = get_call_or_404(call_id)
+        store.audit(ws.user.name, "open", call_id, "api")
+        return Response(json.dumps(call, default=_json_default), media_type="application/json")
+
+    def recording_or_404(call_id: str) -> bytes:
+        get_call_or_404(call_id)
+        try:
+            wav = store.read_recording(call_id)
+        except IvrError as exc:
+            raise HTTPException(500, str(exc)) from None
+        if wav is None:
+            raise HTTPException(404, "this call has no recording")
+        return wav
+
+    @app.get("/api/calls/{call_id}/audio")
+    def call_audio(request: Request, call_id: str, ws: WebSession = supervisor) -> Response:
+        wav = recording_or_404(call_id)
+        range_header = request.headers.get("range", "")
+        if not range_header:
+            store.audit(ws.user.name, "listen", call_id)
+        headers = {"Accept-Ranges": "bytes", "Cache-Control": "no-store"}
+        match = re.fullmatch(r"bytes=(\d*)-(\d*)", range_header.strip())
+        if match and (match.group(1) or match.group(2)):
+            size = len(wav)
+            if match.group(1):
+                start = int(match.group(1))
+                end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+            else:
+                start, end = max(0, size - int(match.group(2))), size - 1
+            if start >= size or start > end:
+                return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+            if start == 0:
+                store.audit(ws.user.name, "listen", call_id)
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+            return Response(wav[start:end + 1], status_code=206, media_type="audio/wav", headers=headers)
+        return Response(wav, media_type="audio/wav", headers=headers)
+
+    @app.get("/api/calls/{call_id}/peaks")
+    def call_peaks(call_id: str, ws: WebSession = supervisor) -> Response:
+        return JSONResponse(views.peaks(recording_or_404(call_id)))
+
+    @app.get("/api/calls/{call_id}/export")
+    def call_export(call_id: str, ws: WebSession = supervisor) -> Response:
+        call = get_call_or_404(call_id)
+        store.audit(ws.user.name, "export", call_id)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("call.json", json.dumps(call, default=_json_default, indent=2, ensure_ascii=False))
+            wav = store.read_recording(call_id) if call["recordings"] else None
+            if wav is not None:
+                z.writestr("recording.wav", wav)
+        return Response(buffer.getvalue(), media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="call-{call_id}.zip"'})
+
+    # ---- live ------------------------------------------------------------------------------------
+
+    def live_snapshot() -> list[dict[str, Any]]:
+        rows = store.list_calls(CallFilter(active=True, limit=200))
+        return [{"id": c["id"], "started_at": _json_default(c["started_at"]), "node": c.get("node") or "",
+                 "last_text": c.get("last_text") or "", "emotion": c.get("emotion") or "",
+                 "intent": c.get("intent") or "", "source": c.get("source")} for c in rows]
+
+    @app.get("/live", response_class=HTMLResponse)
+    def live_page(request: Request, ws: WebSession = supervisor) -> Response:
+        return page(request, "live.html", ws, calls=live_snapshot())
+
+    @app.get("/api/live")
+    async def live_stream(request: Request, once: bool = False, ws: WebSession = supervisor) -> Response:
+        async def stream() -> AsyncIterator[str]:
+            waited = 0.0
+            last = None
+            while waited < LIVE_STREAM_MAX_S:
+                snapshot = await asyncio.to_thread(live_snapshot)
+                data = json.dumps(snapshot)
+                if data != last:
+                    yield f"event: calls\ndata: {data}\n\n"
+                    last = data
+                else:
+                    yield ": keep-alive\n\n"
+                if once or await request.is_disconnected():
+                    return
+                await asyncio.sleep(LIVE_POLL_S)
+                waited += LIVE_POLL_S
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    # ---- admin -----------------------------------------------------------------------------------
+
+    @app.get("/admin/users", response_class=HTMLResponse)
+    def users_page(request: Request, ws: WebSession = admin, message: str = "") -> Response:
+        return page(request, "users.html", ws, users=users.list(), roles=ROLES, message=message)
+
+    def back_to_users(message: str) -> Response:
+        return RedirectResponse("/admin/users?message=" + quote(message), status_code=303)
+
+    @app.post("/admin/users")
+    async def create_user(request: Request, ws: WebSession = admin_post) -> Response:
+        form = await request.form()
+        try:
+            user = users.add(str(form.get("username") or ""), str(form.get("role") or ""),
+                             str(form.get("password") or ""))
+        except IvrError as exc:
+            return back_to_users(str(exc))
+        store.audit(ws.user.name, "user-create", None, f"{user.name} ({user.role})")
+        return back_to_users(f"created {user.name}")
+
+    @app.post("/admin/users/{name}/delete")
+    def delete_user(name: str, ws: WebSession = admin_post) -> Response:
+        if name == ws.user.name:
+            return back_to_users("you cannot delete yourself")
+        done = users.delete(name)
+        if done:
+            store.audit(ws.user.name, "user-delete", None, name)
+        return back_to_users(f"deleted {name}" if done else f"no user {name}")
+
+    @app.post("/admin/users/{name}/reset")
+    async def reset_user(request: Request, name: str, ws: WebSession = admin_post) -> Response:
+        form = await request.form()
+        try:
+            done = users.reset_password(name, str(form.get("password") or ""))
+        except IvrError as exc:
+            return back_to_users(str(exc))
+        if done:
+            store.audit(ws.user.name, "user-reset", None, name)
+        return back_to_users(f"new password set for {name}" if done else f"no user {name}")
+
+    @app.get("/admin/audit", response_class=HTMLResponse)
+    def audit_page(request: Request, ws: WebSession = admin) -> Response:
+        return page(request, "audit.html", ws, entries=store.audit_log())
+
+    return app
