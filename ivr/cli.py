@@ -132,8 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
     register_store(sub)
     from ivr.console.cli import register as register_console
     register_console(sub)
-    from ivr.console.cli import register as register_console
-    register_console(sub)
     from dialog.nlu.cli import register as register_nlu
     register_nlu(sub)
     return parser
