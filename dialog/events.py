@@ -16,6 +16,12 @@ class Utterance:
 
     text: str
     confidence: float = 1.0
+    intent: str = ""
+    """The NLU's best intent ("" when out of scope or no NLU ran); see dialog.nlu.understand."""
+    intent_confidence: float = 0.0
+    """Its calibrated probability (0..1)."""
+    faq_answer: str = ""
+    """The FAQ answer found for the turn ("" when none reached the FAQ's threshold)."""
 
 
 @dataclass(frozen=True)

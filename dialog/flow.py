@@ -76,6 +76,26 @@ class Settings:
     goodbye_prompt: str = "Thank you for calling. Goodbye."
     """Said before a fallback hangup."""
     max_duration_prompt: str = "I'm sorry, we have reached the time limit for this call."
+    intent_threshold: float = 0.6
+    """An NLU intent at least this confident selects the choice with that `intent`."""
+    intent_confirm_threshold: float = 0.3
+    """Between this and intent_threshold the caller is asked "Did you mean ...?" (yes/no)."""
+    did_you_mean_prompt: str = "Did you mean {choice}?"
+    faq_followup_prompt: str = "Did that answer your question?"
+    confirm_yes_prompt: str = "Good."
+    confirm_no_prompt: str = "Sorry about that."
+
+
+@dataclass(frozen=True)
+class CollectSpec:
+    """A slot a `collect` node asks for: keypad or voice, read back for confirmation."""
+
+    slot: str
+    type: Literal["digits", "amount"] = "digits"
+    length: int | None = None
+    """digits: exactly this many (None: any number); keypad entry ends at this many or '#'."""
+    confirm: bool = True
+    """Read the value back ("I heard 1 2 3, is that right?") and wait for yes/no (or keys 1/2)."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +130,7 @@ class HangupSpec:
     reason: str
 
 
-NodeKind = Literal["expect", "next", "transfer", "hangup"]
+NodeKind = Literal["expect", "collect", "next", "transfer", "hangup"]
 
 
 @dataclass(frozen=True)
@@ -129,11 +149,15 @@ class Node:
     """None: the flow's settings.no_input_timeout_ms."""
     barge_in: bool | None = None
     """Whether the caller may interrupt this node's prompt; None: yes, except before a transfer or hangup."""
+    collect: CollectSpec | None = None
+    """Ask for a slot, then go to `next` once it is given (and confirmed)."""
 
     @property
     def kind(self) -> NodeKind:
         if self.expect:
             return "expect"
+        if self.collect is not None:
+            return "collect"
         if self.next is not None:
             return "next"
         if self.transfer is not None:
@@ -200,7 +224,9 @@ def parse_flow(text: str, source: str = "<flow text>") -> Flow:
 
 
 _TOP_KEYS = ("name", "start", "settings", "global", "nodes")
-_NODE_KEYS = ("say", "reprompt", "expect", "next", "transfer", "hangup", "no_input_timeout_ms", "barge_in")
+_NODE_KEYS = ("say", "reprompt", "expect", "next", "transfer", "hangup", "no_input_timeout_ms", "barge_in",
+              "collect")
+_COLLECT_KEYS = ("slot", "type", "length", "confirm")
 _CHOICE_KEYS = ("keywords", "regex", "digits", "intent", "goto")
 _SETTING_KEYS = tuple(Settings.__dataclass_fields__)
 
@@ -254,7 +280,7 @@ class _Parser:
                 if value not in FALLBACKS:
                     raise self.fail(raw, f"{what} must be 'transfer' or 'hangup', not {value!r}")
                 values[key] = value
-            elif key == "min_confidence":
+            elif key in ("min_confidence", "intent_threshold", "intent_confirm_threshold"):
                 if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
                     raise self.fail(raw, f"{what} must be a number from 0 to 1, not {value!r}")
                 values[key] = float(value)
@@ -274,6 +300,8 @@ class _Parser:
         if len(ways) > 1:
             raise self.fail(raw, f"{where} has both '{ways[0]}' and '{ways[1]}'; give it only one")
         kind = ways[0]
+        if "collect" in raw and kind != "next":
+            raise self.fail(raw, f"{where} 'collect' needs 'next' (where to go once the slot is given)")
         say = self.prompt(raw, raw.get("say"), f"{where} 'say'") if "say" in raw else ()
         if not say and kind in ("expect", "next"):
             raise self.fail(raw, f"{where} has no 'say' prompt")
@@ -294,7 +322,8 @@ class _Parser:
                 raise self.fail(raw, f"{where} 'expect' must be a non-empty list of choices")
             return replace(node, expect=tuple(self.choice(choice, where) for choice in choices))
         if kind == "next":
-            return replace(node, next=self.text(raw, raw["next"], f"{where} 'next'"))
+            collect = self.collect(raw["collect"], where) if "collect" in raw else None
+            return replace(node, next=self.text(raw, raw["next"], f"{where} 'next'"), collect=collect)
         spec = raw[kind]
         if not isinstance(spec, dict):
             raise self.fail(raw, f"{where} '{kind}' must be a mapping with a 'reason'")
@@ -307,6 +336,21 @@ class _Parser:
             return replace(node, hangup=HangupSpec(reason=reason))
         target = self.text(spec, spec["target"], f"{where} transfer target") if "target" in spec else None
         return replace(node, transfer=TransferSpec(reason=reason, target=target))
+
+    def collect(self, raw: Any, where: str) -> CollectSpec:
+        if not isinstance(raw, dict) or "slot" not in raw:
+            raise self.fail(raw, f"{where} 'collect' must be a mapping with a 'slot' name")
+        self.check_keys(raw, _COLLECT_KEYS, f"{where} 'collect'")
+        kind = raw.get("type", "digits")
+        if kind not in ("digits", "amount"):
+            raise self.fail(raw, f"{where} 'collect' type must be 'digits' or 'amount', not {kind!r}")
+        length = raw.get("length")
+        confirm = raw.get("confirm", True)
+        if not isinstance(confirm, bool):
+            raise self.fail(raw, f"{where} 'collect' confirm must be true or false")
+        return CollectSpec(slot=self.text(raw, raw["slot"], f"{where} 'collect' slot"), type=kind,
+                           length=None if length is None else self.count(raw, length, f"{where} length", 1),
+                           confirm=confirm)
 
     def choice(self, raw: Any, where: str) -> Choice:
         if not isinstance(raw, dict):

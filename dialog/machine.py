@@ -14,6 +14,19 @@ Behaviour, in short:
 - Once the call has ended (a Transfer or Hangup was returned), step returns the state unchanged
   and no actions: a late timer event is harmless.
 - A state naming a node the flow does not have raises FlowError("unknown flow state ...").
+
+Understanding a turn in a listening node, in this order (the session runs the NLU before the step and
+puts its results on the Utterance, so the machine stays pure):
+1. keywords, regex and spoken digits of the choices (`dialog.matching`);
+2. the NLU intent, when its confidence reaches settings.intent_threshold, selects the choice with
+   that `intent`;
+3. a confidence from settings.intent_confirm_threshold up asks "Did you mean ...?"; yes (or key 1)
+   takes that choice, no (or key 2) reprompts, anything else is understood afresh;
+4. an FAQ answer on the Utterance is spoken, followed by "Did that answer your question?"; yes goes
+   on with the node's prompt, no counts as a no-match;
+5. otherwise a no-match.
+A `collect` node takes a slot by keypad (Listen.max_digits) or voice (`dialog.nlu.slots`), reads it
+back for a yes/no confirmation when asked to, stores it in DialogState.slots and goes to `next`.
 """
 
 from __future__ import annotations
@@ -30,8 +43,9 @@ from dialog.events import (
     RecognitionFailed,
     Utterance,
 )
-from dialog.flow import Choice, Flow, Node
+from dialog.flow import Choice, CollectSpec, Flow, Node
 from dialog.matching import match_choice, match_digits, normalize
+from dialog.nlu.slots import parse_amount, parse_digits, parse_yes_no, read_back_digits, say_amount
 from ivr.errors import FlowError
 
 REASON_NO_INPUT = "no-input"
@@ -58,6 +72,13 @@ class DialogState:
     last_choice: str | None = None
     """The label (intent, else goto) of the last choice the caller made."""
     last_intent: str | None = None
+    slots: tuple[tuple[str, str], ...] = ()
+    """Values the caller gave in `collect` nodes, as (slot, value) pairs in the order given."""
+    pending: str = ""
+    """What the next yes/no answers: "choice:N" (did you mean), "slot:VALUE" (read-back), "faq"."""
+
+    def slot(self, name: str) -> str | None:
+        return dict(self.slots).get(name)
 
 
 class Machine:
@@ -84,7 +105,7 @@ class Machine:
         if isinstance(event, MaxDurationReached):
             actions: list[Action] = [Say(self._flow.settings.max_duration_prompt, barge_in=False)]
             return self._fallback(state, self._flow.settings.on_max_duration, REASON_MAX_DURATION, actions)
-        if node.kind != "expect":
+        if node.kind not in ("expect", "collect"):
             raise FlowError(f"flow state '{node.name}' is a '{node.kind}' node and does not wait for "
                             "the caller")
         state = replace(state, turn=state.turn + 1)
@@ -92,6 +113,13 @@ class Machine:
             return self._no_input(state, node)
         if isinstance(event, RecognitionFailed):
             return self._no_match(state, node, REASON_ASR_FAILURE)
+        if state.pending and isinstance(event, Utterance | DigitsEntered):
+            answered = self._answer_pending(state, node, event)
+            if answered is not None:
+                return answered
+            state = replace(state, pending="")
+        if node.collect is not None and isinstance(event, Utterance | DigitsEntered):
+            return self._collect(state, node, node.collect, event)
         if isinstance(event, DigitsEntered):
             if not event.digits:
                 return self._no_input(state, node)
@@ -101,7 +129,7 @@ class Machine:
                 return self._no_input(state, node)
             if event.confidence < self._flow.settings.min_confidence:
                 return self._no_match(state, node, REASON_NO_MATCH)
-            return self._choose(state, node, match_choice(event.text, self._choices(node)))
+            return self._understand(state, node, event)
         raise FlowError(f"the dialog cannot handle the event {type(event).__name__}")
 
     # --- turns
@@ -117,6 +145,84 @@ class Machine:
         state = replace(state, last_choice=choice.label, last_intent=choice.intent)
         return self._enter(state, choice.goto, actions), actions
 
+    def _understand(self, state: DialogState, node: Node, event: Utterance) -> tuple[DialogState, list[Action]]:
+        choices = self._choices(node)
+        settings = self._flow.settings
+        choice = match_choice(event.text, choices)
+        by_intent = next((c for c in choices if event.intent and c.intent == event.intent), None)
+        if choice is None and by_intent is not None and event.intent_confidence >= settings.intent_threshold:
+            choice = by_intent
+        if choice is not None:
+            return self._choose(state, node, choice)
+        if by_intent is not None and event.intent_confidence >= settings.intent_confirm_threshold:
+            what = (by_intent.intent or by_intent.goto).replace("_", " ")
+            return self._ask(state, node, f"choice:{choices.index(by_intent)}",
+                             [Say(settings.did_you_mean_prompt.format(choice=what))])
+        if event.faq_answer:
+            return self._ask(state, node, "faq", [Say(event.faq_answer), Say(settings.faq_followup_prompt)])
+        return self._no_match(state, node, REASON_NO_MATCH)
+
+    def _ask(self, state: DialogState, node: Node, pending: str,
+             says: list[Say]) -> tuple[DialogState, list[Action]]:
+        """Say `says`, then wait for a yes/no answer about `pending` (keys: 1 yes, 2 no)."""
+        listen = replace(self._listen(node), max_digits=1, phrases=("yes", "no"))
+        return replace(state, pending=pending), [*says, listen]
+
+    def _answer_pending(self, state: DialogState, node: Node,
+                        event: Utterance | DigitsEntered) -> tuple[DialogState, list[Action]] | None:
+        """The step for a yes/no answer to state.pending; None when the turn is neither yes nor no."""
+        settings = self._flow.settings
+        if isinstance(event, DigitsEntered):
+            yes = {"1": True, "2": False}.get(event.digits.rstrip("#"))
+        else:
+            yes = parse_yes_no(event.text)
+            if yes is None and event.intent in ("yes", "no") and \
+                    event.intent_confidence >= settings.intent_threshold:
+                yes = event.intent == "yes"
+        if yes is None:
+            return None
+        kind, _, value = state.pending.partition(":")
+        state = replace(state, pending="")
+        if kind == "choice" and yes:
+            return self._choose(state, node, self._choices(node)[int(value)])
+        if kind == "slot" and yes and node.collect is not None:
+            return self._store(state, node, node.collect, value)
+        if kind == "faq" and yes:
+            actions: list[Action] = [Say(settings.confirm_yes_prompt)]
+            actions += [Say(text, barge_in=self._barge_in(node)) for text in node.reprompt or node.say]
+            return state, [*actions, self._listen(node)]
+        return self._no_match(state, node, REASON_NO_MATCH, settings.confirm_no_prompt)
+
+    def _collect(self, state: DialogState, node: Node, spec: CollectSpec,
+                 event: Utterance | DigitsEntered) -> tuple[DialogState, list[Action]]:
+        text = event.digits if isinstance(event, DigitsEntered) else event.text
+        if isinstance(event, Utterance) and spec.type == "digits":
+            chosen = match_choice(event.text, self._flow.global_choices)
+            if chosen is not None and parse_digits(text) is None:
+                return self._choose(state, node, chosen)
+        value: str | None
+        if spec.type == "amount":
+            amount = parse_amount(text)
+            value, spoken = (None, "") if amount is None else (str(amount), say_amount(amount))
+        else:
+            value = parse_digits(text)
+            if value is not None and spec.length is not None and len(value) != spec.length:
+                value = None
+            spoken = read_back_digits(value or "")
+        if value is None:
+            return self._no_match(state, node, REASON_NO_MATCH)
+        if not spec.confirm:
+            return self._store(state, node, spec, value)
+        return self._ask(state, node, f"slot:{value}", [Say(f"I heard {spoken}. Is that right?")])
+
+    def _store(self, state: DialogState, node: Node, spec: CollectSpec,
+               value: str) -> tuple[DialogState, list[Action]]:
+        slots = tuple((k, v) for k, v in state.slots if k != spec.slot) + ((spec.slot, value),)
+        actions: list[Action] = []
+        assert node.next is not None
+        state = replace(state, slots=slots, last_choice=spec.slot)
+        return self._enter(state, node.next, actions), actions
+
     def _no_input(self, state: DialogState, node: Node) -> tuple[DialogState, list[Action]]:
         settings = self._flow.settings
         state = replace(state, no_input_count=state.no_input_count + 1)
@@ -124,12 +230,13 @@ class Machine:
             return self._fallback(state, settings.on_max_no_input, REASON_NO_INPUT, [])
         return state, self._reprompt(node, settings.no_input_prefix)
 
-    def _no_match(self, state: DialogState, node: Node, reason: str) -> tuple[DialogState, list[Action]]:
+    def _no_match(self, state: DialogState, node: Node, reason: str,
+                  prefix: str | None = None) -> tuple[DialogState, list[Action]]:
         settings = self._flow.settings
-        state = replace(state, no_match_count=state.no_match_count + 1)
+        state = replace(state, no_match_count=state.no_match_count + 1, pending="")
         if state.no_match_count > settings.max_no_match:
             return self._fallback(state, settings.on_max_no_match, reason, [])
-        return state, self._reprompt(node, settings.no_match_prefix)
+        return state, self._reprompt(node, settings.no_match_prefix if prefix is None else prefix)
 
     def _reprompt(self, node: Node, prefix: str) -> list[Action]:
         texts = node.reprompt or (prefix, *node.say)
@@ -154,8 +261,8 @@ class Machine:
         while True:
             node = self._flow.node(name)
             actions.extend(Say(text, barge_in=self._barge_in(node)) for text in node.say)
-            state = replace(state, node=name, no_input_count=0, no_match_count=0)
-            if node.next is not None:
+            state = replace(state, node=name, no_input_count=0, no_match_count=0, pending="")
+            if node.next is not None and node.collect is None:
                 name = node.next
                 continue
             if node.transfer is not None:
@@ -169,13 +276,15 @@ class Machine:
             return state
 
     def _listen(self, node: Node) -> Listen:
+        timeout_ms = node.no_input_timeout_ms or self._flow.settings.no_input_timeout_ms
+        if node.collect is not None:
+            return Listen(no_input_timeout_ms=timeout_ms, max_digits=node.collect.length or 32)
         choices = self._choices(node)
         phrases = tuple(dict.fromkeys(keyword for choice in choices for keyword in choice.keywords))
         max_digits = max((len(choice.digits.rstrip("#")) for choice in choices if choice.digits), default=1)
-        timeout_ms = node.no_input_timeout_ms or self._flow.settings.no_input_timeout_ms
         return Listen(no_input_timeout_ms=timeout_ms, phrases=phrases, max_digits=max_digits)
 
     def _barge_in(self, node: Node) -> bool:
         if node.barge_in is not None:
             return node.barge_in
-        return node.kind in ("expect", "next")
+        return node.kind in ("expect", "collect", "next")

@@ -8,12 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from dialog.nlu.model import OOS_LABEL
 from ivr.errors import IvrError
 
 TEXT_COLUMNS = ("text", "utterance", "sentence")
 LABEL_COLUMNS = ("intent", "category", "label")
-OOS_LABEL = "oos"
-"""Rows with this label teach the model what is out of scope; it never comes out as an intent."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ WEIGHTS_FILE = "intents.npz"
 CONFIG_FILE = "intents.json"
 OUT_OF_SCOPE = ""
 """The intent of an utterance the model does not recognise (below its out-of-scope threshold)."""
+OOS_LABEL = "oos"
+"""Training rows with this label teach the model what is out of scope; it never comes out as an intent."""
 
 
 def default_model_dir() -> Path:
@@ -86,7 +88,7 @@ class IntentModel:
         order = np.argsort(-probs)[:top]
         ranking = tuple((self.labels[i], float(probs[i])) for i in order)
         best, confidence = ranking[0]
-        intent = best if confidence >= self.oos_threshold else OUT_OF_SCOPE
+        intent = best if confidence >= self.oos_threshold and best != OOS_LABEL else OUT_OF_SCOPE
         return IntentResult(intent, confidence, best, ranking)
 
     # --- files

@@ -18,14 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from dialog.nlu.data import OOS_LABEL, Example
-from dialog.nlu.model import OUT_OF_SCOPE, IntentModel
+from dialog.nlu.data import Example
+from dialog.nlu.model import OOS_LABEL, OUT_OF_SCOPE, IntentModel
 from dialog.nlu.text import ngram_features, normalize_text
 from ivr.errors import IvrError
 
 HOMOPHONES = {"to": "two", "two": "to", "for": "four", "four": "for", "card": "cart", "pin": "pen",
               "account": "count", "balance": "balanced", "hours": "ours", "lost": "last", "bye": "by",
               "transfer": "transfers", "top": "stop", "a": "the", "my": "by", "i": "a", "cant": "can"}
+MIN_IN_SCOPE_KEPT = 0.92
+"""A rejected in-scope request costs a caller a retry: the threshold keeps at least this share."""
 FILLERS = ("um", "uh", "so", "yeah", "hi", "hello", "okay", "well")
 
 
@@ -115,7 +117,8 @@ def calibrate(model: IntentModel, held_out: Sequence[Example]) -> tuple[float, f
 
     The temperature minimizes the log-loss of in-scope rows. The threshold maximizes
     (in-scope rows accepted with the right intent) + (out-of-scope rows rejected) when there are
-    out-of-scope rows; else it keeps 97% of the correctly classified in-scope rows."""
+    out-of-scope rows, among thresholds that keep MIN_IN_SCOPE_KEPT of the correctly classified
+    in-scope rows; else it keeps 97% of them."""
     scores = np.stack([model.scores(e.text) for e in held_out])
     index = {label: i for i, label in enumerate(model.labels)}
     in_scope = np.array([e.intent != OOS_LABEL and e.intent in index for e in held_out])
@@ -140,6 +143,8 @@ def calibrate(model: IntentModel, held_out: Sequence[Example]) -> tuple[float, f
     best_thr, best_gain = 0.0, -1.0
     for threshold in np.unique(np.round(top, 3)):
         accepted = (top >= threshold) & (pred != oos_class)
+        if (correct & accepted).sum() < MIN_IN_SCOPE_KEPT * correct.sum():
+            break
         gain = (correct & accepted).sum() / max(in_scope.sum(), 1) + (out & ~accepted).sum() / out.sum()
         if gain > best_gain:
             best_thr, best_gain = float(threshold), float(gain)
@@ -183,7 +188,7 @@ def predict_labels(model: IntentModel, texts: Sequence[str]) -> tuple[list[str],
         t0 = time.perf_counter()
         result = model.predict(text)
         seconds.append(time.perf_counter() - t0)
-        labels.append(OUT_OF_SCOPE if result.intent == OOS_LABEL else result.intent)
+        labels.append(result.intent)
     return labels, seconds
 
 
