@@ -87,5 +87,5 @@ def event_summary(event: dict[str, Any]) -> str:
         if isinstance(value, float):
             value = round(value, 3)
         text = str(value)
-        parts.append(f"{key}={text[:160]}")
+        parts.append(f"{key}={text if len(text) <= 160 else text[:159] + '…'}")
     return ", ".join(parts)

@@ -1,0 +1,178 @@
+"""The supervisor console in real headless Chromium (Debian's chromium + chromedriver, driven by Selenium):
+a supervisor logs in, finds a call by a word its caller said, opens it, plays the audio, and sees the
+transcript by speaker and the emotion plot. The call is a real simulated call on the real models."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ivr.console.app import create_app
+from ivr.console.auth import Users
+from ivr.store import Store
+from ivr.store.importer import import_call_dir
+from tests.test_store_support import store_config
+
+pytestmark = [pytest.mark.models, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+PASSWORD = "a long supervisor password"
+WAIT_S = 20
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _add_emotions(call_dir: Path) -> None:
+    """Per-turn emotion events as the session writes them; added only if the session did not write any."""
+    lines = (call_dir / "events.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines if line.strip()]
+    if any(e["type"] == "emotion" for e in events):
+        return
+    out, k = [], 0
+    shapes = [{"neutral": 0.7, "angry": 0.1, "happy": 0.2}, {"neutral": 0.4, "angry": 0.05, "happy": 0.55}]
+    for e in events:
+        out.append(e)
+        if e["type"] == "transcript" and e.get("text"):
+            out.append({"t_ms": e["t_ms"], "type": "emotion", "scores": shapes[k % len(shapes)]})
+            k += 1
+    (call_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in out))
+
+
+@pytest.fixture(scope="module")
+def real_call(tmp_path_factory):
+    from ivr.config import AgentConfig
+    from ivr.services import Services
+    from ivr.simulate import simulate_call
+    from telephony.wavfile import load_script
+
+    out = tmp_path_factory.mktemp("browser-call") / "call"
+    call = simulate_call(Services.load(AgentConfig()), turns=load_script(REPO / "examples" / "balance.yaml"),
+                         out_dir=out, fast=True)
+    assert call.result.outcome == "completed"
+    _add_emotions(out)
+    return out
+
+
+@pytest.fixture
+def console(tmp_path, real_call):
+    import uvicorn
+
+    store = Store(store_config(tmp_path))
+    Users(store).add("sam", "supervisor", PASSWORD)
+    call_id = import_call_dir(store, real_call, caller="+15550107788")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "console did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", store, call_id
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        store.close()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if CHROMIUM is None or not os.path.exists(CHROMEDRIVER):
+        pytest.skip("Chromium not installed: apt-get install chromium chromium-driver (scripts/setup.sh does)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required", "--mute-audio",
+                 "--window-size=1280,1600", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    try:
+        driver.set_page_load_timeout(30)
+        driver.set_script_timeout(WAIT_S)
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_supervisor_finds_plays_and_reads_a_call(console, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, store, call_id = console
+    wait = WebDriverWait(browser, WAIT_S)
+    caller_words = [t["text"] for t in store.get_call(call_id)["turns"] if t["speaker"] == "caller"]
+    word = max(" ".join(caller_words).replace(",", " ").replace(".", " ").replace("?", " ").split(), key=len)
+
+    browser.get(base + "/calls")  # logged out: 401 with a way to the login page
+    assert "401" in browser.find_element(By.TAG_NAME, "h1").text
+    browser.find_element(By.ID, "login-link").click()
+    wait.until(ec.presence_of_element_located((By.ID, "login-form")))
+    browser.find_element(By.ID, "username").send_keys("sam")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "login-submit").click()
+    wait.until(ec.presence_of_element_located((By.ID, "search-form")))
+
+    search = browser.find_element(By.ID, "search")
+    search.send_keys(word)
+    browser.find_element(By.ID, "search-submit").click()
+    wait.until(lambda d: "q=" in d.current_url)
+    links = browser.find_elements(By.CSS_SELECTOR, "a.call-link")
+    assert len(links) == 1, f"searching {word!r}"
+    links[0].click()
+    wait.until(ec.presence_of_element_located((By.ID, "transcript")))
+    assert browser.find_element(By.ID, "call-id").text == call_id
+
+    speakers = [li.get_attribute("class").split()[1] for li in browser.find_elements(By.CSS_SELECTOR, "li.turn")]
+    assert speakers.count("caller") == 2 and speakers.count("agent") == 3, speakers
+    texts = browser.find_element(By.ID, "transcript").text
+    assert word in texts and "Welcome to Example Bank" in texts
+
+    plot = browser.find_element(By.ID, "emotion-plot")
+    assert plot.is_displayed() and plot.size["width"] > 300
+    assert len(plot.find_elements(By.CSS_SELECTOR, "polyline.series")) == 3
+
+    wait.until(lambda d: d.find_element(By.ID, "waveform").get_attribute("data-ready") == "1")
+    played = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const a = document.getElementById('player');
+        a.muted = true;
+        a.play().then(() => done(true), (e) => done(String(e)));
+    """)
+    assert played is True, played
+    wait.until(lambda d: d.execute_script("return document.getElementById('player').currentTime") > 0.5)
+    assert browser.execute_script("return document.getElementById('player').paused") is False
+    assert browser.execute_script("return document.getElementById('player').duration") > 20
+
+    second_caller = browser.find_elements(By.CSS_SELECTOR, "li.turn.caller")[1]
+    start = float(second_caller.get_attribute("data-start"))
+    second_caller.click()  # click a line: the audio jumps there
+    wait.until(lambda d: abs(d.execute_script("return document.getElementById('player').currentTime") - start) < 1.5)
+    wait.until(lambda d: "playing" in second_caller.get_attribute("class"))
+
+    shot = tmp_path / "call-page.png"
+    browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("IVR_SCREENSHOT_DIR"):
+        shutil.copy(shot, Path(os.environ["IVR_SCREENSHOT_DIR"]) / shot.name)
+    actions = {(e["user_name"], e["action"]) for e in store.audit_log(call_id=call_id)}
+    assert {("sam", "open"), ("sam", "listen")} <= actions
