@@ -81,8 +81,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     server.start()
-    print(f"ivr serve: listening on sip:{config.bind}:{config.port} (UDP, TCP); calls in {config.out_dir}/",
-          flush=True)
+    print(f"ivr serve: listening on sip:{config.bind}:{config.port} (UDP, TCP); calls in {config.out_dir}/; "
+          f"at most {server.config.max_calls} calls at once", flush=True)
     while not stop.wait(0.5):
         if not server.endpoint.running:
             log.error("the SIP thread stopped")

@@ -20,8 +20,12 @@ from telephony.sip.config import SipConfig
 log = logging.getLogger(__name__)
 
 POLL_MS = 10
-PJSUA_MAX_CALLS = 32
-"""pjsua's compile-time limit on calls (PJSUA_MAX_CALLS)."""
+PJSUA_MAX_CALLS = 4
+"""pjsua's compile-time limit on call slots (PJSUA_MAX_CALLS): 4 in the pjsua2-python 2.15.1 wheels
+(measured: a 5th INVITE gets pjsua's own 486). Every answered call, every 503 and every human leg of a
+bridged transfer takes a slot, so one process answers at most PJSUA_MAX_CALLS - 1 calls at once."""
+MAX_ANSWERED_CALLS = PJSUA_MAX_CALLS - 1
+"""Calls one process can answer while keeping a slot to refuse the next one with 503."""
 CODEC_PRIORITY = {"PCMU/8000/1": 255, "PCMA/8000/1": 254, "G722/16000/1": 253, "telephone-event": 0}
 """Codecs offered and accepted, best first; every other codec is disabled (priority 0)."""
 
@@ -113,8 +117,8 @@ class SipEndpoint:
         ep_cfg = pj.EpConfig()
         ep_cfg.uaConfig.threadCnt = 0
         ep_cfg.uaConfig.mainThreadOnly = False
-        # room to answer 503 above the limit, and for the human legs of bridged transfers
-        ep_cfg.uaConfig.maxCalls = min(max(2 * cfg.max_calls + 4, 4), PJSUA_MAX_CALLS)
+        # all of them: room to answer 503 above the limit, and for the human legs of bridged transfers
+        ep_cfg.uaConfig.maxCalls = PJSUA_MAX_CALLS
         ep_cfg.uaConfig.userAgent = cfg.user_agent
         ep_cfg.logConfig.level = cfg.pjsip_log_level
         ep_cfg.logConfig.consoleLevel = cfg.pjsip_log_level

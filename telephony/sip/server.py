@@ -13,6 +13,7 @@ Only sources in the allow-list (if one is set) may call: others get 403.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -23,7 +24,7 @@ import pjsua2 as pj
 from ivr.services import Services
 from telephony.sip.call import HumanCall, SipCall, redact
 from telephony.sip.config import SipConfig
-from telephony.sip.endpoint import SipEndpoint
+from telephony.sip.endpoint import MAX_ANSWERED_CALLS, SipEndpoint
 from telephony.sip.security import AllowList, source_ip
 from telephony.sip.transfer import TransferContext, refer_to
 
@@ -55,6 +56,10 @@ class SipServer:
 
     def __init__(self, services: Services, config: SipConfig) -> None:
         self.services = services
+        if config.max_calls > MAX_ANSWERED_CALLS:
+            log.warning("max_calls %d is above what pjsua2 allows in one process; answering at most %d at once",
+                        config.max_calls, MAX_ANSWERED_CALLS)
+            config = dataclasses.replace(config, max_calls=MAX_ANSWERED_CALLS)
         self.config = config
         self.endpoint = SipEndpoint(config, self._started, self._stopping, self._poll)
         self.allow_list = AllowList(config.allow)
