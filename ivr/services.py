@@ -11,6 +11,7 @@ import numpy as np
 
 from asr.base import SpeechRecognizer
 from dialog.machine import Machine
+from dialog.nlu.understand import Nlu
 from ivr.config import AgentConfig
 from ivr.errors import IvrError
 from tts.base import Synthesizer
@@ -26,6 +27,8 @@ class Services:
     machine: Machine
     fallback_synthesizer: Synthesizer | None = None
     load_s: float = 0.0
+    nlu: Nlu | None = None
+    """Intents and FAQ for caller turns (dialog.nlu); None: keywords, regex and digits only."""
 
     @classmethod
     def load(cls, config: AgentConfig, prewarm: bool = True) -> Services:
@@ -50,7 +53,7 @@ class Services:
                 fallback = load_synthesizer("espeak-ng", "")
             except IvrError:
                 log.warning("no fallback TTS: espeak-ng is not installed (apt-get install espeak-ng)")
-        services = cls(config, recognizer, synthesizer, machine, fallback)
+        services = cls(config, recognizer, synthesizer, machine, fallback, nlu=Nlu.load())
         if prewarm:
             services.prewarm()
         services.load_s = time.perf_counter() - t0
@@ -62,3 +65,5 @@ class Services:
         self.recognizer.transcribe(silence, 16000)
         voice = getattr(self.synthesizer, "inner", self.synthesizer)  # past the prompt cache, to the model
         voice.synthesize("Hello.")
+        if self.nlu is not None:
+            self.nlu.understand("hello")

@@ -270,7 +270,22 @@ class CallSession:
                 self._listen_deadline_ms = self._clock.now_ms() + self._listen.no_input_timeout_ms
             return
         self._stop_listening()
-        self._dispatch(Utterance(result.text, result.confidence))
+        self._dispatch_utterance(result.text, result.confidence)
+
+    def _dispatch_utterance(self, text: str, confidence: float) -> None:
+        """Runs the NLU (intent, FAQ) on the turn, then the dialog; an FAQ miss that the flow could
+        not place either is logged as `faq_miss` for review (no caller text in the log line)."""
+        nlu = self._services.nlu
+        if nlu is None:
+            self._dispatch(Utterance(text, confidence))
+            return
+        found = nlu.understand(text)
+        self.log.emit("nlu", intent=found.intent, confidence=round(found.intent_confidence, 3),
+                      faq=found.faq_id, faq_score=round(found.faq_score, 3), latency_ms=round(found.latency_ms, 2))
+        misses = self._state.no_match_count if self._state else 0
+        self._dispatch(Utterance(text, confidence, found.intent, found.intent_confidence, found.faq_answer))
+        if not found.intent and not found.faq_id and self._state and self._state.no_match_count > misses:
+            self.log.emit("faq_miss", node=self._state.node)
 
     # ---- timers --------------------------------------------------------------------------------
 
