@@ -1,0 +1,101 @@
+"""Call control over real SIP: a caller whose RTP stops is hung up after --rtp-timeout; a caller on hold
+(re-INVITE a=sendonly, no RTP for longer than the timeout) stays connected and resumes (a=sendrecv);
+SIGTERM lets the live call finish (new calls get 503 meanwhile) and the server then exits cleanly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.sip.rtp_pcap import CallerTrack
+from tests.sip.sipp import RTP_OFFSET, SIPP, RtpListener, free_media_base, free_udp_port, render, start_sipp
+from tests.test_sip_call import _events, _start_server
+
+pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
+
+RTP_TIMEOUT_S = 3
+HOLD_MS = 6000  # longer than the RTP timeout: a held call must not be timed out
+
+
+def _run(proc: subprocess.Popen, timeout_s: float) -> tuple[int, str]:
+    try:
+        _, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return proc.returncode, err.decode(errors="replace")
+
+
+def _errors(log_dir) -> str:
+    return "".join(p.read_text(errors="replace")[-800:] for p in log_dir.glob("*_errors.log"))
+
+
+def test_rtp_timeout_hold_and_graceful_shutdown(tmp_path):
+    if SIPP is None:
+        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
+    short = CallerTrack()
+    short.silence(2.0)
+    short.write_pcap(tmp_path / "short.pcap")
+    talk = CallerTrack()
+    talk.silence(3.0)
+    talk.write_pcap(tmp_path / "talk.pcap")
+    port = free_udp_port()
+    server = _start_server(tmp_path / "calls", port, ["--rtp-timeout", str(RTP_TIMEOUT_S), "--grace", "30"])
+    procs: list[subprocess.Popen] = []
+    listeners: list[RtpListener] = []
+    try:
+        dirs = {}
+        for name, template, values in (
+            ("held", "caller_holds.xml", {"PCAP": tmp_path / "talk.pcap", "TALK_MS": 3500, "HOLD_MS": HOLD_MS}),
+            ("silent", "agent_hangs_up.xml", {"PCAP": tmp_path / "short.pcap", "BYE_TIMEOUT_MS": 15000}),
+        ):
+            base = free_media_base()
+            listeners.append(RtpListener(base + RTP_OFFSET))
+            dirs[name] = tmp_path / name
+            dirs[name].mkdir()
+            procs.append(start_sipp(render(template, dirs[name] / "s.xml", **values), port, free_udp_port(),
+                                    base, dirs[name]))
+        held, silent = procs
+        started = time.monotonic()
+        rc, err = _run(silent, 30)
+        silent_s = time.monotonic() - started
+        assert rc == 0, f"the silent caller did not get the agent's BYE: {err[-500:]} {_errors(dirs['silent'])}"
+        assert 2.0 + RTP_TIMEOUT_S - 1 <= silent_s <= 2.0 + RTP_TIMEOUT_S + 4, silent_s
+        time.sleep(max(0.0, 7.5 - (time.monotonic() - started)))  # the held caller is on hold now
+        server.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        (tmp_path / "late").mkdir()
+        late = start_sipp(render("expect_503.xml", tmp_path / "late" / "s.xml"), port, free_udp_port(),
+                          free_media_base(), tmp_path / "late")
+        procs.append(late)
+        rc, err = _run(late, 20)
+        assert rc == 0, f"a call during shutdown did not get 503: {err[-500:]}"
+        assert server.poll() is None, "the server stopped before the live call ended"
+        rc, err = _run(held, 40)
+        assert rc == 0, f"the held call did not survive hold, resume and shutdown: {err[-500:]} " \
+                        f"{_errors(dirs['held'])}"
+        server.wait(15)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        if server.poll() is None:
+            server.kill()
+            server.wait(5)
+        for listener in listeners:
+            listener.close()
+    output = server.stdout.read() if server.stdout else ""
+    assert server.returncode == 0, output[-2000:]
+    assert "may finish" in output
+    outcomes = {}
+    for d in (tmp_path / "calls").iterdir():
+        meta = json.loads((d / "sip.json").read_text())
+        outcomes[meta["outcome"]] = d
+    assert set(outcomes) == {"rtp-timeout", "caller-hangup"}, outcomes
+    assert any(e["type"] == "rtp_timeout" for e in _events(outcomes["rtp-timeout"]))
+    held_meta = json.loads((outcomes["caller-hangup"] / "sip.json").read_text())
+    assert held_meta["ended_at"] - held_meta["started_at"] > (3500 * 2 + HOLD_MS) / 1000
