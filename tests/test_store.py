@@ -276,3 +276,31 @@ def test_ivr_call_is_stored(tmp_path):
                 (tmp_path / "call" / "events.jsonl").read_text().splitlines())
     finally:
         store.close()
+
+
+def test_sip_observer_stores_a_call_with_its_caller(tmp_path):
+    """What `ivr serve` does per call: a writer subscribed to the session's log, finished when it closes."""
+    from types import SimpleNamespace
+
+    from ivr.clock import VirtualClock
+    from ivr.eventlog import EventLog
+    from ivr.store.hook import SipStoreObserver, caller_number
+
+    assert caller_number('"Alice" <sip:+1-555-010-1234@10.0.0.1:5060>;tag=x') == "+1-555-010-1234"
+    assert caller_number("sip:anonymous@example.com") is None
+    store = Store(store_config(tmp_path))
+    try:
+        session = SimpleNamespace(log=EventLog(VirtualClock()), transcript=[])
+        observer = SipStoreObserver(store)
+        observer.call_started(session, '"Alice" <sip:+15550101234@10.0.0.1>')
+        for event in call_events("sip1", ["hello from the phone"]):
+            session.log.emit(event.pop("type"), **{k: v for k, v in event.items() if k != "t_ms"})
+        out = tmp_path / "sip1"
+        stereo_wav(out / "recording.wav")
+        observer.call_closed(session, out)
+        call = store.get_call("sip1")
+        assert call["source"] == "sip" and call["caller_tail"] == "34" and call["outcome"] == "completed"
+        assert store.list_calls(CallFilter(caller="+1 555 010 1234"))[0]["id"] == "sip1"
+        assert store.read_recording("sip1") == (out / "recording.wav").read_bytes()
+    finally:
+        store.close()
