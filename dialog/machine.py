@@ -236,7 +236,10 @@ class Machine:
         state = replace(state, no_match_count=state.no_match_count + 1, pending="")
         if state.no_match_count > settings.max_no_match:
             return self._fallback(state, settings.on_max_no_match, reason, [])
-        return state, self._reprompt(node, settings.no_match_prefix if prefix is None else prefix)
+        actions = self._reprompt(node, settings.no_match_prefix if prefix is None else prefix)
+        if prefix is not None and node.reprompt:
+            actions.insert(0, Say(prefix, barge_in=self._barge_in(node)))
+        return state, actions
 
     def _reprompt(self, node: Node, prefix: str) -> list[Action]:
         texts = node.reprompt or (prefix, *node.say)
