@@ -92,6 +92,8 @@ class CallSession:
         self._silence_fed_ms = 0.0
         self._digits = ""
         self._digit_deadline_ms = 0.0
+        self._entry_complete = False
+        """The last keypad entry ended by its length: a terminator right after it belongs to it."""
         self._keys: deque[str] = deque()
         self._keys_lock = threading.Lock()
         self._awaiting_reply_since_ms: float | None = None
@@ -217,6 +219,9 @@ class CallSession:
         for key in keys:
             now = self._clock.now_ms()
             self.log.emit("dtmf", digit=key if self._cfg.record_digits else "*")
+            complete, self._entry_complete = self._entry_complete, False
+            if complete and key == "#":  # "123456#" for a 6-digit entry: the '#' ends nothing new
+                continue
             if self._speaking() and self._speech_barge_in and self._cfg.barge_in:
                 self._barge_in("dtmf", now)
             if self._listen is None:
@@ -228,6 +233,7 @@ class CallSession:
             self._digits += key
             self._digit_deadline_ms = now + listen.inter_digit_timeout_ms
             if len(self._digits) >= listen.max_digits:
+                self._entry_complete = True
                 self._digits_done()
 
     def _digits_done(self) -> None:
