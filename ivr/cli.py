@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_console(sub)
     from dialog.nlu.cli import register as register_nlu
     register_nlu(sub)
+    from dialog.emotion.cli import register as register_emotion
+    register_emotion(sub)  # after NLU: adds to its `ivr train` group
     return parser
 
 
