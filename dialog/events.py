@@ -22,6 +22,10 @@ class Utterance:
     """Its calibrated probability (0..1)."""
     faq_answer: str = ""
     """The FAQ answer found for the turn ("" when none reached the FAQ's threshold)."""
+    emotion: str = ""
+    """The turn's emotion from voice and words (neutral/happy/sad/angry; "" when not measured)."""
+    negativity: float = 0.0
+    """How negative the turn sounded and read, 0..1 (see dialog.emotion.fusion); used when `emotion` is set."""
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from dialog._yaml import line_of, parse_yaml
+from dialog.emotion.policy import EmotionEscalation
 from ivr.errors import FlowError
 
 Fallback = Literal["transfer", "hangup"]
@@ -84,6 +85,14 @@ class Settings:
     faq_followup_prompt: str = "Did that answer your question?"
     confirm_yes_prompt: str = "Good."
     confirm_no_prompt: str = "Sorry about that."
+    escalate_on_negative_emotion: EmotionEscalation | None = None
+    """`{turns: 2, threshold: 0.6}`: transfer ("negative-emotion") once the caller's smoothed negativity
+    stays at or above threshold for that many turns in a row (see dialog.emotion.policy). None: never."""
+    emotion_smoothing: float = 0.5
+    """Weight of each new turn in the call's moving average of negativity."""
+    upset_threshold: float = 0.5
+    """A caller whose smoothed negativity reaches this hears nodes' `say_upset` variants."""
+    negative_emotion_prompt: str = "I'm sorry this has been frustrating. Let me connect you to one of our agents."
 
 
 @dataclass(frozen=True)
@@ -151,6 +160,8 @@ class Node:
     """Whether the caller may interrupt this node's prompt; None: yes, except before a transfer or hangup."""
     collect: CollectSpec | None = None
     """Ask for a slot, then go to `next` once it is given (and confirmed)."""
+    say_upset: tuple[str, ...] = ()
+    """Said instead of `say` (and on retries) to an upset caller: an empathetic, shorter variant."""
 
     @property
     def kind(self) -> NodeKind:
@@ -225,7 +236,7 @@ def parse_flow(text: str, source: str = "<flow text>") -> Flow:
 
 _TOP_KEYS = ("name", "start", "settings", "global", "nodes")
 _NODE_KEYS = ("say", "reprompt", "expect", "next", "transfer", "hangup", "no_input_timeout_ms", "barge_in",
-              "collect")
+              "collect", "say_upset")
 _COLLECT_KEYS = ("slot", "type", "length", "confirm")
 _CHOICE_KEYS = ("keywords", "regex", "digits", "intent", "goto")
 _SETTING_KEYS = tuple(Settings.__dataclass_fields__)
@@ -280,13 +291,27 @@ class _Parser:
                 if value not in FALLBACKS:
                     raise self.fail(raw, f"{what} must be 'transfer' or 'hangup', not {value!r}")
                 values[key] = value
-            elif key in ("min_confidence", "intent_threshold", "intent_confirm_threshold"):
+            elif key == "escalate_on_negative_emotion":
+                values[key] = self.escalation(raw, value, what)
+            elif key in ("min_confidence", "intent_threshold", "intent_confirm_threshold", "emotion_smoothing",
+                         "upset_threshold"):
                 if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
                     raise self.fail(raw, f"{what} must be a number from 0 to 1, not {value!r}")
                 values[key] = float(value)
             else:
                 values[key] = self.text(raw, value, what)
         return Settings(**values)
+
+    def escalation(self, at: object, value: Any, what: str) -> EmotionEscalation | None:
+        if value is None or value is False:
+            return None
+        if not isinstance(value, dict) or set(value) - {"turns", "threshold"}:
+            raise self.fail(at, f"{what} must be a mapping like {{turns: 2, threshold: 0.6}}")
+        turns = self.count(value, value.get("turns", 2), f"{what} 'turns'", 1)
+        threshold = value.get("threshold", 0.6)
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= 1:
+            raise self.fail(value, f"{what} 'threshold' must be a number above 0 and at most 1")
+        return EmotionEscalation(turns=turns, threshold=float(threshold))
 
     def node(self, name: str, raw: Any) -> Node:
         where = f"node '{name}'"
@@ -310,8 +335,9 @@ class _Parser:
         barge_in = raw.get("barge_in")
         if barge_in is not None and not isinstance(barge_in, bool):
             raise self.fail(raw, f"{where} 'barge_in' must be true or false")
+        say_upset = self.prompt(raw, raw["say_upset"], f"{where} 'say_upset'") if "say_upset" in raw else ()
         node = Node(
-            name=name, say=say, reprompt=reprompt,
+            name=name, say=say, reprompt=reprompt, say_upset=say_upset,
             no_input_timeout_ms=None if timeout is None else self.count(raw, timeout, f"{where} "
                                                                         "'no_input_timeout_ms'", 1),
             barge_in=barge_in,

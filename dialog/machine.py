@@ -34,6 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from dialog.actions import Action, Hangup, Listen, Say, Transfer
+from dialog.emotion.policy import REASON_NEGATIVE_EMOTION, EmotionTrack, is_upset, should_escalate
+from dialog.emotion.policy import update as update_emotion
 from dialog.events import (
     CallStarted,
     DigitsEntered,
@@ -76,6 +78,8 @@ class DialogState:
     """Values the caller gave in `collect` nodes, as (slot, value) pairs in the order given."""
     pending: str = ""
     """What the next yes/no answers: "choice:N" (did you mean), "slot:VALUE" (read-back), "faq"."""
+    emotion: EmotionTrack = EmotionTrack()
+    """The caller's emotion smoothed over the call (dialog.emotion.policy)."""
 
     def slot(self, name: str) -> str | None:
         return dict(self.slots).get(name)
@@ -109,6 +113,14 @@ class Machine:
             raise FlowError(f"flow state '{node.name}' is a '{node.kind}' node and does not wait for "
                             "the caller")
         state = replace(state, turn=state.turn + 1)
+        if isinstance(event, Utterance) and event.emotion:
+            settings = self._flow.settings
+            state = replace(state, emotion=update_emotion(state.emotion, event.emotion, event.negativity,
+                                                          settings.emotion_smoothing,
+                                                          settings.escalate_on_negative_emotion))
+            if should_escalate(state.emotion, settings.escalate_on_negative_emotion):
+                return self._fallback(state, "transfer", REASON_NEGATIVE_EMOTION,
+                                      [Say(settings.negative_emotion_prompt, barge_in=False)], prompt=False)
         if isinstance(event, NoInput):
             return self._no_input(state, node)
         if isinstance(event, RecognitionFailed):
@@ -228,7 +240,7 @@ class Machine:
         state = replace(state, no_input_count=state.no_input_count + 1)
         if state.no_input_count > settings.max_no_input:
             return self._fallback(state, settings.on_max_no_input, REASON_NO_INPUT, [])
-        return state, self._reprompt(node, settings.no_input_prefix)
+        return state, self._reprompt(node, settings.no_input_prefix, self._upset(state))
 
     def _no_match(self, state: DialogState, node: Node, reason: str,
                   prefix: str | None = None) -> tuple[DialogState, list[Action]]:
@@ -236,23 +248,26 @@ class Machine:
         state = replace(state, no_match_count=state.no_match_count + 1, pending="")
         if state.no_match_count > settings.max_no_match:
             return self._fallback(state, settings.on_max_no_match, reason, [])
-        actions = self._reprompt(node, settings.no_match_prefix if prefix is None else prefix)
+        actions = self._reprompt(node, settings.no_match_prefix if prefix is None else prefix, self._upset(state))
         if prefix is not None and node.reprompt:
             actions.insert(0, Say(prefix, barge_in=self._barge_in(node)))
         return state, actions
 
-    def _reprompt(self, node: Node, prefix: str) -> list[Action]:
-        texts = node.reprompt or (prefix, *node.say)
+    def _upset(self, state: DialogState) -> bool:
+        return is_upset(state.emotion, self._flow.settings.upset_threshold)
+
+    def _reprompt(self, node: Node, prefix: str, upset: bool = False) -> list[Action]:
+        texts = (prefix, *node.say_upset) if upset and node.say_upset else node.reprompt or (prefix, *node.say)
         actions: list[Action] = [Say(text, barge_in=self._barge_in(node)) for text in texts]
         actions.append(self._listen(node))
         return actions
 
     def _fallback(self, state: DialogState, how: str, reason: str,
-                  actions: list[Action]) -> tuple[DialogState, list[Action]]:
+                  actions: list[Action], prompt: bool = True) -> tuple[DialogState, list[Action]]:
         settings = self._flow.settings
         if how == "transfer":
-            actions += [Say(settings.transfer_prompt, barge_in=False),
-                        Transfer(settings.transfer_target, reason)]
+            actions += [Say(settings.transfer_prompt, barge_in=False)] if prompt else []
+            actions.append(Transfer(settings.transfer_target, reason))
         else:
             actions += [Say(settings.goodbye_prompt, barge_in=False), Hangup(reason)]
         return replace(state, ended=True, end_reason=reason), actions
@@ -263,7 +278,8 @@ class Machine:
         """Enters `name` and every `next` after it, appending their actions; the state where it stops."""
         while True:
             node = self._flow.node(name)
-            actions.extend(Say(text, barge_in=self._barge_in(node)) for text in node.say)
+            texts = node.say_upset if node.say_upset and self._upset(state) else node.say
+            actions.extend(Say(text, barge_in=self._barge_in(node)) for text in texts)
             state = replace(state, node=name, no_input_count=0, no_match_count=0, pending="")
             if node.next is not None and node.collect is None:
                 name = node.next
