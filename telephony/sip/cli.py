@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--port", type=int, help=f"SIP port (default {DEFAULT_SIP_PORT})")
     serve.add_argument("--rtp-port", type=int, help="first RTP port (default 4000)")
     serve.add_argument("--out", help="per-call outputs under OUT/CALL_ID/ (default calls)")
-    serve.add_argument("--max-calls", type=int, help="concurrent calls; above: 503 (default 8)")
+    serve.add_argument("--max-calls", type=int, help="concurrent calls, at most 3; above: 503 (default 3)")
     serve.add_argument("--allow", action="append", metavar="CIDR",
                        help="trunk source allowed to call (repeatable); others get 403 (default: any)")
     serve.add_argument("--transfer-target", action="append", metavar="FLOW_TARGET=SIP_URI",
@@ -39,6 +39,15 @@ def register(subparsers: Any) -> None:
                        help="pjsip console log level 0-6 (default 1); above 3 prints SIP messages with caller numbers")
     _common_model_args(serve)
     serve.set_defaults(func=cmd_serve)
+
+    bench = subparsers.add_parser("bench-sip", help="voice-to-voice latency and concurrent calls, measured "
+                                  "over SIP from the caller's side (needs sipp)")
+    bench.add_argument("--calls", type=int, default=4, help="calls one at a time for p50/p95 (default 4)")
+    bench.add_argument("--ramp", help="concurrency levels, e.g. 1,2,3 (default 1,2,4,... up to the call limit)")
+    bench.add_argument("--max-concurrency", type=int, default=8, help="highest level of the default ramp")
+    bench.add_argument("--json", default="bench-results/bench-sip.json", help="where to write the JSON results")
+    _common_model_args(bench)
+    bench.set_defaults(func=cmd_bench_sip)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -94,3 +103,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"ivr serve: stopped ({server.calls_answered} calls answered, {server.calls_rejected} refused, "
           f"{server.calls_forbidden} forbidden)", flush=True)
     return 0
+
+
+def cmd_bench_sip(args: argparse.Namespace) -> int:
+    from telephony.sip.bench import run_bench_sip
+
+    report = run_bench_sip(args)
+    return 0 if report["single"]["completed"] == report["single"]["calls"] else 1

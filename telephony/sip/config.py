@@ -27,8 +27,9 @@ class SipConfig:
     """First RTP port (0: pjsua's default, 4000)."""
     out_dir: Path = Path("calls")
     """Each call writes recording.wav, events.jsonl and sip.json under out_dir/CALL_ID/."""
-    max_calls: int = 8
-    """Concurrent calls; above it a new INVITE gets 503 with Retry-After."""
+    max_calls: int = 3
+    """Concurrent calls; above it a new INVITE gets 503 with Retry-After. At most 3 in one process
+    (pjsua2-python's wheels have 4 call slots; see telephony.sip.endpoint)."""
     retry_after_s: int = 30
     """Retry-After of the 503 sent above max_calls."""
     user_agent: str = "ivr-agent"
