@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.base import SpeechRecognizer
+from dialog.emotion.analyzer import EmotionAnalyzer
 from dialog.machine import Machine
 from dialog.nlu.understand import Nlu
 from ivr.config import AgentConfig
@@ -29,6 +30,8 @@ class Services:
     load_s: float = 0.0
     nlu: Nlu | None = None
     """Intents and FAQ for caller turns (dialog.nlu); None: keywords, regex and digits only."""
+    emotion: EmotionAnalyzer | None = None
+    """Voice and text emotion for caller turns (dialog.emotion); None: the flow sees no emotion."""
 
     @classmethod
     def load(cls, config: AgentConfig, prewarm: bool = True) -> Services:
@@ -53,7 +56,8 @@ class Services:
                 fallback = load_synthesizer("espeak-ng", "")
             except IvrError:
                 log.warning("no fallback TTS: espeak-ng is not installed (apt-get install espeak-ng)")
-        services = cls(config, recognizer, synthesizer, machine, fallback, nlu=Nlu.load())
+        services = cls(config, recognizer, synthesizer, machine, fallback, nlu=Nlu.load(),
+                       emotion=EmotionAnalyzer.load())
         if prewarm:
             services.prewarm()
         services.load_s = time.perf_counter() - t0
@@ -67,3 +71,5 @@ class Services:
         voice.synthesize("Hello.")
         if self.nlu is not None:
             self.nlu.understand("hello")
+        if self.emotion is not None:
+            self.emotion.prewarm()

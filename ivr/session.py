@@ -35,6 +35,7 @@ from dialog.events import (
 from dialog.machine import DialogState
 from ivr.audiofile import read_audio
 from ivr.clock import Clock
+from ivr.emotionlane import EmotionLane
 from ivr.errors import IvrError
 from ivr.eventlog import EventLog
 from ivr.frame import INTERNAL_RATE_HZ, Frame, FrameBuffer
@@ -100,6 +101,9 @@ class CallSession:
         self._started_ms = clock.now_ms()
         self._max_duration_sent = False
         self._state: DialogState | None = None
+        self._emotion = EmotionLane(services.emotion, clock, call_id) if services.emotion else None
+        self._held: tuple[str, float] | None = None
+        """A transcript waiting for its turn's voice emotion."""
         self.transcript: list[TranscriptLine] = []
         self.ended = False
         self.outcome = ""
@@ -186,6 +190,8 @@ class CallSession:
             self.log.emit("speech_ignored", reason="agent not listening")
             return
         self._recognition.finish()
+        if self._emotion is not None:
+            self._emotion.start(event.audio, INTERNAL_RATE_HZ)
         self._awaiting_reply_since_ms = event.end_ms
         self.transcript.append(TranscriptLine("caller", event.onset_ms, "", event.end_ms))
 
@@ -245,6 +251,9 @@ class CallSession:
     # ---- results from the worker lanes -----------------------------------------------------------
 
     def _collect_results(self) -> None:
+        if self._held is not None and self._emotion is not None and self._emotion.ready():
+            (text, confidence), self._held = self._held, None
+            self._dispatch_utterance(text, confidence)
         rec = self._recognition
         if rec is not None:
             for partial in rec.take_partials():
@@ -276,6 +285,9 @@ class CallSession:
                 self._listen_deadline_ms = self._clock.now_ms() + self._listen.no_input_timeout_ms
             return
         self._stop_listening()
+        if self._emotion is not None and not self._emotion.ready():
+            self._held = (result.text, result.confidence)
+            return
         self._dispatch_utterance(result.text, result.confidence)
 
     def _dispatch_utterance(self, text: str, confidence: float) -> None:
@@ -324,6 +336,8 @@ class CallSession:
 
     def _dispatch(self, event: Event) -> None:
         machine = self._services.machine
+        if isinstance(event, Utterance) and self._emotion is not None:
+            event = self._emotion.annotate(event, self.log)
         try:
             if self._state is None:
                 self._state, actions = machine.start()
@@ -429,6 +443,8 @@ class CallSession:
             works.append(self._speech)
         if self._recognition is not None and self._recognition.result is not None:
             works.append(self._recognition.result)
+        if self._emotion is not None and self._emotion.work is not None:
+            works.append(self._emotion.work)
         return works
 
     @property
@@ -450,6 +466,8 @@ class CallSession:
             work.cancel()
         self._asr_lane.shutdown(wait=False, cancel_futures=True)
         self._tts_lane.shutdown(wait=False, cancel_futures=True)
+        if self._emotion is not None:
+            self._emotion.close()
         if self._recorder is not None:
             self._recorder.close()
         self.log.close()

@@ -1,0 +1,60 @@
+"""One turn's emotion from the caller's voice and words, weighted into one label and one negativity.
+
+Text emotions (Ekman) fold into the voice model's four classes: anger and disgust -> angry, sadness
+and fear -> sad, joy -> happy, neutral and surprise -> neutral. Either side may be missing (no audio
+model, an empty transcript); the other then decides alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dialog.emotion.acoustic import VoiceEmotion
+from dialog.emotion.corpus import CLASSES
+from dialog.emotion.text import TextEmotion
+
+TEXT_TO_CLASS = {"anger": "angry", "disgust": "angry", "sadness": "sad", "fear": "sad", "joy": "happy",
+                 "neutral": "neutral", "surprise": "neutral"}
+
+
+@dataclass(frozen=True)
+class FusionWeights:
+    voice: float = 0.6
+    """Share of the voice in a turn's emotion: how a caller sounds outweighs a few recognised words."""
+    text: float = 0.4
+
+
+@dataclass(frozen=True)
+class TurnEmotion:
+    label: str
+    """neutral, happy, sad or angry ('' when neither side had anything)."""
+    scores: dict[str, float]
+    negativity: float
+    """0 .. 1, for the policy."""
+    voice_negativity: float | None = None
+    text_negativity: float | None = None
+
+
+def text_scores(text: TextEmotion) -> dict[str, float]:
+    """The Ekman probabilities folded into the four classes, summing to 1."""
+    folded = dict.fromkeys(CLASSES, 0.0)
+    for label, p in text.scores.items():
+        folded[TEXT_TO_CLASS.get(label, "neutral")] += p
+    total = sum(folded.values()) or 1.0
+    return {k: v / total for k, v in folded.items()}
+
+
+def fuse(voice: VoiceEmotion | None, text: TextEmotion | None,
+         weights: FusionWeights = FusionWeights()) -> TurnEmotion:
+    parts: list[tuple[float, dict[str, float], float]] = []
+    if voice is not None:
+        parts.append((weights.voice, voice.scores, voice.negativity))
+    if text is not None:
+        parts.append((weights.text, text_scores(text), text.negativity))
+    total = sum(w for w, _, _ in parts)
+    if not parts or total <= 0:
+        return TurnEmotion("", {}, 0.0)
+    scores = {c: round(sum(w * s.get(c, 0.0) for w, s, _ in parts) / total, 4) for c in CLASSES}
+    negativity = sum(w * n for w, _, n in parts) / total
+    return TurnEmotion(max(scores, key=scores.__getitem__), scores, round(negativity, 4),
+                       None if voice is None else voice.negativity, None if text is None else text.negativity)

@@ -1,0 +1,106 @@
+"""Emotion in the caller's words: VADER valence plus a TF-IDF linear classifier of Ekman emotions.
+
+The classifier (trained on GoEmotions, see `dialog.emotion.train_text`) is stored without pickle:
+`text-emotion.json` (labels, vocabulary, per-class decision thresholds, figures) and
+`text-emotion.npz` (idf, weights, biases). Inference is a few lines of numpy, identical to the
+scikit-learn pipeline it was trained with: sublinear tf, idf, l2 norm, one logistic unit per class.
+
+Works on ASR output as well as on typed text: tokens are lower-case words and word pairs, and
+punctuation is ignored by the classifier (VADER still uses it when it is there).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ivr.errors import ModelMissingError
+
+EKMAN_LABELS: tuple[str, ...] = ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise")
+NEGATIVE_WEIGHTS = {"anger": 1.0, "disgust": 1.0, "sadness": 0.6, "fear": 0.5}
+"""How much each emotion counts towards negativity (anger matters most on a service line)."""
+VALENCE_WEIGHT = 0.4
+"""Share of VADER's negative valence in the text negativity; the rest is the classifier's."""
+_TOKEN_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case words and adjacent word pairs (the classifier's features)."""
+    words = _TOKEN_RE.findall(text.lower().replace("\u2019", "'"))
+    return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+
+
+def default_model_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "models" / "emotion"
+
+
+@dataclass(frozen=True)
+class TextEmotion:
+    label: str
+    """The most likely Ekman emotion."""
+    scores: dict[str, float]
+    """Probability per Ekman emotion (one logistic unit each; they need not sum to 1)."""
+    valence: float
+    """VADER compound score, -1 (very negative) .. 1 (very positive)."""
+    negativity: float
+    """0 .. 1: how negative the words are, for the emotion policy."""
+
+
+class TextEmotionModel:
+    def __init__(self, model_dir: Path | None = None) -> None:
+        model_dir = model_dir or default_model_dir()
+        meta_path, weights_path = model_dir / "text-emotion.json", model_dir / "text-emotion.npz"
+        if not meta_path.is_file() or not weights_path.is_file():
+            raise ModelMissingError(f"text emotion model not found in {model_dir}: run "
+                                    "`ivr train text-emotion --data ../shared/data/text/goemotions/ekman`")
+        meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.meta = meta
+        self.labels: tuple[str, ...] = tuple(meta["labels"])
+        self._index = {term: i for i, term in enumerate(meta["vocabulary"])}
+        with np.load(weights_path) as data:
+            self._idf = data["idf"].astype(np.float32)
+            self._weights = data["weights"].astype(np.float32)
+            self._bias = data["bias"].astype(np.float32)
+        self._vader = _load_vader()
+
+    def vectorize(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Sparse TF-IDF row as (indices, values)."""
+        counts: dict[int, int] = {}
+        for term in tokens(text):
+            i = self._index.get(term)
+            if i is not None:
+                counts[i] = counts.get(i, 0) + 1
+        if not counts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        idx = np.fromiter(counts, dtype=np.int64, count=len(counts))
+        tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
+        values = tf * self._idf[idx]
+        return idx, values / np.linalg.norm(values)
+
+    def probabilities(self, text: str) -> np.ndarray:
+        idx, values = self.vectorize(text)
+        logits = self._weights[:, idx] @ values + self._bias
+        return 1.0 / (1.0 + np.exp(-logits))
+
+    def predict(self, text: str) -> TextEmotion:
+        probs = self.probabilities(text)
+        scores = {label: round(float(p), 4) for label, p in zip(self.labels, probs, strict=True)}
+        valence = float(self._vader.polarity_scores(text)["compound"]) if text.strip() else 0.0
+        total = float(probs.sum()) or 1.0
+        emotional = sum(w * scores.get(k, 0.0) for k, w in NEGATIVE_WEIGHTS.items()) / total
+        negativity = VALENCE_WEIGHT * max(0.0, -valence) + (1.0 - VALENCE_WEIGHT) * min(1.0, emotional)
+        return TextEmotion(self.labels[int(np.argmax(probs))], scores, round(valence, 4),
+                           round(float(negativity), 4))
+
+
+def _load_vader() -> Any:
+    try:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+    except ImportError:
+        raise ModelMissingError("VADER is not installed: run `pip install vadersentiment`") from None
+    return SentimentIntensityAnalyzer()
