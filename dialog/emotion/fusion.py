@@ -19,9 +19,9 @@ TEXT_TO_CLASS = {"anger": "angry", "disgust": "angry", "sadness": "sad", "fear":
 
 @dataclass(frozen=True)
 class FusionWeights:
-    voice: float = 0.6
+    voice: float = 0.7
     """Share of the voice in a turn's emotion: how a caller sounds outweighs a few recognised words."""
-    text: float = 0.4
+    text: float = 0.3
 
 
 @dataclass(frozen=True)

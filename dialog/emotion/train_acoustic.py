@@ -112,7 +112,7 @@ def cost_ms_per_s(clips: list[Clip], model: AcousticEmotionModel, limit: int = 4
 
 
 def train(clips: list[Clip], out_dir: Path, work_dir: Path, members: int = MEMBERS,
-          evaluate: bool = True, jobs: int | None = None) -> dict[str, Any]:
+          evaluate: bool = True, jobs: int | None = None, held_out: list[str] | None = None) -> dict[str, Any]:
     _sklearn()
     t0 = time.perf_counter()
     x = featurize([c.path for c in clips], work_dir, jobs=jobs)
@@ -120,6 +120,7 @@ def train(clips: list[Clip], out_dir: Path, work_dir: Path, members: int = MEMBE
     groups = np.array([c.group for c in clips])
     corpora = np.array([c.corpus for c in clips])
     figures: dict[str, Any] = {"clips": len(clips), "speakers": int(np.unique(groups).size),
+                               "held_out_speakers": held_out or [],
                                "class_counts": {c: int((y == i).sum()) for i, c in enumerate(CLASSES)}}
     if evaluate and np.unique(groups).size >= 2:
         print(f"leave-one-speaker-out over {np.unique(groups).size} speakers ...", flush=True)
@@ -149,11 +150,13 @@ def cmd_train_acoustic(args: Any) -> int:
         clips += load_shared(Path(args.data))
     if args.csv:
         clips += load_csv(Path(args.csv))
+    held_out = {f"ravdess-{int(a):02d}" if a.isdigit() else a for a in (args.hold_out or "").split(",") if a}
+    clips = [c for c in clips if c.group not in held_out]
     if not clips:
         raise IvrError("no training clips: give --data and/or --csv")
     out_dir = Path(args.out) if args.out else default_model_dir()
     figures = train(clips, out_dir, Path(args.work), members=args.members, evaluate=not args.no_eval,
-                    jobs=args.jobs)
+                    jobs=args.jobs, held_out=sorted(held_out))
     print(f"{figures['clips']} clips, {figures['speakers']} speakers, classes {figures['class_counts']}")
     if "ua_4class" in figures:
         print(f"speaker-independent (leave-one-speaker-out), 8 kHz G.711: 4-class UA {figures['ua_4class']:.3f}, "
