@@ -272,6 +272,20 @@ def _one_call(sipp: str, scenario: Path, port: int, questions: list[np.ndarray],
         line.close()
 
 
+def trim_silence(samples: np.ndarray, threshold: float = SPEECH_RMS / 2) -> np.ndarray:
+    """The samples from the first to the last 10 ms with speech: the synthesized question's own leading and
+    trailing silence would otherwise count as the agent's latency."""
+    window = RATE_HZ // 100
+    n = samples.size // window
+    if n == 0:
+        return samples
+    rms = np.sqrt(np.mean(samples[:n * window].astype(np.float64).reshape(n, window) ** 2, axis=1))
+    loud = np.flatnonzero(rms >= threshold)
+    if loud.size == 0:
+        return samples
+    return samples[loud[0] * window:(loud[-1] + 1) * window]
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -345,7 +359,7 @@ def run_bench_sip(args: argparse.Namespace) -> dict[str, Any]:
     questions = []
     for text in QUESTIONS:
         audio = synth.synthesize(text)
-        questions.append(resample(audio.samples, audio.sample_rate_hz, RATE_HZ))
+        questions.append(trim_silence(resample(audio.samples, audio.sample_rate_hz, RATE_HZ)))
     with tempfile.TemporaryDirectory(prefix="bench-sip-") as tmp:
         work = Path(tmp)
         scenario = work / "caller.xml"

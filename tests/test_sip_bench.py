@@ -1,0 +1,34 @@
+"""`ivr bench-sip` end to end, on its smallest setting: one call, then a ramp of one."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.sip.sipp import SIPP
+
+pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_bench_sip_measures_voice_to_voice_from_the_caller_side(tmp_path):
+    if SIPP is None:
+        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
+    out = tmp_path / "bench-sip.json"
+    proc = subprocess.run([sys.executable, "-m", "ivr", "bench-sip", "--calls", "1", "--ramp", "1", "--json", str(out)],
+                          cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "SIP voice-to-voice (caller side)" in proc.stdout and "most concurrent calls" in proc.stdout
+    report = json.loads(out.read_text())
+    single = report["single"]
+    assert single["completed"] == 1 and single["samples"] == 2, single
+    assert 100 < single["p50_ms"] < 5000, single  # end-of-turn silence alone is 500 ms
+    assert report["ramp"][0]["concurrency"] == 1
+    assert report["agent_side"]["samples"] >= 2
