@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     call = sub.add_parser("call", help="simulate a whole call from caller WAV files or a script")
     call.add_argument("wav", nargs="*", help="caller recordings, one per turn (any rate, mono or stereo)")
     call.add_argument("--script", help="caller script YAML: turns of wav / say / dtmf / silence_ms / hangup")
-    call.add_argument("--out", help="output directory (default calls/TIMESTAMP)")
+    call.add_argument("--out", help="output directory (default calls/TIMESTAMP); its files stay there in plain")
     call.add_argument("--fast", action="store_true",
                       help="virtual clock: skip idle time, still pay real compute time")
     call.add_argument("--raw", action="store_true",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -10,8 +11,11 @@ from ivr.clock import Clock
 
 
 class EventLog:
-    def __init__(self, clock: Clock, path: Path | None = None) -> None:
+    def __init__(self, clock: Clock, path: Path | None = None,
+                 redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+        """redact: applied to what is written to `path` only; `events` and listeners get the event as is."""
         self._clock = clock
+        self._redact = redact
         self.events: list[dict[str, Any]] = []
         self._file: IO[str] | None = None
         if path is not None:
@@ -27,7 +31,8 @@ class EventLog:
         event = {"t_ms": round(self._clock.now_ms(), 1), "type": kind, **fields}
         self.events.append(event)
         if self._file is not None:
-            self._file.write(json.dumps(event, ensure_ascii=False) + "\n")
+            written = self._redact(event) if self._redact is not None else event
+            self._file.write(json.dumps(written, ensure_ascii=False) + "\n")
             self._file.flush()
         for listener in self._listeners:
             listener(event)

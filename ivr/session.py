@@ -43,6 +43,7 @@ from ivr.recognition import TurnRecognition
 from ivr.recorder import StereoRecorder
 from ivr.resample import Resampler, resample
 from ivr.services import Services
+from ivr.store.privacy import redact_event
 from ivr.work import Cancelled, Work
 from tts.base import Synthesizer
 from tts.stream import speak
@@ -74,7 +75,9 @@ class CallSession:
         self._cfg = services.config.call
         self._clock = clock
         self._out_dir = out_dir
-        self.log = EventLog(clock, out_dir / "events.jsonl" if out_dir else None)
+        # events.jsonl on disk gets the store's redaction (read-backs of account numbers); memory keeps all
+        self.log = EventLog(clock, out_dir / "events.jsonl" if out_dir else None,
+                            redact=None if self._cfg.record_digits else redact_event)
         self._recorder = StereoRecorder(out_dir / "recording.wav", sample_rate_hz) if out_dir else None
         self._inbound = Resampler(sample_rate_hz, INTERNAL_RATE_HZ)
         self._inbound_buf = FrameBuffer(INTERNAL_RATE_HZ)

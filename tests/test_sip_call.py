@@ -43,6 +43,7 @@ def _say(text: str) -> np.ndarray:
 def _start_server(out_dir: Path, port: int, extra: list[str] | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "ivr", "serve", "--port", str(port), "--out", str(out_dir),
+                             "--keep-call-files",  # the tests read the call folders
                              "--rtp-port", str(free_udp_port(even=True)), *(extra or [])],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + START_TIMEOUT_S

@@ -296,11 +296,12 @@ def test_sip_observer_stores_a_call_with_its_caller(tmp_path):
         for event in call_events("sip1", ["hello from the phone"]):
             session.log.emit(event.pop("type"), **{k: v for k, v in event.items() if k != "t_ms"})
         out = tmp_path / "sip1"
-        stereo_wav(out / "recording.wav")
+        plain = stereo_wav(out / "recording.wav").read_bytes()
         observer.call_closed(session, out)
         call = store.get_call("sip1")
         assert call["source"] == "sip" and call["caller_tail"] == "34" and call["outcome"] == "completed"
         assert store.list_calls(CallFilter(caller="+1 555 010 1234"))[0]["id"] == "sip1"
-        assert store.read_recording("sip1") == (out / "recording.wav").read_bytes()
+        assert store.read_recording("sip1") == plain
+        assert not out.exists(), "the plain call folder must not outlive the stored call"
     finally:
         store.close()

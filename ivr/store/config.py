@@ -7,6 +7,7 @@
 | `IVR_RECORDING_KEY` | (unset) | AES-256 key for recordings: 64 hex digits or urlsafe base64 of 32 bytes |
 | `IVR_RECORDING_KEY_FILE` | `~/.config/ivr/recording.key` | without `IVR_RECORDING_KEY`; made (0600) on first use |
 | `IVR_STORE_REDACT` | `1` | redact card/account/phone numbers and e-mails in stored transcripts and events |
+| `IVR_KEEP_CALL_FILES` | `0` | `ivr serve` keeps each call's plain folder after storing it (privacy risk) |
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class StoreConfig:
     """Key file used when no key is given."""
     redact: bool = True
     """Redact card, account and phone numbers and e-mail addresses before anything is stored."""
+    keep_call_files: bool = False
+    """`ivr serve`: keep the plain per-call folder (recording.wav, events.jsonl) after the store has the call."""
 
     @classmethod
     def from_env(cls, db_url: str | None = None, data_dir: str | Path | None = None) -> StoreConfig:
@@ -50,7 +53,8 @@ class StoreConfig:
                    data_dir=Path(data_dir or env.get("IVR_DATA_DIR") or DEFAULT_DATA_DIR),
                    recording_key=parse_key(raw_key) if raw_key else None,
                    key_file=Path(env.get("IVR_RECORDING_KEY_FILE") or DEFAULT_KEY_FILE).expanduser(),
-                   redact=env.get("IVR_STORE_REDACT", "1").strip().lower() not in ("0", "false", "no", "off"))
+                   redact=_flag(env.get("IVR_STORE_REDACT", "1")),
+                   keep_call_files=_flag(env.get("IVR_KEEP_CALL_FILES", "0")))
 
     def key(self) -> bytes:
         """The recording key: given, or read from the key file (created with mode 0600 if absent)."""
@@ -66,6 +70,10 @@ class StoreConfig:
             f.write(key.hex() + "\n")
         log.warning("created a new recording key in %s: back it up; without it recordings cannot be read", path)
         return key
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def parse_key(text: str) -> bytes:

@@ -228,7 +228,7 @@ class Store:
                 schema.recordings.c.call_id.in_(call_ids))).scalars():
             file = self.config.data_dir / path
             if file.exists():
-                _shred(file)
+                shred(file)
         for table in (schema.recordings, schema.events, schema.turns):
             conn.execute(delete(table).where(table.c.call_id.in_(call_ids)))
         result = conn.execute(delete(schema.calls).where(schema.calls.c.id.in_(call_ids)))
@@ -289,7 +289,7 @@ def _call_dict(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _shred(path: Path) -> None:
+def shred(path: Path) -> None:
     """Overwrite, then unlink (best effort on journaling file systems; the key is the real protection)."""
     try:
         size = path.stat().st_size

@@ -1,17 +1,23 @@
 """Connecting live calls to the store: `ivr call` (a listener plus finish) and `ivr serve` (an observer).
 
 A store that cannot be opened never stops a call: the call goes on, unstored, with one warning.
+
+Plain files: a session writes its call folder (recording.wav, events.jsonl, ...) unencrypted. `ivr serve`
+removes that folder once the store holds the call (encrypted recording, redacted events), unless it runs
+with --keep-call-files (or IVR_KEEP_CALL_FILES=1): a privacy risk, for debugging only. When the call could
+not be stored the folder is kept, so nothing is lost. `ivr call` (a developer's simulation) keeps its folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import re
 from pathlib import Path
 from typing import Any
 
-from ivr.store.db import Store
+from ivr.store.db import Store, shred
 from ivr.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -39,11 +45,31 @@ def caller_number(remote_uri: str) -> str | None:
     return match.group(1) if match else None
 
 
-class SipStoreObserver:
-    """For `ivr serve`: a writer per call, subscribed when the session is made, finished when it closes."""
+PLAIN_CALL_FILES = ("recording.wav", "agent.wav", "events.jsonl", "transcript.txt", "transcript.json",
+                    "summary.json", "sip.json")
+"""What a call folder holds in plain (audio, transcripts, the caller's number in sip.json)."""
 
-    def __init__(self, store: Store) -> None:
+
+def remove_call_files(out_dir: Path) -> int:
+    """Overwrite and delete a call folder's plain files, then the folder if nothing else is in it."""
+    removed = 0
+    for name in PLAIN_CALL_FILES:
+        path = out_dir / name
+        if path.is_file():
+            shred(path)
+            removed += 1
+    with contextlib.suppress(OSError):  # not empty (files this module does not know) or already gone
+        out_dir.rmdir()
+    return removed
+
+
+class SipStoreObserver:
+    """For `ivr serve`: a writer per call, subscribed when the session is made, finished when it closes;
+    then the call's plain folder is removed unless `keep_files`."""
+
+    def __init__(self, store: Store, keep_files: bool = False) -> None:
         self.store = store
+        self.keep_files = keep_files
         self._writers: dict[int, StoreWriter] = {}
 
     def call_started(self, session: Any, remote_uri: str) -> None:
@@ -53,5 +79,13 @@ class SipStoreObserver:
 
     def call_closed(self, session: Any, out_dir: Path) -> None:
         writer = self._writers.pop(id(session), None)
-        if writer is not None:
-            writer.finish(session.transcript, out_dir / "recording.wav")
+        if writer is None:
+            return
+        writer.finish(session.transcript, out_dir / "recording.wav")
+        if self.keep_files:
+            return
+        if not writer.finished:
+            log.warning("call %s was not stored completely; its plain files are kept in %s",
+                        writer.call_id, out_dir)
+            return
+        remove_call_files(out_dir)

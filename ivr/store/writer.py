@@ -65,6 +65,8 @@ class StoreWriter:
         self.caller = caller
         self.state = _CallState()
         self.failed = False
+        self.finished = False
+        """True once the call's last part (word timings, recording) is committed."""
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
         if background:
@@ -120,12 +122,15 @@ class StoreWriter:
         if not items or self.failed:
             return
         try:
+            finishing = False
             with self.store.engine.begin() as conn:
                 for item in items:
                     if isinstance(item, tuple) and item and item[0] == "finish":
                         self._finish(conn, item[1], item[2])
+                        finishing = True
                     else:
                         self._apply(conn, item[0], item[1])
+            self.finished = finishing and self.state.call_id is not None
         except Exception as exc:  # the call goes on; the store loses this call, says so once
             self.failed = True
             log.error("call store: cannot write call %s (%s: %s); the call is not stored",

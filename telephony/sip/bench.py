@@ -317,7 +317,7 @@ def _level(concurrency: int, calls: int, sipp: str, scenario: Path, port: int, q
 
 
 def _start_serve(args: argparse.Namespace, port: int, out_dir: Path, max_calls: int) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "ivr", "serve", "--port", str(port), "--out", str(out_dir),
+    cmd = [sys.executable, "-m", "ivr", "serve", "--port", str(port), "--out", str(out_dir), "--keep-call-files",
            "--rtp-port", str(free_port(even=True)), "--max-calls", str(max_calls), "--rtp-timeout", "0",
            "--grace", "0"]
     for flag in ("config", "flow", "asr", "asr_model", "tts", "voice", "vad"):

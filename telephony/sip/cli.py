@@ -35,6 +35,9 @@ def register(subparsers: Any) -> None:
                        "(default 30; 0: never)")
     serve.add_argument("--grace", type=float, help="on SIGTERM, let live calls go on for up to this many "
                        "seconds (default 30); a second signal hangs up at once")
+    serve.add_argument("--keep-call-files", action="store_true",
+                       help="keep each call's plain folder (recording.wav, events.jsonl, sip.json) after the call "
+                       "store has it encrypted; a privacy risk, for debugging (default: removed once stored)")
     serve.add_argument("--pjsip-log-level", type=int,
                        help="pjsip console log level 0-6 (default 1); above 3 prints SIP messages with caller numbers")
     _common_model_args(serve)
@@ -75,7 +78,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.store.hook import SipStoreObserver, open_store_or_none
     store = open_store_or_none()
     if store is not None:
-        server.observers.append(SipStoreObserver(store))
+        server.observers.append(SipStoreObserver(store, keep_files=args.keep_call_files
+                                                 or store.config.keep_call_files))
     stop = threading.Event()
     hurry = threading.Event()
 
