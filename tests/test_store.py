@@ -305,3 +305,67 @@ def test_sip_observer_stores_a_call_with_its_caller(tmp_path):
         assert not out.exists(), "the plain call folder must not outlive the stored call"
     finally:
         store.close()
+
+
+def test_full_text_search_is_indexed_and_kept_in_sync(store):
+    """FTS5 on SQLite, a tsvector column with a GIN index on PostgreSQL: words match by prefix, in any
+    turn of the call; inserts, updates and deletes of turns reach the index."""
+    assert store.fulltext == {"sqlite": "fts5", "postgresql": "tsvector"}[store.dialect]
+    add_call(store, "stolen", ["I want to report a stolen card", "it was declined yesterday"])
+    add_call(store, "cards", ["my Cards were declined"])
+
+    def ids(words):
+        return sorted(c["id"] for c in store.list_calls(CallFilter(text=words)))
+
+    assert ids("card") == ["cards", "stolen"] and ids("CARDS") == ["cards"]
+    assert ids("stolen declined") == ["stolen"]  # words from different turns of one call
+    assert ids("stol") == ["stolen"] and ids("olen") == []  # word prefixes, not substrings
+    assert ids("welcome") == ["cards", "stolen"]  # the agent's turns are searched too
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE turns SET text = 'a lost wallet' WHERE call_id = 'stolen' AND seq = 2"))
+    assert ids("wallet") == ["stolen"] and ids("stolen") == []
+    if store.dialect == "postgresql":  # the GIN index serves the query once a scan is not cheaper
+        with store.engine.connect() as conn:
+            conn.execute(text("SET enable_seqscan = off"))
+            plan = " ".join(conn.execute(text(
+                "EXPLAIN SELECT id FROM turns WHERE text_tsv @@ to_tsquery('simple', 'wallet:*')")).scalars())
+        assert "ix_turns_text_tsv" in plan
+    store.delete_calls(["stolen"])
+    assert ids("wallet") == [] and ids("declined") == ["cards"]
+    if store.dialect == "sqlite":
+        with store.engine.connect() as conn:
+            indexed = conn.execute(text("SELECT count(*) FROM turns_fts WHERE turns_fts MATCH 'wallet'")).scalar()
+        assert indexed == 0
+
+
+def test_search_falls_back_to_like_without_fts5(tmp_path, monkeypatch):
+    import ivr.store.migrations as migrations
+
+    monkeypatch.setattr(migrations, "sqlite_has_fts5", lambda conn: False)
+    store = Store(store_config(tmp_path))
+    try:
+        assert store.fulltext == "like"
+        add_call(store, "x", ["my card was stolen"])
+        assert [c["id"] for c in store.list_calls(CallFilter(text="olen"))] == ["x"]  # substrings with LIKE
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_version_1_store_gets_its_transcripts_indexed(dialect, tmp_path, monkeypatch, request):
+    import ivr.store.migrations as migrations
+
+    url = request.getfixturevalue("pg").new_database() if dialect == "postgresql" else None
+    with monkeypatch.context() as m:
+        m.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+        m.setattr(migrations, "LATEST", 1)
+        old = Store(store_config(tmp_path, url))
+        assert old.fulltext == "like"
+        add_call(old, "early", ["an early transcript"])
+        old.close()
+    store = Store(store_config(tmp_path, url))
+    try:
+        assert store.fulltext != "like"
+        assert [c["id"] for c in store.list_calls(CallFilter(text="transcr"))] == ["early"]
+    finally:
+        store.close()

@@ -9,22 +9,41 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, exists, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql.elements import ColumnElement
 
 from ivr.errors import IvrError
 from ivr.store import privacy, schema
 from ivr.store.config import StoreConfig
-from ivr.store.migrations import migrate
+from ivr.store.migrations import FTS_TABLE, TS_CONFIG, TSV_COLUMN, fulltext_kind, migrate
 
 log = logging.getLogger(__name__)
 
 RECORDINGS_DIR = "recordings"
+MAX_SEARCH_WORDS = 8
+_FTS = sql_table(FTS_TABLE, sql_column("rowid"), sql_column("text"))
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -47,6 +66,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA secure_delete=ON")  # erased transcripts are overwritten in the file too
             cur.close()
 
         return engine
@@ -80,6 +100,9 @@ class Store:
         self.config = config
         self.engine = engine or make_engine(config.db_url)
         migrate(self.engine)
+        with self.engine.connect() as conn:
+            self.fulltext = fulltext_kind(conn)
+        """How the call list searches transcripts: 'fts5' (SQLite), 'tsvector' (PostgreSQL) or 'like'."""
         self._pepper: bytes | None = None
 
     @classmethod
@@ -166,14 +189,27 @@ class Store:
             else:
                 query = query.where(c.caller_hash == self.caller_hash(caller))
         if f.text and f.text.strip():
-            words = [w for w in f.text.split() if w][:8]
-            for word in words:
-                pattern = "%" + _like_escape(word) + "%"
-                query = query.where(exists(select(t.id).where(and_(
-                    t.call_id == c.id, t.text.ilike(pattern, escape="\\")))))
+            for condition in self._text_conditions(f.text):
+                query = query.where(condition)
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [_call_dict(dict(r)) for r in rows]
+
+    def _text_conditions(self, words_text: str) -> list[ColumnElement[bool]]:
+        """One condition per word: some turn of the call has a word starting with it (full-text index),
+        or, without one, contains it (LIKE)."""
+        c, t = schema.calls.c, schema.turns.c
+        tokens = re.findall(r"\w+", words_text)[:MAX_SEARCH_WORDS]
+        if self.fulltext == "fts5" and tokens:
+            return [c.id.in_(select(t.call_id).where(t.id.in_(
+                select(_FTS.c.rowid).where(_FTS.c.text.match(f'"{token}"*'))))) for token in tokens]
+        if self.fulltext == "tsvector" and tokens:
+            config = literal_column(f"'{TS_CONFIG}'::regconfig")
+            return [c.id.in_(select(t.call_id).where(literal_column(f"turns.{TSV_COLUMN}").op("@@")(
+                func.to_tsquery(config, f"{token}:*")))) for token in tokens]
+        words = [w for w in words_text.split() if w][:MAX_SEARCH_WORDS]
+        return [exists(select(t.id).where(and_(t.call_id == c.id, t.text.ilike(
+            "%" + _like_escape(word) + "%", escape="\\")))) for word in words]
 
     def get_call(self, call_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -244,6 +280,7 @@ class Store:
         with self.engine.begin() as conn:
             ids = list(conn.execute(select(schema.calls.c.id).where(schema.calls.c.caller_hash == digest)).scalars())
             count = self._delete_calls(conn, ids)
+            self._purge_index(conn)
             self._audit(conn, by, "erase-caller", None, f"{count} call(s)")
         return count
 
@@ -253,8 +290,14 @@ class Store:
         with self.engine.begin() as conn:
             ids = list(conn.execute(select(schema.calls.c.id).where(schema.calls.c.started_at < cutoff)).scalars())
             count = self._delete_calls(conn, ids)
+            self._purge_index(conn)
             self._audit(conn, by, "retention", None, f"{count} call(s) older than {days:g} days")
         return count
+
+    def _purge_index(self, conn: Connection) -> None:
+        """FTS5 keeps deleted words in its segments until they are merged: merge now, after an erasure."""
+        if self.fulltext == "fts5":
+            conn.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('optimize')")
 
     # ---- audit -------------------------------------------------------------------------------------
 

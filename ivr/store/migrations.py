@@ -6,15 +6,26 @@ Step 1 creates the first schema; later steps are appended below it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, inspect, select, text
+from sqlalchemy.exc import OperationalError
 
 from ivr.errors import IvrError
 from ivr.store import schema
 
+log = logging.getLogger(__name__)
+
 Step = Callable[[Connection], None]
+
+FTS_TABLE = "turns_fts"
+"""SQLite: an FTS5 index over turns.text (external content, kept in sync by triggers)."""
+TSV_COLUMN = "text_tsv"
+"""PostgreSQL: a generated tsvector column over turns.text, with a GIN index."""
+TS_CONFIG = "simple"
+"""Text search configuration: lower-cased words, no stemming or stop words (as FTS5's unicode61)."""
 
 
 def _v1_initial(conn: Connection) -> None:
@@ -22,8 +33,54 @@ def _v1_initial(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=tables)
 
 
+def _v2_fulltext(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"ALTER TABLE turns ADD COLUMN {TSV_COLUMN} tsvector GENERATED ALWAYS AS "
+                          f"(to_tsvector('{TS_CONFIG}'::regconfig, coalesce(text, ''))) STORED"))
+        conn.execute(text(f"CREATE INDEX ix_turns_{TSV_COLUMN} ON turns USING GIN ({TSV_COLUMN})"))
+        return
+    if conn.dialect.name != "sqlite":
+        return
+    if not sqlite_has_fts5(conn):  # the call list searches with LIKE
+        log.warning("this SQLite has no FTS5: transcript search uses LIKE")
+        return
+    for statement in (
+        f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(text, content='turns', content_rowid='id', "
+        "tokenize='unicode61 remove_diacritics 2')",
+        f"CREATE TRIGGER {FTS_TABLE}_ai AFTER INSERT ON turns BEGIN "
+        f"INSERT INTO {FTS_TABLE}(rowid, text) VALUES (new.id, new.text); END",
+        f"CREATE TRIGGER {FTS_TABLE}_ad AFTER DELETE ON turns BEGIN "
+        f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, text) VALUES ('delete', old.id, old.text); END",
+        f"CREATE TRIGGER {FTS_TABLE}_au AFTER UPDATE OF text ON turns BEGIN "
+        f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, text) VALUES ('delete', old.id, old.text); "
+        f"INSERT INTO {FTS_TABLE}(rowid, text) VALUES (new.id, new.text); END",
+        f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')",
+    ):
+        conn.execute(text(statement))
+
+
+def sqlite_has_fts5(conn: Connection) -> bool:
+    try:
+        return bool(conn.execute(text("SELECT sqlite_compileoption_used('ENABLE_FTS5')")).scalar())
+    except OperationalError:
+        return False
+
+
+def fulltext_kind(conn: Connection) -> str:
+    """'fts5', 'tsvector', or 'like' when the database has no full-text index."""
+    if conn.dialect.name == "sqlite":
+        found = conn.execute(text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :n"),
+                             {"n": FTS_TABLE}).first()
+        return "fts5" if found else "like"
+    if conn.dialect.name == "postgresql":
+        columns = {c["name"] for c in inspect(conn).get_columns("turns")}
+        return "tsvector" if TSV_COLUMN in columns else "like"
+    return "like"
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "calls, turns, events, recordings, users, web sessions, audit", _v1_initial),
+    (2, "full-text index over turns: SQLite FTS5 table + triggers, PostgreSQL tsvector + GIN", _v2_fulltext),
 ]
 LATEST = MIGRATIONS[-1][0]
 
