@@ -204,7 +204,7 @@ class Store:
             return [c.id.in_(select(t.call_id).where(t.id.in_(
                 select(_FTS.c.rowid).where(_FTS.c.text.match(f'"{token}"*'))))) for token in tokens]
         if self.fulltext == "tsvector" and tokens:
-            config = literal_column(f"'{TS_CONFIG}'::regconfig")
+            config: ColumnElement[Any] = literal_column(f"'{TS_CONFIG}'::regconfig")
             return [c.id.in_(select(t.call_id).where(literal_column(f"turns.{TSV_COLUMN}").op("@@")(
                 func.to_tsquery(config, f"{token}:*")))) for token in tokens]
         words = [w for w in words_text.split() if w][:MAX_SEARCH_WORDS]
