@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_store(sub)
     from ivr.console.cli import register as register_console
     register_console(sub)
+    from ivr.importer.cli import register as register_import
+    register_import(sub)
     from dialog.nlu.cli import register as register_nlu
     register_nlu(sub)
     from dialog.emotion.cli import register as register_emotion

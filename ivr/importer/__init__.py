@@ -1,0 +1,136 @@
+"""`ivr import FILE...`: recordings made elsewhere into the call store, transcribed and split by speaker.
+
+Stereo recordings take speakers from the channels (left: caller, right: agent, the convention of the
+agent's own recordings); mono recordings are diarized (asr.diarize). Of two diarized speakers, the one who
+speaks first is taken as the agent (an agent greets first); further speakers are `speaker3`, ... Each
+speaker turn is transcribed (Whisper tiny.en by default) and the call goes through the store's writer,
+so its texts are redacted and its audio encrypted like a live call's. No plain copy is left on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asr.base import SpeechRecognizer
+from asr.diarize import Diarizer, Segment, merge_segments
+from asr.diarize.mfcc import speech_regions, to_float16k
+from ivr.audiofile import read_audio, write_wav
+from ivr.errors import IvrError
+from ivr.store.db import Store
+from ivr.store.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+
+RATE_HZ = 16000
+TURN_GAP_S = 0.8
+"""Segments of one speaker closer than this are one turn (and one recognition)."""
+
+
+@dataclass(frozen=True)
+class ImportedTurn:
+    speaker: str
+    start_s: float
+    end_s: float
+    text: str
+    confidence: float
+    words: list[dict[str, Any]]
+
+
+def call_id_for(path: Path) -> str:
+    """Stable per file content: importing the same recording again replaces its call."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    stem = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in path.stem)[:40]
+    return f"import-{stem}-{digest}"
+
+
+def speaker_segments(samples: np.ndarray, rate_hz: int, diarizer: Diarizer | None,
+                     num_speakers: int | None = 2) -> tuple[list[Segment], str]:
+    """(segments labelled caller/agent/speakerN, how they were found: 'channels' or the diarizer's name)."""
+    if samples.ndim == 2 and samples.shape[1] >= 2:
+        segments = []
+        for channel, speaker in ((0, "caller"), (1, "agent")):
+            audio = to_float16k(samples[:, channel], rate_hz)
+            segments += [Segment(a, b, speaker) for a, b in speech_regions(audio)]
+        return merge_segments(sorted(segments, key=lambda s: s.start_s), TURN_GAP_S), "channels"
+    if diarizer is None:
+        from asr.diarize import load_diarizer
+
+        diarizer = load_diarizer("mfcc")
+    found = diarizer.diarize(samples, rate_hz, num_speakers)
+    order: list[str] = []
+    for seg in found:
+        if seg.speaker not in order:
+            order.append(seg.speaker)
+    names = {label: ("agent" if i == 0 else "caller" if i == 1 else f"speaker{i + 1}")
+             for i, label in enumerate(order)}
+    return merge_segments([Segment(s.start_s, s.end_s, names[s.speaker]) for s in found], TURN_GAP_S), diarizer.name
+
+
+def transcribe_turns(samples: np.ndarray, rate_hz: int, segments: list[Segment],
+                     recognizer: SpeechRecognizer) -> list[ImportedTurn]:
+    turns = []
+    for seg in segments:
+        channel = samples[:, 0 if seg.speaker == "caller" else 1] if samples.ndim == 2 else samples
+        piece = channel[int(seg.start_s * rate_hz):int(seg.end_s * rate_hz)]
+        if piece.size < rate_hz // 10:
+            continue
+        result = recognizer.transcribe(piece, rate_hz)
+        if not result.text.strip():
+            continue
+        words = [{"text": w.text, "start_s": round(seg.start_s + w.start_s, 3),
+                  "end_s": round(seg.start_s + w.end_s, 3), "confidence": w.confidence} for w in result.words]
+        turns.append(ImportedTurn(seg.speaker, seg.start_s, seg.end_s, result.text.strip(), result.confidence,
+                                  words))
+    return turns
+
+
+def call_events(call_id: str, rate_hz: int, turns: list[ImportedTurn], duration_s: float,
+                how: str) -> list[dict[str, Any]]:
+    """The event log a live call with these turns would have written."""
+    events: list[dict[str, Any]] = [{"t_ms": 0.0, "type": "call_started", "call_id": call_id,
+                                     "sample_rate_hz": rate_hz},
+                                    {"t_ms": 0.0, "type": "imported", "speakers_from": how}]
+    for turn in turns:
+        start, end = round(turn.start_s * 1000, 1), round(turn.end_s * 1000, 1)
+        if turn.speaker == "agent":
+            events += [{"t_ms": start, "type": "say", "text": turn.text, "barge_in": False},
+                       {"t_ms": end, "type": "prompt_finished"}]
+        else:  # the caller, or a further speaker (stored as a caller-side turn)
+            events += [{"t_ms": start, "type": "speech_started", "onset_ms": start},
+                       {"t_ms": end, "type": "speech_stopped", "onset_ms": start, "end_ms": end},
+                       {"t_ms": end, "type": "transcript", "text": turn.text, "confidence": round(turn.confidence, 3),
+                        **({"speaker": turn.speaker} if turn.speaker != "caller" else {})}]
+    events.append({"t_ms": round(duration_s * 1000, 1), "type": "call_ended", "outcome": "imported",
+                   "reason": "imported recording", "target": "", "node": ""})
+    return events
+
+
+def import_recording(store: Store, path: Path, recognizer: SpeechRecognizer, diarizer: Diarizer | None = None,
+                     num_speakers: int | None = 2, caller: str | None = None) -> tuple[str, str, int]:
+    """Store one recording; returns (call id, how speakers were found, turns stored)."""
+    clip = read_audio(path)
+    samples, rate = clip.samples, clip.sample_rate_hz
+    segments, how = speaker_segments(samples, rate, diarizer, num_speakers)
+    turns = transcribe_turns(samples, rate, segments, recognizer)
+    call_id = call_id_for(path)
+    events = call_events(call_id, rate, turns, clip.duration_s, how)
+    started = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    writer = StoreWriter(store, source="import", caller=caller, background=False)
+    batch = [(started + timedelta(milliseconds=float(e["t_ms"])), e) for e in events]
+    transcript = [{"speaker": "caller", "start_ms": t.start_s * 1000, "end_ms": t.end_s * 1000, "text": t.text,
+                   "words": t.words} for t in turns if t.speaker != "agent"]
+    with tempfile.TemporaryDirectory(prefix="ivr-import-") as tmp:  # the store's WAV, removed at once
+        stereo = samples if samples.ndim == 2 else np.stack([samples, samples], axis=1)
+        wav = write_wav(Path(tmp) / "recording.wav", stereo[:, :2], rate)
+        writer.apply([*batch, ("finish", transcript, wav)])
+    if writer.failed or not writer.finished:
+        raise IvrError(f"{path}: could not be stored (see the log)")
+    return call_id, how, len(turns)

@@ -1,0 +1,51 @@
+"""`ivr import FILE...`: the subcommand, registered into the `ivr` CLI by `register(subparsers)`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ivr.errors import IvrError
+
+
+def register(subparsers: Any) -> None:
+    from ivr.store.cli import add_store_args
+
+    p = subparsers.add_parser("import", help="store recordings made elsewhere: transcribed, speakers from the "
+                              "channels (stereo: caller left, agent right) or diarized (mono)")
+    p.add_argument("files", nargs="+", help="audio files (WAV, FLAC, ...)")
+    p.add_argument("--diarizer", choices=["auto", "mfcc", "pyannote"], default="auto",
+                   help="mono recordings: mfcc (VAD + MFCC statistics + clustering, no torch; what auto picks); "
+                   "pyannote is not available yet")
+    p.add_argument("--speakers", type=int, default=2, help="speakers in a mono recording (0: estimate; default 2)")
+    p.add_argument("--asr", choices=["whisper", "vosk"], default="whisper", help="recognizer (default whisper)")
+    p.add_argument("--asr-model", default="", help="recognizer model (default tiny.en)")
+    p.add_argument("--caller", help="the caller's number for a single file (stored only hashed)")
+    add_store_args(p)
+    p.set_defaults(func=cmd_import)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from asr.diarize import load_diarizer
+    from asr.factory import load_recognizer
+    from ivr.importer import import_recording
+    from ivr.store.cli import open_store
+
+    files = [Path(f) for f in args.files]
+    for f in files:
+        if not f.is_file():
+            raise IvrError(f"{f}: no such file")
+    if args.caller and len(files) > 1:
+        raise IvrError("--caller applies to one file; give exactly one")
+    diarizer = load_diarizer(args.diarizer)
+    recognizer = load_recognizer(args.asr, args.asr_model)
+    store = open_store(args)
+    try:
+        for f in files:
+            call_id, how, turns = import_recording(store, f, recognizer, diarizer, args.speakers or None,
+                                                   args.caller)
+            print(f"stored {f} as call {call_id}: {turns} turns, speakers from {how}")
+    finally:
+        store.close()
+    return 0

@@ -1,0 +1,95 @@
+"""`ivr import`: a stereo recording takes speakers from its channels, a mono one is diarized; both are
+transcribed (Whisper tiny.en) and stored like a live call (redacted, encrypted, searchable)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from asr.base import SpeechRecognizer, Transcript, Word
+from ivr.audiofile import write_wav
+from ivr.importer import import_recording, speaker_segments
+from ivr.store import CallFilter, Store
+from tests.diarization_support import RATE_HZ, conversation
+from tests.test_store_support import store_config
+
+
+class CountingRecognizer(SpeechRecognizer):
+    """Says how long each piece is, so turns can be checked without a model."""
+
+    name = "counting"
+
+    def stream(self, sample_rate_hz, options=None):  # pragma: no cover - not used
+        raise NotImplementedError
+
+    def transcribe(self, samples, sample_rate_hz, options=None):
+        seconds = len(samples) / sample_rate_hz
+        return Transcript(f"piece of {seconds:.1f} seconds account 12345678", 0.9,
+                          (Word("piece", 0.0, 0.3, 0.9),))
+
+
+def _stereo(shared_data, tmp_path):
+    audio, reference = conversation(shared_data, turns=4)
+    left = np.zeros_like(audio)
+    right = np.zeros_like(audio)
+    for seg in reference:  # first speaker on the right (the agent), the other on the left (the caller)
+        target = right if seg.speaker == reference[0].speaker else left
+        a, b = int(seg.start_s * RATE_HZ), int(seg.end_s * RATE_HZ)
+        target[a:b] = audio[a:b]
+    return write_wav(tmp_path / "stereo.wav", np.stack([left, right], axis=1), RATE_HZ), reference
+
+
+def test_stereo_takes_speakers_from_channels(shared_data, tmp_path):
+    path, reference = _stereo(shared_data, tmp_path)
+    from ivr.audiofile import read_audio
+
+    clip = read_audio(path)
+    segments, how = speaker_segments(clip.samples, clip.sample_rate_hz, None)
+    assert how == "channels"
+    assert [s.speaker for s in segments] == ["agent", "caller", "agent", "caller"]
+    for seg, ref in zip(segments, reference, strict=True):
+        assert abs(seg.start_s - ref.start_s) < 0.3
+
+
+def test_mono_import_is_diarized_and_stored(shared_data, tmp_path):
+    audio, reference = conversation(shared_data, turns=12)
+    path = write_wav(tmp_path / "mono.wav", audio, RATE_HZ)
+    store = Store(store_config(tmp_path))
+    try:
+        call_id, how, turns = import_recording(store, path, CountingRecognizer())
+        assert how == "mfcc" and turns == 12
+        call = store.get_call(call_id)
+        assert [t["speaker"] for t in call["turns"]] == ["agent", "caller"] * 6
+        for turn, ref in zip(call["turns"], reference, strict=True):
+            assert abs(turn["start_ms"] / 1000 - ref.start_s) < 0.5
+        assert all("12345678" not in t["text"] for t in call["turns"])  # redacted like a live call
+        assert call["source"] == "import" and call["outcome"] == "imported"
+        assert call["recordings"][0]["encrypted"] is True and store.read_recording(call_id)[:4] == b"RIFF"
+        assert [c["id"] for c in store.list_calls(CallFilter(text="piece"))] == [call_id]
+        again, _, _ = import_recording(store, path, CountingRecognizer())
+        assert again == call_id and store.count_calls() == 1  # importing again replaces the call
+    finally:
+        store.close()
+
+
+@pytest.mark.models
+def test_ivr_import_command_transcribes_with_whisper(shared_data, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path, _ = _stereo(shared_data, tmp_path)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "IVR_RECORDING_KEY": "00" * 32}
+    done = subprocess.run([sys.executable, "-m", "ivr", "import", str(path), "--db", f"sqlite:///{tmp_path}/i.db",
+                           "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).resolve().parents[1], timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "speakers from channels" in done.stdout
+    store = Store.open(f"sqlite:///{tmp_path}/i.db", tmp_path / "data")
+    try:
+        call = store.list_calls(CallFilter())[0]
+        texts = " ".join(t["text"].lower() for t in store.get_call(call["id"])["turns"])
+        assert "say the word" in texts  # TESS: "Say the word ..."
+    finally:
+        store.close()
