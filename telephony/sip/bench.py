@@ -260,7 +260,8 @@ def _one_call(sipp: str, scenario: Path, port: int, questions: list[np.ndarray],
             return result
         result.ok = proc.returncode == 0
         if not result.ok:
-            result.error = f"sipp rc {proc.returncode}"
+            log = "".join(p.read_text(errors="replace") for p in log_dir.glob("*_errors.log"))
+            result.error = f"sipp rc {proc.returncode}: {log.strip()[-300:]}"
         return result
     except Exception as exc:  # a bench call reports its failure and the bench goes on
         result.error = f"{type(exc).__name__}: {exc}"
