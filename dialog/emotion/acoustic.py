@@ -41,18 +41,33 @@ class AcousticEmotionModel:
         if not meta_path.is_file() or not weights_path.is_file():
             raise ModelMissingError(f"acoustic emotion model not found in {model_dir}: run "
                                     "`ivr train acoustic-emotion --data ../shared/data/emotion`")
-        self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
-        self.labels: tuple[str, ...] = tuple(self.meta["labels"])
-        with np.load(weights_path) as data:
-            self._mean = data["mean"].astype(np.float32)
-            self._scale = data["scale"].astype(np.float32)
-            members = int(self.meta["members"])
-            self._layers = [[(data[f"m{m}_w{i}"].astype(np.float32), data[f"m{m}_b{i}"].astype(np.float32))
-                             for i in range(int(self.meta["layers"]))] for m in range(members)]
+        meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        with np.load(weights_path, allow_pickle=False) as data:
+            self._load(dict(data), meta)
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, Any], meta: dict[str, Any]) -> AcousticEmotionModel:
+        """A model from in-memory arrays (training and cross-validation)."""
+        model = cls.__new__(cls)
+        model._load(arrays, meta)
+        return model
+
+    def _load(self, data: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.meta = meta
+        self.labels: tuple[str, ...] = tuple(meta["labels"])
+        self._mean = np.asarray(data["mean"], dtype=np.float32)
+        # models before feature version 2 have no column list: they read the first features
+        self._columns = np.asarray(data["columns"] if "columns" in data else np.arange(self._mean.size),
+                                   dtype=np.int64)
+        self._scale = np.asarray(data["scale"], dtype=np.float32)
+        self._layers = [[(np.asarray(data[f"m{m}_w{i}"], dtype=np.float32),
+                          np.asarray(data[f"m{m}_b{i}"], dtype=np.float32))
+                         for i in range(int(meta["layers"]))] for m in range(int(meta["members"]))]
 
     def probabilities_from_features(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities for one feature vector or a (n, features) matrix."""
-        x = (np.atleast_2d(features).astype(np.float32) - self._mean) / self._scale
+        x = np.atleast_2d(features).astype(np.float32)
+        x = (x[:, self._columns] - self._mean) / self._scale
         out = np.zeros((x.shape[0], len(self.labels)), dtype=np.float64)
         for layers in self._layers:
             h = x

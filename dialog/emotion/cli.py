@@ -33,7 +33,11 @@ def register(sub: Any) -> None:
                        help="speakers left out of training and evaluation altogether, comma-separated "
                             "(RAVDESS actor numbers or group names); default 3: RAVDESS actor 03, whose "
                             "clips the end-to-end tests play as callers. '' keeps everyone")
-    voice.add_argument("--no-eval", action="store_true", help="skip the leave-one-speaker-out evaluation")
+    voice.add_argument("--no-eval", action="store_true", help="skip the speaker-independent evaluation")
+    voice.add_argument("--outer-folds", type=int, default=5,
+                       help="speaker-grouped outer folds of the nested evaluation (0: leave one speaker out)")
+    voice.add_argument("--grid", choices=("new", "old"), default="new",
+                       help="hyperparameter grid: new (v1/v2 features, augmented) or old (the first recipe)")
     voice.set_defaults(func=_train_acoustic)
 
     reports = subcommand_group(sub, "report", "reports over stored calls", "report")

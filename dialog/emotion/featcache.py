@@ -1,8 +1,10 @@
 """Features of many clips, through the telephone band, in parallel, cached in a .npz under a work dir.
 
-Each clip is read, brought to 8 kHz, passed once through G.711 mu-law (what a phone line does to
-it), then featurized. The cache is keyed by the clip's path, size and mtime and by FEATURE_VERSION,
-so a changed file or a changed extractor is recomputed and nothing else is.
+Each clip is read, brought to 8 kHz, passed once through G.711 (what a phone line does to it), then
+featurized. The plain variant is mu-law; the augmented variants (training only) use A-law and/or a
+random gain and a little white noise before the codec, with a seed fixed per clip and variant. The
+cache is keyed by the clip's path, size and mtime, by FEATURE_VERSION and by the variant, so a
+changed file or a changed extractor is recomputed and nothing else is.
 """
 
 from __future__ import annotations
@@ -14,7 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-FEATURE_VERSION = "tel8k-v1"
+FEATURE_VERSION = "tel8k-v2"
+VARIANTS: dict[str, tuple[str, bool]] = {
+    "mulaw": ("PCMU", False),
+    "alaw": ("PCMA", False),
+    "mulaw-noisy": ("PCMU", True),
+    "alaw-noisy": ("PCMA", True),
+}
+"""Variant -> (G.711 codec, gain and noise perturbation)."""
+GAIN_DB = (-12.0, 3.0)
+SNR_DB = (20.0, 35.0)
+"""Range of the noise's level under the clip's own RMS (silences included, so speech is cleaner)."""
 TELEPHONE_RATE_HZ = 8000
 
 
@@ -27,12 +39,29 @@ def telephone_band(samples: np.ndarray, sample_rate_hz: int, codec: str = "PCMU"
     return roundtrip(pcm, codec)
 
 
-def clip_features(path: str) -> np.ndarray:
+def perturb(pcm: np.ndarray, seed: int) -> np.ndarray:
+    """int16 with a random gain and white noise at a random SNR (before the codec)."""
+    rng = np.random.default_rng(seed)
+    audio = pcm.astype(np.float64) * 10.0 ** (rng.uniform(*GAIN_DB) / 20.0)
+    rms = float(np.sqrt(np.mean(audio**2))) if audio.size else 0.0
+    audio += rng.standard_normal(audio.size) * rms * 10.0 ** (-rng.uniform(*SNR_DB) / 20.0)
+    return np.clip(np.round(audio), -32768, 32767).astype(np.int16)
+
+
+def clip_features(path: str, variant: str = "mulaw") -> np.ndarray:
+    import zlib
+
     from dialog.emotion.features import extract
     from ivr.audiofile import read_audio
+    from ivr.resample import resample
+    from telephony.g711 import roundtrip
 
+    codec, noisy = VARIANTS[variant]
     clip = read_audio(path)
-    return extract(telephone_band(clip.mono(), clip.sample_rate_hz), TELEPHONE_RATE_HZ)
+    pcm = resample(np.asarray(clip.mono(), dtype=np.int16), clip.sample_rate_hz, TELEPHONE_RATE_HZ)
+    if noisy:
+        pcm = perturb(pcm, zlib.crc32(f"{Path(path).name}|{variant}".encode()))
+    return extract(roundtrip(pcm, codec), TELEPHONE_RATE_HZ)
 
 
 def _key(path: Path) -> str:
@@ -41,10 +70,14 @@ def _key(path: Path) -> str:
 
 
 def featurize(paths: Sequence[Path], work_dir: Path, jobs: int | None = None,
-              progress: bool = True) -> np.ndarray:
+              progress: bool = True, variant: str = "mulaw") -> np.ndarray:
     """A (len(paths), n_features) float32 matrix; computed clips are kept in work_dir."""
+    from functools import partial
+
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: one of {', '.join(VARIANTS)}")
     work_dir.mkdir(parents=True, exist_ok=True)
-    cache_file = work_dir / f"acoustic-features-{FEATURE_VERSION}.npz"
+    cache_file = work_dir / f"acoustic-features-{FEATURE_VERSION}-{variant}.npz"
     cache: dict[str, np.ndarray] = {}
     if cache_file.is_file():
         with np.load(cache_file) as data:
@@ -54,10 +87,11 @@ def featurize(paths: Sequence[Path], work_dir: Path, jobs: int | None = None,
     if todo:
         jobs = jobs or max(1, min(os.cpu_count() or 1, 8))
         if progress:
-            print(f"extracting features of {len(todo)} clips on {jobs} processes "
+            print(f"extracting {variant} features of {len(todo)} clips on {jobs} processes "
                   f"(cached in {cache_file})", flush=True)
         with ProcessPoolExecutor(jobs) as pool:
-            for i, ((key, _), feats) in enumerate(zip(todo, pool.map(clip_features, [p for _, p in todo],
+            for i, ((key, _), feats) in enumerate(zip(todo, pool.map(partial(clip_features, variant=variant),
+                                                                     [p for _, p in todo],
                                                                      chunksize=16), strict=True)):
                 cache[key] = feats
                 if progress and (i + 1) % 500 == 0:

@@ -6,7 +6,14 @@ independent on purpose: a phone line's gain says nothing about the caller's mood
 only as dynamics (spread, peaks above the median), never as an absolute level.
 
 Cost: one mel spectrogram (MFCCs, spectral shape) and one YIN pitch track, both on 32 ms frames with
-a 16 ms hop; about 3-5 ms per second of audio on one core.
+a 16 ms hop; about 2-3 ms per second of audio on one core.
+
+Version 2 appends to the first 111 features (BASE_FEATURES, unchanged, so a model may use only them):
+pitch percentiles, slope and the end of the turn against its middle, jitter and shimmer proxies,
+voiced share of speech, periodicity at the pitch period (a harmonics-to-noise proxy), energy
+percentiles and slope, spectral flux, 50%/95% roll-off, spectral contrast, band shares and slope,
+and MFCCs normalised within the turn (mean and variance over its own speech frames: percentiles, and
+delta/delta-delta spread relative to the turn's own range). Everything is computed on the one turn.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ N_MFCC = 13
 ACTIVE_RANGE_DB = 35.0
 """Frames within this many dB of the turn's loudest frame count as speech."""
 MIN_SAMPLES = FEATURE_RATE_HZ // 4
+BASE_FEATURES = 111
+"""The first features (version 1); the rest (version 2) follow them."""
 
 _STAT_NAMES = ("mean", "std")
 
@@ -121,7 +130,97 @@ def extract(samples: np.ndarray, sample_rate_hz: int) -> np.ndarray:
         feats += [float(v) for v in sel.mean(axis=1)] + [float(v) for v in sel.std(axis=1)]
     for track in (centroid, bandwidth, rolloff, flatness, low, zcr):
         feats += _stats(track[: active.size][active[: track.size]])
+    if len(feats) != BASE_FEATURES:
+        raise AssertionError(f"{len(feats)} base features, expected {BASE_FEATURES}")
+    feats += _extra(audio, spec, energy_db, active, f0, voiced, semitones, mfcc, d1, d2, freqs, norm)
     return np.nan_to_num(np.asarray(feats, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _slope(values: np.ndarray, times: np.ndarray) -> float:
+    """Least-squares slope of values over times (per second); 0 with fewer than 3 points."""
+    if values.size < 3:
+        return 0.0
+    t = times - times.mean()
+    denom = float((t * t).sum())
+    return float((t * (values - values.mean())).sum() / denom) if denom > 0 else 0.0
+
+
+def _periodicity(audio: np.ndarray, f0: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+    """Normalised autocorrelation at the pitch period in each voiced frame (a harmonics-to-noise proxy)."""
+    idx = np.flatnonzero(voiced)
+    if idx.size == 0:
+        return np.zeros(0)
+    padded = np.pad(audio, (PITCH_FRAME_SAMPLES // 2, PITCH_FRAME_SAMPLES // 2))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, PITCH_FRAME_SAMPLES)[::HOP_SAMPLES]
+    idx = idx[idx < frames.shape[0]]
+    out = np.empty(idx.size)
+    for j, i in enumerate(idx):
+        frame = frames[i]
+        lag = int(round(FEATURE_RATE_HZ / f0[i]))
+        a, b = frame[:-lag], frame[lag:]
+        denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
+        out[j] = float((a * b).sum()) / denom if denom > 1e-12 else 0.0
+    return out
+
+
+def _extra(audio: np.ndarray, spec: np.ndarray, energy_db: np.ndarray, active: np.ndarray, f0: np.ndarray,
+           voiced: np.ndarray, semitones: np.ndarray, mfcc: np.ndarray, d1: np.ndarray, d2: np.ndarray,
+           freqs: np.ndarray, norm: np.ndarray) -> list[float]:
+    """Statistics added in feature version 2 (all computed on this turn alone)."""
+    import librosa
+
+    hop_s = HOP_SAMPLES / FEATURE_RATE_HZ
+    n = min(active.size, voiced.size)
+    act, voi = active[:n], voiced[:n]
+    times = np.arange(n) * hop_s
+    feats: list[float] = []
+    # pitch contour: percentiles, slope over the turn, the last voiced third against the turn
+    feats += _quantiles(semitones, (0.1, 0.25, 0.75, 0.9))
+    feats += [_slope(semitones, times[voi]) if semitones.size else 0.0]
+    third = max(1, semitones.size // 3)
+    feats += [float(semitones[-third:].mean() - semitones.mean()) if semitones.size else 0.0]
+    # jitter and shimmer proxies: frame-to-frame pitch (%) and level (dB) changes inside voiced runs
+    both = voi[1:] & voi[:-1]
+    jitter = np.abs(np.diff(f0[:n]))[both] / f0[:n][1:][both] if both.any() else np.zeros(0)
+    shimmer = np.abs(np.diff(energy_db[:n]))[both] if both.any() else np.zeros(0)
+    feats += _quantiles(jitter, (0.5, 0.9)) + _quantiles(shimmer, (0.5, 0.9))
+    feats += [float(voi.sum() / max(act.sum(), 1))]
+    feats += _quantiles(_periodicity(audio, f0[:n], voi), (0.25, 0.5, 0.75))
+    # energy contour: percentiles, slope, voiced against unvoiced speech level
+    active_db = energy_db[active] - np.median(energy_db[active])
+    feats += _quantiles(active_db, (0.25, 0.75)) + [_slope(active_db, np.flatnonzero(active) * hop_s)]
+    unvoiced = act & ~voi
+    feats += [float(energy_db[:n][voi].mean() - energy_db[:n][unvoiced].mean())
+              if voi.any() and unvoiced.any() else 0.0]
+    # spectral flux, roll-offs, contrast, band shares, slope (8 kHz band)
+    logspec = np.log(spec + 1e-10)
+    flux = np.sqrt((np.maximum(np.diff(logspec, axis=1), 0.0) ** 2).mean(axis=0))
+    flux_sel = flux[active[1: flux.size + 1]]
+    feats += _stats(flux_sel) + _quantiles(flux_sel, (0.9,))
+    cumulative = np.cumsum(norm, axis=0)
+    for share in (0.5, 0.95):
+        track = freqs[np.argmax(cumulative >= share, axis=0)][active]
+        feats += _stats(track)
+    contrast = librosa.feature.spectral_contrast(S=np.sqrt(spec), sr=FEATURE_RATE_HZ, n_fft=FRAME_SAMPLES,
+                                                 fmin=150.0, n_bands=4)[:, active]
+    feats += [float(v) for v in contrast.mean(axis=1)] + [float(v) for v in contrast.std(axis=1)]
+    edges = (0.0, 500.0, 1000.0, 2000.0, 3000.0, FEATURE_RATE_HZ / 2 + 1)
+    total = spec.sum(axis=0) + 1e-10
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        band = np.log10(spec[(freqs >= lo) & (freqs < hi)].sum(axis=0) / total + 1e-8)[active]
+        feats += _stats(band)
+    khz = freqs / 1000.0 - (freqs / 1000.0).mean()
+    spectral_slope = (khz @ logspec[:, active]) / float((khz * khz).sum())
+    feats += _stats(spectral_slope)
+    # MFCCs normalised within the turn (mean and variance over its speech frames): shape of the
+    # distribution and dynamics relative to the turn's own range
+    sel = mfcc[:, active[: mfcc.shape[1]]]
+    spread = sel.std(axis=1, keepdims=True) + 1e-6
+    z = (sel - sel.mean(axis=1, keepdims=True)) / spread
+    feats += [float(v) for v in np.quantile(z, 0.1, axis=1)] + [float(v) for v in np.quantile(z, 0.9, axis=1)]
+    feats += [float(v) for v in (d1[:, active[: d1.shape[1]]].std(axis=1) / spread[:, 0])]
+    feats += [float(v) for v in (d2[:, active[: d2.shape[1]]].std(axis=1) / spread[:, 0])]
+    return feats
 
 
 def feature_count() -> int:

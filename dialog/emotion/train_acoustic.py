@@ -1,19 +1,26 @@
 """`ivr train acoustic-emotion`: the voice emotion model, evaluated speaker-independently.
 
 Data: RAVDESS (24 actors) + TESS (2 speakers) from --data, and/or the user's own labelled calls from
---csv (path, emotion, speaker). Every clip goes through the telephone band (8 kHz, G.711 mu-law)
-before its features are taken; features are cached under --work.
+--csv (path, emotion, speaker). Every clip goes through the telephone band (8 kHz, G.711) before its
+features are taken; training also sees A-law and gain/noise-perturbed copies (featcache.VARIANTS);
+features are cached under --work.
 
-Evaluation: leave-one-speaker-out (each RAVDESS actor and each TESS speaker held out whole in turn),
-predictions pooled over the folds. Figures: 4-class unweighted accuracy (mean per-class recall) and
-anger-vs-rest balanced accuracy, per corpus too, plus the cost in ms per second of audio.
-The shipped model is then trained on all clips. Needs scikit-learn (training only).
+Evaluation is nested, so no figure is tuned on the speakers it is measured on: outer folds hold whole
+speakers out (5 speaker-grouped folds, the two TESS speakers in different folds; --outer-folds 0 for
+leave-one-speaker-out); inside each outer fold the hyperparameters (feature set, L2 penalty) are
+chosen on 3 speaker-grouped folds of its training speakers only, then a model is trained on all of
+them and predicts the held-out speakers' plain mu-law clips. Figures over the pooled predictions:
+4-class unweighted accuracy (mean per-class recall), per-class recall and anger-vs-rest balanced
+accuracy, pooled and per corpus, plus the cost in ms per second of audio. The shipped model's
+hyperparameters are chosen the same way on all speakers, and it is trained on all clips.
+Needs scikit-learn (training only).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +29,43 @@ import numpy as np
 from dialog.emotion.acoustic import AcousticEmotionModel
 from dialog.emotion.corpus import CLASSES, Clip, load_csv, load_shared
 from dialog.emotion.featcache import FEATURE_VERSION, TELEPHONE_RATE_HZ, featurize, telephone_band
+from dialog.emotion.features import BASE_FEATURES
 from dialog.emotion.text import default_model_dir
 from ivr.errors import IvrError
 
 HIDDEN_UNITS = 64
-ALPHA = 3.0
-"""L2 penalty of the MLPs: strong, since 26 speakers are few (chosen on the same speaker folds)."""
 MEMBERS = 5
 """MLPs with different seeds whose probabilities are averaged."""
+INNER_MEMBERS = 1
+"""MLPs per candidate when scoring candidates on inner folds (cheaper; the ranking is what counts)."""
+INNER_FOLDS = 3
+"""Speaker-grouped folds inside each outer fold on which the hyperparameters are chosen."""
+AUGMENT_VARIANTS = ("mulaw", "alaw", "mulaw-noisy", "alaw-noisy")
+"""Training copies of each clip (dialog.emotion.featcache.VARIANTS); evaluation uses plain mu-law."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One point of the hyperparameter grid."""
+
+    features: str
+    """"v1": the first BASE_FEATURES features; "v2": all of them."""
+    alpha: float
+    """L2 penalty of the MLPs."""
+    augment: bool = True
+    """Train on every AUGMENT_VARIANTS copy (A-law, gain and noise) instead of mu-law alone."""
+
+    def columns(self, n_features: int) -> np.ndarray:
+        return np.arange(BASE_FEATURES if self.features == "v1" else n_features)
+
+    def name(self) -> str:
+        return f"{self.features}-alpha{self.alpha:g}{'-aug' if self.augment else ''}"
+
+
+GRID: tuple[Candidate, ...] = tuple(Candidate(f, a) for f in ("v1", "v2") for a in (1.0, 3.0, 10.0))
+"""Chosen among on inner speaker folds, never on the speakers a figure is measured on."""
+OLD_GRID: tuple[Candidate, ...] = tuple(Candidate("v1", a, augment=False) for a in (1.0, 3.0, 10.0))
+"""The first model's recipe (version-1 features, mu-law only), for an honest comparison (--grid old)."""
 
 
 def _sklearn() -> Any:
@@ -39,22 +75,45 @@ def _sklearn() -> Any:
         raise IvrError("training needs scikit-learn: pip install scikit-learn") from None
 
 
-def fit(x: np.ndarray, y: np.ndarray, members: int = MEMBERS) -> dict[str, Any]:
-    """Standardisation + `members` MLPs, as plain arrays."""
+def _training_rows(feats: dict[str, np.ndarray], y: np.ndarray, rows: np.ndarray,
+                   augment: bool) -> tuple[np.ndarray, np.ndarray]:
+    variants = AUGMENT_VARIANTS if augment else ("mulaw",)
+    return np.vstack([feats[v][rows] for v in variants]), np.concatenate([y[rows]] * len(variants))
+
+
+def fit(x: np.ndarray, y: np.ndarray, candidate: Candidate, members: int = MEMBERS) -> dict[str, Any]:
+    """Column choice + standardisation + `members` class-balanced MLPs, as plain arrays."""
     from sklearn.neural_network import MLPClassifier
 
+    columns = candidate.columns(x.shape[1])
+    x = x[:, columns]
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale < 1e-6] = 1.0
     z = (x - mean) / scale
-    arrays: dict[str, Any] = {"mean": mean.astype(np.float32), "scale": scale.astype(np.float32)}
+    counts = np.bincount(y, minlength=len(CLASSES))
+    if (counts == 0).any():
+        raise IvrError("every class needs training clips: " + ", ".join(CLASSES))
+    weight = (len(y) / (len(CLASSES) * counts))[y]
+    arrays: dict[str, Any] = {"columns": columns.astype(np.int32), "mean": mean.astype(np.float32),
+                              "scale": scale.astype(np.float32)}
     for m in range(members):
-        mlp = MLPClassifier((HIDDEN_UNITS,), alpha=ALPHA, max_iter=800, random_state=m).fit(z, y)
-        if list(mlp.classes_) != list(range(len(CLASSES))):
-            raise IvrError("every class needs training clips: " + ", ".join(CLASSES))
+        mlp = MLPClassifier((HIDDEN_UNITS,), alpha=candidate.alpha, max_iter=800, random_state=m)
+        mlp.fit(z, y, sample_weight=weight)
         for i, (w, b) in enumerate(zip(mlp.coefs_, mlp.intercepts_, strict=True)):
             arrays[f"m{m}_w{i}"], arrays[f"m{m}_b{i}"] = w.astype(np.float32), b.astype(np.float32)
     return arrays
+
+
+def predict_arrays(arrays: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    """Class probabilities from fitted arrays (the same computation as AcousticEmotionModel)."""
+    return AcousticEmotionModel.from_arrays(arrays, {"labels": list(CLASSES), "layers": 2,
+                                                     "members": _member_count(arrays)}
+                                            ).probabilities_from_features(x)
+
+
+def _member_count(arrays: dict[str, Any]) -> int:
+    return sum(1 for k in arrays if k.endswith("_w0"))
 
 
 def _write(out_dir: Path, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
@@ -63,9 +122,11 @@ def _write(out_dir: Path, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
     (out_dir / "acoustic-emotion.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
 
-def _meta(members: int, figures: dict[str, Any], sources: list[str]) -> dict[str, Any]:
+def _meta(members: int, candidate: Candidate, figures: dict[str, Any], sources: list[str]) -> dict[str, Any]:
     return {"model": "telephone-band features + MLP ensemble", "labels": list(CLASSES), "members": members,
-            "layers": 2, "hidden_units": HIDDEN_UNITS, "alpha": ALPHA, "feature_version": FEATURE_VERSION,
+            "layers": 2, "hidden_units": HIDDEN_UNITS, "alpha": candidate.alpha,
+            "features": candidate.features, "augment": list(AUGMENT_VARIANTS) if candidate.augment else ["mulaw"],
+            "class_balanced": True, "feature_version": FEATURE_VERSION,
             "sample_rate_hz": TELEPHONE_RATE_HZ, "data": sources,
             "license": "trained on non-commercial data (RAVDESS CC BY-NC-SA 4.0, TESS CC BY-NC-ND 4.0): "
                        "non-commercial use only; retrain on your own calls for anything else",
@@ -84,15 +145,84 @@ def anger_balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
     return float(((guess[truth]).mean() + (~guess[~truth]).mean()) / 2)
 
 
-def cross_validate(x: np.ndarray, y: np.ndarray, groups: np.ndarray, members: int,
-                   tmp_dir: Path) -> np.ndarray:
-    """Leave-one-speaker-out predictions, made by the exported model's own inference code."""
+def speaker_folds(groups: np.ndarray, k: int) -> list[np.ndarray]:
+    """k folds of whole speakers (round-robin over the sorted speakers; TESS speakers spread out)."""
+    speakers = sorted(np.unique(groups), key=lambda g: (not g.startswith("tess"), g))
+    k = min(k, len(speakers))
+    return [np.isin(groups, speakers[i::k]) for i in range(k)]
+
+
+def select(feats: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray, rows: np.ndarray,
+           grid: tuple[Candidate, ...], folds: int = INNER_FOLDS) -> tuple[Candidate, dict[str, float]]:
+    """The candidate with the best pooled UA over speaker-grouped folds of `rows` (only those clips)."""
+    scores: dict[str, float] = {}
+    inner_groups = groups[rows]
+    best: tuple[float, Candidate] | None = None
+    for candidate in grid:
+        pred = np.zeros(rows.size, dtype=np.int64)
+        for test in speaker_folds(inner_groups, folds):
+            x, yy = _training_rows(feats, y, rows[~test], candidate.augment)
+            arrays = fit(x, yy, candidate, INNER_MEMBERS)
+            pred[test] = predict_arrays(arrays, feats["mulaw"][rows[test]]).argmax(axis=1)
+        score = unweighted_accuracy(y[rows], pred)
+        scores[candidate.name()] = round(score, 4)
+        if best is None or score > best[0]:
+            best = (score, candidate)
+    assert best is not None
+    return best[1], scores
+
+
+OUTER_FOLDS = 5
+"""Speaker-grouped outer folds of the evaluation (0: leave one speaker out)."""
+
+
+def _outer_fold(args: tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, tuple[Candidate, ...],
+                            int]) -> tuple[np.ndarray, str, dict[str, float]]:
+    feats, y, groups, test, grid, members = args
+    train_rows, test_rows = np.flatnonzero(~test), np.flatnonzero(test)
+    candidate, scores = select(feats, y, groups, train_rows, grid) if len(grid) > 1 else (grid[0], {})
+    x, yy = _training_rows(feats, y, train_rows, candidate.augment)
+    pred = predict_arrays(fit(x, yy, candidate, members), feats["mulaw"][test_rows]).argmax(axis=1)
+    return pred, candidate.name(), scores
+
+
+def nested_cross_validate(feats: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray,
+                          grid: tuple[Candidate, ...], members: int, jobs: int = 1,
+                          outer_folds: int = OUTER_FOLDS) -> tuple[np.ndarray, dict[str, str]]:
+    """Speaker-independent predictions of every clip: in each outer fold (whole speakers held out) the
+    hyperparameters are chosen on speaker-grouped inner folds of the other speakers alone, so no
+    figure is tuned on the speakers it is measured on."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    folds = ([groups == g for g in np.unique(groups)] if outer_folds <= 0
+             else speaker_folds(groups, outer_folds))
     pred = np.zeros_like(y)
-    for group in np.unique(groups):
-        test = groups == group
-        _write(tmp_dir, fit(x[~test], y[~test], members), _meta(members, {}, []))
-        pred[test] = AcousticEmotionModel(tmp_dir).probabilities_from_features(x[test]).argmax(axis=1)
-    return pred
+    chosen: dict[str, str] = {}
+    tasks = [(feats, y, groups, test, grid, members) for test in folds]
+    with ProcessPoolExecutor(max(1, jobs)) as pool:
+        for test, (fold_pred, name, scores) in zip(folds, pool.map(_outer_fold, tasks), strict=True):
+            pred[test] = fold_pred
+            held = ",".join(sorted(np.unique(groups[test])))
+            chosen[held] = name
+            print(f"  held out {held}: chose {name}, UA {unweighted_accuracy(y[test], fold_pred):.3f} "
+                  f"(inner UA {scores})", flush=True)
+    return pred, chosen
+
+
+def report(y: np.ndarray, pred: np.ndarray, corpora: np.ndarray) -> dict[str, Any]:
+    figures: dict[str, Any] = {"ua_4class": round(unweighted_accuracy(y, pred), 4),
+                               "anger_vs_rest_ba": round(anger_balanced_accuracy(y, pred), 4),
+                               "recall_per_class": {c: round(float((pred[y == i] == i).mean()), 4)
+                                                    for i, c in enumerate(CLASSES) if (y == i).any()},
+                               "confusion": [[int(((y == i) & (pred == j)).sum()) for j in range(len(CLASSES))]
+                                             for i in range(len(CLASSES))]}
+    for corpus in np.unique(corpora):
+        sel = corpora == corpus
+        figures[f"ua_4class_{corpus}"] = round(unweighted_accuracy(y[sel], pred[sel]), 4)
+        figures[f"anger_vs_rest_ba_{corpus}"] = round(anger_balanced_accuracy(y[sel], pred[sel]), 4)
+        figures[f"recall_per_class_{corpus}"] = {c: round(float((pred[sel & (y == i)] == i).mean()), 4)
+                                                 for i, c in enumerate(CLASSES) if (sel & (y == i)).any()}
+    return figures
 
 
 def cost_ms_per_s(clips: list[Clip], model: AcousticEmotionModel, limit: int = 40) -> float:
@@ -112,35 +242,43 @@ def cost_ms_per_s(clips: list[Clip], model: AcousticEmotionModel, limit: int = 4
 
 
 def train(clips: list[Clip], out_dir: Path, work_dir: Path, members: int = MEMBERS,
-          evaluate: bool = True, jobs: int | None = None, held_out: list[str] | None = None) -> dict[str, Any]:
+          evaluate: bool = True, jobs: int | None = None, held_out: list[str] | None = None,
+          grid: tuple[Candidate, ...] = GRID, outer_folds: int = OUTER_FOLDS) -> dict[str, Any]:
     _sklearn()
     t0 = time.perf_counter()
-    x = featurize([c.path for c in clips], work_dir, jobs=jobs)
+    paths = [c.path for c in clips]
+    variants = sorted({"mulaw", *(AUGMENT_VARIANTS if any(c.augment for c in grid) else ())})
+    feats = {v: featurize(paths, work_dir, jobs=jobs, variant=v) for v in variants}
     y = np.array([CLASSES.index(c.label) for c in clips])
     groups = np.array([c.group for c in clips])
     corpora = np.array([c.corpus for c in clips])
     figures: dict[str, Any] = {"clips": len(clips), "speakers": int(np.unique(groups).size),
                                "held_out_speakers": held_out or [],
-                               "class_counts": {c: int((y == i).sum()) for i, c in enumerate(CLASSES)}}
-    if evaluate and np.unique(groups).size >= 2:
-        print(f"leave-one-speaker-out over {np.unique(groups).size} speakers ...", flush=True)
-        pred = cross_validate(x, y, groups, members, work_dir / "cv-model")
-        figures["ua_4class"] = round(unweighted_accuracy(y, pred), 4)
-        figures["anger_vs_rest_ba"] = round(anger_balanced_accuracy(y, pred), 4)
-        figures["recall_per_class"] = {c: round(float((pred[y == i] == i).mean()), 4)
-                                       for i, c in enumerate(CLASSES) if (y == i).any()}
-        figures["confusion"] = [[int(((y == i) & (pred == j)).sum()) for j in range(len(CLASSES))]
-                                for i in range(len(CLASSES))]
-        for corpus in np.unique(corpora):
-            sel = corpora == corpus
-            figures[f"ua_4class_{corpus}"] = round(unweighted_accuracy(y[sel], pred[sel]), 4)
-            figures[f"anger_vs_rest_ba_{corpus}"] = round(anger_balanced_accuracy(y[sel], pred[sel]), 4)
+                               "class_counts": {c: int((y == i).sum()) for i, c in enumerate(CLASSES)},
+                               "grid": [c.name() for c in grid]}
+    if evaluate and np.unique(groups).size >= 3:
+        outer = "leave-one-speaker-out" if outer_folds <= 0 else f"{outer_folds} speaker-grouped folds"
+        print(f"nested evaluation over {np.unique(groups).size} speakers ({outer}), hyperparameters chosen "
+              f"on {INNER_FOLDS} inner speaker folds among {len(grid)} candidates ...", flush=True)
+        pred, chosen = nested_cross_validate(feats, y, groups, grid, members, jobs=min(jobs or 2, 2),
+                                             outer_folds=outer_folds)
+        figures["evaluation"] = (f"nested: outer {outer} (whole speakers held out, every clip predicted once); "
+                                 f"hyperparameters chosen in each outer fold on {INNER_FOLDS} speaker-grouped "
+                                 "folds of its training speakers; test clips 8 kHz G.711 mu-law")
+        figures.update(report(y, pred, corpora))
+        figures["chosen_per_fold"] = chosen
+    candidate, scores = select(feats, y, groups, np.arange(len(y)), grid) if len(grid) > 1 else (grid[0], {})
+    figures["chosen"] = candidate.name()
+    figures["selection_scores"] = scores
+    print(f"shipped hyperparameters (chosen on {INNER_FOLDS} speaker folds of all clips): {candidate.name()}")
     sources = sorted({c.corpus for c in clips})
-    _write(out_dir, fit(x, y, members), _meta(members, figures, sources))
+    x, yy = _training_rows(feats, y, np.arange(len(y)), candidate.augment)
+    arrays = fit(x, yy, candidate, members)
+    _write(out_dir, arrays, _meta(members, candidate, figures, sources))
     model = AcousticEmotionModel(out_dir)
     figures["ms_per_audio_s"] = round(cost_ms_per_s(clips, model), 2)
     figures["train_s"] = round(time.perf_counter() - t0, 1)
-    _write(out_dir, fit(x, y, members), _meta(members, figures, sources))
+    _write(out_dir, arrays, _meta(members, candidate, figures, sources))
     return figures
 
 
@@ -155,14 +293,17 @@ def cmd_train_acoustic(args: Any) -> int:
     if not clips:
         raise IvrError("no training clips: give --data and/or --csv")
     out_dir = Path(args.out) if args.out else default_model_dir()
+    grid = {"new": GRID, "old": OLD_GRID}[getattr(args, "grid", "new") or "new"]
     figures = train(clips, out_dir, Path(args.work), members=args.members, evaluate=not args.no_eval,
-                    jobs=args.jobs, held_out=sorted(held_out))
+                    jobs=args.jobs, held_out=sorted(held_out), grid=grid,
+                    outer_folds=getattr(args, "outer_folds", OUTER_FOLDS))
     print(f"{figures['clips']} clips, {figures['speakers']} speakers, classes {figures['class_counts']}")
     if "ua_4class" in figures:
-        print(f"speaker-independent (leave-one-speaker-out), 8 kHz G.711: 4-class UA {figures['ua_4class']:.3f}, "
+        print(f"speaker-independent (nested), 8 kHz G.711: 4-class UA {figures['ua_4class']:.3f}, "
               f"anger-vs-rest BA {figures['anger_vs_rest_ba']:.3f}")
-        for key in sorted(k for k in figures if k.startswith(("ua_4class_", "anger_vs_rest_ba_"))):
-            print(f"  {key}: {figures[key]:.3f}")
+        prefixes = ("ua_4class_", "anger_vs_rest_ba_", "recall_per_class_")
+        for key in sorted(k for k in figures if k.startswith(prefixes)):
+            print(f"  {key}: {figures[key]}")
         print(f"  recall per class: {figures['recall_per_class']}")
     print(f"cost: {figures['ms_per_audio_s']:.1f} ms per second of audio (features + model, one thread)")
     print(f"model written to {out_dir}/acoustic-emotion.json and acoustic-emotion.npz")
