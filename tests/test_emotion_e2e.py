@@ -2,7 +2,8 @@
 emotion; the same sentences spoken calmly are re-prompted without escalation.
 
 The clips are RAVDESS actor 03's ("Kids are talking by the door", "Dogs are sitting by the door"),
-played at 8 kHz into the default bank flow. Actor 03 is held out of the shipped acoustic model's
+played at 8 kHz into the bank flow with escalation on negative emotion turned on. Actor 03 is held
+out of the shipped acoustic model's
 training (`ivr train acoustic-emotion --hold-out 3`, the default), so the model has never heard this
 voice. To be honest about the choice: these are the actor's strong-intensity angry takes, which the
 model classifies as angry, and calm takes it classifies as neutral. With the shipped model (feature
@@ -16,7 +17,9 @@ turn is a no-match: escalation can only come from the caller's emotion.
 from __future__ import annotations
 
 import pytest
+import yaml
 
+from dialog.flow import default_flow_path
 from ivr.config import AgentConfig
 from ivr.services import Services
 from ivr.simulate import simulate_call
@@ -30,7 +33,13 @@ CALM = ("03-01-02-01-01-01-03.flac", "03-01-02-01-02-01-03.flac")
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory):
-    services = Services.load(AgentConfig(tts_cache_dir=str(tmp_path_factory.mktemp("prompt-cache"))))
+    """The bank flow with escalation on negative emotion turned on (it ships turned off)."""
+    flow = yaml.safe_load(default_flow_path().read_text(encoding="utf-8"))
+    flow["settings"]["escalate_on_negative_emotion"] = {"turns": 2, "threshold": 0.6}
+    flow_path = tmp_path_factory.mktemp("flow") / "bank-escalating.yaml"
+    flow_path.write_text(yaml.safe_dump(flow), encoding="utf-8")
+    config = AgentConfig(tts_cache_dir=str(tmp_path_factory.mktemp("prompt-cache")), flow=str(flow_path))
+    services = Services.load(config)
     assert services.emotion is not None and services.emotion.acoustic is not None
     assert "ravdess-03" in services.emotion.acoustic.meta["figures"]["held_out_speakers"]
     return services
