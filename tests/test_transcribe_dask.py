@@ -101,3 +101,22 @@ def test_cluster_equals_local_run_and_survives_a_dead_worker(shared_data, tmp_pa
     summary = json.loads((killed_out / "transcribe-summary.json").read_text())
     assert summary["done"] == len(PROMPTS) + 4 and not summary["failed"]
     assert outputs(killed_out) == outputs(local)
+
+
+def test_local_cluster_threads_equal_the_inline_run(shared_data, tmp_path):
+    """`--workers 2` (a LocalCluster of two decoding threads) spreads the pieces of one file over both
+    threads and writes what `--workers 1` writes; a corrupt file fails the same way."""
+    src = tmp_path / "calls"
+    src.mkdir()
+    names = sorted(manifest(shared_data))
+    joined_recording(shared_data, names[:12], src / "long.wav")  # ~30 s: several windows, pieces of 2
+    shutil.copy(shared_data / "speech" / "ivr-prompts" / "agent-pass.flac", src / "short.flac")
+    (src / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage" * 8)
+    args = ["transcribe", str(src), "--format", "jsonl,srt", "-q", "--batch-size", "1"]
+    assert main([*args, "--out", str(tmp_path / "inline"), "--workers", "1"]) == 1
+    assert main([*args, "--out", str(tmp_path / "threads"), "--workers", "2"]) == 1
+    assert outputs(tmp_path / "threads") == outputs(tmp_path / "inline")
+    summary = json.loads((tmp_path / "threads" / "transcribe-summary.json").read_text())
+    assert summary["done"] == 2 and [Path(f["file"]).name for f in summary["failed"]] == ["corrupt.wav"]
+    long = (tmp_path / "threads" / "long.jsonl").read_text().splitlines()
+    assert len(long) > 4 and "password" in (tmp_path / "threads" / "short.jsonl").read_text().lower()

@@ -116,3 +116,51 @@ def test_help_states_exit_status(capsys):
     with pytest.raises(SystemExit):
         main(["transcribe", "--help"])
     assert "1 some files failed" in capsys.readouterr().out
+
+
+def test_windows_are_cut_into_even_pieces():
+    from ivr.transcribe.engine import _even_groups
+
+    windows = [{"start": float(i), "end": i + 0.5} for i in range(9)]
+    assert [len(g) for g in _even_groups(windows, 8)] == [5, 4]
+    assert [len(g) for g in _even_groups(windows, 3)] == [3, 3, 3]
+    assert [len(g) for g in _even_groups(windows[:2], 8)] == [2]
+    assert _even_groups([], 8) == []
+    assert [w for g in _even_groups(windows, 4) for w in g] == windows
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg"])
+def test_read_span_gives_the_samples_of_the_whole_file(tmp_path, suffix):
+    import numpy as np
+    import soundfile as sf
+
+    from ivr.audiofile import read_audio
+    from ivr.transcribe.engine import read_span
+
+    rng = np.random.default_rng(0)
+    stereo = (rng.standard_normal((24000, 2)) * 3000).astype(np.int16)
+    path = tmp_path / f"x{suffix}"
+    sf.write(str(path), stereo, 8000)
+    whole = read_audio(path)
+    mono, rate = read_span(str(path), 5000, 17000)
+    assert rate == 8000 and np.array_equal(mono, whole.mono()[5000:17000])
+    right, _ = read_span(str(path), 0, 100, channel=1)
+    assert np.array_equal(right, whole.channel(1)[:100])
+    with pytest.raises(IvrError, match="changed"):
+        read_span(str(path), 20000, 30000)
+
+
+def test_a_file_is_assembled_from_its_pieces_in_time_order():
+    from ivr.transcribe.engine import FilePlan, Piece, PieceResult, assemble
+
+    plan = FilePlan("a.wav", 10.0, "en", (Piece(0, 0, 100, ((0.0, 1.0),), 0, "caller"),
+                                          Piece(1, 0, 100, ((0.0, 1.0),), 1, "agent")), plan_s=0.5)
+    caller = PieceResult((Segment(0.5, 1.0, "Hi.", 0.9, (), "caller"), Segment(6.0, 10.4, "Bye.", 0.8,
+                          (Word("Bye.", 6.0, 10.4, 0.8),), "caller")), decode_s=1.0)
+    agent = PieceResult((Segment(2.0, 3.0, "Hello.", 0.9, (), "agent"),), decode_s=1.0)
+    result = assemble(plan, [caller, agent])
+    assert [s.text for s in result.segments] == ["Hi.", "Hello.", "Bye."]
+    assert result.segments[-1].end_s == 10.0 and result.segments[-1].words[0].end_s == 10.0
+    assert result.decode_s == 2.5 and result.ok and result.language == "en"
+    failed = assemble(plan, [caller, PieceResult(error="cannot be read again")])
+    assert failed.error == "cannot be read again" and not failed.segments

@@ -28,10 +28,11 @@ def register(sub: Any) -> None:
                    help="comma-separated: jsonl (segments, word timings, confidence), srt, vtt, txt "
                         "(default jsonl,txt)")
     _engine_args(p)
-    p.add_argument("--workers", type=int, help="worker processes on this machine (default: one per core); "
-                                              "more than one runs a Dask LocalCluster")
+    p.add_argument("--workers", type=int, help="decoding workers on this machine (default: one per core); "
+                                              "more than one runs a Dask LocalCluster (see --local)")
     p.add_argument("--scheduler", help="an existing Dask scheduler: tcp://HOST:PORT or a scheduler JSON file; "
                                        "run its workers with `dask worker ... --nthreads 1`")
+    _local_arg(p)
     p.add_argument("--channels", choices=["mix", "split"], default="mix",
                    help="mix: channels mixed to one; split: one speaker per channel (stereo: caller left, "
                         "agent right; more channels: ch0, ch1, ...)")
@@ -52,8 +53,15 @@ def register(sub: Any) -> None:
     b.add_argument("--archive-s", type=float, default=180.0, help="length of each archive file in seconds")
     b.add_argument("--work-dir", help="where to put the archives and outputs (default: a temporary folder)")
     _engine_args(b)
-    b.add_argument("--workers", type=int, help="worker processes for `ivr transcribe` (default: one per core)")
+    b.add_argument("--workers", type=int, help="decoding workers for `ivr transcribe` (default: one per core)")
+    _local_arg(b)
     b.set_defaults(func=cmd_bench)
+
+
+def _local_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--local", choices=["threads", "processes"], default="threads",
+                   help="with more than one worker and no --scheduler: one process with a decoding thread per "
+                        "worker (default; one model in memory, nothing to start) or a process per worker")
 
 
 def _engine_args(p: argparse.ArgumentParser) -> None:
@@ -103,7 +111,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     workers = default_workers(args)
     config = JobConfig(tuple(args.paths), Path(args.out), formats,
                        engine_options(args, workers, args.channels == "split"), args.model,
-                       workers=workers, scheduler=args.scheduler or "", quiet=args.quiet)
+                       workers=workers, scheduler=args.scheduler or "", local=args.local, quiet=args.quiet)
     summary = run_job(config)
     return 1 if summary.failed else 0
 

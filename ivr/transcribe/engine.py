@@ -1,13 +1,19 @@
-"""Transcribing one recording in a worker process; the model is loaded once per process.
+"""Transcribing recordings in worker processes or threads; the model is loaded once per process.
 
-`transcribe_file` is a plain module-level function of picklable arguments, so the same code runs
-in this process, in a Dask LocalCluster worker and on a remote `dask worker`. It never raises for
-a bad input: the result carries the reason instead, so one broken file never stops a batch.
+A file is done in two kinds of task, both plain module-level functions of picklable arguments, so
+the same code runs in this process, on a Dask LocalCluster and on a remote `dask worker`:
 
-Long recordings are cut with Silero VAD (bundled with faster-whisper) into speech regions, and the
-regions are grouped into windows of at most `WINDOW_S` seconds of the original audio (pauses kept,
-so words at region edges are not glued together), which faster-whisper's BatchedInferencePipeline
-decodes `batch_size` windows at a time.
+- `plan_file` reads the file, cuts each track with Silero VAD (bundled with faster-whisper) into
+  speech regions, groups the regions into windows of at most `WINDOW_S` seconds of the original audio
+  (pauses kept, so words at region edges are not glued together), and the windows into pieces of at
+  most `batch_size` windows: a few kilobytes of sample ranges, no audio.
+- `decode_piece` reads just that piece's span of the file again and decodes its windows in one
+  batch with faster-whisper's BatchedInferencePipeline.
+
+Pieces are what makes one long file keep every worker busy (a file of an hour is ~15 pieces), and a
+few files on many workers finish together. Every executor decodes the same pieces, so the text does
+not depend on where it ran. Neither task raises for a bad input: the result carries the reason
+instead, so one broken file never stops a batch.
 """
 
 from __future__ import annotations
@@ -47,7 +53,10 @@ class EngineOptions:
     """A CTranslate2 Whisper directory (resolved by the client from a name like 'tiny.en')."""
     compute_type: str = "int8"
     cpu_threads: int = 1
-    """CTranslate2 threads per worker process (workers x threads should not exceed the cores)."""
+    """CTranslate2 threads per decoding thread (decoding threads x cpu_threads should not exceed the cores)."""
+    replicas: int = 1
+    """Threads of one process that decode at the same time (CTranslate2 num_workers, weights shared):
+    the local cluster's thread count; 1 for `dask worker --nthreads 1`."""
     beam_size: int = 5
     batch_size: int = 8
     """Windows decoded together by the batched pipeline."""
@@ -84,56 +93,206 @@ class FileResult:
         return not self.error
 
 
-_PIPELINES: dict[tuple[str, str, int], Any] = {}
+@dataclass(frozen=True)
+class Piece:
+    """Consecutive VAD windows of one track, decoded together by one task.
+
+    The task reads source frames [start_frame, stop_frame) of the file (the windows plus a margin);
+    `windows` are (start, end) in seconds from start_frame."""
+
+    index: int
+    start_frame: int
+    stop_frame: int
+    windows: tuple[tuple[float, float], ...]
+    channel: int = -1
+    """-1: all channels mixed to mono; otherwise the channel transcribed on its own."""
+    speaker: str = ""
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """What `plan_file` found: the file's pieces, or the reason it cannot be transcribed."""
+
+    path: str
+    duration_s: float = 0.0
+    language: str = ""
+    pieces: tuple[Piece, ...] = ()
+    error: str = ""
+    plan_s: float = 0.0
+    worker: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class PieceResult:
+    segments: tuple[Segment, ...] = ()
+    error: str = ""
+    decode_s: float = 0.0
+
+
+PIECE_MARGIN_S = 0.5
+"""Audio read on each side of a piece's windows, so resampling a span gives the same samples inside
+the windows as resampling the whole file (the windows themselves already carry VAD padding)."""
+
+_MODELS: dict[tuple[str, str, int, int], Any] = {}
 _LOCK = threading.Lock()
 
 
-def load_pipeline(model_path: str, compute_type: str = "int8", cpu_threads: int = 1) -> Any:
-    """The process's BatchedInferencePipeline for this model, loaded on first use."""
-    key = (model_path, compute_type, cpu_threads)
+def load_model(model_path: str, compute_type: str = "int8", cpu_threads: int = 1, replicas: int = 1) -> Any:
+    """The process's faster-whisper WhisperModel, loaded on first use.
+
+    `replicas` is CTranslate2's num_workers: that many threads of this process can decode at the
+    same time (the weights are shared), each using `cpu_threads` cores."""
+    key = (model_path, compute_type, cpu_threads, replicas)
     with _LOCK:
-        if key not in _PIPELINES:
+        if key not in _MODELS:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             try:
-                from faster_whisper import BatchedInferencePipeline, WhisperModel
+                from faster_whisper import WhisperModel
             except ImportError:
                 raise ModelMissingError("batch transcription needs faster-whisper: "
                                         "run `pip install faster-whisper`") from None
             try:
-                model = WhisperModel(model_path, device="cpu", compute_type=compute_type,
-                                     cpu_threads=cpu_threads, local_files_only=True)
+                _MODELS[key] = WhisperModel(model_path, device="cpu", compute_type=compute_type,
+                                            cpu_threads=cpu_threads, num_workers=replicas, local_files_only=True)
             except (RuntimeError, ValueError, OSError) as exc:
                 raise ModelMissingError(f"cannot load the Whisper model at {model_path} ({exc})") from None
-            _PIPELINES[key] = BatchedInferencePipeline(model)
-        return _PIPELINES[key]
+        return _MODELS[key]
+
+
+def load_pipeline(options: EngineOptions) -> Any:
+    """A BatchedInferencePipeline over the process's model: cheap, and one per call, because the
+    pipeline keeps per-call state (the last speech timestamp) that threads must not share."""
+    from faster_whisper import BatchedInferencePipeline
+
+    return BatchedInferencePipeline(load_model(options.model_path, options.compute_type, options.cpu_threads,
+                                               options.replicas))
+
+
+def worker_name() -> str:
+    return f"{os.uname().nodename}:{os.getpid()}"
 
 
 def transcribe_file(path: str, options: EngineOptions) -> FileResult:
-    """Read, decode and return one recording; a file that cannot be read gives a result with `error`."""
+    """Plan and decode one recording here, piece after piece; a file that cannot be read gives a
+    result with `error`."""
+    plan = plan_file(path, options)
+    if plan.error:
+        return assemble(plan, [])
+    return assemble(plan, [decode_piece(path, options, piece) for piece in plan.pieces])
+
+
+def plan_file(path: str, options: EngineOptions) -> FilePlan:
+    """Read the file, find its speech (VAD) and cut it into pieces; never raises for a bad file."""
     from ivr.audiofile import read_audio
-    from ivr.resample import resample
 
     t0 = time.perf_counter()
-    worker = f"{os.uname().nodename}:{os.getpid()}"
+    worker = worker_name()
     try:
         clip = read_audio(path)
     except IvrError as exc:
-        return FileResult(path, error=_reason(str(exc), path), worker=worker)
+        return FilePlan(path, error=_reason(str(exc), path), worker=worker)
     except MemoryError:
-        return FileResult(path, error="too large to read into memory", worker=worker)
-    pipeline = load_pipeline(options.model_path, options.compute_type, options.cpu_threads)
+        return FilePlan(path, error="too large to read into memory", worker=worker)
     if options.split_channels and clip.channels > 1:
         labels = CHANNEL_LABELS_2 if clip.channels == 2 else tuple(f"ch{i}" for i in range(clip.channels))
-        tracks = [(labels[i], clip.channel(i)) for i in range(clip.channels)]
+        tracks = [(i, labels[i], clip.channel(i)) for i in range(clip.channels)]
     else:
-        tracks = [("", clip.mono())]
-    segments: list[Segment] = []
-    for speaker, samples in tracks:
-        audio = resample(samples, clip.sample_rate_hz, WHISPER_RATE_HZ).astype(np.float32) / 32768.0
-        segments.extend(decode(pipeline, audio, options, speaker))
+        tracks = [(-1, "", clip.mono())]
+    rate, frames = clip.sample_rate_hz, int(clip.samples.shape[0])
+    pieces: list[Piece] = []
+    for channel, speaker, samples in tracks:
+        windows = speech_windows(_to_whisper(samples, rate))
+        for group in _even_groups(windows, options.batch_size):
+            start = max(0, int((group[0]["start"] - PIECE_MARGIN_S) * rate))
+            stop = min(frames, int(np.ceil((group[-1]["end"] + PIECE_MARGIN_S) * rate)))
+            offset = start / rate
+            rel = tuple((round(w["start"] - offset, 6), round(w["end"] - offset, 6)) for w in group)
+            pieces.append(Piece(len(pieces), start, stop, rel, channel, speaker))
+    return FilePlan(path, round(clip.duration_s, 3), options.language, tuple(pieces),
+                    plan_s=round(time.perf_counter() - t0, 3), worker=worker)
+
+
+def decode_piece(path: str, options: EngineOptions, piece: Piece) -> PieceResult:
+    """Read the piece's span of the file and decode its windows in one batch."""
+    t0 = time.perf_counter()
+    try:
+        samples, rate = read_span(path, piece.start_frame, piece.stop_frame, piece.channel)
+    except IvrError as exc:
+        return PieceResult(error=_reason(str(exc), path))
+    offset_s = piece.start_frame / rate
+    audio = _to_whisper(samples, rate)
+    windows = [{"start": a, "end": b} for a, b in piece.windows]
+    segments = decode_windows(load_pipeline(options), audio, windows, options, piece.speaker, offset_s)
+    return PieceResult(tuple(segments), decode_s=round(time.perf_counter() - t0, 3))
+
+
+def assemble(plan: FilePlan, parts: list[PieceResult]) -> FileResult:
+    """The file's result from its plan and its pieces' results (in piece order)."""
+    if plan.error:
+        return FileResult(plan.path, error=plan.error, worker=plan.worker)
+    failed = [p.error for p in parts if p.error]
+    if failed:
+        return FileResult(plan.path, error=failed[0], worker=plan.worker)
+    duration = plan.duration_s
+    segments = [s for part in parts for s in part.segments]
+    segments = [_clamp(s, duration) for s in segments]
     segments.sort(key=lambda s: (s.start_s, s.speaker))
-    return FileResult(path, round(clip.duration_s, 3), options.language, tuple(segments),
-                      decode_s=round(time.perf_counter() - t0, 3), worker=worker)
+    decode_s = plan.plan_s + sum(p.decode_s for p in parts)
+    return FileResult(plan.path, duration, plan.language, tuple(segments), decode_s=round(decode_s, 3),
+                      worker=plan.worker)
+
+
+def read_span(path: str, start_frame: int, stop_frame: int, channel: int = -1) -> tuple[np.ndarray, int]:
+    """int16 samples [start_frame, stop_frame) of one channel (or all mixed, channel -1), and the rate.
+
+    Seeks where the format allows it exactly (PCM containers, FLAC); compressed formats are read
+    whole and cut, so a span is always the same samples `plan_file` saw."""
+    import soundfile as sf
+
+    from ivr.audiofile import AudioClip, read_audio
+    from ivr.errors import AudioFileError
+
+    try:
+        with sf.SoundFile(path) as f:
+            rate = int(f.samplerate)
+            if f.seekable() and f.format in _SEEKABLE_FORMATS:
+                f.seek(start_frame)
+                data = f.read(stop_frame - start_frame, dtype="int16", always_2d=True)
+            else:
+                data = None
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
+        raise AudioFileError(f"{path}: cannot be read again ({exc})") from None
+    if data is None:
+        whole = read_audio(path)
+        rate = whole.sample_rate_hz
+        data = whole.samples.reshape(whole.samples.shape[0], -1)[start_frame:stop_frame]
+    if data.shape[0] != stop_frame - start_frame:
+        raise AudioFileError(f"{path}: the file changed while it was being transcribed")
+    clip = AudioClip(data[:, 0].copy() if data.shape[1] == 1 else data, rate)
+    return (clip.mono() if channel < 0 else clip.channel(channel)), rate
+
+
+_SEEKABLE_FORMATS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "CAF", "FLAC"})
+
+
+def _to_whisper(samples: np.ndarray, rate_hz: int) -> np.ndarray:
+    from ivr.resample import resample
+
+    return resample(samples, rate_hz, WHISPER_RATE_HZ).astype(np.float32) / 32768.0
+
+
+def _even_groups(windows: list[dict[str, float]], size: int) -> list[list[dict[str, float]]]:
+    """Windows in consecutive groups of at most `size`, as even as possible (9 by 8: 5 and 4)."""
+    if not windows:
+        return []
+    count = -(-len(windows) // max(1, size))
+    base, extra = divmod(len(windows), count)
+    groups, pos = [], 0
+    for i in range(count):
+        n = base + (1 if i < extra else 0)
+        groups.append(windows[pos:pos + n])
+        pos += n
+    return groups
 
 
 def speech_windows(audio_16k: np.ndarray) -> list[dict[str, float]]:
@@ -154,15 +313,16 @@ def speech_windows(audio_16k: np.ndarray) -> list[dict[str, float]]:
     return windows
 
 
-def decode(pipeline: Any, audio_16k: np.ndarray, options: EngineOptions, speaker: str = "") -> list[Segment]:
-    """float32 mono 16 kHz audio -> segments with word timings in seconds from the start of the audio.
+def decode_windows(pipeline: Any, audio_16k: np.ndarray, windows: list[dict[str, float]], options: EngineOptions,
+                   speaker: str = "", offset_s: float = 0.0) -> list[Segment]:
+    """Decode `windows` (seconds into `audio_16k`) -> segments with word timings in seconds from the
+    start of the file (`offset_s` is where `audio_16k` starts in it).
 
     Windows are decoded without Whisper's timestamp tokens (on joined IVR prompts that decoder mode
     skipped whole sentences: WER 8.0% against 3.4% without), so each window comes back as one piece
     of text with word timings, which is then cut into subtitle-sized segments at sentence ends and
     pauses (`split_words`).
     """
-    windows = speech_windows(audio_16k)
     if not windows:
         return []
     pipeline.last_speech_timestamp = 0.0
@@ -170,17 +330,26 @@ def decode(pipeline: Any, audio_16k: np.ndarray, options: EngineOptions, speaker
         audio_16k, language=options.language or None, beam_size=options.beam_size,
         batch_size=options.batch_size, word_timestamps=True, vad_filter=False, clip_timestamps=windows,
         without_timestamps=True)
-    duration_s = audio_16k.size / WHISPER_RATE_HZ
     out: list[Segment] = []
     for seg in raw:
-        words = [Word(w.word.strip(), round(min(float(w.start), duration_s), 3),
-                      round(min(float(w.end), duration_s), 3), round(float(w.probability), 4))
+        words = [Word(w.word.strip(), round(float(w.start) + offset_s, 3), round(float(w.end) + offset_s, 3),
+                      round(float(w.probability), 4))
                  for w in (seg.words or ()) if w.word.strip()]
         for group in split_words(words):
             confidence = round(float(np.mean([w.confidence for w in group])), 4)
             text = " ".join(w.text for w in group)
             out.append(Segment(group[0].start_s, group[-1].end_s, text, confidence, tuple(group), speaker))
     return out
+
+
+def _clamp(seg: Segment, duration_s: float) -> Segment:
+    """Word and segment times no later than the end of the recording."""
+    if seg.end_s <= duration_s and all(w.end_s <= duration_s for w in seg.words):
+        return seg
+    words = tuple(Word(w.text, min(w.start_s, duration_s), min(w.end_s, duration_s), w.confidence)
+                  for w in seg.words)
+    return Segment(min(seg.start_s, duration_s), min(seg.end_s, duration_s), seg.text, seg.confidence, words,
+                   seg.speaker)
 
 
 def split_words(words: list[Word]) -> list[list[Word]]:

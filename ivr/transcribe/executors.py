@@ -1,8 +1,16 @@
 """Where files are decoded: in this process, on a Dask LocalCluster, or on an existing Dask cluster.
 
 Each executor takes (path, options) pairs and yields FileResults as they finish, in any order.
-With Dask every file is its own task with retries, so the files of a worker that dies are run
-again on another one; the model stays loaded in each worker process between tasks (engine cache).
+Every file is planned (`plan_file`: read, VAD, cut into pieces of at most batch_size windows) and
+its pieces are decoded (`decode_piece`), so a long file is spread over all workers and a few files
+keep every core busy to the end. With Dask every plan and every piece is its own task with
+retries, so the work of a worker that dies is run again on another one; the model stays loaded in
+each worker process between tasks (engine cache).
+
+The local cluster is one process with one decoding thread per core by default (`threads`): the
+model loads once, CTranslate2 runs one replica per thread on shared weights and releases the GIL
+while it works, and there are no worker processes to start. `processes` (N processes x 1 thread)
+is the layout of a real cluster, kept for comparison (`ivr transcribe-bench --local processes`).
 """
 
 from __future__ import annotations
@@ -11,17 +19,32 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ivr.errors import IvrError
-from ivr.transcribe.engine import EngineOptions, FileResult, load_pipeline, transcribe_file
+from ivr.transcribe.engine import (
+    EngineOptions,
+    FilePlan,
+    FileResult,
+    PieceResult,
+    assemble,
+    decode_piece,
+    load_model,
+    plan_file,
+    worker_name,
+)
 
 log = logging.getLogger(__name__)
 
 TASK_RETRIES = 3
-"""Times a file is retried when the worker running it dies (a broken file does not raise, so it is
+"""Times a task is retried when the worker running it dies (a broken file does not raise, so it is
 never retried: its reason comes back as a result)."""
 CONNECT_TIMEOUT_S = 30
+LOCAL_MODES = ("threads", "processes")
+PLAN_PRIORITY, PIECE_PRIORITY = 0, 1
+"""Dask runs queued pieces before queued plans, so files finish (and are written) in order while
+plans are made just ahead of need."""
 
 
 def available_cores() -> int:
@@ -32,26 +55,37 @@ def available_cores() -> int:
 
 
 def run_inline(paths: list[str], options: EngineOptions) -> Iterator[FileResult]:
-    """One process, this one: the model loads once, files are decoded one after another."""
-    load_pipeline(options.model_path, options.compute_type, options.cpu_threads)
+    """One process, this one: the model loads once, files and their pieces one after another."""
+    load_model(options.model_path, options.compute_type, options.cpu_threads, options.replicas)
     for path in paths:
-        yield transcribe_file(path, options)
+        plan = plan_file(path, options)
+        yield assemble(plan, [] if plan.error else [decode_piece(path, options, p) for p in plan.pieces])
 
 
 def _warm(options: EngineOptions) -> str:
-    """Runs on each worker before the files: load the model so the first file pays no load time."""
-    load_pipeline(options.model_path, options.compute_type, options.cpu_threads)
-    return f"{os.uname().nodename}:{os.getpid()}"
+    """Runs on each worker before the files: load the model so the first piece pays no load time."""
+    load_model(options.model_path, options.compute_type, options.cpu_threads, options.replicas)
+    return worker_name()
 
 
-def run_dask(paths: list[str], options: EngineOptions, scheduler: str | None, workers: int) -> Iterator[FileResult]:
-    """Submit one task per file to `scheduler` (tcp://host:port or a scheduler JSON file), or to a
-    LocalCluster of `workers` processes with one thread each."""
+@dataclass
+class _FileState:
+    plan: FilePlan | None = None
+    parts: dict[int, PieceResult] = field(default_factory=dict)
+    failed: bool = False
+
+
+def run_dask(paths: list[str], options: EngineOptions, scheduler: str | None, workers: int,
+             local: str = "threads") -> Iterator[FileResult]:
+    """Plan and decode on `scheduler` (tcp://host:port or a scheduler JSON file), or on a LocalCluster
+    of `workers` threads in this process (local='threads') or `workers` processes of one thread."""
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise IvrError("distributed transcription needs Dask: run `pip install 'dask[distributed]'` "
                        "(or `pip install 'ivr-agent[batch]'`)") from None
+    if local not in LOCAL_MODES:
+        raise IvrError(f"unknown local cluster layout {local!r}: choose from {', '.join(LOCAL_MODES)}")
     if not log.isEnabledFor(logging.INFO):  # Dask logs every connection at INFO; keep the progress readable
         logging.getLogger("distributed").setLevel(logging.ERROR)
     with ExitStack() as stack:
@@ -63,6 +97,12 @@ def run_dask(paths: list[str], options: EngineOptions, scheduler: str | None, wo
                     client = stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT_S))
             except (OSError, TimeoutError) as exc:
                 raise IvrError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
+        elif local == "threads":
+            options = replace(options, replicas=workers)
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=1, threads_per_worker=workers, processes=False, dashboard_address=None,
+                silence_logs=logging.ERROR))
+            client = stack.enter_context(Client(cluster))
         else:
             cluster = stack.enter_context(LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -73,14 +113,49 @@ def run_dask(paths: list[str], options: EngineOptions, scheduler: str | None, wo
             log.info("model loaded on %d worker(s)", len(loaded))
         except Exception as exc:  # noqa: BLE001 - a worker that cannot load the model is reported once
             raise IvrError(f"the Dask workers cannot load the model: {exc}") from None
-        futures = [client.submit(transcribe_file, path, options, key=f"transcribe-{i}-{os.path.basename(path)}",
-                                 retries=TASK_RETRIES, pure=False)
-                   for i, path in enumerate(paths)]
-        by_future: dict[Any, str] = dict(zip(futures, paths, strict=True))
-        for future in as_completed(futures):
-            path = by_future.pop(future)
-            try:
-                yield future.result()
-            except Exception as exc:  # noqa: BLE001 - the task failed on every retry
-                yield FileResult(path, error=f"failed on the cluster after {TASK_RETRIES} retries: {exc}")
+        yield from _plan_and_decode(client, as_completed, paths, options)
+
+
+def _plan_and_decode(client: Any, as_completed: Any, paths: list[str], options: EngineOptions) -> Iterator[FileResult]:
+    """Submit a plan task per file and, as each plan comes back, a task per piece; yield each file
+    when its last piece is in."""
+    states = {path: _FileState() for path in paths}
+    number = {path: i for i, path in enumerate(paths)}
+    what: dict[Any, tuple[str, int]] = {}
+    """future -> (path, piece index; -1 for the plan)."""
+    for i, path in enumerate(paths):
+        future = client.submit(plan_file, path, options, key=f"plan-{i}-{os.path.basename(path)}",
+                               retries=TASK_RETRIES, pure=False, priority=PLAN_PRIORITY)
+        what[future] = (path, -1)
+    ac = as_completed(list(what))
+    for future in ac:
+        path, index = what.pop(future)
+        state = states[path]
+        try:
+            value = future.result()
+        except Exception as exc:  # noqa: BLE001 - the task failed on every retry
             future.release()
+            if not state.failed:
+                state.failed = True
+                yield FileResult(path, error=f"failed on the cluster after {TASK_RETRIES} retries: {exc}")
+            continue
+        future.release()
+        if state.failed:
+            continue
+        if index < 0:
+            plan: FilePlan = value
+            state.plan = plan
+            if plan.error or not plan.pieces:
+                yield assemble(plan, [])
+                continue
+            for piece in plan.pieces:
+                key = f"piece-{number[path]}-{piece.index}-{os.path.basename(path)}"
+                f = client.submit(decode_piece, path, options, piece, key=key, retries=TASK_RETRIES, pure=False,
+                                  priority=PIECE_PRIORITY)
+                what[f] = (path, piece.index)
+                ac.add(f)
+            continue
+        state.parts[index] = value
+        if state.plan is not None and len(state.parts) == len(state.plan.pieces):
+            yield assemble(state.plan, [state.parts[i] for i in range(len(state.plan.pieces))])
+            del states[path]

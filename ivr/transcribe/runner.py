@@ -31,13 +31,15 @@ class JobConfig:
     """As the user gave it ('tiny.en' or a directory); written into the outputs."""
     workers: int = 1
     scheduler: str = ""
+    local: str = "threads"
+    """Local cluster layout: one process of `workers` threads, or `workers` processes ('processes')."""
     quiet: bool = False
 
 
 def run_job(config: JobConfig, stream: TextIO | None = None) -> Summary:
     """Transcribe everything not yet done; the summary is also written to OUT/transcribe-summary.json."""
     items = discover(list(config.inputs))
-    settings = {k: v for k, v in asdict(config.engine).items() if k not in ("model_path", "cpu_threads")}
+    settings = {k: v for k, v in asdict(config.engine).items() if k not in ("model_path", "cpu_threads", "replicas")}
     settings["model"] = config.model_name
     store = OutputStore(config.out_dir, config.formats, settings)
     if remove_stale_temp_files(config.out_dir):
@@ -73,5 +75,5 @@ def _results(config: JobConfig, paths: list[str]) -> Iterator[FileResult]:
     if not paths:
         return iter(())
     if config.scheduler or config.workers > 1:
-        return run_dask(paths, config.engine, config.scheduler or None, config.workers)
+        return run_dask(paths, config.engine, config.scheduler or None, config.workers, config.local)
     return run_inline(paths, config.engine)
