@@ -1,19 +1,28 @@
 """`ivr transcribe-bench`: throughput of `ivr transcribe` against plain sequential faster-whisper.
 
-What is measured: the short prompts of ../shared/data/speech (ivr-prompts, and fsdd digits) are
-joined, with `GAP_S` of silence between them, into "archive" recordings of about --archive-s
-seconds at 8 kHz (the telephone rate), each with its reference text joined the same way. The same
-archive files are then transcribed twice in one run:
+What is measured: the short prompts of one shared speech set (../shared/data/speech: ivr-prompts,
+fsdd) are joined, with `GAP_S` of silence between them, into --archives "archive" recordings of
+about --archive-s seconds at 8 kHz (the telephone rate), each with its reference text joined the
+same way. Each set is measured on its own: its archive files are transcribed by both paths, one
+after the other in this process, --repeat times, the order alternating (sequential first, then
+`ivr transcribe` first, ...); each path's wall time is the median of its runs.
 
 - sequential: one `faster_whisper.WhisperModel` (same model, int8, all cores) calling
   `model.transcribe(audio, language, beam_size, word_timestamps=True)` file after file, with
   faster-whisper's other defaults (no VAD, temperature fallback, previous-text conditioning).
   Model loading is not timed.
-- ivr transcribe: `run_job` as the command runs it (workers, VAD windows, batched pipeline, outputs
-  written), timed from start to summary, so worker start-up and model loading count against it.
+- ivr transcribe: `run_job` as the command runs it (local cluster, VAD pieces, batched pipeline,
+  outputs written into a fresh folder each run), timed from start to summary, so cluster start-up
+  and model loading count against it.
 
 Both read the files and resample with the same code. Speed is audio seconds per wall second; WER is
-corpus WER against the joined reference texts (ivr.wer normalisation).
+corpus WER against the joined reference texts (ivr.wer normalisation). The machine may be shared,
+so every run records the load average before it and the CPU that other processes used during it
+(cores, from /proc/stat less this process and its children): a fair run has that near zero.
+
+fsdd is a stress case rather than a headline: its archives are runs of the same spoken digit, on
+which plain faster-whisper (previous-text conditioning over 30 s windows) falls into repetition
+loops, which costs it time and WER.
 """
 
 from __future__ import annotations
@@ -21,10 +30,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
+import os
 import platform
+import resource
+import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +46,9 @@ from ivr.errors import IvrError
 from ivr.transcribe.engine import WHISPER_RATE_HZ, EngineOptions
 from ivr.wer import wer
 
+log = logging.getLogger(__name__)
+
+SETS = ("ivr-prompts", "fsdd")
 ARCHIVE_RATE_HZ = 8000
 GAP_S = 0.6
 """Silence between joined prompts (a pause between sentences)."""
@@ -49,20 +64,19 @@ def _manifest(shared: Path, name: str) -> list[tuple[Path, str]]:
     return [(root / r["path"], r["text"]) for r in rows]
 
 
-def build_archives(shared: Path, out_dir: Path, archives: int, archive_s: float) -> list[dict[str, Any]]:
-    """Write archive FLACs; returns [{path, set, reference, duration_s, prompts}]."""
+def build_archives(shared: Path, out_dir: Path, sets: list[str], archives: int,
+                   archive_s: float) -> list[dict[str, Any]]:
+    """Write `archives` WAV files per set; returns [{path, set, reference, duration_s, prompts}]."""
     from ivr.audiofile import read_audio, write_wav
     from ivr.resample import resample
 
-    n_fsdd = archives // 4
-    plan = [("ivr-prompts", archives - n_fsdd), ("fsdd", n_fsdd)]
     out_dir.mkdir(parents=True, exist_ok=True)
     gap = np.zeros(int(GAP_S * ARCHIVE_RATE_HZ), dtype=np.int16)
     made: list[dict[str, Any]] = []
-    for name, count in plan:
+    for name in sets:
         items = _manifest(shared, name)
         pos = 0
-        for i in range(count):
+        for i in range(archives):
             pieces: list[np.ndarray] = []
             texts: list[str] = []
             length = 0
@@ -80,15 +94,38 @@ def build_archives(shared: Path, out_dir: Path, archives: int, archive_s: float)
     return made
 
 
-def run_sequential(files: list[str], options: EngineOptions, cores: int) -> tuple[dict[str, str], float]:
-    """Plain faster-whisper, file by file; returns ({path: text}, wall seconds)."""
-    from faster_whisper import WhisperModel
+class CpuMeter:
+    """CPU that other processes use while a run goes on, in cores on average (Linux /proc/stat);
+    this process and the children it has reaped are subtracted."""
 
+    def __init__(self) -> None:
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._start = self._sample()
+
+    def _sample(self) -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat", encoding="ascii") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait (guest is inside user)
+        own = sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+                  for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        return busy / self._tick, own, time.monotonic()
+
+    def others_cores(self) -> float | None:
+        end = self._sample()
+        if self._start is None or end is None or end[2] <= self._start[2]:
+            return None
+        others = (end[0] - self._start[0]) - (end[1] - self._start[1])
+        return round(max(0.0, others) / (end[2] - self._start[2]), 2)
+
+
+def run_sequential(files: list[str], options: EngineOptions, cores: int, model: Any) -> tuple[dict[str, str], float]:
+    """Plain faster-whisper, file by file; returns ({path: text}, wall seconds)."""
     from ivr.audiofile import read_audio
     from ivr.resample import resample
 
-    model = WhisperModel(options.model_path, device="cpu", compute_type=options.compute_type,
-                         cpu_threads=cores, local_files_only=True)
     texts: dict[str, str] = {}
     t0 = time.perf_counter()
     for path in files:
@@ -100,16 +137,18 @@ def run_sequential(files: list[str], options: EngineOptions, cores: int) -> tupl
     return texts, time.perf_counter() - t0
 
 
-def run_batch(files: list[str], options: EngineOptions, workers: int, out_dir: Path) -> tuple[dict[str, str], float]:
-    """`ivr transcribe` on the same files; returns ({path: text}, wall seconds)."""
+def run_batch(files: list[str], options: EngineOptions, workers: int, local: str,
+              out_dir: Path) -> tuple[dict[str, str], float]:
+    """`ivr transcribe` on the same files into a fresh `out_dir`; returns ({path: text}, wall seconds)."""
     from ivr.transcribe.runner import JobConfig, run_job
 
-    config = JobConfig(tuple(files), out_dir, ("jsonl",), options, options.model_path, workers=workers, quiet=True)
+    config = JobConfig(tuple(files), out_dir, ("jsonl",), options, options.model_path, workers=workers,
+                       local=local, quiet=True)
     t0 = time.perf_counter()
     summary = run_job(config)
     wall = time.perf_counter() - t0
-    if summary.failed:
-        raise IvrError(f"benchmark files failed: {summary.failed}")
+    if summary.failed or summary.skipped:
+        raise IvrError(f"benchmark files failed or were skipped: {summary.failed}")
     texts: dict[str, str] = {}
     for path in files:
         lines = (out_dir / (Path(path).stem + ".jsonl")).read_text(encoding="utf-8").splitlines()
@@ -117,50 +156,105 @@ def run_batch(files: list[str], options: EngineOptions, workers: int, out_dir: P
     return texts, wall
 
 
-def _wer_by_set(archives: list[dict[str, Any]], texts: dict[str, str]) -> dict[str, float]:
-    out = {}
-    for name in sorted({a["set"] for a in archives}):
-        chosen = [a for a in archives if a["set"] == name]
-        out[name] = round(wer([a["reference"] for a in chosen], [texts[a["path"]] for a in chosen]), 4)
-    out["all"] = round(wer([a["reference"] for a in archives], [texts[a["path"]] for a in archives]), 4)
-    return out
+def _wer(archives: list[dict[str, Any]], texts: dict[str, str]) -> float:
+    return round(wer([a["reference"] for a in archives], [texts[a["path"]] for a in archives]), 4)
+
+
+def _measure(name: str, archives: list[dict[str, Any]], options: EngineOptions, workers: int, local: str,
+             cores: int, repeat: int, model: Any, out_dir: Path) -> dict[str, Any]:
+    """Both paths on one set's archives, `repeat` times in alternating order."""
+    files = [a["path"] for a in archives]
+    audio_s = sum(a["duration_s"] for a in archives)
+    runs: dict[str, list[dict[str, Any]]] = {"sequential": [], "ivr transcribe": []}
+    texts: dict[str, dict[str, str]] = {}
+    for rep in range(repeat):
+        order = ["sequential", "ivr transcribe"] if rep % 2 == 0 else ["ivr transcribe", "sequential"]
+        for path in order:
+            load = os.getloadavg()[0]
+            meter = CpuMeter()
+            if path == "sequential":
+                got, wall = run_sequential(files, options, cores, model)
+            else:
+                got, wall = run_batch(files, options, workers, local, out_dir / f"{name}-{rep}")
+            others = meter.others_cores()
+            if path in texts and got != texts[path]:
+                log.warning("%s gave a different text on run %d of %s", path, rep + 1, name)
+            texts.setdefault(path, got)
+            runs[path].append({"wall_s": round(wall, 2), "load_1m_before": round(load, 2),
+                               "others_cores": others, "first": order[0] == path})
+            print(f"  {name} run {rep + 1}: {path} {wall:.1f} s (load {load:.2f}, other work "
+                  f"{'?' if others is None else f'{others:.2f}'} cores)", flush=True)
+    rows = []
+    for path, label, settings in (
+            ("sequential", "sequential faster-whisper (WhisperModel.transcribe per file)",
+             {"cpu_threads": cores, "beam_size": options.beam_size, "vad": False}),
+            ("ivr transcribe", f"ivr transcribe ({_layout(workers, local, options)}, batched, VAD)",
+             {"workers": workers, "local": local, "cpu_threads": options.cpu_threads,
+              "beam_size": options.beam_size, "batch_size": options.batch_size, "vad": True})):
+        wall = statistics.median(r["wall_s"] for r in runs[path])
+        busy = [r["others_cores"] for r in runs[path] if r["others_cores"] is not None]
+        rows.append({"path": label, "wall_s": round(wall, 2), "audio_s_per_wall_s": round(audio_s / wall, 2),
+                     "wer": _wer(archives, texts[path]),
+                     "load_1m_before": round(statistics.median(r["load_1m_before"] for r in runs[path]), 2),
+                     "others_cores": round(max(busy), 2) if busy else None,
+                     "runs": runs[path], "settings": settings})
+    return {"set": name, "files": len(files), "audio_s": round(audio_s, 2), "rows": rows,
+            "ratio": round(rows[0]["wall_s"] / rows[1]["wall_s"], 3)}
+
+
+def _layout(workers: int, local: str, options: EngineOptions) -> str:
+    if workers == 1:
+        return f"1 process x {options.cpu_threads} thread(s)"
+    if local == "threads":
+        return f"1 process x {workers} decoding threads x {options.cpu_threads} core(s)"
+    return f"{workers} processes x {options.cpu_threads} thread(s)"
 
 
 def run_transcribe_bench(args: argparse.Namespace, workers: int, options: EngineOptions) -> int:
+    from faster_whisper import WhisperModel
+
     from ivr.transcribe.executors import available_cores
 
     cores = available_cores()
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    unknown = [s for s in sets if s not in SETS]
+    if unknown or not sets:
+        raise IvrError(f"unknown --sets {', '.join(unknown) or '(none)'}: choose from {', '.join(SETS)}")
+    if args.repeat < 1:
+        raise IvrError("--repeat must be at least 1")
+    load_start = os.getloadavg()
+    results = []
     with tempfile.TemporaryDirectory(prefix="ivr-tbench-") as tmp:
         work = Path(args.work_dir) if args.work_dir else Path(tmp)
-        archives = build_archives(Path(args.shared), work / "archives", args.archives, args.archive_s)
-        files = [a["path"] for a in archives]
-        audio_s = sum(a["duration_s"] for a in archives)
-        print(f"{len(files)} archive files, {audio_s / 60:.1f} min of audio ({sum(a['prompts'] for a in archives)} "
-              f"prompts joined); {cores} cores", flush=True)
-        seq_texts, seq_wall = run_sequential(files, options, cores)
-        print(f"sequential faster-whisper done in {seq_wall:.1f} s", flush=True)
-        batch_options = replace(options)
-        batch_texts, batch_wall = run_batch(files, batch_options, workers, work / "out")
-        print(f"ivr transcribe done in {batch_wall:.1f} s", flush=True)
-    rows = [
-        {"path": "sequential faster-whisper (WhisperModel.transcribe per file)", "wall_s": round(seq_wall, 2),
-         "audio_s_per_wall_s": round(audio_s / seq_wall, 2), "wer": _wer_by_set(archives, seq_texts),
-         "settings": {"cpu_threads": cores, "beam_size": options.beam_size, "vad": False}},
-        {"path": f"ivr transcribe ({workers} worker(s) x {options.cpu_threads} thread(s), batched, VAD)",
-         "wall_s": round(batch_wall, 2), "audio_s_per_wall_s": round(audio_s / batch_wall, 2),
-         "wer": _wer_by_set(archives, batch_texts),
-         "settings": {"workers": workers, "cpu_threads": options.cpu_threads, "beam_size": options.beam_size,
-                      "batch_size": options.batch_size, "vad": True}},
-    ]
-    ratio = seq_wall / batch_wall
+        archives = build_archives(Path(args.shared), work / "archives", sets, args.archives, args.archive_s)
+        model = WhisperModel(options.model_path, device="cpu", compute_type=options.compute_type,
+                             cpu_threads=cores, local_files_only=True)
+        for name in sets:
+            chosen = [a for a in archives if a["set"] == name]
+            print(f"{name}: {len(chosen)} archive files, {sum(a['duration_s'] for a in chosen) / 60:.1f} min of "
+                  f"audio ({sum(a['prompts'] for a in chosen)} prompts joined); {cores} cores; "
+                  f"{args.repeat} run(s) of each path", flush=True)
+            results.append(_measure(name, chosen, options, workers, args.local, cores, args.repeat, model,
+                                    work / "out"))
+    load_end = os.getloadavg()
     print()
-    print(f"{'path':<70} {'wall s':>7} {'audio s/s':>9}  WER (by set)")
-    for row in rows:
-        wers = ", ".join(f"{k} {v:.1%}" for k, v in row["wer"].items())
-        print(f"{row['path']:<70} {row['wall_s']:>7.1f} {row['audio_s_per_wall_s']:>9.1f}  {wers}")
-    print(f"throughput ratio (ivr transcribe / sequential): {ratio:.2f}x")
-    result = {"audio_s": round(audio_s, 2), "files": len(files), "cores": cores,
-              "machine": platform.platform(), "model": args.model, "rows": rows, "ratio": round(ratio, 3),
+    print(f"{'set':<12} {'path':<72} {'wall s':>7} {'audio s/s':>9} {'WER':>6} {'load':>5} {'others':>6}")
+    for res in results:
+        for row in res["rows"]:
+            others = "?" if row["others_cores"] is None else f"{row['others_cores']:.2f}"
+            print(f"{res['set']:<12} {row['path']:<72} {row['wall_s']:>7.1f} {row['audio_s_per_wall_s']:>9.1f} "
+                  f"{row['wer']:>6.1%} {row['load_1m_before']:>5.2f} {others:>6}")
+        print(f"{res['set']:<12} throughput ratio (ivr transcribe / sequential): {res['ratio']:.2f}x")
+    print("wall s: median of the runs; load: 1-minute load average before a run (median); others: most CPU "
+          "(cores, average over a run) that other processes used during any run of that path")
+    if "fsdd" in sets:
+        print("fsdd: runs of one repeated digit; plain faster-whisper loops on them (a stress case, not the "
+              "headline)")
+    headline = next((r for r in results if r["set"] == "ivr-prompts"), results[0])
+    result = {"headline_set": headline["set"], "ratio": headline["ratio"], "cores": cores,
+              "machine": platform.platform(), "model": args.model, "repeat": args.repeat,
+              "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in load_end],
+              "sets": results,
               "archives": [{k: v for k, v in a.items() if k != "reference"} | {"path": Path(a["path"]).name}
                            for a in archives]}
     out = Path(args.json)

@@ -49,8 +49,14 @@ def register(sub: Any) -> None:
     b.add_argument("--shared", default=os.environ.get("IVR_SHARED_DIR", "../shared"),
                    help="the shared data directory (default ../shared)")
     b.add_argument("--json", default="bench-results/transcribe-bench.json", help="where to write the results")
-    b.add_argument("--archives", type=int, default=4, help="archive files to build")
-    b.add_argument("--archive-s", type=float, default=180.0, help="length of each archive file in seconds")
+    b.add_argument("--sets", default="ivr-prompts,fsdd",
+                   help="speech sets, each measured on its own (default ivr-prompts,fsdd; ivr-prompts is the "
+                        "headline)")
+    b.add_argument("--archives", type=int, default=4, help="archive files to build per set (default 4)")
+    b.add_argument("--archive-s", type=float, default=150.0, help="length of each archive file in seconds "
+                                                                   "(default 150)")
+    b.add_argument("--repeat", type=int, default=2,
+                   help="runs of each path per set, in alternating order; the median counts (default 2)")
     b.add_argument("--work-dir", help="where to put the archives and outputs (default: a temporary folder)")
     _engine_args(b)
     b.add_argument("--workers", type=int, help="decoding workers for `ivr transcribe` (default: one per core)")
