@@ -9,7 +9,7 @@ import signal
 import threading
 from typing import Any
 
-from telephony.sip.config import DEFAULT_SIP_PORT, load_sip_config
+from telephony.sip.config import DEFAULT_SIP_PORT, SipConfig, load_sip_config
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,9 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--port", type=int, help=f"SIP port (default {DEFAULT_SIP_PORT})")
     serve.add_argument("--rtp-port", type=int, help="first RTP port (default 4000)")
     serve.add_argument("--out", help="per-call outputs under OUT/CALL_ID/ (default calls)")
-    serve.add_argument("--max-calls", type=int, help="concurrent calls, at most 3; above: 503 (default 3)")
+    serve.add_argument("--max-calls", type=int, help="concurrent calls; above: 503 (default 3); above 3, worker "
+                       "processes behind a Kamailio proxy on --port (workers on the next ports; needs kamailio)")
+    serve.add_argument("--worker-of", metavar="PROXY_ADDR", help=argparse.SUPPRESS)  # set by telephony.sip.front
     serve.add_argument("--allow", action="append", metavar="CIDR",
                        help="trunk source allowed to call (repeatable); others get 403 (default: any)")
     serve.add_argument("--transfer-target", action="append", metavar="FLOW_TARGET=SIP_URI",
@@ -56,6 +58,7 @@ def register(subparsers: Any) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.cli import _config
     from ivr.services import Services
+    from telephony.sip.endpoint import MAX_ANSWERED_CALLS
     from telephony.sip.server import SipServer
 
     targets: dict[str, str] = {}
@@ -73,6 +76,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         transfer_default=default)
     if targets:
         config = dataclasses.replace(config, transfer_targets={**config.transfer_targets, **targets})
+    if args.worker_of:  # a worker behind the proxy, which applies the allow-list: only the proxy may call
+        config = dataclasses.replace(config, allow=(f"{args.worker_of}/32",))
+    elif config.max_calls > MAX_ANSWERED_CALLS:
+        return _serve_behind_front(config)
     services = Services.load(_config(args))
     server = SipServer(services, config)
     from ivr.store.hook import SipStoreObserver, open_store_or_none
@@ -107,6 +114,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"ivr serve: stopped ({server.calls_answered} calls answered, {server.calls_rejected} refused, "
           f"{server.calls_forbidden} forbidden)", flush=True)
     return 0
+
+
+def _serve_behind_front(config: SipConfig) -> int:
+    """`ivr serve --max-calls N` above one process's limit: workers behind Kamailio (telephony.sip.front)."""
+    import sys
+
+    from telephony.sip.front import Supervisor
+
+    supervisor = Supervisor(config, sys.argv[1:])
+    stop = threading.Event()
+    hurry = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            log.info("signal %d again: hanging up now", signum)
+            hurry.set()
+        else:
+            log.info("signal %d: shutting down (live calls may finish)", signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        supervisor.start()
+        print(f"ivr serve: listening on sip:{config.bind}:{config.port} (UDP, TCP; Kamailio in front of "
+              f"{len(supervisor.workers)} workers on ports {supervisor.ports[0]}-{supervisor.ports[-1]}); "
+              f"calls in {config.out_dir}/; at most {config.max_calls} calls at once", flush=True)
+        while not stop.wait(0.5):
+            if not supervisor.running:
+                log.error("a worker or the proxy stopped")
+                supervisor.kill()
+                return 1
+        print("ivr serve: stopping; live calls may finish", flush=True)
+        code = supervisor.stop(config.shutdown_grace_s, hurry)
+    finally:
+        supervisor.kill()
+    print(f"ivr serve: stopped (exit code {code})", flush=True)
+    return code
 
 
 def cmd_bench_sip(args: argparse.Namespace) -> int:

@@ -1,0 +1,161 @@
+"""`ivr serve --max-calls 8`: worker processes behind a Kamailio proxy (telephony.sip.front).
+
+Eight keypad callers at once, each through the proxy (Record-Route: ACK, INFO and BYE pass through it;
+RTP goes straight to the worker): each presses 1 with SIP INFO (-> node balance) and hangs up. A ninth
+caller while they are all up gets 503 with Retry-After from the proxy, and a caller from outside the
+allow-list gets 403 from the proxy (the workers only ever see the proxy's address).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from telephony.sip.config import SipConfig
+from telephony.sip.endpoint import MAX_ANSWERED_CALLS
+from telephony.sip.front import kamailio_config, worker_limits
+from tests.sip.rtp_pcap import CallerTrack
+from tests.sip.sipp import RTP_OFFSET, SIPP, RtpListener, free_media_base, free_udp_port, render, start_sipp
+from tests.test_sip_call import _events, _start_server, _stop
+
+KAMAILIO = shutil.which("kamailio", path="/usr/sbin:/usr/bin:/sbin")
+
+CALLS = 8
+CALL_TIMEOUT_S = 75
+
+
+def _free_port_range(count: int) -> int:
+    """A UDP and TCP port with the next count-1 ports free too (the proxy, then the workers)."""
+    for _ in range(200):
+        base = free_udp_port()
+        if base + count > 65535:
+            continue
+        socks = []
+        try:
+            for port in range(base, base + count):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    s = socket.socket(socket.AF_INET, kind)
+                    socks.append(s)
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port range")
+
+
+def test_worker_shares_of_the_call_limit():
+    assert worker_limits(4) == [2, 2]
+    assert worker_limits(8) == [3, 3, 2]
+    assert worker_limits(9) == [3, 3, 3]
+    assert all(max(worker_limits(n)) <= MAX_ANSWERED_CALLS and sum(worker_limits(n)) == n for n in range(4, 40))
+
+
+def test_proxy_config_is_valid_and_binds_only_the_configured_address(tmp_path):
+    if KAMAILIO is None:
+        pytest.skip("kamailio is not installed (Debian package kamailio; scripts/setup.sh installs it)")
+    config = SipConfig(bind="127.0.0.1", port=15060, max_calls=8, allow=("127.0.0.1", "10.0.0.0/8"))
+    (tmp_path / "dispatcher.list").write_text("1 sip:127.0.0.1:15061\n")
+    text = kamailio_config(config, [15061], tmp_path)
+    listens = [line for line in text.splitlines() if line.startswith("listen=")]
+    assert listens == ["listen=udp:127.0.0.1:15060", "listen=tcp:127.0.0.1:15060"]
+    assert 'is_in_subnet("$si", "10.0.0.0/8")' in text and "Retry-After: 30" in text
+    (tmp_path / "k.cfg").write_text(text)
+    check = subprocess.run([KAMAILIO, "-c", "-f", str(tmp_path / "k.cfg"), "-Y", str(tmp_path)],
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr[-2000:]
+
+
+@pytest.mark.models
+@pytest.mark.sip
+@pytest.mark.slow
+def test_eight_calls_through_the_proxy_and_503_for_the_ninth(tmp_path):
+    if SIPP is None:
+        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
+    if KAMAILIO is None:
+        pytest.skip("kamailio is not installed (Debian package kamailio; scripts/setup.sh installs it)")
+    track = CallerTrack()
+    track.silence(16.0)
+    track.write_pcap(tmp_path / "quiet.pcap")
+    port = _free_port_range(4)
+    t0 = time.monotonic()
+    server = _start_server(tmp_path / "calls", port, ["--max-calls", str(CALLS), "--allow", "127.0.0.1/32"])
+    started_s = time.monotonic() - t0
+    procs: list[subprocess.Popen] = []
+    listeners: list[RtpListener] = []
+    try:
+        dirs = []
+        for i in range(CALLS):
+            base = free_media_base()
+            listeners.append(RtpListener(base + RTP_OFFSET))
+            log_dir = tmp_path / f"caller{i}"
+            log_dir.mkdir()
+            scenario = render("caller_routed.xml", log_dir / "s.xml", PCAP=tmp_path / "quiet.pcap",
+                              INFO_AFTER_MS=7000, INFO_KEY=1, BYE_AFTER_MS=5000)
+            procs.append(start_sipp(scenario, port, free_udp_port(), base, log_dir))
+            dirs.append(log_dir)
+        time.sleep(3.0)  # all eight answered
+        over_dir = tmp_path / "over"
+        over_dir.mkdir()
+        over = start_sipp(render("expect_503.xml", over_dir / "s.xml"), port, free_udp_port(), free_media_base(),
+                          over_dir)
+        procs.append(over)
+        stranger_dir = tmp_path / "stranger"
+        stranger_dir.mkdir()
+        stranger = start_sipp(render("expect_403.xml", stranger_dir / "s.xml"), port, free_udp_port(),
+                              free_media_base(), stranger_dir, local_ip="127.0.0.2")
+        procs.append(stranger)
+        try:
+            stranger.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            stranger.kill()
+            stranger.communicate()
+        assert stranger.returncode == 0, "the call from outside the allow-list did not get 403"
+        try:
+            over.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            over.kill()
+            over.communicate()
+        assert over.returncode == 0, "call 9 did not get 503 with Retry-After: " + "".join(
+            p.read_text(errors="replace") for p in over_dir.glob("*_errors.log"))[-1500:]
+        failures = []
+        deadline = time.monotonic() + CALL_TIMEOUT_S
+        for i, proc in enumerate(procs[:CALLS]):
+            try:
+                _, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+            if proc.returncode != 0:
+                errors = "".join(p.read_text(errors="replace") for p in dirs[i].glob("*_errors.log"))
+                failures.append(f"caller {i}: rc {proc.returncode} {err.decode(errors='replace')[-300:]} "
+                                f"{errors[-800:]}")
+        calls_s = time.monotonic() - t0 - started_s
+        time.sleep(1.0)  # sip.json is written once each session has closed
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+        _stop(server)
+        for listener in listeners:
+            listener.close()
+    print(f"server start {started_s:.1f} s; 8 calls, the 9th and a stranger in {calls_s:.1f} s")
+    assert not failures, "\n".join(failures)
+    assert all(listener.packets for listener in listeners), "a caller got no RTP from its worker"
+    call_dirs = [p for p in (tmp_path / "calls").iterdir() if p.is_dir()]
+    assert len(call_dirs) == CALLS, sorted(p.name for p in call_dirs)
+    for call_dir in call_dirs:
+        events = _events(call_dir)
+        nodes = [e["node"] for e in events if e["type"] == "dialog" and e["event"] == "DigitsEntered"]
+        assert nodes == ["balance"], (call_dir.name, nodes)
+        meta = json.loads((call_dir / "sip.json").read_text())
+        assert meta["outcome"] == "caller-hangup", (call_dir.name, meta["outcome"])
+    assert server.returncode == 0
