@@ -92,17 +92,12 @@ def test_features_survive_silence_and_very_short_audio():
     assert np.all(np.isfinite(extract(np.zeros(16000, dtype=np.int16), 16000)))
 
 
-def test_acoustic_model_gives_four_class_probabilities_fast():
-    import time
+def test_acoustic_model_gives_four_class_probabilities():
+    """(Its speed is measured by `ivr train acoustic-emotion` and in the model card, not here.)"""
     model = AcousticEmotionModel()
-    audio = _voice(8000, 3.0)
-    model.predict(audio, 8000)
-    t0 = time.perf_counter()
-    result = model.predict(audio, 8000)
-    elapsed_ms = (time.perf_counter() - t0) * 1000
+    result = model.predict(_voice(8000, 3.0), 8000)
     assert set(result.scores) == {"neutral", "happy", "sad", "angry"}
     assert abs(sum(result.scores.values()) - 1) < 1e-3
-    assert elapsed_ms / 3.0 < 20  # ms per second of audio (about 3 on one core; slack for loaded CI)
 
 
 def test_fusion_weighs_voice_over_words(text_model):
