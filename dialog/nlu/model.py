@@ -4,12 +4,20 @@ A model directory holds `intents.npz` (arrays `weights` [features x intents] flo
 and `intents.json` (labels, vocabulary in feature order, softmax temperature, the calibrated
 out-of-scope threshold, training figures). Scores: sublinear TF-IDF of `text.ngram_features`,
 L2-normalized, times the weights, plus the bias; probabilities are softmax(scores / temperature).
+
+Optional embedding backend: `intents_embed.npz` (`weights` [384 x intents] float16, `bias`) and an
+`embed` object in `intents.json` (temperature, blend, out-of-scope threshold) add a linear head over
+the all-MiniLM-L6-v2 sentence vector (`dialog.nlu.embed`). When that encoder's package is installed
+the probabilities are (1 - blend) * TF-IDF probabilities + blend * head probabilities, with the
+head's own out-of-scope threshold; else (or with IVR_NLU_BACKEND=tfidf) the TF-IDF model runs alone.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +31,11 @@ from ivr.errors import ModelMissingError
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "intents.npz"
 CONFIG_FILE = "intents.json"
+EMBED_FILE = "intents_embed.npz"
+BACKEND_ENV = "IVR_NLU_BACKEND"
+"""`tfidf` keeps a model with an embedding head on its TF-IDF part alone (the encoder is not loaded)."""
+BACKENDS = ("tfidf", "embed", "ensemble")
+log = logging.getLogger(__name__)
 OUT_OF_SCOPE = ""
 """The intent of an utterance the model does not recognise (below its out-of-scope threshold)."""
 OOS_LABEL = "oos"
@@ -46,12 +59,44 @@ class IntentResult:
     """The top intents with their probabilities, best first."""
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    result: np.ndarray = e / e.sum(axis=-1, keepdims=True)
+    return result
+
+
+@dataclass
+class EmbeddingHead:
+    """A linear classifier over the sentence vector and how its probabilities join the TF-IDF ones."""
+
+    weights: np.ndarray
+    """[vector size x intents]"""
+    bias: np.ndarray
+    temperature: float = 1.0
+    blend: float = 1.0
+    """Share of the head's probabilities (1: the head alone, the `embed` backend)."""
+    oos_threshold: float = 0.0
+    """The out-of-scope threshold of the blended probabilities."""
+    normalize: bool = False
+    """Whether the encoder sees `normalize_text` output rather than the text as given."""
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        """Probabilities [n x intents] of sentence vectors [n x size]."""
+        return softmax((vectors @ self.weights + self.bias) / self.temperature)
+
+    def config(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "blend": self.blend, "oos_threshold": self.oos_threshold,
+                "normalize": self.normalize, "encoder": "sentence-transformers/all-MiniLM-L6-v2"}
+
+
 class IntentModel:
     """A loaded intent classifier; immutable, thread-safe, shared by every call."""
 
     def __init__(self, labels: list[str], vocab: list[str], weights: np.ndarray, bias: np.ndarray,
                  idf: np.ndarray, temperature: float = 1.0, oos_threshold: float = 0.0,
-                 info: dict[str, Any] | None = None) -> None:
+                 info: dict[str, Any] | None = None, embed: EmbeddingHead | None = None,
+                 encoder: Any = None) -> None:
         if weights.shape != (len(vocab), len(labels)) or bias.shape != (len(labels),):
             raise ValueError("intent model arrays do not match its labels and vocabulary")
         self.labels = list(labels)
@@ -62,6 +107,24 @@ class IntentModel:
         self.temperature = float(temperature)
         self.oos_threshold = float(oos_threshold)
         self.info = dict(info or {})
+        if embed is not None and embed.weights.shape[1] != len(labels):
+            raise ValueError("the embedding head does not match the intent model's labels")
+        self.embed = embed
+        self.encoder = encoder if embed is not None else None
+        """The sentence encoder (`dialog.nlu.embed.SentenceEncoder`) when the head is in use."""
+
+    @property
+    def backend(self) -> str:
+        """`tfidf`, `embed` (the head alone) or `ensemble`: what `predict` runs."""
+        if self.embed is None or self.encoder is None:
+            return "tfidf"
+        return "embed" if self.embed.blend >= 1.0 else "ensemble"
+
+    @property
+    def threshold(self) -> float:
+        """The out-of-scope threshold of the backend in use."""
+        return self.embed.oos_threshold if self.embed is not None and self.encoder is not None \
+            else self.oos_threshold
 
     # --- inference
 
@@ -77,10 +140,19 @@ class IntentModel:
         result: np.ndarray = values @ self.weights[index] + self.bias
         return result
 
+    def tfidf_probabilities(self, text: str) -> np.ndarray:
+        return softmax(self.scores(text) / self.temperature)
+
+    def encoder_input(self, text: str) -> str:
+        return normalize_text(text) if self.embed is not None and self.embed.normalize else text
+
     def probabilities(self, text: str) -> np.ndarray:
-        z = self.scores(text) / self.temperature
-        z = np.exp(z - z.max())
-        result: np.ndarray = z / z.sum()
+        if self.embed is None or self.encoder is None:
+            return self.tfidf_probabilities(text)
+        head = self.embed.probabilities(self.encoder.encode([self.encoder_input(text)]))[0]
+        if self.embed.blend >= 1.0:
+            return head
+        result: np.ndarray = (1.0 - self.embed.blend) * self.tfidf_probabilities(text) + self.embed.blend * head
         return result
 
     def predict(self, text: str, top: int = 3) -> IntentResult:
@@ -88,7 +160,7 @@ class IntentModel:
         order = np.argsort(-probs)[:top]
         ranking = tuple((self.labels[i], float(probs[i])) for i in order)
         best, confidence = ranking[0]
-        intent = best if confidence >= self.oos_threshold and best != OOS_LABEL else OUT_OF_SCOPE
+        intent = best if confidence >= self.threshold and best != OOS_LABEL else OUT_OF_SCOPE
         return IntentResult(intent, confidence, best, ranking)
 
     # --- files
@@ -99,13 +171,24 @@ class IntentModel:
         vocab = sorted(self.vocab, key=self.vocab.__getitem__)
         np.savez_compressed(out / WEIGHTS_FILE, weights=self.weights.astype(np.float16),
                             bias=self.bias.astype(np.float32), idf=self.idf.astype(np.float16))
-        config = {"format": FORMAT_VERSION, "labels": self.labels, "temperature": self.temperature,
-                  "oos_threshold": self.oos_threshold, "info": self.info, "vocab": vocab}
+        config: dict[str, Any] = {"format": FORMAT_VERSION, "labels": self.labels,
+                                  "temperature": self.temperature, "oos_threshold": self.oos_threshold,
+                                  "info": self.info}
+        if self.embed is not None:
+            np.savez_compressed(out / EMBED_FILE, weights=self.embed.weights.astype(np.float16),
+                                bias=self.embed.bias.astype(np.float32))
+            config["embed"] = self.embed.config()
+        elif (out / EMBED_FILE).exists():
+            (out / EMBED_FILE).unlink()
+        config["vocab"] = vocab
         (out / CONFIG_FILE).write_text(json.dumps(config, ensure_ascii=False, separators=(",", ":")),
                                        encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: str | Path | None = None) -> IntentModel:
+    def load(cls, directory: str | Path | None = None, backend: str | None = None) -> IntentModel:
+        """The model in `directory` (default: the shipped bank model). `backend`: `tfidf` leaves an
+        embedding head unused; None or another value uses it when the encoder's package is
+        installed (IVR_NLU_BACKEND=tfidf in the environment does the same as `tfidf`)."""
         folder = Path(directory) if directory else default_model_dir()
         config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
         if not config_path.is_file() or not weights_path.is_file():
@@ -117,5 +200,21 @@ class IntentModel:
                                     f"expected {FORMAT_VERSION}: retrain it with `ivr train intents`")
         with np.load(weights_path, allow_pickle=False) as arrays:
             weights, bias, idf = arrays["weights"], arrays["bias"], arrays["idf"]
+        embed, encoder = None, None
+        backend = backend or os.environ.get(BACKEND_ENV, "")
+        if isinstance(config.get("embed"), dict) and (folder / EMBED_FILE).is_file() and backend != "tfidf":
+            head = config["embed"]
+            with np.load(folder / EMBED_FILE, allow_pickle=False) as arrays:
+                embed = EmbeddingHead(arrays["weights"].astype(np.float32), arrays["bias"].astype(np.float32),
+                                      float(head["temperature"]), float(head["blend"]),
+                                      float(head["oos_threshold"]), bool(head.get("normalize", False)))
+            from dialog.nlu.embed import INSTALL_HINT, shared_encoder
+
+            try:
+                encoder = shared_encoder()
+            except ModelMissingError:
+                log.info("%s: the sentence encoder is not installed (%s): TF-IDF intents only",
+                            folder, INSTALL_HINT)
+                embed = None
         return cls(config["labels"], config["vocab"], weights, bias, idf, config.get("temperature", 1.0),
-                   config.get("oos_threshold", 0.0), config.get("info"))
+                   config.get("oos_threshold", 0.0), config.get("info"), embed, encoder)

@@ -6,6 +6,12 @@ pairs and character 2-5-grams; a linear SVM (one-vs-rest) plus, optionally, a li
 logistic regression's scores (one linear model in the end). A held-out split calibrates a softmax
 temperature (least log-loss) and the out-of-scope threshold on the best probability; then the model
 is refitted on all rows.
+
+Backends `embed` and `ensemble` add a multinomial logistic regression over all-MiniLM-L6-v2 sentence
+vectors (`dialog.nlu.embed`) of each row as given and normalized as ASR output. On the same held-out
+split: the head's temperature, the blend of the two models' probabilities (ensemble: the best
+held-out accuracy, ties to the lower log-loss; embed: the head alone) and the out-of-scope threshold
+of the blend. The TF-IDF model is always trained too: it runs where the encoder is not installed.
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from dialog.nlu.data import Example
-from dialog.nlu.model import OOS_LABEL, OUT_OF_SCOPE, IntentModel
+from dialog.nlu.model import BACKENDS, OOS_LABEL, OUT_OF_SCOPE, EmbeddingHead, IntentModel, softmax
 from dialog.nlu.text import ngram_features, normalize_text
-from ivr.errors import IvrError
+from ivr.errors import IvrError, ModelMissingError
 
 HOMOPHONES = {"to": "two", "two": "to", "for": "four", "four": "for", "card": "cart", "pin": "pen",
               "account": "count", "balance": "balanced", "hours": "ours", "lost": "last", "bye": "by",
@@ -48,6 +54,12 @@ class TrainConfig:
     val_fraction: float = 0.15
     """Held out for calibration before the final refit on everything."""
     seed: int = 0
+    backend: str = "tfidf"
+    """`tfidf`, `embed` (sentence-vector head alone) or `ensemble` (both, blended)."""
+    embed_c: float = 10.0
+    """Inverse regularization of the sentence-vector head (logistic regression)."""
+    embed_normalized_copies: bool = True
+    """Also train the head on each row normalized as ASR output (robust to either at run time)."""
 
 
 def _sklearn() -> Any:
@@ -120,9 +132,20 @@ def calibrate(model: IntentModel, held_out: Sequence[Example]) -> tuple[float, f
     out-of-scope rows, among thresholds that keep MIN_IN_SCOPE_KEPT of the correctly classified
     in-scope rows; else it keeps 97% of them."""
     scores = np.stack([model.scores(e.text) for e in held_out])
-    index = {label: i for i, label in enumerate(model.labels)}
-    in_scope = np.array([e.intent != OOS_LABEL and e.intent in index for e in held_out])
-    truth = np.array([index.get(e.intent, -1) for e in held_out])
+    truth, in_scope = _truth(model.labels, held_out)
+    temperature = fit_temperature(scores, truth, in_scope)
+    return temperature, fit_threshold(softmax(scores / temperature), truth, in_scope, model.labels)
+
+
+def _truth(labels: Sequence[str], rows: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
+    """(class index or -1, whether in scope) of each row."""
+    index = {label: i for i, label in enumerate(labels)}
+    in_scope = np.array([e.intent != OOS_LABEL and e.intent in index for e in rows])
+    return np.array([index.get(e.intent, -1) for e in rows]), in_scope
+
+
+def fit_temperature(scores: np.ndarray, truth: np.ndarray, in_scope: np.ndarray) -> float:
+    """The softmax temperature of least log-loss on the in-scope rows."""
     best_t, best_loss = 1.0, float("inf")
     for temperature in np.geomspace(0.01, 10.0, 61):
         z = scores[in_scope] / temperature
@@ -131,15 +154,17 @@ def calibrate(model: IntentModel, held_out: Sequence[Example]) -> tuple[float, f
         loss = -float(log_p[np.arange(len(z)), truth[in_scope]].mean()) if len(z) else 0.0
         if loss < best_loss:
             best_t, best_loss = float(temperature), loss
-    z = scores / best_t
-    probs = np.exp(z - z.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
+    return best_t
+
+
+def fit_threshold(probs: np.ndarray, truth: np.ndarray, in_scope: np.ndarray, labels: Sequence[str]) -> float:
+    """The out-of-scope threshold on the best probability (see `calibrate`)."""
     pred, top = probs.argmax(axis=1), probs.max(axis=1)
-    oos_class = index.get(OOS_LABEL, -2)
+    oos_class = list(labels).index(OOS_LABEL) if OOS_LABEL in labels else -2
     correct = in_scope & (pred == truth)
     out = ~in_scope
     if not out.any():
-        return best_t, float(np.quantile(top[correct], 0.03)) if correct.any() else 0.0
+        return float(np.quantile(top[correct], 0.03)) if correct.any() else 0.0
     best_thr, best_gain = 0.0, -1.0
     for threshold in np.unique(np.round(top, 3)):
         accepted = (top >= threshold) & (pred != oos_class)
@@ -148,7 +173,67 @@ def calibrate(model: IntentModel, held_out: Sequence[Example]) -> tuple[float, f
         gain = (correct & accepted).sum() / max(in_scope.sum(), 1) + (out & ~accepted).sum() / out.sum()
         if gain > best_gain:
             best_thr, best_gain = float(threshold), float(gain)
-    return best_t, best_thr
+    return best_thr
+
+
+class VectorCache:
+    """Sentence vectors of texts, each encoded once (training encodes the same rows several times)."""
+
+    def __init__(self) -> None:
+        from dialog.nlu.embed import shared_encoder
+
+        try:
+            self.encoder = shared_encoder()
+        except ModelMissingError as exc:
+            raise IvrError(f"the embed and ensemble backends need the sentence encoder: {exc}") from None
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        missing = sorted({t for t in texts if t not in self._vectors})
+        if missing:
+            for text, vector in zip(missing, self.encoder.encode(missing), strict=True):
+                self._vectors[text] = vector
+        return np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
+
+
+def fit_head(examples: Sequence[Example], labels: Sequence[str], vectors: VectorCache,
+             config: TrainConfig) -> EmbeddingHead:
+    """An uncalibrated head (temperature 1, blend 1) over the sentence vectors of `examples` (and of
+    their normalized copies)."""
+    _sklearn()
+    from sklearn.linear_model import LogisticRegression
+
+    texts = [e.text for e in examples]
+    targets = [e.intent for e in examples]
+    if config.embed_normalized_copies:
+        texts += [normalize_text(e.text) for e in examples]
+        targets += targets
+    lr = LogisticRegression(C=config.embed_c, max_iter=3000).fit(vectors(texts), targets)
+    order = [list(lr.classes_).index(label) for label in labels]
+    weights, bias = _ovr_scores(lr.coef_, lr.intercept_, len(labels))
+    return EmbeddingHead(weights[order].T.astype(np.float32), bias[order].astype(np.float32))
+
+
+def calibrate_head(model: IntentModel, head: EmbeddingHead, held_out: Sequence[Example],
+                   vectors: VectorCache, backend: str) -> None:
+    """Sets the head's temperature, blend and out-of-scope threshold from held-out rows."""
+    truth, in_scope = _truth(model.labels, held_out)
+    raw = vectors([e.text for e in held_out]) @ head.weights + head.bias
+    head.temperature = fit_temperature(raw, truth, in_scope)
+    p_head = softmax(raw / head.temperature)
+    p_tfidf = np.stack([model.tfidf_probabilities(e.text) for e in held_out])
+    head.blend = 1.0
+    if backend == "ensemble":
+        rows = np.flatnonzero(in_scope)
+        best = (-1.0, 0.0)
+        for blend in np.round(np.linspace(0.0, 1.0, 21), 2):
+            p = (1 - blend) * p_tfidf[rows] + blend * p_head[rows]
+            accuracy = float((p.argmax(axis=1) == truth[rows]).mean())
+            loss = -float(np.log(p[np.arange(len(rows)), truth[rows]] + 1e-12).mean())
+            if (accuracy, -loss) > best:
+                best, head.blend = (accuracy, -loss), float(blend)
+    blended = (1 - head.blend) * p_tfidf + head.blend * p_head
+    head.oos_threshold = fit_threshold(blended, truth, in_scope, model.labels)
 
 
 def stratified_split(examples: Sequence[Example], fraction: float,
@@ -169,13 +254,29 @@ def stratified_split(examples: Sequence[Example], fraction: float,
     return kept, held
 
 
-def train(examples: Sequence[Example], config: TrainConfig = TrainConfig()) -> IntentModel:
-    """A calibrated model: fit on most rows, calibrate on the rest, refit on all with that calibration."""
+def train(examples: Sequence[Example], config: TrainConfig = TrainConfig(),
+          vectors: VectorCache | None = None) -> IntentModel:
+    """A calibrated model: fit on most rows, calibrate on the rest, refit on all with that calibration
+    (the sentence-vector head too, for the embed and ensemble backends)."""
+    if config.backend not in BACKENDS:
+        raise IvrError(f"unknown intent backend {config.backend!r}: one of {', '.join(BACKENDS)}")
     started = time.perf_counter()
     kept, held = stratified_split(examples, config.val_fraction, config.seed)
-    temperature, threshold = calibrate(fit(kept, config), held)
+    probe = fit(kept, config)
+    temperature, threshold = calibrate(probe, held)
+    head = None
+    if config.backend != "tfidf":
+        vectors = vectors or VectorCache()
+        probe.temperature = temperature
+        probe_head = fit_head(kept, probe.labels, vectors, config)
+        calibrate_head(probe, probe_head, held, vectors, config.backend)
     model = fit(examples, config)
     model.temperature, model.oos_threshold = temperature, threshold
+    if config.backend != "tfidf" and vectors is not None:
+        head = fit_head(examples, model.labels, vectors, config)
+        head.temperature, head.blend = probe_head.temperature, probe_head.blend
+        head.oos_threshold = probe_head.oos_threshold
+        model.embed, model.encoder = head, vectors.encoder
     model.info.update(config=asdict(config), rows=len(examples),
                       train_s=round(time.perf_counter() - started, 1))
     return model
@@ -192,7 +293,7 @@ def predict_labels(model: IntentModel, texts: Sequence[str]) -> tuple[list[str],
     return labels, seconds
 
 
-def evaluate(model: IntentModel, examples: Sequence[Example], normalize: bool = False) -> dict[str, float]:
+def evaluate(model: IntentModel, examples: Sequence[Example], normalize: bool = False) -> dict[str, Any]:
     """Accuracy and macro-F1 of the best intent (no rejection), latency per utterance (one thread)."""
     _sklearn()
     from sklearn.metrics import f1_score
@@ -210,11 +311,12 @@ def evaluate(model: IntentModel, examples: Sequence[Example], normalize: bool = 
     ms = np.array(seconds) * 1000
     return {"n": len(texts), "accuracy": float(np.mean([b == t for b, t in zip(best, truth, strict=True)])),
             "macro_f1": float(f1_score(truth, best, average="macro")),
-            "latency_ms_mean": float(ms.mean()), "latency_ms_p95": float(np.percentile(ms, 95))}
+            "latency_ms_p50": float(np.percentile(ms, 50)), "latency_ms_mean": float(ms.mean()),
+            "latency_ms_p95": float(np.percentile(ms, 95)), "backend": model.backend}
 
 
 def oos_study(train_rows: Sequence[Example], test_rows: Sequence[Example], holdout: int,
-              config: TrainConfig = TrainConfig()) -> dict[str, float]:
+              config: TrainConfig = TrainConfig(), vectors: VectorCache | None = None) -> dict[str, float]:
     """Out-of-scope figures when `holdout` intents are unseen: the model is trained and calibrated
     without them (half of their training rows serve as out-of-scope calibration rows, never as a
     class), then tested with their test rows as out-of-scope."""
@@ -227,6 +329,12 @@ def oos_study(train_rows: Sequence[Example], test_rows: Sequence[Example], holdo
     probe = fit(kept, config)
     temperature, threshold = calibrate(probe, held + calib_oos)
     probe.temperature, probe.oos_threshold = temperature, threshold
+    if config.backend != "tfidf":
+        vectors = vectors or VectorCache()
+        head = fit_head(kept, probe.labels, vectors, config)
+        calibrate_head(probe, head, held + calib_oos, vectors, config.backend)
+        probe.embed, probe.encoder = head, vectors.encoder
+        threshold = head.oos_threshold
     predicted, _ = predict_labels(probe, [e.text for e in test_rows])
     is_oos = np.array([e.intent in unseen for e in test_rows])
     said_oos = np.array([p == OUT_OF_SCOPE for p in predicted])

