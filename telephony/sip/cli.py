@@ -9,7 +9,7 @@ import signal
 import threading
 from typing import Any
 
-from telephony.sip.config import DEFAULT_SIP_PORT, SipConfig, load_sip_config
+from telephony.sip.config import DEFAULT_SIP_PORT, DEFAULT_TLS_PORT, SRTP_MODES, SipConfig, load_sip_config
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def register(subparsers: Any) -> None:
     from ivr.cli import _common_model_args
 
-    serve = subparsers.add_parser("serve", help="answer SIP calls (UDP and TCP) with the agent")
+    serve = subparsers.add_parser("serve", help="answer SIP calls (UDP, TCP, optionally TLS) with the agent")
     serve.add_argument("--sip-config", help="SIP settings YAML (a `sip:` mapping or the whole file): "
                        "allow, transfer_targets, transfer_default, webhook_url, rtp_timeout_s, ...")
     serve.add_argument("--bind", help="address to listen on (default 127.0.0.1)")
@@ -37,6 +37,18 @@ def register(subparsers: Any) -> None:
                        "(default 30; 0: never)")
     serve.add_argument("--grace", type=float, help="on SIGTERM, let live calls go on for up to this many "
                        "seconds (default 30); a second signal hangs up at once")
+    serve.add_argument("--register", metavar="SIP_URI",
+                       help="REGISTER this address of record with its registrar/trunk, e.g. sip:agent@pbx.example.com")
+    serve.add_argument("--auth-user", help="digest user name for --register (default: the URI's user part)")
+    serve.add_argument("--auth-password-env", metavar="VAR",
+                       help="environment variable holding the digest password (never the password itself)")
+    serve.add_argument("--register-interval", type=int, help="registration lifetime in seconds; "
+                       "re-registered before it runs out (default 300)")
+    serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: also listen for SIP over TLS")
+    serve.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    serve.add_argument("--tls-port", type=int, help=f"SIP TLS port (default {DEFAULT_TLS_PORT})")
+    serve.add_argument("--srtp", choices=SRTP_MODES, help="SRTP with SDES keys: off (default), optional (when the "
+                       "caller offers it), mandatory (plain RTP offers get 488)")
     serve.add_argument("--keep-call-files", action="store_true",
                        help="keep each call's plain folder (recording.wav, events.jsonl, sip.json) after the call "
                        "store has it encrypted; a privacy risk, for debugging (default: removed once stored)")
@@ -57,6 +69,7 @@ def register(subparsers: Any) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.cli import _config
+    from ivr.errors import IvrError
     from ivr.services import Services
     from telephony.sip.endpoint import MAX_ANSWERED_CALLS
     from telephony.sip.server import SipServer
@@ -73,12 +86,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.sip_config, bind=args.bind, port=args.port, rtp_port=args.rtp_port, out_dir=args.out,
         max_calls=args.max_calls, pjsip_log_level=args.pjsip_log_level, allow=args.allow,
         webhook_url=args.webhook, rtp_timeout_s=args.rtp_timeout, shutdown_grace_s=args.grace,
-        transfer_default=default)
+        transfer_default=default, register=args.register, auth_user=args.auth_user,
+        auth_password_env=args.auth_password_env, register_interval_s=args.register_interval,
+        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_port=args.tls_port, srtp=args.srtp)
+    config.auth_password()  # fails now, before the models load, when the variable is not set
     if targets:
         config = dataclasses.replace(config, transfer_targets={**config.transfer_targets, **targets})
     if args.worker_of:  # a worker behind the proxy, which applies the allow-list: only the proxy may call
         config = dataclasses.replace(config, allow=(f"{args.worker_of}/32",))
     elif config.max_calls > MAX_ANSWERED_CALLS:
+        if config.register or config.tls_cert:
+            raise IvrError("--register and --tls-cert work with one process (--max-calls up to "
+                           f"{MAX_ANSWERED_CALLS}); with more, the Kamailio proxy in front takes the calls")
         return _serve_behind_front(config)
     services = Services.load(_config(args))
     server = SipServer(services, config)
@@ -101,7 +120,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     server.start()
-    print(f"ivr serve: listening on sip:{config.bind}:{config.port} (UDP, TCP); calls in {config.out_dir}/; "
+    tls = f"; TLS on {config.tls_port}" if config.tls_cert else ""
+    print(f"ivr serve: listening on sip:{config.bind}:{config.port} (UDP, TCP{tls}); calls in {config.out_dir}/; "
           f"at most {server.config.max_calls} calls at once", flush=True)
     while not stop.wait(0.5):
         if not server.endpoint.running:

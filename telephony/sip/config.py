@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ import yaml
 from ivr.errors import IvrError
 
 DEFAULT_SIP_PORT = 5060
+DEFAULT_TLS_PORT = 5061
+SRTP_MODES = ("off", "optional", "mandatory")
 CALLBACK_PROMPT = ("I'm sorry, none of our agents can take your call right now. We have noted your call, "
                    "and an agent will call you back as soon as possible. Goodbye.")
 
@@ -59,7 +62,40 @@ class SipConfig:
     """On SIGTERM/SIGINT: new calls get 503, live calls may go on for this long before a hangup
     (a second signal hangs up at once)."""
 
+    register: str = ""
+    """Address of record to REGISTER with a registrar/trunk, e.g. sip:agent@pbx.example.com (empty: no
+    registration). The registrar is the URI's host (and port, and ;transport= parameter)."""
+    auth_user: str = ""
+    """Digest user name for the registrar (default: the user part of `register`)."""
+    auth_password_env: str = ""
+    """Name of the environment variable that holds the digest password (never the password itself)."""
+    register_interval_s: int = 300
+    """Registration lifetime asked for (Expires); pjsua re-registers before it runs out."""
+    tls_cert: str = ""
+    """PEM certificate for a SIP TLS transport (with tls_key); empty: no TLS."""
+    tls_key: str = ""
+    """PEM private key of tls_cert."""
+    tls_port: int = DEFAULT_TLS_PORT
+    """SIP TLS port (on `bind`)."""
+    srtp: str = "off"
+    """SRTP (SDES keys in SDP): off, optional (SRTP when the caller offers it, else RTP) or mandatory
+    (an offer of plain RTP/AVP gets 488)."""
+
     def __post_init__(self) -> None:
+        if self.srtp not in SRTP_MODES:
+            raise IvrError(f"srtp: {self.srtp!r} is not one of {', '.join(SRTP_MODES)}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise IvrError("TLS needs both a certificate (tls_cert) and its private key (tls_key)")
+        if self.register:
+            if not self.register.startswith(("sip:", "sips:")) or "@" not in self.register:
+                raise IvrError(f"register: {self.register!r} is not a sip:user@registrar URI")
+            if self.register_interval_s < 60:
+                raise IvrError("register_interval_s must be at least 60")
+        elif self.auth_user or self.auth_password_env:
+            raise IvrError("auth_user / auth_password_env need register (a sip:user@registrar URI)")
+        if self.auth_password_env and not self.auth_password_env.replace("_", "").isalnum():
+            raise IvrError("auth_password_env is the NAME of an environment variable (letters, digits, _), "
+                           "not the password")
         for cidr in self.allow:
             try:
                 ipaddress.ip_network(cidr, strict=False)
@@ -70,6 +106,27 @@ class SipConfig:
                 raise IvrError(f"transfer_targets: {name}: {uri!r} is not a sip: URI")
         if self.transfer_default and not self.transfer_default.startswith(("sip:", "sips:")):
             raise IvrError(f"transfer_default: {self.transfer_default!r} is not a sip: URI")
+
+    @property
+    def registrar_uri(self) -> str:
+        """The registrar to send REGISTER to: `register` without its user part."""
+        scheme, rest = self.register.split(":", 1)
+        return f"{scheme}:{rest.rsplit('@', 1)[1]}"
+
+    @property
+    def digest_user(self) -> str:
+        if self.auth_user:
+            return self.auth_user
+        return self.register.split(":", 1)[1].rsplit("@", 1)[0].split(";", 1)[0]
+
+    def auth_password(self) -> str:
+        """The digest password from the environment ('' without auth_password_env)."""
+        if not self.auth_password_env:
+            return ""
+        password = os.environ.get(self.auth_password_env, "")
+        if not password:
+            raise IvrError(f"the environment variable {self.auth_password_env} (auth_password_env) is not set")
+        return password
 
     def resolve_transfer(self, target: str) -> str:
         """The dialable URI for a flow's transfer target, or '' when there is none."""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import pjsua2 as pj
 
+from ivr.errors import IvrError
 from telephony.sip.config import SipConfig
 
 log = logging.getLogger(__name__)
@@ -136,9 +137,38 @@ class SipEndpoint:
         tp.port = cfg.port
         ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tp)
         ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, tp)
+        transports = "UDP, TCP"
+        if cfg.tls_cert:
+            try:
+                self._create_tls(ep)
+            except BaseException:
+                ep.libDestroy()
+                raise
+            transports += f"; TLS on {cfg.tls_port}"
         ep.libStart()
         ep.audDevManager().setNullDev()
         for codec in ep.codecEnum2():
             ep.codecSetPriority(codec.codecId, CODEC_PRIORITY.get(codec.codecId, 0))
-        log.info("SIP listening on %s:%d (UDP, TCP)", cfg.bind, cfg.port)
+        log.info("SIP listening on %s:%d (%s)", cfg.bind, cfg.port, transports)
         return ep
+
+    def _create_tls(self, ep: pj.Endpoint) -> None:
+        """A SIP TLS transport on tls_port with the configured certificate (the 2.15.1 wheels have TLS)."""
+        cfg = self.config
+        for what, path in (("certificate", cfg.tls_cert), ("private key", cfg.tls_key)):
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise IvrError(f"TLS {what} {path}: {exc.strerror}") from None
+        tls = pj.TransportConfig()
+        tls.boundAddress = cfg.bind
+        tls.port = cfg.tls_port
+        tls.tlsConfig.certFile = cfg.tls_cert
+        tls.tlsConfig.privKeyFile = cfg.tls_key
+        try:
+            ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tls)
+        except pj.Error as exc:
+            raise IvrError(f"SIP TLS transport on {cfg.bind}:{cfg.tls_port} failed: {exc.reason} "
+                           "(is TLS compiled into this pjsua2, and are the certificate and key PEM files "
+                           "that match?)") from None

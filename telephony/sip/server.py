@@ -37,6 +37,8 @@ SIP_SERVICE_UNAVAILABLE = 503
 SHUTDOWN_WAIT_S = 3.0
 """After the grace period (or at once, without one): how long hung-up calls get to close their sessions."""
 RTP_CHECK_EVERY_S = 1.0
+SRTP_USE = {"off": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTIONAL,
+            "mandatory": pj.PJMEDIA_SRTP_MANDATORY}
 
 
 class _Account(pj.Account):
@@ -49,6 +51,12 @@ class _Account(pj.Account):
             self.server.incoming(self, prm)
         except Exception:
             log.exception("incoming call: handling failed")
+
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802 (pjsua2 name)
+        try:
+            self.server.registration_changed(self, prm)
+        except Exception:
+            log.exception("registration state: handling failed")
 
 
 class SipServer:
@@ -73,6 +81,7 @@ class SipServer:
         self.calls_answered = 0
         self.calls_rejected = 0
         self.calls_forbidden = 0
+        self.registered = False
         self.observers: list[Any] = []
         """Told of each call: call_started(session, remote_uri), call_closed(session, out_dir)."""
 
@@ -126,9 +135,38 @@ class SipServer:
         if self.config.rtp_port:
             cfg.mediaConfig.transportConfig.port = self.config.rtp_port
         cfg.mediaConfig.transportConfig.boundAddress = self.config.bind
+        cfg.mediaConfig.srtpUse = SRTP_USE[self.config.srtp]
+        # SDES keys travel in the SDP; 0: also over UDP/TCP signaling (put TLS in front to protect them)
+        cfg.mediaConfig.srtpSecureSignaling = 0
+        if self.config.register:
+            cfg.idUri = self.config.register
+            reg = cfg.regConfig
+            reg.registrarUri = self.config.registrar_uri
+            reg.registerOnAdd = True
+            reg.timeoutSec = self.config.register_interval_s
+            reg.retryIntervalSec = 30
+            password = self.config.auth_password()
+            if password:
+                cfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", self.config.digest_user, 0,
+                                                               password))
+            log.info("registering with %s every %d s%s", self.config.registrar_uri, self.config.register_interval_s,
+                     " (digest auth)" if password else "")
         account = _Account(self)
         account.create(cfg, True)
         self._account = account
+
+    def registration_changed(self, account: _Account, prm: pj.OnRegStateParam) -> None:
+        """Logs the registration's state: the registrar's status code and reason, never credentials."""
+        info = account.getInfo()
+        self.registered = bool(info.regIsActive)
+        if self.registered:
+            log.info("registration: registered with %s (%d %s, expires in %d s)", self.config.registrar_uri,
+                     prm.code, prm.reason, info.regExpiresSec)
+        elif prm.code // 100 == 2 or not self._accepting:  # shutting down: the un-REGISTER's answer
+            log.info("registration: unregistered from %s (%d %s)", self.config.registrar_uri, prm.code, prm.reason)
+        else:
+            log.warning("registration: not registered with %s (%d %s); retrying", self.config.registrar_uri,
+                        prm.code, prm.reason)
 
     def _stopping(self) -> None:
         self._hang_up_all()
