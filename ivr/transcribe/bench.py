@@ -113,6 +113,11 @@ class CpuMeter:
                   for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
         return busy / self._tick, own, time.monotonic()
 
+    def own_cpu_s(self) -> float | None:
+        """CPU seconds this process and its reaped children used since the meter started."""
+        end = self._sample()
+        return None if self._start is None or end is None else round(end[1] - self._start[1], 2)
+
     def others_cores(self) -> float | None:
         end = self._sample()
         if self._start is None or end is None or end[2] <= self._start[2]:
@@ -176,13 +181,13 @@ def _measure(name: str, archives: list[dict[str, Any]], options: EngineOptions, 
                 got, wall = run_sequential(files, options, cores, model)
             else:
                 got, wall = run_batch(files, options, workers, local, out_dir / f"{name}-{rep}")
-            others = meter.others_cores()
+            others, cpu_s = meter.others_cores(), meter.own_cpu_s()
             if path in texts and got != texts[path]:
                 log.warning("%s gave a different text on run %d of %s", path, rep + 1, name)
             texts.setdefault(path, got)
-            runs[path].append({"wall_s": round(wall, 2), "load_1m_before": round(load, 2),
+            runs[path].append({"wall_s": round(wall, 2), "cpu_s": cpu_s, "load_1m_before": round(load, 2),
                                "others_cores": others, "first": order[0] == path})
-            print(f"  {name} run {rep + 1}: {path} {wall:.1f} s (load {load:.2f}, other work "
+            print(f"  {name} run {rep + 1}: {path} {wall:.1f} s, {cpu_s} CPU s (load {load:.2f}, other work "
                   f"{'?' if others is None else f'{others:.2f}'} cores)", flush=True)
     rows = []
     for path, label, settings in (
@@ -193,7 +198,9 @@ def _measure(name: str, archives: list[dict[str, Any]], options: EngineOptions, 
               "beam_size": options.beam_size, "batch_size": options.batch_size, "vad": True})):
         wall = statistics.median(r["wall_s"] for r in runs[path])
         busy = [r["others_cores"] for r in runs[path] if r["others_cores"] is not None]
+        cpu = [r["cpu_s"] for r in runs[path] if r["cpu_s"] is not None]
         rows.append({"path": label, "wall_s": round(wall, 2), "audio_s_per_wall_s": round(audio_s / wall, 2),
+                     "cpu_s": round(statistics.median(cpu), 2) if cpu else None,
                      "wer": _wer(archives, texts[path]),
                      "load_1m_before": round(statistics.median(r["load_1m_before"] for r in runs[path]), 2),
                      "others_cores": round(max(busy), 2) if busy else None,
@@ -238,15 +245,18 @@ def run_transcribe_bench(args: argparse.Namespace, workers: int, options: Engine
                                     work / "out"))
     load_end = os.getloadavg()
     print()
-    print(f"{'set':<12} {'path':<72} {'wall s':>7} {'audio s/s':>9} {'WER':>6} {'load':>5} {'others':>6}")
+    print(f"{'set':<12} {'path':<72} {'wall s':>7} {'audio s/s':>9} {'CPU s':>6} {'WER':>6} {'load':>5} "
+          f"{'others':>6}")
     for res in results:
         for row in res["rows"]:
             others = "?" if row["others_cores"] is None else f"{row['others_cores']:.2f}"
+            cpu = "?" if row["cpu_s"] is None else f"{row['cpu_s']:.1f}"
             print(f"{res['set']:<12} {row['path']:<72} {row['wall_s']:>7.1f} {row['audio_s_per_wall_s']:>9.1f} "
-                  f"{row['wer']:>6.1%} {row['load_1m_before']:>5.2f} {others:>6}")
+                  f"{cpu:>6} {row['wer']:>6.1%} {row['load_1m_before']:>5.2f} {others:>6}")
         print(f"{res['set']:<12} throughput ratio (ivr transcribe / sequential): {res['ratio']:.2f}x")
-    print("wall s: median of the runs; load: 1-minute load average before a run (median); others: most CPU "
-          "(cores, average over a run) that other processes used during any run of that path")
+    print("wall s, CPU s (this process and its workers): median of the runs; load: 1-minute load average "
+          "before a run (median); others: most CPU (cores, average over a run) that other processes used "
+          "during any run of that path")
     if "fsdd" in sets:
         print("fsdd: runs of one repeated digit; plain faster-whisper loops on them (a stress case, not the "
               "headline)")
