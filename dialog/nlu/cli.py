@@ -83,7 +83,7 @@ def cmd_train_intents(args: argparse.Namespace) -> int:
     if args.out:
         model.save(args.out)
         sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB" for p in sorted(Path(args.out).iterdir())
-                          if p.name.startswith("intents."))
+                          if p.name.startswith("intents"))
         print(f"model written to {args.out}/ ({sizes})")
     print(f"features {figures['features']}, temperature {figures['temperature']}, "
           f"out-of-scope threshold {figures['oos_threshold']}, trained in {figures['train_s']} s")

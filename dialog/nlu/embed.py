@@ -36,6 +36,41 @@ MAX_TOKENS = 128
 _DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
 
 
+class _OneBlasThread:
+    """While any thread is inside, BLAS runs single-threaded: for one utterance's small matrices
+    several BLAS threads are slower (several times, on a busy machine) than one. Counted, so calls
+    from concurrent sessions set the limit once and restore it when the last one leaves."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._limit: Any = None
+        self._controller: Any = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._inside += 1
+            if self._inside == 1:
+                try:
+                    if self._controller is None:
+                        from threadpoolctl import ThreadpoolController
+
+                        self._controller = ThreadpoolController()
+                    self._limit = self._controller.limit(limits=1, user_api="blas")
+                except ImportError:  # threadpoolctl comes with scikit-learn; without it, no limit
+                    self._limit = None
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._inside -= 1
+            if self._inside == 0 and self._limit is not None:
+                self._limit.restore_original_limits()
+                self._limit = None
+
+
+_one_blas_thread = _OneBlasThread()
+
+
 def package_archive() -> Path | None:
     """The installed package's model.zip, found without importing the package (its import prints)."""
     spec = importlib.util.find_spec(PACKAGE)
@@ -148,7 +183,10 @@ class SentenceEncoder:
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """L2-normalized sentence vectors [len(texts) x 384], float32. Texts of similar length are
-        batched together so padding stays short."""
+        batched together so padding stays short; one text (a caller's turn) runs on one BLAS thread."""
+        if len(texts) == 1:
+            with _one_blas_thread:
+                return self._encode_batch(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):
