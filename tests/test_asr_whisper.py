@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import time
 
 import numpy as np
 import pytest
@@ -37,20 +36,15 @@ def whisper():
 @pytest.mark.models
 def test_prompts_are_recognized_with_low_wer(whisper, manifest):
     refs, hyps = [], []
-    audio_s = compute_s = 0.0
     for path, text in manifest.values():
         clip = read_audio(path)
         assert clip.sample_rate_hz == 8000
-        t0 = time.perf_counter()
         result = whisper.transcribe(clip.mono(), clip.sample_rate_hz)
-        compute_s += time.perf_counter() - t0
-        audio_s += clip.duration_s
         assert result.is_final and result.text == result.text.strip()
         assert 0.0 < result.confidence <= 1.0
         refs.append(text)
         hyps.append(result.text)
     assert wer(refs, hyps) <= 0.3, list(zip(refs, hyps, strict=True))
-    assert compute_s / audio_s < 1.0  # faster than real time on a small CPU
 
 
 @pytest.mark.models

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -34,20 +32,17 @@ def test_held_out_bank_phrasings_are_recognised():
     model = train(kept, TrainConfig())
     figures = evaluate(model, held)
     assert figures["accuracy"] >= 0.9, figures
-    assert figures["latency_ms_mean"] < 10
 
 
-def test_shipped_model_is_small_loads_without_pickle_and_is_fast(shipped):
+def test_shipped_model_is_small_and_loads_without_pickle(shipped):
+    """(Its speed is a benchmark figure: `ivr train intents --eval` prints the latency.)"""
     for path in default_model_dir().glob("intents*"):
         assert path.stat().st_size < 5_000_000, path
     with np.load(default_model_dir() / "intents.npz", allow_pickle=False) as arrays:
         assert arrays["weights"].dtype == np.float16
     assert set(shipped.labels) >= {"balance", "lost_card", "hours", "agent", "yes", "no", "goodbye"}
     tfidf = IntentModel.load(backend="tfidf")  # the sentence-encoder backend: tests/test_nlu_embed.py
-    t0 = time.perf_counter()
-    for _ in range(100):
-        tfidf.predict("i would like to know how much money is in my checking account")
-    assert (time.perf_counter() - t0) / 100 < 0.010
+    assert tfidf.predict("i would like to know how much money is in my checking account").intent == "balance"
 
 
 @pytest.mark.parametrize(("text", "intent"), [

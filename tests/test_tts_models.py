@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -211,12 +210,9 @@ def test_second_synthesis_comes_from_disk(piper, tmp_path) -> None:
     first = cached.synthesize(THREE)
     assert len(counting.calls) == 3
     assert len(list(tmp_path.rglob("*.wav"))) == 3
-    started = time.perf_counter()
     second = cached.synthesize(THREE)
-    elapsed_s = time.perf_counter() - started
     assert len(counting.calls) == 3, "served again by the engine, not the cache"
     assert np.array_equal(first.samples, second.samples)
-    assert elapsed_s < 0.5 * first.duration_s
 
 
 def test_sentences_with_digits_are_not_cached_by_default(piper, tmp_path) -> None:
