@@ -19,38 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from telephony.g711 import mulaw_decode
+from telephony.sip.bench import free_media_base as free_media_base  # one implementation, shared with ivr bench-sip
+from telephony.sip.bench import free_port
+
+free_udp_port = free_port
 
 HERE = Path(__file__).resolve().parent
 SIPP = shutil.which("sipp")
 RTP_OFFSET = 4
-
-
-def free_udp_port(even: bool = False) -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if not even or port % 2 == 0:
-            return port
-
-
-def free_media_base() -> int:
-    """A base port with base..base+5 free (sipp echo ports and our RTP listener)."""
-    for _ in range(200):
-        base = free_udp_port(even=True)
-        socks = []
-        try:
-            for offset in range(6):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", base + offset))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free media port range")
 
 
 def render(template: str, out: Path, **values: object) -> Path:
