@@ -158,3 +158,16 @@ def test_killed_job_resumes_to_the_same_outputs(shared_data, tmp_path):
     assert resumed.keys() == outputs(clean).keys()
     assert {k: v for k, v in resumed.items() if not k.endswith(".done.json")} == \
         {k: v for k, v in outputs(clean).items() if not k.endswith(".done.json")}
+
+
+def test_transcribe_bench_prints_the_throughput_row_and_writes_json(shared_data, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["transcribe-bench", "--shared", str(shared_data.parent), "--sets", "ivr-prompts", "--archives", "1",
+                 "--archive-s", "12", "--repeat", "1", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "throughput ratio (ivr transcribe / sequential)" in printed
+    result = json.loads(out.read_text())
+    rows = result["sets"][0]["rows"]
+    assert [r["path"].split(" (")[0] for r in rows] == ["sequential faster-whisper", "ivr transcribe"]
+    assert result["ratio"] == pytest.approx(rows[0]["wall_s"] / rows[1]["wall_s"], rel=0.02)
+    assert all(r["wer"] < 0.25 and r["wer_min"] <= r["wer"] <= r["wer_max"] for r in rows)

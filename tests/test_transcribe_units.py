@@ -103,11 +103,11 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["f.txt"]
 
 
-def test_diarize_is_refused_clearly(tmp_path, capsys):
+def test_negative_speaker_count_is_refused_clearly(tmp_path, capsys):
     from ivr.cli import main
 
-    assert main(["transcribe", str(tmp_path), "--out", str(tmp_path / "o"), "--diarize"]) == 1
-    assert "not available yet" in capsys.readouterr().err
+    assert main(["transcribe", str(tmp_path), "--out", str(tmp_path / "o"), "--diarize", "--speakers", "-1"]) == 1
+    assert "--speakers must be 0 (estimate) or more" in capsys.readouterr().err
 
 
 def test_help_states_exit_status(capsys):

@@ -16,7 +16,9 @@ after the other in this process, --repeat times, the order alternating (sequenti
   and model loading count against it.
 
 Both read the files and resample with the same code. Speed is audio seconds per wall second; WER is
-corpus WER against the joined reference texts (ivr.wer normalisation). The machine may be shared,
+corpus WER against the joined reference texts (ivr.wer normalisation), per run (temperature fallback
+samples at random, so a run's text can differ from the last), the median counts and the range is
+shown. The machine may be shared,
 so every run records the load average before it and the CPU that other processes used during it
 (cores, from /proc/stat less this process and its children): a fair run has that near zero.
 
@@ -183,10 +185,10 @@ def _measure(name: str, archives: list[dict[str, Any]], options: EngineOptions, 
                 got, wall = run_batch(files, options, workers, local, out_dir / f"{name}-{rep}")
             others, cpu_s = meter.others_cores(), meter.own_cpu_s()
             if path in texts and got != texts[path]:
-                log.warning("%s gave a different text on run %d of %s", path, rep + 1, name)
+                log.info("%s gave a different text on run %d of %s", path, rep + 1, name)
             texts.setdefault(path, got)
             runs[path].append({"wall_s": round(wall, 2), "cpu_s": cpu_s, "load_1m_before": round(load, 2),
-                               "others_cores": others, "first": order[0] == path})
+                               "others_cores": others, "first": order[0] == path, "wer": _wer(archives, got)})
             print(f"  {name} run {rep + 1}: {path} {wall:.1f} s, {cpu_s} CPU s (load {load:.2f}, other work "
                   f"{'?' if others is None else f'{others:.2f}'} cores)", flush=True)
     rows = []
@@ -201,12 +203,17 @@ def _measure(name: str, archives: list[dict[str, Any]], options: EngineOptions, 
         cpu = [r["cpu_s"] for r in runs[path] if r["cpu_s"] is not None]
         rows.append({"path": label, "wall_s": round(wall, 2), "audio_s_per_wall_s": round(audio_s / wall, 2),
                      "cpu_s": round(statistics.median(cpu), 2) if cpu else None,
-                     "wer": _wer(archives, texts[path]),
+                     "wer": round(statistics.median(r["wer"] for r in runs[path]), 4),
+                     "wer_min": min(r["wer"] for r in runs[path]), "wer_max": max(r["wer"] for r in runs[path]),
                      "load_1m_before": round(statistics.median(r["load_1m_before"] for r in runs[path]), 2),
                      "others_cores": round(max(busy), 2) if busy else None,
                      "runs": runs[path], "settings": settings})
     return {"set": name, "files": len(files), "audio_s": round(audio_s, 2), "rows": rows,
             "ratio": round(rows[0]["wall_s"] / rows[1]["wall_s"], 3)}
+
+
+def _range(low: float, high: float) -> str:
+    return f"{low:.1%}-{high:.1%}" if low != high else f"{low:.1%}"
 
 
 def _layout(workers: int, local: str, options: EngineOptions) -> str:
@@ -245,17 +252,19 @@ def run_transcribe_bench(args: argparse.Namespace, workers: int, options: Engine
                                     work / "out"))
     load_end = os.getloadavg()
     print()
-    print(f"{'set':<12} {'path':<72} {'wall s':>7} {'audio s/s':>9} {'CPU s':>6} {'WER':>6} {'load':>5} "
-          f"{'others':>6}")
+    print(f"{'set':<12} {'path':<72} {'wall s':>7} {'audio s/s':>9} {'CPU s':>6} {'WER':>6} {'WER runs':>11} "
+          f"{'load':>5} {'others':>6}")
     for res in results:
         for row in res["rows"]:
             others = "?" if row["others_cores"] is None else f"{row['others_cores']:.2f}"
             cpu = "?" if row["cpu_s"] is None else f"{row['cpu_s']:.1f}"
             print(f"{res['set']:<12} {row['path']:<72} {row['wall_s']:>7.1f} {row['audio_s_per_wall_s']:>9.1f} "
-                  f"{cpu:>6} {row['wer']:>6.1%} {row['load_1m_before']:>5.2f} {others:>6}")
+                  f"{cpu:>6} {row['wer']:>6.1%} {_range(row['wer_min'], row['wer_max']):>11} "
+                  f"{row['load_1m_before']:>5.2f} {others:>6}")
         print(f"{res['set']:<12} throughput ratio (ivr transcribe / sequential): {res['ratio']:.2f}x")
-    print("wall s, CPU s (this process and its workers): median of the runs; load: 1-minute load average "
-          "before a run (median); others: most CPU (cores, average over a run) that other processes used "
+    print("wall s, CPU s (this process and its workers), WER: median of the runs; WER runs: lowest-highest "
+          "(temperature fallback samples at random, so a path's text can change between runs); load: 1-minute "
+          "load average before a run (median); others: most CPU (cores, average over a run) that other processes used "
           "during any run of that path")
     if "fsdd" in sets:
         print("fsdd: runs of one repeated digit; plain faster-whisper loops on them (a stress case, not the "

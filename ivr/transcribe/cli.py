@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,13 @@ def register(sub: Any) -> None:
     p.add_argument("--channels", choices=["mix", "split"], default="mix",
                    help="mix: channels mixed to one; split: one speaker per channel (stereo: caller left, "
                         "agent right; more channels: ch0, ch1, ...)")
-    p.add_argument("--diarize", action="store_true", help="label speakers within a channel (not available yet)")
+    p.add_argument("--diarize", action="store_true",
+                   help="label speakers inside each channel (S1, S2, ...; with --channels split: caller/S1, ...) "
+                        "with the torch-free diarizer")
+    p.add_argument("--speakers", type=int, default=2, help="with --diarize: speakers per channel (0: estimate; "
+                                                           "default 2)")
+    p.add_argument("--emotion", action="store_true",
+                   help="per-segment emotion (neutral/happy/sad/angry and negativity) from the voice and the words")
     p.add_argument("-q", "--quiet", action="store_true", help="only the summary")
     p.set_defaults(func=cmd_transcribe)
 
@@ -107,16 +114,20 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from ivr.transcribe.formats import parse_formats
     from ivr.transcribe.runner import JobConfig, run_job
 
-    if args.diarize:
-        raise IvrError("--diarize is not available yet (speaker diarization is a separate piece of work); "
-                       "for stereo call recordings use --channels split")
+    if args.speakers < 0:
+        raise IvrError("--speakers must be 0 (estimate) or more")
     try:
         formats = parse_formats(args.format)
     except ValueError as exc:
         raise IvrError(str(exc)) from None
     workers = default_workers(args)
-    config = JobConfig(tuple(args.paths), Path(args.out), formats,
-                       engine_options(args, workers, args.channels == "split"), args.model,
+    options = replace(engine_options(args, workers, args.channels == "split"), diarize=args.diarize,
+                      speakers=args.speakers if args.diarize else 2, emotion=args.emotion)
+    if options.emotion:
+        from ivr.transcribe.enrich import emotion_analyzer
+
+        emotion_analyzer()  # a missing model is said here, once, before any file
+    config = JobConfig(tuple(args.paths), Path(args.out), formats, options, args.model,
                        workers=workers, scheduler=args.scheduler or "", local=args.local, quiet=args.quiet)
     summary = run_job(config)
     return 1 if summary.failed else 0

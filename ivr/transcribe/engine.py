@@ -63,6 +63,12 @@ class EngineOptions:
     language: str = "en"
     split_channels: bool = False
     """True: each channel is a speaker, transcribed on its own; False: channels mixed to mono."""
+    diarize: bool = False
+    """Label speakers inside each track (ivr.transcribe.enrich)."""
+    speakers: int = 2
+    """Speakers per track for the diarizer (0: estimated)."""
+    emotion: bool = False
+    """Give every segment the fused emotion of its voice and words (ivr.transcribe.enrich)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,8 @@ class Segment:
     """Mean word probability of the segment (0.0 with no words)."""
     words: tuple[Word, ...] = ()
     speaker: str = ""
+    emotion: Any = None
+    """An ivr.transcribe.enrich.SegmentEmotion with --emotion; None otherwise."""
 
 
 @dataclass(frozen=True)

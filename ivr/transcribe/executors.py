@@ -34,6 +34,7 @@ from ivr.transcribe.engine import (
     plan_file,
     worker_name,
 )
+from ivr.transcribe.enrich import emotion_analyzer, enrich_file, needs_enrich
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,11 @@ TASK_RETRIES = 3
 never retried: its reason comes back as a result)."""
 CONNECT_TIMEOUT_S = 30
 LOCAL_MODES = ("threads", "processes")
-PLAN_PRIORITY, PIECE_PRIORITY = 0, 1
-"""Dask runs queued pieces before queued plans, so files finish (and are written) in order while
-plans are made just ahead of need."""
+PLAN_PRIORITY, PIECE_PRIORITY, ENRICH_PRIORITY = 0, 1, 2
+"""Dask runs queued speaker/emotion tasks first, then pieces, then plans, so files finish (and are
+written) in order while plans are made just ahead of need."""
+PLAN, ENRICH = -1, -2
+"""Task kinds besides a piece (whose kind is its index)."""
 
 
 def available_cores() -> int:
@@ -56,15 +59,19 @@ def available_cores() -> int:
 
 def run_inline(paths: list[str], options: EngineOptions) -> Iterator[FileResult]:
     """One process, this one: the model loads once, files and their pieces one after another."""
-    load_model(options.model_path, options.compute_type, options.cpu_threads, options.replicas)
+    _warm(options)
     for path in paths:
         plan = plan_file(path, options)
-        yield assemble(plan, [] if plan.error else [decode_piece(path, options, p) for p in plan.pieces])
+        result = assemble(plan, [] if plan.error else [decode_piece(path, options, p) for p in plan.pieces])
+        yield enrich_file(result, options)
 
 
 def _warm(options: EngineOptions) -> str:
-    """Runs on each worker before the files: load the model so the first piece pays no load time."""
+    """Runs on each worker before the files: load the models so the first piece pays no load time
+    (and a worker without them says so once)."""
     load_model(options.model_path, options.compute_type, options.cpu_threads, options.replicas)
+    if options.emotion:
+        emotion_analyzer()
     return worker_name()
 
 
@@ -122,11 +129,11 @@ def _plan_and_decode(client: Any, as_completed: Any, paths: list[str], options: 
     states = {path: _FileState() for path in paths}
     number = {path: i for i, path in enumerate(paths)}
     what: dict[Any, tuple[str, int]] = {}
-    """future -> (path, piece index; -1 for the plan)."""
+    """future -> (path, piece index, PLAN or ENRICH)."""
     for i, path in enumerate(paths):
         future = client.submit(plan_file, path, options, key=f"plan-{i}-{os.path.basename(path)}",
                                retries=TASK_RETRIES, pure=False, priority=PLAN_PRIORITY)
-        what[future] = (path, -1)
+        what[future] = (path, PLAN)
     ac = as_completed(list(what))
     for future in ac:
         path, index = what.pop(future)
@@ -142,7 +149,11 @@ def _plan_and_decode(client: Any, as_completed: Any, paths: list[str], options: 
         future.release()
         if state.failed:
             continue
-        if index < 0:
+        if index == ENRICH:
+            del states[path]
+            yield value
+            continue
+        if index == PLAN:
             plan: FilePlan = value
             state.plan = plan
             if plan.error or not plan.pieces:
@@ -157,5 +168,12 @@ def _plan_and_decode(client: Any, as_completed: Any, paths: list[str], options: 
             continue
         state.parts[index] = value
         if state.plan is not None and len(state.parts) == len(state.plan.pieces):
-            yield assemble(state.plan, [state.parts[i] for i in range(len(state.plan.pieces))])
+            result = assemble(state.plan, [state.parts[i] for i in range(len(state.plan.pieces))])
+            if result.ok and result.segments and needs_enrich(options):
+                f = client.submit(enrich_file, result, options, key=f"enrich-{number[path]}-{os.path.basename(path)}",
+                                  retries=TASK_RETRIES, pure=False, priority=ENRICH_PRIORITY)
+                what[f] = (path, ENRICH)
+                ac.add(f)
+                continue
+            yield result
             del states[path]

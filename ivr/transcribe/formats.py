@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
 
 from ivr.transcribe.engine import FileResult, Segment
 
@@ -30,8 +32,15 @@ def to_jsonl(result: FileResult, model: str) -> str:
             "type": "segment", "start_s": seg.start_s, "end_s": seg.end_s, "speaker": seg.speaker or None,
             "text": seg.text, "confidence": seg.confidence,
             "words": [{"text": w.text, "start_s": w.start_s, "end_s": w.end_s, "confidence": w.confidence}
-                      for w in seg.words]}, ensure_ascii=False))
+                      for w in seg.words], **_emotion(seg)}, ensure_ascii=False))
     return "\n".join(lines) + "\n"
+
+
+def _emotion(seg: Segment) -> dict[str, Any]:
+    """{"emotion": {label, negativity, voice, text}} for a segment that has one (--emotion), else {}."""
+    if seg.emotion is None:
+        return {}
+    return {"emotion": asdict(seg.emotion)}
 
 
 def _timestamp(seconds: float, decimal: str) -> str:
@@ -69,8 +78,14 @@ def to_vtt(result: FileResult) -> str:
 
 
 def to_txt(result: FileResult) -> str:
-    """One line per segment; with speakers, 'speaker: text'."""
-    return "".join(_cue_text(seg) + "\n" for seg in result.segments)
+    """One line per segment; with speakers, 'speaker: text'; with emotion, '[angry 0.72]' before the text
+    of a segment that is not neutral."""
+    lines = []
+    for seg in result.segments:
+        mood = seg.emotion
+        tag = f"[{mood.label} {mood.negativity:.2f}] " if mood is not None and mood.label != "neutral" else ""
+        lines.append(f"{seg.speaker}: {tag}{seg.text}\n" if seg.speaker else f"{tag}{seg.text}\n")
+    return "".join(lines)
 
 
 def render(result: FileResult, fmt: str, model: str) -> str:

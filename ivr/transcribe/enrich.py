@@ -1,0 +1,172 @@
+"""Speakers and emotion for a transcribed file (`ivr transcribe --diarize`, `--emotion`).
+
+`enrich_file` runs after a file's pieces are decoded, as one more task on a worker (or inline): it
+reads the file again, and
+
+- with `diarize`, labels speakers inside each track with the torch-free diarizer (asr.diarize: VAD,
+  MFCC statistics, clustering). Every word goes to the speaker whose turn overlaps it most (the
+  nearest turn when none does), and a segment whose words change speaker is cut there. Speakers are
+  named S1, S2, ... in order of first appearance; with `--channels split` the channel's name comes
+  first (caller/S1).
+- with `emotion`, gives every segment the emotion of its voice (the acoustic model on that stretch of
+  audio) and its words (the text model), fused as in a call (dialog.emotion): label and negativity.
+
+Like the other tasks it never raises for a bad file: the result then carries the reason.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from asr.base import Word
+from ivr.errors import IvrError, ModelMissingError
+from ivr.transcribe.engine import EngineOptions, FileResult, Segment, split_words
+
+EMOTION_PAD_S = 0.1
+"""Audio kept on each side of a segment's words for its voice emotion."""
+
+_ANALYZER: list[Any] = []
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class SegmentEmotion:
+    label: str
+    """neutral, happy, sad or angry."""
+    negativity: float
+    """0 .. 1 (mostly anger, some sadness), as the call policy sees it."""
+    voice: str | None = None
+    """The voice model's label (None: too short, or the voice abstained)."""
+    text: str | None = None
+    """The text model's label (None: no words)."""
+
+
+def needs_enrich(options: EngineOptions) -> bool:
+    return options.diarize or options.emotion
+
+
+def emotion_analyzer() -> Any:
+    """The process's EmotionAnalyzer (voice and text models), loaded once; ModelMissingError if neither loads."""
+    with _LOCK:
+        if not _ANALYZER:
+            from dialog.emotion.analyzer import EmotionAnalyzer
+
+            analyzer = EmotionAnalyzer.load()
+            if analyzer is None:
+                raise ModelMissingError("--emotion needs the emotion models in models/emotion (acoustic-emotion.* "
+                                        "and the text model); reinstall the project or retrain them with "
+                                        "`ivr train acoustic-emotion` / `ivr train text-emotion`")
+            _ANALYZER.append(analyzer)
+        return _ANALYZER[0]
+
+
+def enrich_file(result: FileResult, options: EngineOptions) -> FileResult:
+    """`result` with speakers and/or emotions added; never raises for a bad file."""
+    if not result.ok or not result.segments or not needs_enrich(options):
+        return result
+    from ivr.transcribe.engine import CHANNEL_LABELS_2, read_span
+
+    try:
+        import soundfile as sf
+
+        info = sf.info(result.path)
+        frames, channels = int(info.frames), int(info.channels)
+        tracks: dict[str, tuple[np.ndarray, int]] = {}
+        if options.split_channels and channels > 1:
+            labels = CHANNEL_LABELS_2 if channels == 2 else tuple(f"ch{i}" for i in range(channels))
+            for i, label in enumerate(labels):
+                tracks[label] = read_span(result.path, 0, frames, i)
+        else:
+            tracks[""] = read_span(result.path, 0, frames, -1)
+    except (IvrError, RuntimeError, OSError) as exc:
+        return replace(result, segments=(), error=f"cannot be read again for speakers or emotion ({exc})")
+    segments = list(result.segments)
+    if options.diarize:
+        segments = diarize_segments(segments, tracks, options.speakers or None)
+    if options.emotion:
+        analyzer = emotion_analyzer()
+        segments = [_with_emotion(seg, tracks, analyzer) for seg in segments]
+    return replace(result, segments=tuple(segments))
+
+
+def diarize_segments(segments: list[Segment], tracks: dict[str, tuple[np.ndarray, int]],
+                     num_speakers: int | None) -> list[Segment]:
+    """Each track's segments relabelled by the diarizer's turns (cut where the speaker changes)."""
+    from asr.diarize import load_diarizer
+
+    diarizer = load_diarizer("mfcc")
+    out: list[Segment] = []
+    for track, (samples, rate) in tracks.items():
+        mine = [s for s in segments if _track_of(s, tracks) == track]
+        if not mine:
+            continue
+        turns = [(t.start_s, t.end_s, t.speaker) for t in diarizer.diarize(samples, rate, num_speakers)]
+        prefix = f"{track}/" if track else ""
+        out += relabel(mine, turns, prefix)
+    out.sort(key=lambda s: (s.start_s, s.speaker))
+    return out
+
+
+def _track_of(seg: Segment, tracks: dict[str, tuple[np.ndarray, int]]) -> str:
+    return seg.speaker if seg.speaker in tracks else ""
+
+
+def relabel(segments: list[Segment], turns: list[tuple[float, float, str]], prefix: str = "") -> list[Segment]:
+    """Segments whose words carry the speaker of the turn that overlaps them most (or the nearest
+    turn), cut where the speaker changes; speakers renamed S1, S2, ... by first appearance."""
+    names: dict[str, str] = {}
+    out: list[Segment] = []
+    for seg in segments:
+        words = list(seg.words)
+        if not words:
+            continue
+        labels = [_speaker_of(w, turns) for w in words]
+        start = 0
+        for i in range(1, len(words) + 1):
+            if i == len(words) or labels[i] != labels[start]:
+                raw = labels[start]
+                if raw not in names:
+                    names[raw] = f"S{len(names) + 1}"
+                out += _segments_of(words[start:i], prefix + names[raw])
+                start = i
+    return out
+
+
+def _speaker_of(word: Word, turns: list[tuple[float, float, str]]) -> str:
+    if not turns:
+        return "?"
+    overlaps = [max(0.0, min(word.end_s, b) - max(word.start_s, a)) for a, b, _ in turns]
+    best = int(np.argmax(overlaps))
+    if overlaps[best] > 0.0:
+        return turns[best][2]
+    middle = (word.start_s + word.end_s) / 2
+    distances = [0.0 if a <= middle <= b else min(abs(middle - a), abs(middle - b)) for a, b, _ in turns]
+    return turns[int(np.argmin(distances))][2]
+
+
+def _segments_of(words: list[Word], speaker: str) -> list[Segment]:
+    segs = []
+    for group in split_words(words):
+        confidence = round(float(np.mean([w.confidence for w in group])), 4)
+        segs.append(Segment(group[0].start_s, group[-1].end_s, " ".join(w.text for w in group), confidence,
+                            tuple(group), speaker))
+    return segs
+
+
+def _with_emotion(seg: Segment, tracks: dict[str, tuple[np.ndarray, int]], analyzer: Any) -> Segment:
+    track = seg.speaker.split("/", 1)[0] if seg.speaker.split("/", 1)[0] in tracks else ""
+    samples, rate = tracks[track]
+    a = max(0, int((seg.start_s - EMOTION_PAD_S) * rate))
+    b = min(len(samples), int(np.ceil((seg.end_s + EMOTION_PAD_S) * rate)))
+    voice = analyzer.voice(samples[a:b], rate)
+    text = analyzer.text(seg.text)
+    fused = analyzer.fuse(voice, text)
+    heard = voice is not None and getattr(voice, "weight", 1.0) > 0.0
+    emotion = SegmentEmotion(fused.label or "neutral", round(float(fused.negativity), 3),
+                             voice.label if heard and voice is not None else None,
+                             text.label if text is not None else None)
+    return replace(seg, emotion=emotion)
