@@ -34,3 +34,15 @@ def test_mfcc_diarizer_on_two_real_speakers(shared_data):
 def test_pyannote_backend_says_why_it_cannot_run():
     with pytest.raises(IvrError, match="torchaudio"):
         load_diarizer("pyannote")
+
+
+def test_long_recordings_cluster_a_spread_of_windows_and_stay_accurate(shared_data, monkeypatch):
+    from asr.diarize import mfcc
+
+    audio, reference = conversation(shared_data)
+    monkeypatch.setattr(mfcc, "MAX_CLUSTER_WINDOWS", 40)  # as if the recording were hours long
+    hypothesis = load_diarizer("auto").diarize(audio, RATE_HZ, num_speakers=2)
+    result = diarization_error_rate(reference, hypothesis, collar_s=0.25)
+    print(f"DER {result.der:.3f} with 40 clustered windows")
+    assert result.der < 0.10
+    assert len({s.speaker for s in hypothesis}) == 2

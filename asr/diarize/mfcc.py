@@ -25,6 +25,8 @@ MIN_SPEECH_S = 0.25
 MAX_PAUSE_S = 0.3
 SMOOTH_S = 0.51
 N_MFCC = 20
+MAX_CLUSTER_WINDOWS = 4000
+"""Windows clustered together at most (about 17 minutes of speech; memory grows with the square)."""
 DISTANCE_THRESHOLD = 0.9
 """Cosine distance at which clusters stop merging when the number of speakers is not given."""
 
@@ -66,6 +68,33 @@ def features(audio: np.ndarray) -> np.ndarray:
     return (feats - feats.mean(axis=0)) / (feats.std(axis=0) + 1e-8)
 
 
+def cluster(emb: np.ndarray, num_speakers: int | None) -> np.ndarray:
+    """A speaker label per window embedding (agglomerative, cosine, average linkage).
+
+    The clustering holds every pair of windows in memory, so past MAX_CLUSTER_WINDOWS (a recording of
+    hours) it runs on that many windows spread evenly over the recording, and every window then goes to
+    the nearest cluster centre (cosine)."""
+    if len(emb) == 1 or num_speakers == 1:
+        return np.zeros(len(emb), dtype=int)
+    chosen = emb
+    if len(emb) > MAX_CLUSTER_WINDOWS:
+        chosen = emb[np.linspace(0, len(emb) - 1, MAX_CLUSTER_WINDOWS).round().astype(int)]
+    if num_speakers is not None:
+        model = AgglomerativeClustering(n_clusters=min(num_speakers, len(chosen)), metric="cosine",
+                                        linkage="average")
+    else:
+        model = AgglomerativeClustering(n_clusters=None, distance_threshold=DISTANCE_THRESHOLD, metric="cosine",
+                                        linkage="average")
+    labels = np.asarray(model.fit_predict(chosen), dtype=int)
+    if chosen is emb:
+        return labels
+    unit = emb / (np.linalg.norm(emb, axis=1, keepdims=True) + 1e-12)
+    chosen_unit = unit[np.linspace(0, len(emb) - 1, MAX_CLUSTER_WINDOWS).round().astype(int)]
+    centres = np.stack([chosen_unit[labels == k].mean(axis=0) for k in range(int(labels.max()) + 1)])
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True) + 1e-12
+    return np.asarray((unit @ centres.T).argmax(axis=1), dtype=int)
+
+
 class MfccDiarizer(Diarizer):
     name = "mfcc"
 
@@ -92,14 +121,7 @@ class MfccDiarizer(Diarizer):
         emb = np.array([np.concatenate([feats[a:b][speech[a:b]].mean(axis=0), feats[a:b][speech[a:b]].std(axis=0)])
                         for a, b in windows])
         emb = (emb - emb.mean(axis=0)) / (emb.std(axis=0) + 1e-8)
-        if len(windows) == 1 or num_speakers == 1:
-            labels = np.zeros(len(windows), dtype=int)
-        elif num_speakers is not None:
-            labels = AgglomerativeClustering(n_clusters=min(num_speakers, len(windows)), metric="cosine",
-                                             linkage="average").fit_predict(emb)
-        else:
-            labels = AgglomerativeClustering(n_clusters=None, distance_threshold=DISTANCE_THRESHOLD,
-                                             metric="cosine", linkage="average").fit_predict(emb)
+        labels = cluster(emb, num_speakers)
         n_labels = int(labels.max()) + 1
         votes = np.zeros((n_labels, n_frames))
         for (a, b), label in zip(windows, labels, strict=True):
