@@ -343,10 +343,17 @@ def decode_windows(pipeline: Any, audio_16k: np.ndarray, windows: list[dict[str,
         words = [Word(w.word.strip(), round(float(w.start) + offset_s, 3), round(float(w.end) + offset_s, 3),
                       round(float(w.probability), 4))
                  for w in (seg.words or ()) if w.word.strip()]
-        for group in split_words(words):
-            confidence = round(float(np.mean([w.confidence for w in group])), 4)
-            text = " ".join(w.text for w in group)
-            out.append(Segment(group[0].start_s, group[-1].end_s, text, confidence, tuple(group), speaker))
+        out += segments_from_words(words, speaker)
+    return out
+
+
+def segments_from_words(words: list[Word], speaker: str = "") -> list[Segment]:
+    """Words of one speaker -> subtitle-sized segments (`split_words`), confidence the words' mean."""
+    out = []
+    for group in split_words(words):
+        confidence = round(float(np.mean([w.confidence for w in group])), 4)
+        out.append(Segment(group[0].start_s, group[-1].end_s, " ".join(w.text for w in group), confidence,
+                           tuple(group), speaker))
     return out
 
 

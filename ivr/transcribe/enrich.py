@@ -24,7 +24,7 @@ import numpy as np
 
 from asr.base import Word
 from ivr.errors import IvrError, ModelMissingError
-from ivr.transcribe.engine import EngineOptions, FileResult, Segment, split_words
+from ivr.transcribe.engine import EngineOptions, FileResult, Segment, segments_from_words
 
 EMOTION_PAD_S = 0.1
 """Audio kept on each side of a segment's words for its voice emotion."""
@@ -131,7 +131,7 @@ def relabel(segments: list[Segment], turns: list[tuple[float, float, str]], pref
                 raw = labels[start]
                 if raw not in names:
                     names[raw] = f"S{len(names) + 1}"
-                out += _segments_of(words[start:i], prefix + names[raw])
+                out += segments_from_words(words[start:i], prefix + names[raw])
                 start = i
     return out
 
@@ -146,15 +146,6 @@ def _speaker_of(word: Word, turns: list[tuple[float, float, str]]) -> str:
     middle = (word.start_s + word.end_s) / 2
     distances = [0.0 if a <= middle <= b else min(abs(middle - a), abs(middle - b)) for a, b, _ in turns]
     return turns[int(np.argmin(distances))][2]
-
-
-def _segments_of(words: list[Word], speaker: str) -> list[Segment]:
-    segs = []
-    for group in split_words(words):
-        confidence = round(float(np.mean([w.confidence for w in group])), 4)
-        segs.append(Segment(group[0].start_s, group[-1].end_s, " ".join(w.text for w in group), confidence,
-                            tuple(group), speaker))
-    return segs
 
 
 def _with_emotion(seg: Segment, tracks: dict[str, tuple[np.ndarray, int]], analyzer: Any) -> Segment:
