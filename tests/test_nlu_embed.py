@@ -1,7 +1,7 @@
 """The embedding backend of the intent model: all-MiniLM-L6-v2 in numpy from its installed package,
 a sentence-vector head blended with the TF-IDF model, files without pickle, fallback without the
 encoder, and `ivr train intents --backend`; the onnxruntime encoder (float32 and int8) built from the
-same weights: its vectors against numpy's, its cache, its fallbacks."""
+same weights: its vectors against numpy's, its cache, its fallbacks, `ivr bench-intents`."""
 
 from __future__ import annotations
 
@@ -320,3 +320,15 @@ def test_onnx_runtimes_of_the_real_encoder_agree_with_numpy(tmp_path, runtime, l
     print(f"{runtime}: cosine to numpy min {cosine.min():.4f}, mean {cosine.mean():.4f}")
     assert cosine.min() > least
 
+
+@pytest.mark.models
+@needs_encoder
+def test_bench_intents_prints_a_table_and_writes_json(tmp_path, capsys):
+    csv = tmp_path / "test.csv"
+    csv.write_text("text,intent\nI lost my card,lost_card\nwhat is my balance,balance\nbye,goodbye\n")
+    assert main(["bench-intents", str(csv), "--json", str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "CPU p95" in out and "load 1 min" in out
+    figures = json.loads((tmp_path / "b.json").read_text())
+    assert figures["test"]["n"] == 3 and figures["test"]["backend"] in ("ensemble", "embed")
+    assert {"latency_ms_p95", "cpu_ms_p95", "load_avg_1min", "encoder"} <= set(figures["test"])

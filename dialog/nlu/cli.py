@@ -1,14 +1,17 @@
 """`ivr train intents FILE [--out DIR] [--eval TEST.csv] [--backend tfidf|embed|ensemble]`: train,
-calibrate, save and print figures."""
+calibrate, save and print figures. `ivr bench-intents TEST.csv [--model DIR]`: accuracy, macro-F1 and
+per-utterance latency of a saved model (a table and JSON)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
-from dialog.nlu.embed import INSTALL_HINT
+from dialog.nlu.embed import DEFAULT_RUNTIME, ENCODER_ENV, INSTALL_HINT, RUNTIMES
 from dialog.nlu.model import BACKENDS
 from dialog.nlu.train import TrainConfig
 from ivr.errors import IvrError
@@ -42,6 +45,16 @@ def register(sub: Any) -> None:
     intents.add_argument("--json", dest="json_out", help="write the figures as JSON here")
     intents.set_defaults(func=cmd_train_intents)
 
+    bench = sub.add_parser("bench-intents", help="accuracy, macro-F1 and per-utterance latency of a saved "
+                                                 "intent model on a test CSV: a table and JSON")
+    bench.add_argument("file", help="test CSV with a header: text,intent (or text,category)")
+    bench.add_argument("--model", help="model directory (default: the shipped bank model)")
+    bench.add_argument("--backend", choices=BACKENDS, help="tfidf leaves a sentence-vector head unused")
+    bench.add_argument("--encoder", choices=RUNTIMES,
+                       help=f"sentence encoder runtime (default: ${ENCODER_ENV}, else {DEFAULT_RUNTIME})")
+    bench.add_argument("--json", dest="json_out", help="write the figures as JSON here")
+    bench.set_defaults(func=cmd_bench_intents)
+
 
 def cmd_train_intents(args: argparse.Namespace) -> int:
     from dialog.nlu.data import read_examples, relabel
@@ -65,13 +78,13 @@ def cmd_train_intents(args: argparse.Namespace) -> int:
                                "train_s": model.info.get("train_s")}
     if model.embed is not None:
         figures["embed"] = {"temperature": round(model.embed.temperature, 4), "blend": model.embed.blend,
-                            "oos_threshold": round(model.embed.oos_threshold, 4), "c": config.embed_c}
+                            "oos_threshold": round(model.embed.oos_threshold, 4), "c": config.embed_c,
+                            "encoder": getattr(model.encoder, "runtime", None)}
     if args.eval_file:
         test = read_examples(args.eval_file)
         figures["test"] = evaluate(model, test)
         figures["test_asr_style"] = evaluate(model, test, normalize=True)
-        _print_eval("test", figures["test"])
-        _print_eval("test, ASR-style text (lower case, no punctuation)", figures["test_asr_style"])
+        print_eval_table({"test": figures["test"], "test, ASR-style text": figures["test_asr_style"]})
         if args.oos_holdout:
             figures["oos"] = oos_study(rows, test, args.oos_holdout, config, vectors)
             o = figures["oos"]
@@ -96,7 +109,44 @@ def cmd_train_intents(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_eval(name: str, m: dict[str, float]) -> None:
-    print(f"{name}: n={m['n']} accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, "
-          f"latency {m['latency_ms_p50']:.2f} ms p50 / {m['latency_ms_mean']:.2f} ms mean / "
-          f"{m['latency_ms_p95']:.2f} ms p95 per utterance (one thread)", flush=True)
+def cmd_bench_intents(args: argparse.Namespace) -> int:
+    from dialog.nlu.data import read_examples
+    from dialog.nlu.model import IntentModel
+    from dialog.nlu.train import evaluate
+
+    before = os.environ.get(ENCODER_ENV)
+    if args.encoder:  # read when the process's shared encoder is first loaded
+        os.environ[ENCODER_ENV] = args.encoder
+    try:
+        started = time.perf_counter()
+        model = IntentModel.load(args.model, backend=args.backend)
+        load_s = time.perf_counter() - started
+    finally:
+        if before is None:
+            os.environ.pop(ENCODER_ENV, None)
+        else:
+            os.environ[ENCODER_ENV] = before
+    test = read_examples(args.file)
+    figures: dict[str, Any] = {"model": str(args.model or "shipped"), "load_s": round(load_s, 2),
+                               "test": evaluate(model, test),
+                               "test_asr_style": evaluate(model, test, normalize=True)}
+    print(f"model {figures['model']} loaded in {load_s:.2f} s (the sentence encoder included)")
+    print_eval_table({"test": figures["test"], "test, ASR-style text": figures["test_asr_style"]})
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    return 0
+
+
+def print_eval_table(rows: dict[str, dict[str, Any]]) -> None:
+    """Accuracy, macro-F1 and the latency of `predict` (one utterance at a time, one thread; wall and
+    thread CPU milliseconds) of each evaluation, with the 1-minute load average while it ran."""
+    first = next(iter(rows.values()))
+    print(f"backend {first['backend']}, encoder {first.get('encoder') or '-'}, CPUs {first.get('cpus', '?')}; "
+          "latency of predict per utterance in ms (one at a time, one thread)")
+    print(f"{'':24}{'n':>6}{'accuracy':>10}{'macro-F1':>10}{'wall p50':>10}{'wall p95':>10}{'wall mean':>10}"
+          f"{'CPU p50':>10}{'CPU p95':>10}{'CPU mean':>10}{'load 1 min':>12}")
+    for name, m in rows.items():
+        load = "-".join(f"{v:.1f}" for v in m.get("load_avg_1min", []) if v is not None) or "?"
+        print(f"{name:24}{m['n']:>6}{m['accuracy']:>10.4f}{m['macro_f1']:>10.4f}{m['latency_ms_p50']:>10.2f}"
+              f"{m['latency_ms_p95']:>10.2f}{m['latency_ms_mean']:>10.2f}{m['cpu_ms_p50']:>10.2f}"
+              f"{m['cpu_ms_p95']:>10.2f}{m['cpu_ms_mean']:>10.2f}{load:>12}", flush=True)

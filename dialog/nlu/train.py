@@ -16,6 +16,7 @@ of the blend. The TF-IDF model is always trained too: it runs where the encoder 
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -294,25 +295,50 @@ def predict_labels(model: IntentModel, texts: Sequence[str]) -> tuple[list[str],
 
 
 def evaluate(model: IntentModel, examples: Sequence[Example], normalize: bool = False) -> dict[str, Any]:
-    """Accuracy and macro-F1 of the best intent (no rejection), latency per utterance (one thread)."""
+    """Accuracy and macro-F1 of the best intent (no rejection); latency of `predict`, one utterance
+    at a time on one thread: wall and thread CPU time (p50, mean, p95), with the 1-minute load
+    average before and after (wall time on a loaded machine includes waiting for a core)."""
     _sklearn()
     from sklearn.metrics import f1_score
     from threadpoolctl import threadpool_limits
 
     texts = [normalize_text(e.text) if normalize else e.text for e in examples]
     truth = [e.intent for e in examples]
+    load_before = _load_average()
     with threadpool_limits(1):
-        model.predict(texts[0])
-        best, seconds = [], []
+        for text in texts[:10]:
+            model.predict(text)  # warm-up
+        best, seconds, cpu = [], [], []
         for text in texts:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             best.append(model.predict(text).best)
+            cpu.append(time.thread_time() - c0)
             seconds.append(time.perf_counter() - t0)
-    ms = np.array(seconds) * 1000
+    ms, cpu_ms = np.array(seconds) * 1000, np.array(cpu) * 1000
     return {"n": len(texts), "accuracy": float(np.mean([b == t for b, t in zip(best, truth, strict=True)])),
             "macro_f1": float(f1_score(truth, best, average="macro")),
             "latency_ms_p50": float(np.percentile(ms, 50)), "latency_ms_mean": float(ms.mean()),
-            "latency_ms_p95": float(np.percentile(ms, 95)), "backend": model.backend}
+            "latency_ms_p95": float(np.percentile(ms, 95)),
+            "cpu_ms_p50": float(np.percentile(cpu_ms, 50)), "cpu_ms_mean": float(cpu_ms.mean()),
+            "cpu_ms_p95": float(np.percentile(cpu_ms, 95)),
+            "load_avg_1min": [load_before, _load_average()], "cpus": _cpus(),
+            "backend": model.backend, "encoder": getattr(model.encoder, "runtime", None)}
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def _cpus() -> str:
+    """The CPUs this process may run on (`taskset -c 1` shows as "1")."""
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return str(os.cpu_count())
+    return ",".join(map(str, allowed))
 
 
 def oos_study(train_rows: Sequence[Example], test_rows: Sequence[Example], holdout: int,
