@@ -3,8 +3,9 @@
 Each clip is read, brought to 8 kHz, passed once through G.711 (what a phone line does to it), then
 featurized. The plain variant is mu-law; the augmented variants (training only) use A-law and/or a
 random gain and a little white noise before the codec, with a seed fixed per clip and variant. The
-cache is keyed by the clip's path, size and mtime, by FEATURE_VERSION and by the variant, so a
-changed file or a changed extractor is recomputed and nothing else is.
+cache is keyed by the clip's path, size and mtime, by FEATURE_VERSION (dialog.emotion.features) and
+by the variant, so a changed file or a changed extractor is recomputed and nothing else is (a data
+folder copied afresh has new mtimes: its clips are featurized again).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-FEATURE_VERSION = "tel8k-v2"
+from dialog.emotion.features import FEATURE_VERSION
+
 VARIANTS: dict[str, tuple[str, bool]] = {
     "mulaw": ("PCMU", False),
     "alaw": ("PCMA", False),
