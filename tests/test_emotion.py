@@ -87,6 +87,23 @@ def test_features_at_8_and_16_khz_agree_on_the_same_voice():
     assert abs(low[0] - np.log2(140)) < 0.3
 
 
+def test_a_line_turn_gives_the_same_features_read_at_8_khz_or_through_the_16_khz_session():
+    """Calls hand the model 16 kHz audio (the session's rate); training clips are read at 8 kHz. The
+    resampler's anti-alias filter removes 3.8-4 kHz on the way up and down, so without the 3.5 kHz
+    low-pass the two paths disagreed on unvoiced levels by 15 dB."""
+    from ivr.resample import resample
+    from telephony.g711 import roundtrip
+
+    rng = np.random.default_rng(1)
+    line = roundtrip((_voice(8000, 2.0) + rng.standard_normal(16000) * 300).astype(np.int16), "PCMU")
+    direct, session = extract(line, 8000), extract(resample(line, 8000, 16000), 16000)
+    assert np.allclose(direct, session, rtol=0.05, atol=0.1)
+    model = AcousticEmotionModel()
+    d_direct, d_session = model.ood_distance(direct), model.ood_distance(session)
+    assert d_direct is not None and d_session is not None
+    assert abs(float(d_direct[0]) - float(d_session[0])) < 0.05
+
+
 def test_features_survive_silence_and_very_short_audio():
     assert np.all(np.isfinite(extract(np.zeros(800, dtype=np.int16), 8000)))
     assert np.all(np.isfinite(extract(np.zeros(16000, dtype=np.int16), 16000)))
@@ -108,6 +125,31 @@ def test_fusion_weighs_voice_over_words(text_model):
     assert fused.label == "angry" and fused.negativity > 0.6
     assert fuse(None, words).negativity == words.negativity
     assert fuse(None, None).label == ""
+
+
+def test_a_voice_out_of_distribution_abstains_and_the_words_decide(text_model):
+    from dialog.emotion.acoustic import VoiceEmotion
+    scores = {"neutral": 0.0, "happy": 0.0, "sad": 0.0, "angry": 1.0}
+    words = text_model.predict("what is my account balance")
+    abstained = fuse(VoiceEmotion("angry", scores, 1.0, 2.0, ood=9.0, weight=0.0), words)
+    assert abstained.negativity == words.negativity and abstained.voice_weight == 0.0
+    half = fuse(VoiceEmotion("angry", scores, 1.0, 2.0, ood=2.0, weight=0.5), words)
+    full = fuse(VoiceEmotion("angry", scores, 1.0, 2.0, ood=1.0, weight=1.0), words)
+    assert words.negativity < half.negativity < full.negativity
+    assert fuse(VoiceEmotion("angry", scores, 1.0, 2.0, weight=0.0), None).label == ""
+
+
+def test_shipped_model_has_calibrated_ood_thresholds_and_a_smooth_weight():
+    model = AcousticEmotionModel()
+    ood = model.meta["ood"]
+    assert 0 < ood["low"] < ood["high"]
+    assert model.voice_weight(ood["low"] * 0.9) == 1.0
+    assert model.voice_weight(ood["high"]) == 0.0
+    assert 0 < model.voice_weight((ood["low"] + ood["high"]) / 2) < 1
+    # held-out human speakers in the nested evaluation: the voice rarely abstains
+    assert model.meta["figures"]["ood_heldout"]["abstained"] < 0.05
+    distance = model.ood_distance(extract(_voice(8000), 8000))
+    assert distance is not None and distance[0] > ood["high"]  # a synthetic buzz is far from any speaker
 
 
 def test_smoothing_starts_at_the_first_turn_and_moves_halfway():

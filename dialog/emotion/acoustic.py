@@ -4,6 +4,15 @@ The model (`models/emotion/acoustic-emotion.{json,npz}`, trained by `ivr train a
 stored without pickle: feature standardisation and the weights of a few one-hidden-layer MLPs whose
 probabilities are averaged. Classes: neutral, happy, sad, angry.
 
+Out-of-distribution turns: the model also stores the statistics of its human training speakers'
+features (mean, scale, and the inverse of a Ledoit-Wolf shrunk covariance). A turn's OOD score is its
+Mahalanobis distance from them (root mean square over the features, so about 1 for a training clip),
+and `meta["ood"]` holds two thresholds calibrated on speakers held out of the statistics (the 95th
+and 99.5th percentiles of their clips' distances). Below `low` the voice counts fully; between `low`
+and `high` its weight falls linearly to 0; at or beyond `high` the voice abstains (weight 0) and
+fusion relies on the words. A voice far from every training speaker (a synthetic voice, an odd line)
+is thus not judged by a model that never heard anything like it.
+
 Trained on acted speech (RAVDESS, TESS) under non-commercial licenses: see models/emotion/MODEL_CARD.md.
 """
 
@@ -32,6 +41,10 @@ class VoiceEmotion:
     negativity: float
     """0 .. 1: mostly P(angry), a little of P(sad)."""
     audio_s: float
+    ood: float | None = None
+    """Mahalanobis distance of the turn's features from the human training speakers' (None: no stats)."""
+    weight: float = 1.0
+    """How much the voice counts in fusion: 1 in distribution, falling to 0 (abstains) out of it."""
 
 
 class AcousticEmotionModel:
@@ -60,6 +73,13 @@ class AcousticEmotionModel:
         self._columns = np.asarray(data["columns"] if "columns" in data else np.arange(self._mean.size),
                                    dtype=np.int64)
         self._scale = np.asarray(data["scale"], dtype=np.float32)
+        self._ood: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        ood_meta = meta.get("ood")
+        if ood_meta and "ood_precision" in data:
+            self._ood = (np.asarray(data["ood_mean"], dtype=np.float32),
+                         np.asarray(data["ood_scale"], dtype=np.float32),
+                         np.asarray(data["ood_precision"], dtype=np.float32))
+            self.ood_low, self.ood_high = float(ood_meta["low"]), float(ood_meta["high"])
         self._layers = [[(np.asarray(data[f"m{m}_w{i}"], dtype=np.float32),
                           np.asarray(data[f"m{m}_b{i}"], dtype=np.float32))
                          for i in range(int(meta["layers"]))] for m in range(int(meta["members"]))]
@@ -80,10 +100,32 @@ class AcousticEmotionModel:
             out += e / e.sum(axis=1, keepdims=True)
         return out / len(self._layers)
 
+    def ood_distance(self, features: np.ndarray) -> np.ndarray | None:
+        """Mahalanobis distance (per feature, RMS-like) of each row from the training speakers; None: no stats."""
+        if self._ood is None:
+            return None
+        mean, scale, precision = self._ood
+        z = (np.atleast_2d(features).astype(np.float32)[:, self._columns] - mean) / scale
+        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", z, precision, z), 0.0) / z.shape[1])
+
+    def voice_weight(self, distance: float | None) -> float:
+        """1 up to the calibrated `low`, linearly down to 0 at `high` (the voice abstains beyond)."""
+        if distance is None or self._ood is None:
+            return 1.0
+        if distance <= self.ood_low:
+            return 1.0
+        if distance >= self.ood_high:
+            return 0.0
+        return (self.ood_high - distance) / (self.ood_high - self.ood_low)
+
     def predict(self, samples: np.ndarray, sample_rate_hz: int) -> VoiceEmotion:
         """The emotion of one turn of caller audio (int16 or float, any rate)."""
-        probs = self.probabilities_from_features(extract(samples, sample_rate_hz))[0]
+        features = extract(samples, sample_rate_hz)
+        probs = self.probabilities_from_features(features)[0]
+        distance = self.ood_distance(features)
+        ood = None if distance is None else float(distance[0])
         scores = {label: round(float(p), 4) for label, p in zip(self.labels, probs, strict=True)}
         negativity = min(1.0, sum(w * scores.get(k, 0.0) for k, w in NEGATIVE_WEIGHTS.items()))
         return VoiceEmotion(self.labels[int(np.argmax(probs))], scores, round(negativity, 4),
-                            round(len(samples) / sample_rate_hz, 3))
+                            round(len(samples) / sample_rate_hz, 3),
+                            None if ood is None else round(ood, 3), round(self.voice_weight(ood), 4))

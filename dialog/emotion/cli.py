@@ -33,6 +33,8 @@ def register(sub: Any) -> None:
                        help="speakers left out of training and evaluation altogether, comma-separated "
                             "(RAVDESS actor numbers or group names); default 3: RAVDESS actor 03, whose "
                             "clips the end-to-end tests play as callers. '' keeps everyone")
+    voice.add_argument("--no-synthetic", action="store_true",
+                       help="leave out the synthetic-voice neutral clips (dialog/emotion/synthetic.py)")
     voice.add_argument("--no-eval", action="store_true", help="skip the speaker-independent evaluation")
     voice.add_argument("--outer-folds", type=int, default=5,
                        help="speaker-grouped outer folds of the nested evaluation (0: leave one speaker out)")

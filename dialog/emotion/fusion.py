@@ -2,7 +2,9 @@
 
 Text emotions (Ekman) fold into the voice model's four classes: anger and disgust -> angry, sadness
 and fear -> sad, joy -> happy, neutral and surprise -> neutral. Either side may be missing (no audio
-model, an empty transcript); the other then decides alone.
+model, an empty transcript); the other then decides alone. The voice's share is scaled by its
+out-of-distribution weight (`VoiceEmotion.weight`): a voice unlike the model's training speakers
+counts less, and not at all beyond the calibrated threshold, so the words decide.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class TurnEmotion:
     """0 .. 1, for the policy."""
     voice_negativity: float | None = None
     text_negativity: float | None = None
+    voice_weight: float | None = None
+    """The voice's OOD weight (0: it abstained); None without a voice."""
 
 
 def text_scores(text: TextEmotion) -> dict[str, float]:
@@ -48,7 +52,7 @@ def fuse(voice: VoiceEmotion | None, text: TextEmotion | None,
          weights: FusionWeights = FusionWeights()) -> TurnEmotion:
     parts: list[tuple[float, dict[str, float], float]] = []
     if voice is not None:
-        parts.append((weights.voice, voice.scores, voice.negativity))
+        parts.append((weights.voice * voice.weight, voice.scores, voice.negativity))
     if text is not None:
         parts.append((weights.text, text_scores(text), text.negativity))
     total = sum(w for w, _, _ in parts)
@@ -57,4 +61,5 @@ def fuse(voice: VoiceEmotion | None, text: TextEmotion | None,
     scores = {c: round(sum(w * s.get(c, 0.0) for w, s, _ in parts) / total, 4) for c in CLASSES}
     negativity = sum(w * n for w, _, n in parts) / total
     return TurnEmotion(max(scores, key=scores.__getitem__), scores, round(negativity, 4),
-                       None if voice is None else voice.negativity, None if text is None else text.negativity)
+                       None if voice is None else voice.negativity, None if text is None else text.negativity,
+                       None if voice is None else voice.weight)
