@@ -68,6 +68,32 @@ def test_text_model_files_are_small_and_not_pickles(text_model):
     assert text_model.meta["figures"]["test_macro_f1"] > 0.5
 
 
+def test_a_model_trained_on_other_features_is_refused_with_a_clear_message(tmp_path, caplog):
+    """Weights trained on another feature version would read the wrong features without a sign."""
+    import json
+    import shutil
+
+    from dialog.emotion.analyzer import EmotionAnalyzer
+    from dialog.emotion.features import FEATURE_VERSION
+    from dialog.emotion.text import default_model_dir
+    from ivr.errors import ModelMissingError
+
+    assert AcousticEmotionModel().meta["feature_version"] == FEATURE_VERSION  # the shipped model is current
+    for name in ("acoustic-emotion.json", "acoustic-emotion.npz", "text-emotion.json", "text-emotion.npz"):
+        shutil.copy(default_model_dir() / name, tmp_path / name)
+    meta_path = tmp_path / "acoustic-emotion.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    for stale in ("tel8k-v2", None):
+        meta["feature_version"] = stale
+        meta_path.write_text(json.dumps(meta), encoding="utf-8")
+        with pytest.raises(ModelMissingError, match=f"{stale!r}.*{FEATURE_VERSION!r}.*retrain"):
+            AcousticEmotionModel(tmp_path)
+    with caplog.at_level("WARNING"):
+        analyzer = EmotionAnalyzer.load(tmp_path)  # a call goes on with the words alone, and says why
+    assert analyzer is not None and analyzer.acoustic is None and analyzer.text_model is not None
+    assert "trained on features None" in caplog.text
+
+
 def _voice(rate_hz: int, seconds: float = 1.5) -> np.ndarray:
     """A vowel-like tone with a gliding pitch and syllable-rate loudness."""
     t = np.arange(int(rate_hz * seconds)) / rate_hz

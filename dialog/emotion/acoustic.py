@@ -2,7 +2,11 @@
 
 The model (`models/emotion/acoustic-emotion.{json,npz}`, trained by `ivr train acoustic-emotion`) is
 stored without pickle: feature standardisation and the weights of a few one-hidden-layer MLPs whose
-probabilities are averaged. Classes: neutral, happy, sad, angry.
+probabilities are averaged. Classes: neutral, happy, sad, angry. The model records the feature version
+it was trained on (`meta["feature_version"]`); loading one made for other features than
+`dialog.emotion.features` extracts raises ModelMissingError (retrain it), since its weights would
+read the wrong features without a sign (EmotionAnalyzer then logs a warning and goes on without the
+voice).
 
 Out-of-distribution turns: the model also stores the statistics of its human training speakers'
 features (mean, scale, and the inverse of a Ledoit-Wolf shrunk covariance). A turn's OOD score is its
@@ -25,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from dialog.emotion.features import extract
+from dialog.emotion.features import FEATURE_VERSION, extract
 from dialog.emotion.text import default_model_dir
 from ivr.errors import ModelMissingError
 
@@ -55,6 +59,11 @@ class AcousticEmotionModel:
             raise ModelMissingError(f"acoustic emotion model not found in {model_dir}: run "
                                     "`ivr train acoustic-emotion --data ../shared/data/emotion`")
         meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("feature_version") != FEATURE_VERSION:
+            # the weights would read features they were not trained on: wrong emotions, silently
+            raise ModelMissingError(f"{meta_path}: the acoustic emotion model was trained on features "
+                                    f"{meta.get('feature_version')!r}, this code extracts {FEATURE_VERSION!r}: "
+                                    "retrain it with `ivr train acoustic-emotion --data ../shared/data/emotion`")
         with np.load(weights_path, allow_pickle=False) as data:
             self._load(dict(data), meta)
 
