@@ -2,7 +2,7 @@
 emotion; the same sentences spoken calmly are re-prompted without escalation.
 
 The clips are RAVDESS actor 03's ("Kids are talking by the door", "Dogs are sitting by the door"),
-played at 8 kHz into the bank flow with escalation on negative emotion turned on. Actor 03
+played at 8 kHz into the default bank flow (escalation on negative emotion is on by default). Actor 03
 is held out of the shipped acoustic model's training (`ivr train acoustic-emotion --hold-out 3`, the
 default), so the model has never heard this voice. To be honest about the choice: these are the
 actor's strong-intensity angry takes, which the model classifies as angry, and calm takes it
@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
 
-from dialog.flow import default_flow_path
+from dialog.flow import default_flow_path, load_flow
 from ivr.config import AgentConfig
 from ivr.services import Services
 from ivr.simulate import simulate_call
@@ -52,12 +51,10 @@ speak with Piper."""
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory):
-    """The bank flow with escalation on negative emotion turned on (it ships turned off)."""
-    flow = yaml.safe_load(default_flow_path().read_text(encoding="utf-8"))
-    flow["settings"]["escalate_on_negative_emotion"] = {"turns": 2, "threshold": 0.6}
-    flow_path = tmp_path_factory.mktemp("flow") / "bank-escalating.yaml"
-    flow_path.write_text(yaml.safe_dump(flow), encoding="utf-8")
-    config = AgentConfig(tts_cache_dir=str(tmp_path_factory.mktemp("prompt-cache")), flow=str(flow_path))
+    """The default bank flow, which escalates on sustained negative emotion."""
+    escalation = load_flow(default_flow_path()).settings.escalate_on_negative_emotion
+    assert escalation is not None and escalation.turns == 2 and escalation.threshold == 0.6
+    config = AgentConfig(tts_cache_dir=str(tmp_path_factory.mktemp("prompt-cache")))
     services = Services.load(config)
     assert services.emotion is not None and services.emotion.acoustic is not None
     assert "ravdess-03" in services.emotion.acoustic.meta["figures"]["held_out_speakers"]
