@@ -66,7 +66,8 @@ class EmotionLane:
             return utterance
         log.emit("emotion", label=fused.label, scores=fused.scores, negativity=fused.negativity,
                  voice=None if voice is None else voice.label,
-                 voice_negativity=fused.voice_negativity, text=None if text is None else text.label,
+                 voice_negativity=fused.voice_negativity, voice_weight=fused.voice_weight,
+                 voice_ood=None if voice is None else voice.ood, text=None if text is None else text.label,
                  text_negativity=fused.text_negativity, valence=None if text is None else text.valence)
         return replace(utterance, emotion=fused.label, negativity=fused.negativity)
 

@@ -71,6 +71,7 @@ def test_angry_caller_is_escalated_for_negative_emotion(services, shared_data, t
     assert call.result.reason == "negative-emotion"
     emotions = call.session.log.of_type("emotion")
     assert len(emotions) == 2 and all(e["voice"] == "angry" and e["negativity"] >= 0.6 for e in emotions)
+    assert all(e["voice_weight"] > 0.5 for e in emotions)  # a human voice: the model does not abstain
     ended = call.session.log.of_type("call_ended")[-1]
     assert ended["reason"] == "negative-emotion"
     said = " ".join(e["text"] for e in call.session.log.of_type("say"))
@@ -114,3 +115,5 @@ def test_calm_piper_caller_who_is_not_understood_is_not_escalated_for_emotion(se
     assert call.result.reason != "negative-emotion"
     emotions = call.session.log.of_type("emotion")
     assert len(emotions) >= 2 and all(e["negativity"] < 0.5 for e in emotions), emotions
+    # the log says how far the voice was from the model's training speakers, and how much it counted
+    assert all(e["voice_ood"] is not None and 0.0 <= e["voice_weight"] <= 1.0 for e in emotions)
