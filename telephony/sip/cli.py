@@ -106,19 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if store is not None:
         server.observers.append(SipStoreObserver(store, keep_files=args.keep_call_files
                                                  or store.config.keep_call_files))
-    stop = threading.Event()
-    hurry = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        if stop.is_set():
-            log.info("signal %d again: hanging up now", signum)
-            hurry.set()
-        else:
-            log.info("signal %d: shutting down (live calls may finish)", signum)
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop, hurry = _shutdown_signals()
     server.start()
     tls = f"; TLS on {config.tls_port}" if config.tls_cert else ""
     print(f"ivr serve: listening on sip:{config.bind}:{config.port} (UDP, TCP{tls}); calls in {config.out_dir}/; "
@@ -136,13 +124,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_behind_front(config: SipConfig) -> int:
-    """`ivr serve --max-calls N` above one process's limit: workers behind Kamailio (telephony.sip.front)."""
-    import sys
-
-    from telephony.sip.front import Supervisor
-
-    supervisor = Supervisor(config, sys.argv[1:])
+def _shutdown_signals() -> tuple[threading.Event, threading.Event]:
+    """(stop, hurry): SIGINT or SIGTERM sets `stop` (live calls may finish); a second one also sets
+    `hurry` (hang up now)."""
     stop = threading.Event()
     hurry = threading.Event()
 
@@ -156,6 +140,17 @@ def _serve_behind_front(config: SipConfig) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    return stop, hurry
+
+
+def _serve_behind_front(config: SipConfig) -> int:
+    """`ivr serve --max-calls N` above one process's limit: workers behind Kamailio (telephony.sip.front)."""
+    import sys
+
+    from telephony.sip.front import Supervisor
+
+    supervisor = Supervisor(config, sys.argv[1:])
+    stop, hurry = _shutdown_signals()
     try:
         supervisor.start()
         print(f"ivr serve: listening on sip:{config.bind}:{config.port} (UDP, TCP; Kamailio in front of "
