@@ -22,7 +22,17 @@ import numpy as np
 import pytest
 
 from tests.sip.rtp_pcap import CallerTrack
-from tests.sip.sipp import RTP_OFFSET, SIPP, RtpListener, free_media_base, free_udp_port, render, start_sipp
+from tests.sip.sipp import (
+    RTP_OFFSET,
+    SIPP,
+    RtpListener,
+    finish_sipp,
+    free_media_base,
+    free_udp_port,
+    render,
+    sipp_errors,
+    start_sipp,
+)
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
 
@@ -122,14 +132,9 @@ def calls(tmp_path_factory):
             runs[name] = (proc, listener, log_dir)
         results = {}
         for name, (proc, listener, log_dir) in runs.items():
-            try:
-                _, err = proc.communicate(timeout=CALL_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                _, err = proc.communicate()
+            rc, err = finish_sipp(proc, CALL_TIMEOUT_S)
             time.sleep(0.5)
-            results[name] = {"rc": proc.returncode, "err": err.decode(errors="replace"), "listener": listener,
-                             "log_dir": log_dir}
+            results[name] = {"rc": rc, "err": err, "listener": listener, "log_dir": log_dir}
         time.sleep(1.0)  # the server writes sip.json once the session has closed
     finally:
         for proc in sipps:
@@ -158,8 +163,8 @@ def _which(log_dir: Path, sip_call_id: str) -> str:
 
 
 def _check_sipp(result: dict) -> None:
-    errors = "".join(p.read_text(errors="replace") for p in result["log_dir"].glob("*_errors.log"))
-    assert result["rc"] == 0, f"sipp failed (rc {result['rc']}): {result['err'][-500:]} {errors[-1500:]}"
+    errors = sipp_errors(result["log_dir"])
+    assert result["rc"] == 0, f"sipp failed (rc {result['rc']}): {result['err'][-500:]} {errors}"
 
 
 def test_agent_answers_and_the_caller_hears_the_greeting(calls):

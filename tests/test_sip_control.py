@@ -12,26 +12,23 @@ import time
 import pytest
 
 from tests.sip.rtp_pcap import CallerTrack
-from tests.sip.sipp import RTP_OFFSET, SIPP, RtpListener, free_media_base, free_udp_port, render, start_sipp
+from tests.sip.sipp import (
+    RTP_OFFSET,
+    SIPP,
+    RtpListener,
+    finish_sipp,
+    free_media_base,
+    free_udp_port,
+    render,
+    sipp_errors,
+    start_sipp,
+)
 from tests.test_sip_call import _events, _start_server
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
 
 RTP_TIMEOUT_S = 3
 HOLD_MS = 6000  # longer than the RTP timeout: a held call must not be timed out
-
-
-def _run(proc: subprocess.Popen, timeout_s: float) -> tuple[int, str]:
-    try:
-        _, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-    return proc.returncode, err.decode(errors="replace")
-
-
-def _errors(log_dir) -> str:
-    return "".join(p.read_text(errors="replace")[-800:] for p in log_dir.glob("*_errors.log"))
 
 
 def test_rtp_timeout_hold_and_graceful_shutdown(tmp_path):
@@ -61,9 +58,10 @@ def test_rtp_timeout_hold_and_graceful_shutdown(tmp_path):
                                     base, dirs[name]))
         held, silent = procs
         started = time.monotonic()
-        rc, err = _run(silent, 30)
+        rc, err = finish_sipp(silent, 30)
         silent_s = time.monotonic() - started
-        assert rc == 0, f"the silent caller did not get the agent's BYE: {err[-500:]} {_errors(dirs['silent'])}"
+        assert rc == 0, (f"the silent caller did not get the agent's BYE: {err[-500:]} "
+                         f"{sipp_errors(dirs['silent'], 800)}")
         assert 2.0 + RTP_TIMEOUT_S - 1 <= silent_s <= 2.0 + RTP_TIMEOUT_S + 4, silent_s
         time.sleep(max(0.0, 7.5 - (time.monotonic() - started)))  # the held caller is on hold now
         server.send_signal(signal.SIGTERM)
@@ -72,12 +70,12 @@ def test_rtp_timeout_hold_and_graceful_shutdown(tmp_path):
         late = start_sipp(render("expect_503.xml", tmp_path / "late" / "s.xml"), port, free_udp_port(),
                           free_media_base(), tmp_path / "late")
         procs.append(late)
-        rc, err = _run(late, 20)
+        rc, err = finish_sipp(late, 20)
         assert rc == 0, f"a call during shutdown did not get 503: {err[-500:]}"
         assert server.poll() is None, "the server stopped before the live call ended"
-        rc, err = _run(held, 40)
+        rc, err = finish_sipp(held, 40)
         assert rc == 0, f"the held call did not survive hold, resume and shutdown: {err[-500:]} " \
-                        f"{_errors(dirs['held'])}"
+                        f"{sipp_errors(dirs['held'], 800)}"
         server.wait(15)
     finally:
         for proc in procs:

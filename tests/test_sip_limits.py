@@ -11,7 +11,16 @@ import time
 import pytest
 
 from tests.sip.rtp_pcap import CallerTrack
-from tests.sip.sipp import RTP_OFFSET, SIPP, RtpListener, free_media_base, free_udp_port, render, start_sipp
+from tests.sip.sipp import (
+    RTP_OFFSET,
+    SIPP,
+    RtpListener,
+    finish_sipp,
+    free_media_base,
+    free_udp_port,
+    render,
+    start_sipp,
+)
 from tests.test_sip_call import _start_server, _stop
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
@@ -34,15 +43,6 @@ def _garbage(port: int) -> None:
             s.sendto(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 1200))), ("127.0.0.1", port))
         for msg in MALFORMED:
             s.sendto(msg, ("127.0.0.1", port))
-
-
-def _run(proc: subprocess.Popen, timeout_s: float) -> int:
-    try:
-        proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-    return proc.returncode
 
 
 def test_garbage_then_good_call_then_503_above_the_limit(tmp_path):
@@ -71,8 +71,8 @@ def test_garbage_then_good_call_then_503_above_the_limit(tmp_path):
         over = start_sipp(render("expect_503.xml", tmp_path / "over" / "s.xml"), port, free_udp_port(),
                           free_media_base(), tmp_path / "over")
         procs.append(over)
-        assert _run(over, 30) == 0, "the call above the limit did not get 503 with Retry-After"
-        assert _run(good, 60) == 0, "the call within the limit failed"
+        assert finish_sipp(over, 30)[0] == 0, "the call above the limit did not get 503 with Retry-After"
+        assert finish_sipp(good, 60)[0] == 0, "the call within the limit failed"
         assert listener.packets, "the answered call got no RTP"
     finally:
         for proc in procs:

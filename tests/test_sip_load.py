@@ -13,7 +13,17 @@ import time
 import pytest
 
 from tests.sip.rtp_pcap import CallerTrack
-from tests.sip.sipp import RTP_OFFSET, SIPP, RtpListener, free_media_base, free_udp_port, render, start_sipp
+from tests.sip.sipp import (
+    RTP_OFFSET,
+    SIPP,
+    RtpListener,
+    finish_sipp,
+    free_media_base,
+    free_udp_port,
+    render,
+    sipp_errors,
+    start_sipp,
+)
 from tests.test_sip_call import _events, _start_server, _stop
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
@@ -29,15 +39,6 @@ def _loopback_alias_works(ip: str) -> bool:
         return True
     except OSError:
         return False
-
-
-def _run(proc: subprocess.Popen, timeout_s: float) -> tuple[int, str]:
-    try:
-        _, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-    return proc.returncode, err.decode(errors="replace")
 
 
 def test_simultaneous_calls_complete_the_next_gets_503_and_a_stranger_403(tmp_path):
@@ -77,16 +78,15 @@ def test_simultaneous_calls_complete_the_next_gets_503_and_a_stranger_403(tmp_pa
         stranger = start_sipp(render("expect_403.xml", tmp_path / "stranger" / "s.xml"), port, free_udp_port(),
                               free_media_base(), tmp_path / "stranger", local_ip="127.0.0.2")
         procs.append(stranger)
-        rc, err = _run(stranger, 30)
+        rc, err = finish_sipp(stranger, 30)
         assert rc == 0, f"the call from outside the allow-list did not get 403: {err[-800:]}"
-        rc, err = _run(over, 30)
+        rc, err = finish_sipp(over, 30)
         assert rc == 0, f"the call above the limit did not get 503 with Retry-After: {err[-800:]}"
         failures = []
         for i, (proc, log_dir) in enumerate(callers):
-            rc, err = _run(proc, CALL_TIMEOUT_S)
+            rc, err = finish_sipp(proc, CALL_TIMEOUT_S)
             if rc != 0:
-                errors = "".join(p.read_text(errors="replace")[-600:] for p in log_dir.glob("*_errors.log"))
-                failures.append(f"caller {i}: rc {rc} {err[-300:]} {errors}")
+                failures.append(f"caller {i}: rc {rc} {err[-300:]} {sipp_errors(log_dir, 600)}")
         wall_s = time.monotonic() - started
         time.sleep(1.0)
     finally:

@@ -10,45 +10,33 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 
+from telephony.sip.bench import free_port_range
 from telephony.sip.config import SipConfig
 from telephony.sip.endpoint import MAX_ANSWERED_CALLS
 from telephony.sip.front import kamailio_config, worker_limits
 from tests.sip.rtp_pcap import CallerTrack
-from tests.sip.sipp import RTP_OFFSET, SIPP, RtpListener, free_media_base, free_udp_port, render, start_sipp
+from tests.sip.sipp import (
+    RTP_OFFSET,
+    SIPP,
+    RtpListener,
+    finish_sipp,
+    free_media_base,
+    free_udp_port,
+    render,
+    sipp_errors,
+    start_sipp,
+)
 from tests.test_sip_call import _events, _start_server, _stop
 
 KAMAILIO = shutil.which("kamailio", path="/usr/sbin:/usr/bin:/sbin")
 
 CALLS = 8
 CALL_TIMEOUT_S = 75
-
-
-def _free_port_range(count: int) -> int:
-    """A UDP and TCP port with the next count-1 ports free too (the proxy, then the workers)."""
-    for _ in range(200):
-        base = free_udp_port()
-        if base + count > 65535:
-            continue
-        socks = []
-        try:
-            for port in range(base, base + count):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    s = socket.socket(socket.AF_INET, kind)
-                    socks.append(s)
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
 
 
 def test_worker_shares_of_the_call_limit():
@@ -84,7 +72,7 @@ def test_eight_calls_through_the_proxy_and_503_for_the_ninth(tmp_path):
     track = CallerTrack()
     track.silence(16.0)
     track.write_pcap(tmp_path / "quiet.pcap")
-    port = _free_port_range(4)
+    port = free_port_range(4, tcp=True)  # the proxy, then the workers
     t0 = time.monotonic()
     server = _start_server(tmp_path / "calls", port, ["--max-calls", str(CALLS), "--allow", "127.0.0.1/32"])
     started_s = time.monotonic() - t0
@@ -112,31 +100,14 @@ def test_eight_calls_through_the_proxy_and_503_for_the_ninth(tmp_path):
         stranger = start_sipp(render("expect_403.xml", stranger_dir / "s.xml"), port, free_udp_port(),
                               free_media_base(), stranger_dir, local_ip="127.0.0.2")
         procs.append(stranger)
-        try:
-            stranger.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            stranger.kill()
-            stranger.communicate()
-        assert stranger.returncode == 0, "the call from outside the allow-list did not get 403"
-        try:
-            over.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            over.kill()
-            over.communicate()
-        assert over.returncode == 0, "call 9 did not get 503 with Retry-After: " + "".join(
-            p.read_text(errors="replace") for p in over_dir.glob("*_errors.log"))[-1500:]
+        assert finish_sipp(stranger, 20)[0] == 0, "the call from outside the allow-list did not get 403"
+        assert finish_sipp(over, 20)[0] == 0, "call 9 did not get 503 with Retry-After: " + sipp_errors(over_dir)
         failures = []
         deadline = time.monotonic() + CALL_TIMEOUT_S
         for i, proc in enumerate(procs[:CALLS]):
-            try:
-                _, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                _, err = proc.communicate()
-            if proc.returncode != 0:
-                errors = "".join(p.read_text(errors="replace") for p in dirs[i].glob("*_errors.log"))
-                failures.append(f"caller {i}: rc {proc.returncode} {err.decode(errors='replace')[-300:]} "
-                                f"{errors[-800:]}")
+            rc, err = finish_sipp(proc, max(1.0, deadline - time.monotonic()))
+            if rc != 0:
+                failures.append(f"caller {i}: rc {rc} {err[-300:]} {sipp_errors(dirs[i], 800)}")
         calls_s = time.monotonic() - t0 - started_s
         time.sleep(1.0)  # sip.json is written once each session has closed
     finally:

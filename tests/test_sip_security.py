@@ -25,7 +25,16 @@ import pytest
 from ivr.errors import IvrError
 from telephony.sip.config import SipConfig, load_sip_config
 from tests.sip.rtp_pcap import CallerTrack
-from tests.sip.sipp import RTP_OFFSET, SIPP, RtpListener, free_media_base, free_udp_port, render, start_sipp
+from tests.sip.sipp import (
+    RTP_OFFSET,
+    SIPP,
+    RtpListener,
+    finish_sipp,
+    free_media_base,
+    free_udp_port,
+    render,
+    start_sipp,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60
@@ -103,15 +112,6 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(5)
 
 
-def _finish(proc: subprocess.Popen, timeout_s: float) -> int:
-    try:
-        proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-    return proc.returncode
-
-
 def _tls_options(port: int, cafile: Path) -> str:
     """OPTIONS over TLS (the agent's certificate verified against cafile); the response's first line."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -162,7 +162,7 @@ def test_register_with_digest_tls_options_and_mandatory_srtp(tmp_path):
         server = _serve(log, port, ["--register", f"sip:agent@127.0.0.1:{registrar_port}",
                                     "--auth-password-env", "IVR_TEST_SIP_PW", "--tls-cert", str(cert),
                                     "--tls-key", str(key), "--tls-port", str(tls_port), "--srtp", "mandatory"])
-        code = _finish(registrar, 20)
+        code = finish_sipp(registrar, 20)[0]
         assert code == 0, f"the registrar did not accept the agent's digest: {registrar.stderr}"
         deadline = time.monotonic() + 5
         while "registration: registered" not in log.read_text() and time.monotonic() < deadline:
@@ -175,7 +175,7 @@ def test_register_with_digest_tls_options_and_mandatory_srtp(tmp_path):
         plain = start_sipp(render("expect_refused.xml", tmp_path / "plain" / "s.xml", STATUS=488), port,
                            free_udp_port(), free_media_base(), tmp_path / "plain")
         procs.append(plain)
-        assert _finish(plain, 20) == 0, "a plain RTP offer was not refused with 488 under --srtp mandatory"
+        assert finish_sipp(plain, 20)[0] == 0, "a plain RTP offer was not refused with 488 under --srtp mandatory"
         assert server.poll() is None
     finally:
         for proc in procs:
@@ -208,7 +208,7 @@ def test_optional_srtp_answers_a_plain_rtp_call(tmp_path):
         call = start_sipp(render("caller_hangs_up.xml", tmp_path / "call" / "s.xml", PCAP=tmp_path / "quiet.pcap",
                                  INFO_AFTER_MS=1500, INFO_KEY=1, BYE_AFTER_MS=1500), port, free_udp_port(), base,
                           tmp_path / "call")
-        assert _finish(call, 40) == 0, "the plain RTP call failed under --srtp optional"
+        assert finish_sipp(call, 40)[0] == 0, "the plain RTP call failed under --srtp optional"
         assert listener.packets, "the answered call got no RTP"
     finally:
         if call is not None and call.poll() is None:

@@ -17,14 +17,23 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from tests.sip.rtp_pcap import CallerTrack
-from tests.sip.sipp import RTP_OFFSET, SIPP, RtpListener, free_media_base, free_udp_port, render, start_sipp
+from tests.sip.sipp import (
+    RTP_OFFSET,
+    SIPP,
+    RtpListener,
+    finish_sipp,
+    free_media_base,
+    free_udp_port,
+    render,
+    sipp_errors,
+    start_sipp,
+)
 from tests.test_sip_call import _events, _start_server, _stop, _words
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
@@ -77,19 +86,6 @@ class _Webhook:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def _wait(proc, timeout_s: float) -> tuple[int, str]:
-    try:
-        _, err = proc.communicate(timeout=timeout_s)
-    except Exception:
-        proc.kill()
-        _, err = proc.communicate()
-    return proc.returncode, err.decode(errors="replace")
-
-
-def _sipp_errors(log_dir: Path) -> str:
-    return "".join(p.read_text(errors="replace")[-1500:] for p in log_dir.glob("*_errors.log"))
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +160,8 @@ def transfers(tmp_path_factory):
             runs[name] = (proc, listener, work / name)
         results = {}
         for name, (proc, listener, log_dir) in runs.items():
-            rc, err = _wait(proc, CALL_TIMEOUT_S)
-            results[name] = {"rc": rc, "err": err + _sipp_errors(log_dir), "listener": listener, "log_dir": log_dir}
+            rc, err = finish_sipp(proc, CALL_TIMEOUT_S)
+            results[name] = {"rc": rc, "err": err + sipp_errors(log_dir), "listener": listener, "log_dir": log_dir}
         time.sleep(1.0)  # sip.json is written once the session has closed
     finally:
         for proc in procs:

@@ -116,23 +116,32 @@ def free_port(even: bool = False) -> int:
             return port
 
 
-def free_media_base() -> int:
-    """An even base port with base..base+5 free (sipp's echo ports and the caller's RTP)."""
+def free_port_range(count: int, even: bool = False, tcp: bool = False) -> int:
+    """A base port with base..base+count-1 free on 127.0.0.1 for UDP (and TCP too with `tcp`)."""
+    kinds = (socket.SOCK_DGRAM, socket.SOCK_STREAM) if tcp else (socket.SOCK_DGRAM,)
     for _ in range(200):
-        base = free_port(even=True)
+        base = free_port(even=even)
+        if base + count > 65535:
+            continue
         socks = []
         try:
-            for offset in range(6):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", base + offset))
+            for port in range(base, base + count):
+                for kind in kinds:
+                    s = socket.socket(socket.AF_INET, kind)
+                    socks.append(s)
+                    s.bind(("127.0.0.1", port))
             return base
         except OSError:
             continue
         finally:
             for s in socks:
                 s.close()
-    raise IvrError("no free UDP port range for a bench caller")
+    raise IvrError(f"no range of {count} free ports")
+
+
+def free_media_base() -> int:
+    """An even base port with base..base+5 free (sipp's echo ports and the caller's RTP)."""
+    return free_port_range(6, even=True)
 
 
 class CallerLine:

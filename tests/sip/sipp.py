@@ -99,3 +99,18 @@ def start_sipp(scenario: Path, server_port: int | None, sip_port: int, media_bas
            "-p", str(sip_port), "-mi", local_ip, "-mp", str(media_base), "-nostdin",
            "-timeout", "90s", "-trace_err", "-trace_screen"]
     return subprocess.Popen(cmd, cwd=log_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def finish_sipp(proc: subprocess.Popen[bytes], timeout_s: float) -> tuple[int, str]:
+    """(exit status, stderr) of a sipp run, killed if it is not done within `timeout_s`."""
+    try:
+        _, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return proc.returncode, (err or b"").decode(errors="replace")
+
+
+def sipp_errors(log_dir: Path, tail: int = 1500) -> str:
+    """The end of each error log sipp wrote in `log_dir` (for an assertion's message)."""
+    return "".join(p.read_text(errors="replace")[-tail:] for p in sorted(log_dir.glob("*_errors.log")))
