@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ivr.errors import IvrError
+from ivr.yamlfile import read_yaml
 
 
 @dataclass(frozen=True)
@@ -68,12 +67,7 @@ def load_config(path: str | Path | None) -> AgentConfig:
     if path is None:
         return AgentConfig()
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise IvrError(f"{p}: cannot read config ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise IvrError(f"{p}: invalid YAML ({exc})".replace("\n", " ")) from None
+    data = read_yaml(p, "config") or {}
     if not isinstance(data, dict):
         raise IvrError(f"{p}: the config must be a mapping of settings")
     config: AgentConfig = _build(AgentConfig, data, str(p))

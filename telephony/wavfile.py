@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from ivr.audiofile import read_audio
 from ivr.errors import IvrError
 from ivr.frame import Frame, FrameBuffer
 from ivr.resample import resample
+from ivr.yamlfile import read_yaml
 from telephony.transport import CallTransport
 
 AGENT_SPEECH_RMS = 300.0
@@ -44,12 +44,7 @@ class CallerTurn:
 def load_script(path: str | Path) -> list[CallerTurn]:
     """A caller script in YAML: `turns:` a list of turns; relative WAV paths are from the script."""
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise IvrError(f"{p}: cannot read caller script ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise IvrError(f"{p}: invalid YAML ({exc})".replace("\n", " ")) from None
+    data = read_yaml(p, "caller script")
     items = data.get("turns") if isinstance(data, dict) else data
     if not isinstance(items, list) or not items:
         raise IvrError(f"{p}: a caller script needs a non-empty list of turns")

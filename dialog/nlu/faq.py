@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from dialog.nlu.text import normalize_text
 from ivr.errors import IvrError
+from ivr.yamlfile import read_yaml
 
 DEFAULT_THRESHOLD = 0.3
 STOP_WORDS = frozenset({"a", "an", "the", "i", "my", "me", "is", "are", "do", "does", "can", "you", "your",
@@ -102,12 +102,7 @@ def default_faq_path() -> Path:
 def load_faq(path: str | Path | None = None) -> FaqIndex:
     """A FaqIndex from a YAML file (default: the bank flow's FAQ); IvrError naming the problem."""
     p = Path(path) if path else default_faq_path()
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise IvrError(f"{p}: cannot read FAQ ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise IvrError(f"{p}: invalid YAML ({exc})".replace("\n", " ")) from None
+    data = read_yaml(p, "FAQ")
     raw = data.get("entries") if isinstance(data, dict) else None
     if not isinstance(raw, list):
         raise IvrError(f"{p}: a FAQ needs 'entries', a list of question/answer mappings")

@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ivr.errors import IvrError
+from ivr.yamlfile import read_yaml
 
 DEFAULT_SIP_PORT = 5060
 DEFAULT_TLS_PORT = 5061
@@ -142,12 +141,7 @@ def load_sip_config(path: str | Path | None, **overrides: Any) -> SipConfig:
     values: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except OSError as exc:
-            raise IvrError(f"{p}: cannot read SIP config ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise IvrError(f"{p}: invalid YAML ({exc})".replace("\n", " ")) from None
+        data = read_yaml(p, "SIP config") or {}
         if isinstance(data, dict) and isinstance(data.get("sip"), dict):
             data = data["sip"]
         if not isinstance(data, dict):
