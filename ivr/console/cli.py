@@ -52,12 +52,9 @@ def cmd_adduser(args: argparse.Namespace) -> int:
     from ivr.console.auth import Users
 
     password = _new_password()
-    store = open_store(args)
-    try:
+    with open_store(args) as store:
         user = Users(store).add(args.name, args.role, password)
         store.audit("cli", "user-create", None, f"{user.name} ({user.role})")
-    finally:
-        store.close()
     print(f"user {user.name} ({user.role}) created")
     return 0
 
@@ -66,13 +63,10 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     from ivr.console.auth import Users
 
     password = _new_password()
-    store = open_store(args)
-    try:
+    with open_store(args) as store:
         if not Users(store).reset_password(args.name, password):
             raise IvrError(f"no user {args.name}")
         store.audit("cli", "user-reset", None, args.name)
-    finally:
-        store.close()
     print(f"password of {args.name} set")
     return 0
 

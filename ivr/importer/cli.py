@@ -40,12 +40,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise IvrError("--caller applies to one file; give exactly one")
     diarizer = load_diarizer(args.diarizer)
     recognizer = load_recognizer(args.asr, args.asr_model)
-    store = open_store(args)
-    try:
+    with open_store(args) as store:
         for f in files:
             call_id, how, turns = import_recording(store, f, recognizer, diarizer, args.speakers or None,
                                                    args.caller)
             print(f"stored {f} as call {call_id}: {turns} turns, speakers from {how}")
-    finally:
-        store.close()
     return 0

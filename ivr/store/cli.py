@@ -49,22 +49,16 @@ def cmd_import_dir(args: argparse.Namespace) -> int:
         raise IvrError(f"no call directories (with events.jsonl) under {', '.join(args.dirs)}")
     if args.caller and len(dirs) > 1:
         raise IvrError("--caller applies to one call directory; give exactly one")
-    store = open_store(args)
-    try:
+    with open_store(args) as store:
         for d in dirs:
             call_id = import_call_dir(store, d, caller=args.caller)
             print(f"stored {d} as call {call_id}")
-    finally:
-        store.close()
     return 0
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    try:
+    with open_store(args) as store:
         count = store.erase_caller(args.caller)
-    finally:
-        store.close()
     print(f"erased {count} call(s) of that caller, recordings included")
     return 0
 
@@ -72,10 +66,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
 def cmd_retention(args: argparse.Namespace) -> int:
     if args.days < 0:
         raise IvrError("--days must be 0 or more")
-    store = open_store(args)
-    try:
+    with open_store(args) as store:
         count = store.apply_retention(args.days)
-    finally:
-        store.close()
     print(f"deleted {count} call(s) older than {args.days:g} days")
     return 0
