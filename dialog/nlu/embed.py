@@ -192,21 +192,24 @@ class Encoder:
         raise NotImplementedError
 
 
-def _archive(archive: str | Path | None) -> Path:
+def _archive_path(archive: str | Path | None) -> Path | None:
+    """`archive` (default: the package's model.zip) when it is a file, else None."""
     path = Path(archive) if archive else package_archive()
-    if path is None or not path.is_file():
+    return path if path is not None and path.is_file() else None
+
+
+def _archive(archive: str | Path | None) -> Path:
+    path = _archive_path(archive)
+    if path is None:
         raise ModelMissingError(f"the sentence encoder is not installed: {INSTALL_HINT}")
     return path
 
 
 def read_archive(archive: Path) -> tuple[dict[str, np.ndarray], Any, dict[str, Any]]:
     """(weights, tokenizer, config) of the package's model.zip."""
-    from tokenizers import Tokenizer
-
     with zipfile.ZipFile(archive) as zf:
         weights = read_safetensors(zf.read("model.safetensors"))
-        tokenizer = Tokenizer.from_str(zf.read("tokenizer.json").decode("utf-8"))
-        config = json.load(io.BytesIO(zf.read("config.json")))
+    tokenizer, config = read_tokenizer_config(archive)
     return weights, tokenizer, config
 
 
@@ -304,13 +307,17 @@ class OnnxSentenceEncoder(Encoder):
         if not embed_onnx.runtime_available():
             raise ModelMissingError(f"the {runtime} sentence encoder needs onnxruntime: {embed_onnx.INSTALL_HINT}")
         tokenizer, config = read_tokenizer_config(path)
-        model = embed_onnx.cached_model(path, runtime, lambda: read_archive(path)[::2], cache)
+
+        def weights_and_config() -> Any:
+            return read_archive(path)[::2]
+
+        model = embed_onnx.cached_model(path, runtime, weights_and_config, cache)
         try:
             session = embed_onnx.session(model)
         except Exception as exc:  # onnxruntime's errors have no common public base class
             log.warning("could not load the cached sentence encoder %s (%s): rebuilding it", model, exc)
             embed_onnx.invalidate(model)
-            model = embed_onnx.cached_model(path, runtime, lambda: read_archive(path)[::2], cache)
+            model = embed_onnx.cached_model(path, runtime, weights_and_config, cache)
             session = embed_onnx.session(model)
         return cls(session, tokenizer, config, runtime, model)
 
@@ -342,8 +349,7 @@ def load_encoder(runtime: str | None = None, archive: str | Path | None = None) 
 
 
 def _archive_missing(archive: str | Path | None) -> bool:
-    path = Path(archive) if archive else package_archive()
-    return path is None or not path.is_file()
+    return _archive_path(archive) is None
 
 
 _shared: Encoder | None = None
