@@ -7,11 +7,12 @@ import re
 import pytest
 
 from asr.base import Word
+from ivr.atomicfile import atomic_write
 from ivr.errors import IvrError
 from ivr.transcribe.engine import FileResult, Segment, split_words
 from ivr.transcribe.formats import parse_formats, to_srt, to_vtt
 from ivr.transcribe.inputs import discover
-from ivr.transcribe.store import OutputStore, atomic_write, remove_stale_temp_files
+from ivr.transcribe.store import OutputStore, remove_stale_temp_files
 
 SRT_TIME = r"\d\d:\d\d:\d\d,\d\d\d --> \d\d:\d\d:\d\d,\d\d\d"
 VTT_TIME = r"\d\d:\d\d:\d\d\.\d\d\d --> \d\d:\d\d:\d\d\.\d\d\d"

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ivr.atomicfile import atomic_write
 from ivr.errors import ModelMissingError
 
 GRAPH_VERSION = 1
@@ -204,20 +205,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; it is a cache of public weights
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def cached_model(archive: Path, variant: str, weights: Any = None, folder: Path | None = None) -> Path:
     """The path of the `variant` model built from `archive`'s weights, built and cached if missing or
     damaged. `weights`: a callable returning (weights, config), called only when building."""
@@ -249,9 +236,10 @@ def cached_model(archive: Path, variant: str, weights: Any = None, folder: Path 
                 quantize(model, Path(tmp) / "int8.onnx")
                 data = (Path(tmp) / "int8.onnx").read_bytes()
         meta.unlink(missing_ok=True)
-        _write_atomically(path, data)
-        _write_atomically(meta, json.dumps({"sha256": hashlib.sha256(data).hexdigest(), "variant": variant,
-                                            "graph_version": GRAPH_VERSION, "source": str(archive)}).encode())
+        record = {"sha256": hashlib.sha256(data).hexdigest(), "variant": variant, "graph_version": GRAPH_VERSION,
+                  "source": str(archive)}
+        atomic_write(path, data, mode=0o644)  # a cache of public weights, not private
+        atomic_write(meta, json.dumps(record).encode(), mode=0o644)
         log.info("built the %s sentence encoder in %.1f s: %s", variant, time.perf_counter() - started, path)
         return path
 

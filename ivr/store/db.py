@@ -34,6 +34,7 @@ from sqlalchemy import table as sql_table
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql.elements import ColumnElement
 
+from ivr.atomicfile import atomic_write
 from ivr.errors import IvrError
 from ivr.store import privacy, schema
 from ivr.store.config import StoreConfig
@@ -155,12 +156,8 @@ class Store:
         plain = wav.read_bytes()
         digest = hashlib.sha256(plain).hexdigest()
         rel = Path(RECORDINGS_DIR) / f"{call_id}-{kind}.wav.enc"
-        target = self.config.data_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
         blob = privacy.encrypt(plain, self._key(), call_id.encode())
-        tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(blob)
-        os.replace(tmp, target)
+        atomic_write(self.config.data_dir / rel, blob)
         conn.execute(delete(schema.recordings).where(and_(schema.recordings.c.call_id == call_id,
                                                           schema.recordings.c.kind == kind)))
         conn.execute(schema.recordings.insert().values(call_id=call_id, kind=kind, path=str(rel), sha256=digest,
