@@ -221,3 +221,29 @@ def test_escalation_setting_is_checked():
     with pytest.raises(FlowError, match="threshold"):
         parse_flow(FLOW.replace("threshold: 0.6", "threshold: 3"))
     assert parse_flow(FLOW.replace("{turns: 2, threshold: 0.6}", "null")).settings.escalate_on_negative_emotion is None
+
+
+def test_training_ood_calibration_matches_what_the_shipped_model_computes():
+    """The trainer's out-of-distribution statistics and thresholds, loaded into a model, give the
+    same distances and voice weights at run time; synthetic voices never count as held-out speakers."""
+    from dialog.emotion.acoustic import AcousticEmotionModel
+    from dialog.emotion.train_acoustic import AUGMENT_VARIANTS, calibrate_ood, fit_ood, ood_distances
+
+    rng = np.random.default_rng(3)
+    groups = np.array([f"spk-{i % 6}" for i in range(240)] + ["synthetic-piper"] * 40)
+    feats = {v: rng.normal(size=(groups.size, 12)) for v in AUGMENT_VARIANTS}
+    feats["mulaw"][-40:] += 8.0  # the synthetic voice is far from everyone
+    columns = np.arange(10)
+    rows = np.arange(groups.size)
+    ood = calibrate_ood(feats, groups, rows, columns, folds=3)
+    assert ood["calibration_clips"] == 240 and 0 < ood["low"] < ood["high"]
+    stats = fit_ood(feats, rows[:240], columns)
+    arrays = {"columns": columns, "mean": np.zeros(10), "scale": np.ones(10), "m0_w0": np.zeros((10, 4)),
+              "m0_b0": np.zeros(4), **stats}
+    model = AcousticEmotionModel.from_arrays(arrays, {"labels": ["neutral", "happy", "sad", "angry"], "layers": 1,
+                                                      "members": 1, "ood": ood})
+    expected = ood_distances(stats, feats["mulaw"], columns)
+    assert np.allclose(model.ood_distance(feats["mulaw"]), expected, atol=1e-4)
+    typical = int(np.argsort(expected[:240])[120])  # the median human clip
+    assert model.voice_weight(float(expected[typical])) == 1.0  # a typical human clip counts fully
+    assert all(model.voice_weight(float(d)) == 0.0 for d in expected[-40:])  # the far synthetic voice abstains

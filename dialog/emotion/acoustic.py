@@ -51,6 +51,18 @@ class VoiceEmotion:
     """How much the voice counts in fusion: 1 in distribution, falling to 0 (abstains) out of it."""
 
 
+def ood_distance(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """Mahalanobis distance of each row of `x` (the model's columns) from the statistics (mean, scale,
+    precision of the standardised features), divided by the feature count under the root."""
+    z = (x - mean) / scale
+    return np.asarray(np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", z, precision, z), 0.0) / z.shape[1]))
+
+
+def voice_weight(distance: np.ndarray, low: float, high: float) -> np.ndarray:
+    """1 up to `low`, linearly down to 0 at `high` and beyond (elementwise)."""
+    return np.asarray(np.clip((high - distance) / (high - low), 0.0, 1.0))
+
+
 class AcousticEmotionModel:
     def __init__(self, model_dir: Path | None = None) -> None:
         model_dir = model_dir or default_model_dir()
@@ -114,18 +126,13 @@ class AcousticEmotionModel:
         if self._ood is None:
             return None
         mean, scale, precision = self._ood
-        z = (np.atleast_2d(features).astype(np.float32)[:, self._columns] - mean) / scale
-        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", z, precision, z), 0.0) / z.shape[1])
+        return ood_distance(np.atleast_2d(features).astype(np.float32)[:, self._columns], mean, scale, precision)
 
     def voice_weight(self, distance: float | None) -> float:
         """1 up to the calibrated `low`, linearly down to 0 at `high` (the voice abstains beyond)."""
         if distance is None or self._ood is None:
             return 1.0
-        if distance <= self.ood_low:
-            return 1.0
-        if distance >= self.ood_high:
-            return 0.0
-        return (self.ood_high - distance) / (self.ood_high - self.ood_low)
+        return float(voice_weight(np.asarray(distance), self.ood_low, self.ood_high))
 
     def predict(self, samples: np.ndarray, sample_rate_hz: int) -> VoiceEmotion:
         """The emotion of one turn of caller audio (int16 or float, any rate)."""

@@ -286,3 +286,8 @@ def plain_words(sentence: str) -> str:
 
 def is_synthetic(group: str) -> bool:
     return group.startswith("synthetic-")
+
+
+def synthetic_mask(groups: np.ndarray) -> np.ndarray:
+    """True where a clip's group is a synthetic voice."""
+    return np.array([is_synthetic(g) for g in groups], dtype=bool)

@@ -37,11 +37,11 @@ from typing import Any
 
 import numpy as np
 
-from dialog.emotion.acoustic import AcousticEmotionModel
+from dialog.emotion.acoustic import AcousticEmotionModel, ood_distance, voice_weight
 from dialog.emotion.corpus import CLASSES, Clip, load_csv, load_shared
 from dialog.emotion.featcache import TELEPHONE_RATE_HZ, featurize, telephone_band
 from dialog.emotion.features import BASE_FEATURES, FEATURE_VERSION
-from dialog.emotion.synthetic import SENTENCES, is_synthetic, synthetic_clips
+from dialog.emotion.synthetic import SENTENCES, is_synthetic, synthetic_clips, synthetic_mask
 from dialog.emotion.text import default_model_dir
 from ivr.errors import IvrError
 
@@ -98,9 +98,16 @@ def _training_rows(feats: dict[str, np.ndarray], y: np.ndarray, rows: np.ndarray
                    groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features, labels and the synthetic-voice mask of the training copies of `rows`."""
     variants = AUGMENT_VARIANTS if augment else ("mulaw",)
-    synthetic = np.array([is_synthetic(g) for g in groups[rows]], dtype=bool)
+    synthetic = synthetic_mask(groups[rows])
     return (np.vstack([feats[v][rows] for v in variants]), np.concatenate([y[rows]] * len(variants)),
             np.concatenate([synthetic] * len(variants)))
+
+
+def _standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and standard deviation (1 where a column is constant)."""
+    scale = x.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    return x.mean(axis=0), scale
 
 
 def fit(x: np.ndarray, y: np.ndarray, candidate: Candidate, members: int = MEMBERS,
@@ -111,9 +118,7 @@ def fit(x: np.ndarray, y: np.ndarray, candidate: Candidate, members: int = MEMBE
 
     columns = candidate.columns(x.shape[1])
     x = x[:, columns]
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale < 1e-6] = 1.0
+    mean, scale = _standardisation(x)
     z = (x - mean) / scale
     synthetic = np.zeros(y.size, dtype=bool) if synthetic is None else synthetic
     counts = np.bincount(y[~synthetic], minlength=len(CLASSES))
@@ -137,9 +142,7 @@ def fit_ood(feats: dict[str, np.ndarray], rows: np.ndarray, columns: np.ndarray)
     from sklearn.covariance import LedoitWolf
 
     x = np.vstack([feats[v][rows] for v in AUGMENT_VARIANTS if v in feats])[:, columns].astype(np.float64)
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale < 1e-6] = 1.0
+    mean, scale = _standardisation(x)
     lw = LedoitWolf().fit((x - mean) / scale)
     centre = lw.location_
     return {"ood_mean": (mean + centre * scale).astype(np.float32), "ood_scale": scale.astype(np.float32),
@@ -147,16 +150,15 @@ def fit_ood(feats: dict[str, np.ndarray], rows: np.ndarray, columns: np.ndarray)
 
 
 def ood_distances(arrays: dict[str, np.ndarray], x: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """The same distance as AcousticEmotionModel.ood_distance, from fitted arrays."""
-    z = (x[:, columns] - arrays["ood_mean"]) / arrays["ood_scale"]
-    return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", z, arrays["ood_precision"], z), 0.0) / z.shape[1])
+    """The model's OOD distance (dialog.emotion.acoustic.ood_distance) from fitted arrays."""
+    return ood_distance(x[:, columns], arrays["ood_mean"], arrays["ood_scale"], arrays["ood_precision"])
 
 
 def calibrate_ood(feats: dict[str, np.ndarray], groups: np.ndarray, rows: np.ndarray, columns: np.ndarray,
                   folds: int) -> dict[str, Any]:
     """Thresholds from the distances of speakers held out of the statistics (speaker-grouped folds of
     the human clips among `rows`; plain mu-law clips, as evaluated)."""
-    human = rows[~np.array([is_synthetic(g) for g in groups[rows]], dtype=bool)]
+    human = rows[~synthetic_mask(groups[rows])]
     distances = np.zeros(human.size)
     for test in speaker_folds(groups[human], folds):
         arrays = fit_ood(feats, human[~test], columns)
@@ -255,10 +257,10 @@ def _outer_fold(args: tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.nd
     pred = predict_arrays(fit(x, yy, candidate, members, syn), feats["mulaw"][test_rows]).argmax(axis=1)
     # OOD: statistics of this fold's human training clips, thresholds calibrated on its inner folds
     columns = candidate.columns(feats["mulaw"].shape[1])
-    human_train = train_rows[~np.array([is_synthetic(g) for g in groups[train_rows]], dtype=bool)]
+    human_train = train_rows[~synthetic_mask(groups[train_rows])]
     ood = calibrate_ood(feats, groups, train_rows, columns, INNER_FOLDS)
     distances = ood_distances(fit_ood(feats, human_train, columns), feats["mulaw"][test_rows], columns)
-    weights = np.clip((ood["high"] - distances) / (ood["high"] - ood["low"]), 0.0, 1.0)
+    weights = voice_weight(distances, ood["low"], ood["high"])
     return pred, distances, weights, candidate.name(), scores
 
 
@@ -339,7 +341,7 @@ def train(clips: list[Clip], out_dir: Path, work_dir: Path, members: int = MEMBE
                                "synthetic_neutral_clips": {g: sum(c.group == g for c in synthetic)
                                                            for g in sorted({c.group for c in synthetic})},
                                "synthetic_sentences": len(SENTENCES) if synthetic else 0}
-    human = ~np.array([is_synthetic(g) for g in groups], dtype=bool)
+    human = ~synthetic_mask(groups)
     if evaluate and np.unique(groups[human]).size >= 3:
         outer = "leave-one-speaker-out" if outer_folds <= 0 else f"{outer_folds} speaker-grouped folds"
         print(f"nested evaluation over {np.unique(groups[human]).size} human speakers ({outer}), "
