@@ -114,3 +114,26 @@ def test_emotion_per_segment_and_same_on_dask(shared_data, tmp_path):
                  "--workers", "2", "-q"]) == 0
     for name in ("actor03.jsonl", "actor03.txt"):
         assert (two / name).read_bytes() == (one / name).read_bytes()
+
+
+def test_emotion_per_channel_of_a_stereo_call(shared_data, tmp_path):
+    """--channels split --emotion: each segment's voice is taken from its own channel (the angry caller
+    on the left, a calm agent on the right, talking at different times)."""
+    folder = shared_data / "emotion" / "ravdess" / "Actor_03"
+    angry, calm = (read_audio(folder / name) for name in (ANGRY[0], CALM[1]))
+    angry_8k = resample(angry.mono(), angry.sample_rate_hz, 8000)
+    calm_8k = resample(calm.mono(), calm.sample_rate_hz, 8000)
+    gap = np.zeros(8000, np.int16)
+    left = np.concatenate([gap, angry_8k, gap, np.zeros(calm_8k.size, np.int16), gap])
+    right = np.concatenate([gap, np.zeros(angry_8k.size, np.int16), gap, calm_8k, gap])
+    wav = tmp_path / "in" / "call.wav"
+    wav.parent.mkdir()
+    write_wav(wav, np.stack([left, right], axis=1), 8000)
+    out = tmp_path / "out"
+    assert main(["transcribe", str(wav.parent), "--out", str(out), "--channels", "split", "--emotion",
+                 "--workers", "1", "-q"]) == 0
+    found = segments(out / "call.jsonl")
+    by_speaker = {s["speaker"]: s["emotion"] for s in found}
+    assert set(by_speaker) == {"caller", "agent"}, found
+    assert by_speaker["caller"]["label"] == "angry" and by_speaker["caller"]["voice"] == "angry"
+    assert by_speaker["agent"]["label"] != "angry" and by_speaker["agent"]["negativity"] < 0.5

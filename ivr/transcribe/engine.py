@@ -22,12 +22,15 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from asr.base import Word
 from ivr.errors import IvrError, ModelMissingError
+
+if TYPE_CHECKING:
+    from ivr.audiofile import AudioClip
 
 WHISPER_RATE_HZ = 16000
 WINDOW_S = 30.0
@@ -201,11 +204,7 @@ def plan_file(path: str, options: EngineOptions) -> FilePlan:
         return FilePlan(path, error=_reason(str(exc), path), worker=worker)
     except MemoryError:
         return FilePlan(path, error="too large to read into memory", worker=worker)
-    if options.split_channels and clip.channels > 1:
-        labels = CHANNEL_LABELS_2 if clip.channels == 2 else tuple(f"ch{i}" for i in range(clip.channels))
-        tracks = [(i, labels[i], clip.channel(i)) for i in range(clip.channels)]
-    else:
-        tracks = [(-1, "", clip.mono())]
+    tracks = tracks_of(clip, options.split_channels)
     rate, frames = clip.sample_rate_hz, int(clip.samples.shape[0])
     pieces: list[Piece] = []
     for channel, speaker, samples in tracks:
@@ -218,6 +217,15 @@ def plan_file(path: str, options: EngineOptions) -> FilePlan:
             pieces.append(Piece(len(pieces), start, stop, rel, channel, speaker))
     return FilePlan(path, round(clip.duration_s, 3), options.language, tuple(pieces),
                     plan_s=round(time.perf_counter() - t0, 3), worker=worker)
+
+
+def tracks_of(clip: AudioClip, split_channels: bool) -> list[tuple[int, str, np.ndarray]]:
+    """(channel, speaker, samples) per track of an AudioClip: each channel with its speaker name when
+    `split_channels` (and there are several), else one track of the channels mixed (channel -1, no name)."""
+    if split_channels and clip.channels > 1:
+        labels = CHANNEL_LABELS_2 if clip.channels == 2 else tuple(f"ch{i}" for i in range(clip.channels))
+        return [(i, labels[i], clip.channel(i)) for i in range(clip.channels)]
+    return [(-1, "", clip.mono())]
 
 
 def decode_piece(path: str, options: EngineOptions, piece: Piece) -> PieceResult:

@@ -24,7 +24,7 @@ import numpy as np
 
 from asr.base import Word
 from ivr.errors import IvrError, ModelMissingError
-from ivr.transcribe.engine import EngineOptions, FileResult, Segment, segments_from_words
+from ivr.transcribe.engine import EngineOptions, FileResult, Segment, segments_from_words, tracks_of
 
 EMOTION_PAD_S = 0.1
 """Audio kept on each side of a segment's words for its voice emotion."""
@@ -68,22 +68,13 @@ def enrich_file(result: FileResult, options: EngineOptions) -> FileResult:
     """`result` with speakers and/or emotions added; never raises for a bad file."""
     if not result.ok or not result.segments or not needs_enrich(options):
         return result
-    from ivr.transcribe.engine import CHANNEL_LABELS_2, read_span
+    from ivr.audiofile import read_audio
 
     try:
-        import soundfile as sf
-
-        info = sf.info(result.path)
-        frames, channels = int(info.frames), int(info.channels)
-        tracks: dict[str, tuple[np.ndarray, int]] = {}
-        if options.split_channels and channels > 1:
-            labels = CHANNEL_LABELS_2 if channels == 2 else tuple(f"ch{i}" for i in range(channels))
-            for i, label in enumerate(labels):
-                tracks[label] = read_span(result.path, 0, frames, i)
-        else:
-            tracks[""] = read_span(result.path, 0, frames, -1)
-    except (IvrError, RuntimeError, OSError) as exc:
+        clip = read_audio(result.path)
+    except (IvrError, MemoryError) as exc:
         return replace(result, segments=(), error=f"cannot be read again for speakers or emotion ({exc})")
+    tracks = {name: (samples, clip.sample_rate_hz) for _, name, samples in tracks_of(clip, options.split_channels)}
     segments = list(result.segments)
     if options.diarize:
         segments = diarize_segments(segments, tracks, options.speakers or None)
@@ -112,7 +103,9 @@ def diarize_segments(segments: list[Segment], tracks: dict[str, tuple[np.ndarray
 
 
 def _track_of(seg: Segment, tracks: dict[str, tuple[np.ndarray, int]]) -> str:
-    return seg.speaker if seg.speaker in tracks else ""
+    """The track a segment was heard on: its channel's name ('caller', or 'caller/S1' once diarized), or ''."""
+    channel = seg.speaker.split("/", 1)[0]
+    return channel if channel in tracks else ""
 
 
 def relabel(segments: list[Segment], turns: list[tuple[float, float, str]], prefix: str = "") -> list[Segment]:
@@ -149,15 +142,13 @@ def _speaker_of(word: Word, turns: list[tuple[float, float, str]]) -> str:
 
 
 def _with_emotion(seg: Segment, tracks: dict[str, tuple[np.ndarray, int]], analyzer: Any) -> Segment:
-    track = seg.speaker.split("/", 1)[0] if seg.speaker.split("/", 1)[0] in tracks else ""
-    samples, rate = tracks[track]
+    samples, rate = tracks[_track_of(seg, tracks)]
     a = max(0, int((seg.start_s - EMOTION_PAD_S) * rate))
     b = min(len(samples), int(np.ceil((seg.end_s + EMOTION_PAD_S) * rate)))
     voice = analyzer.voice(samples[a:b], rate)
     text = analyzer.text(seg.text)
     fused = analyzer.fuse(voice, text)
-    heard = voice is not None and getattr(voice, "weight", 1.0) > 0.0
     emotion = SegmentEmotion(fused.label or "neutral", round(float(fused.negativity), 3),
-                             voice.label if heard and voice is not None else None,
+                             voice.label if voice is not None and voice.weight > 0.0 else None,
                              text.label if text is not None else None)
     return replace(seg, emotion=emotion)
