@@ -76,21 +76,20 @@ def cluster(emb: np.ndarray, num_speakers: int | None) -> np.ndarray:
     the nearest cluster centre (cosine)."""
     if len(emb) == 1 or num_speakers == 1:
         return np.zeros(len(emb), dtype=int)
-    chosen = emb
+    sample = np.arange(len(emb))
     if len(emb) > MAX_CLUSTER_WINDOWS:
-        chosen = emb[np.linspace(0, len(emb) - 1, MAX_CLUSTER_WINDOWS).round().astype(int)]
+        sample = np.linspace(0, len(emb) - 1, MAX_CLUSTER_WINDOWS).round().astype(int)
     if num_speakers is not None:
-        model = AgglomerativeClustering(n_clusters=min(num_speakers, len(chosen)), metric="cosine",
+        model = AgglomerativeClustering(n_clusters=min(num_speakers, len(sample)), metric="cosine",
                                         linkage="average")
     else:
         model = AgglomerativeClustering(n_clusters=None, distance_threshold=DISTANCE_THRESHOLD, metric="cosine",
                                         linkage="average")
-    labels = np.asarray(model.fit_predict(chosen), dtype=int)
-    if chosen is emb:
+    labels = np.asarray(model.fit_predict(emb[sample]), dtype=int)
+    if len(sample) == len(emb):
         return labels
     unit = emb / (np.linalg.norm(emb, axis=1, keepdims=True) + 1e-12)
-    chosen_unit = unit[np.linspace(0, len(emb) - 1, MAX_CLUSTER_WINDOWS).round().astype(int)]
-    centres = np.stack([chosen_unit[labels == k].mean(axis=0) for k in range(int(labels.max()) + 1)])
+    centres = np.stack([unit[sample][labels == k].mean(axis=0) for k in range(int(labels.max()) + 1)])
     centres /= np.linalg.norm(centres, axis=1, keepdims=True) + 1e-12
     return np.asarray((unit @ centres.T).argmax(axis=1), dtype=int)
 
