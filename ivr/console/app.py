@@ -4,6 +4,10 @@ Access: every route but /login and /static needs a session; call review needs th
 admin role, user management the admin role. Logged out: 401 (pages show a link to the login page);
 wrong role: 403; a POST without the session's CSRF token: 403. Every opening, listening and
 export of a call is written to the audit log. Cookies: HttpOnly, SameSite=Strict, Secure over HTTPS.
+
+Logins: password hashing runs in a few worker threads of its own (ivr.console.guards), never on the
+event loop; one client address gets a few attempts a minute (then 429 with Retry-After); a wrong
+password, an unknown user and a locked account all get the same answer.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import re
 import secrets
 import zipfile
 from collections.abc import AsyncIterator, Callable
-from datetime import date
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -24,10 +28,13 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ivr.console import views
-from ivr.console.auth import ROLES, Users, WebSession
+from ivr.console.auth import ROLES, User, Users, WebSession
+from ivr.console.guards import BUSY_RETRY_AFTER_S, GateFull, HashGate, LoginThrottle, client_key
+from ivr.console.params import filter_from
 from ivr.errors import IvrError
 from ivr.store import CallFilter, Store
 
@@ -37,6 +44,9 @@ LOGIN_CSRF_COOKIE = "ivr_login_csrf"
 PUBLIC_PATHS = ("/login", "/static", "/healthz")
 LIVE_POLL_S = 1.0
 LIVE_STREAM_MAX_S = 300.0
+RANGE = re.compile(r"bytes=(\d{0,15})-(\d{0,15})")  # a byte range; longer numbers are no range at all
+LOGIN_FAILED = ("Wrong user name or password. After 5 failed logins an account is locked for 15 minutes: "
+                "then wait, or ask an admin to set a new password.")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "media-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
@@ -45,27 +55,6 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
-
-
-def _date(value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise HTTPException(422, "dates are YYYY-MM-DD") from None
-
-
-def _filter_from(params: Any) -> CallFilter:
-    escalated = {"yes": True, "no": False}.get(params.get("escalated") or "")
-    try:
-        offset = max(0, int(params.get("offset") or 0))
-    except ValueError:
-        offset = 0
-    return CallFilter(date_from=_date(params.get("date_from")), date_to=_date(params.get("date_to")),
-                      outcome=params.get("outcome") or None, intent=params.get("intent") or None,
-                      emotion=params.get("emotion") or None, escalated=escalated,
-                      caller=params.get("caller") or None, text=params.get("q") or None, limit=100, offset=offset)
 
 
 def _json_default(value: Any) -> Any:
@@ -78,14 +67,26 @@ def _safe_next(value: str | None) -> str:
     return "/calls"
 
 
-def create_app(store: Store, secure_cookies: bool = False) -> FastAPI:
-    """The console app over a store; `secure_cookies` forces the Secure flag (e.g. behind a TLS proxy)."""
-    app = FastAPI(title="ivr console", docs_url=None, redoc_url=None, openapi_url=None)
+def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrottle | None = None,
+               gate: HashGate | None = None) -> FastAPI:
+    """The console app over a store; `secure_cookies` forces the Secure flag (e.g. behind a TLS proxy).
+    `throttle`: login attempts per client address; `gate`: where password hashes run (defaults of guards)."""
+    throttle = throttle or LoginThrottle()
+    gate = gate or HashGate()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        gate.close()
+
+    app = FastAPI(title="ivr console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape is on for .html
     templates.env.filters["clock"] = views.clock
     users = Users(store)
     app.state.store = store
     app.state.users = users
+    app.state.throttle = throttle
+    app.state.gate = gate
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     def is_secure(request: Request) -> bool:
@@ -158,13 +159,18 @@ def create_app(store: Store, secure_cookies: bool = False) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/login", response_class=HTMLResponse)
-    def login_form(request: Request, next: str = "/calls", error: str = "") -> Response:
+    def login_page(request: Request, nxt: str, error: str = "", status: int = 200,
+                   headers: dict[str, str] | None = None) -> Response:
         token = secrets.token_urlsafe(32)
-        response = page(request, "login.html", None, csrf=token, next=_safe_next(next), error=error)
+        response = page(request, "login.html", None, status=status, csrf=token, next=nxt, error=error)
         response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=is_secure(request),
                             max_age=3600)
+        response.headers.update(headers or {})
         return response
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = "/calls", error: str = "") -> Response:
+        return login_page(request, _safe_next(next), error[:200])
 
     @app.post("/login")
     async def login(request: Request) -> Response:
@@ -173,24 +179,29 @@ def create_app(store: Store, secure_cookies: bool = False) -> FastAPI:
         if not sent or not expected or not secrets.compare_digest(sent, expected):
             raise HTTPException(403, "missing or wrong CSRF token: reload the login page")
         name, password = str(form.get("username") or ""), str(form.get("password") or "")
-        user, why = users.authenticate(name, password)
         nxt = _safe_next(str(form.get("next") or ""))
+        wait_s = throttle.hit(client_key(request.client.host if request.client else None))
+        if wait_s:
+            return login_page(request, nxt, f"Too many login attempts from your address: try again in {wait_s} s.",
+                              429, {"Retry-After": str(wait_s)})
+        try:
+            user, why = await gate.run(users.authenticate, name, password)
+        except GateFull:
+            return login_page(request, nxt, "The console is busy: try again in a few seconds.", 503,
+                              {"Retry-After": str(BUSY_RETRY_AFTER_S)})
         if user is None:
-            store.audit(name[:80] or "?", "login-failed", None, why)
-            status = 429 if why == "locked" else 401
-            message = ("Too many failed logins: this account is locked for a while." if why == "locked"
-                       else "Wrong user name or password.")
-            token = secrets.token_urlsafe(32)
-            response = page(request, "login.html", None, status=status, csrf=token, next=nxt, error=message)
-            response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
-                                secure=is_secure(request), max_age=3600)
-            return response
-        store.audit(user.name, "login")
+            await run_in_threadpool(store.audit, name[:80] or "?", "login-failed", None, why)
+            return login_page(request, nxt, LOGIN_FAILED, 401)  # the same whether unknown, wrong or locked
+        token = await run_in_threadpool(start_session, user)
         response = RedirectResponse(nxt, status_code=303)
-        response.set_cookie(SESSION_COOKIE, users.start_session(user), httponly=True, samesite="strict",
-                            secure=is_secure(request), path="/")
+        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=is_secure(request),
+                            path="/")
         response.delete_cookie(LOGIN_CSRF_COOKIE)
         return response
+
+    def start_session(user: User) -> str:
+        store.audit(user.name, "login")
+        return users.start_session(user)
 
     @app.post("/logout")
     def logout(request: Request, ws: WebSession = supervisor_post) -> Response:
@@ -208,13 +219,13 @@ def create_app(store: Store, secure_cookies: bool = False) -> FastAPI:
     @app.get("/calls", response_class=HTMLResponse)
     def calls_page(request: Request, ws: WebSession = supervisor) -> Response:
         params = request.query_params
-        calls = store.list_calls(_filter_from(params))
+        calls = store.list_calls(filter_from(params))
         choices = {col: store.distinct_values(col) for col in ("outcome", "intent", "emotion")}
         return page(request, "calls.html", ws, calls=calls, params=params, choices=choices)
 
     @app.get("/api/calls")
     def calls_api(request: Request, ws: WebSession = supervisor) -> Response:
-        calls = store.list_calls(_filter_from(request.query_params))
+        calls = store.list_calls(filter_from(request.query_params))
         return Response(json.dumps({"calls": calls}, default=_json_default), media_type="application/json")
 
     @app.get("/calls/{call_id}", response_class=HTMLResponse)
@@ -250,7 +261,7 @@ def create_app(store: Store, secure_cookies: bool = False) -> FastAPI:
         if not range_header:
             store.audit(ws.user.name, "listen", call_id)
         headers = {"Accept-Ranges": "bytes", "Cache-Control": "no-store"}
-        match = re.fullmatch(r"bytes=(\d*)-(\d*)", range_header.strip())
+        match = RANGE.fullmatch(range_header.strip())
         if match and (match.group(1) or match.group(2)):
             size = len(wav)
             if match.group(1):
@@ -328,11 +339,13 @@ def create_app(store: Store, secure_cookies: bool = False) -> FastAPI:
     async def create_user(request: Request, ws: WebSession = admin_post) -> Response:
         form = await request.form()
         try:
-            user = users.add(str(form.get("username") or ""), str(form.get("role") or ""),
-                             str(form.get("password") or ""))
+            user = await gate.run(users.add, str(form.get("username") or ""), str(form.get("role") or ""),
+                                  str(form.get("password") or ""))
         except IvrError as exc:
             return back_to_users(str(exc))
-        store.audit(ws.user.name, "user-create", None, f"{user.name} ({user.role})")
+        except GateFull:
+            return back_to_users("the console is busy: try again in a few seconds")
+        await run_in_threadpool(store.audit, ws.user.name, "user-create", None, f"{user.name} ({user.role})")
         return back_to_users(f"created {user.name}")
 
     @app.post("/admin/users/{name}/delete")
@@ -348,11 +361,13 @@ def create_app(store: Store, secure_cookies: bool = False) -> FastAPI:
     async def reset_user(request: Request, name: str, ws: WebSession = admin_post) -> Response:
         form = await request.form()
         try:
-            done = users.reset_password(name, str(form.get("password") or ""))
+            done = await gate.run(users.reset_password, name, str(form.get("password") or ""))
         except IvrError as exc:
             return back_to_users(str(exc))
+        except GateFull:
+            return back_to_users("the console is busy: try again in a few seconds")
         if done:
-            store.audit(ws.user.name, "user-reset", None, name)
+            await run_in_threadpool(store.audit, ws.user.name, "user-reset", None, name)
         return back_to_users(f"new password set for {name}" if done else f"no user {name}")
 
     @app.get("/admin/audit", response_class=HTMLResponse)

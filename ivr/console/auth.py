@@ -1,4 +1,5 @@
-"""Console users: scrypt password hashes, lockout after repeated failures, server-side sessions.
+"""Console users: scrypt password hashes (new passwords checked by ivr.console.policy), lockout after
+repeated failures, server-side sessions.
 
 A session cookie holds a random token; the database keeps only its SHA-256, with the session's
 CSRF token and expiry, so logging out (or deleting the user) ends the session at once.
@@ -13,8 +14,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
+from ivr.console.policy import check_new_password
 from ivr.errors import IvrError
 from ivr.store import Store, schema
 from ivr.store.db import utc
@@ -24,7 +26,6 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
 SESSION_TTL = timedelta(hours=8)
-MIN_PASSWORD_CHARS = 10
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,6 @@ def verify_password(password: str, stored: str) -> bool:
 _DUMMY_HASH = hash_password(secrets.token_hex(8))
 
 
-def check_new_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_CHARS:
-        raise IvrError(f"a password needs at least {MIN_PASSWORD_CHARS} characters")
-
-
 class Users:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -82,7 +78,7 @@ class Users:
             raise IvrError("a user name is 1-80 characters without spaces")
         if role not in ROLES:
             raise IvrError(f"role must be one of {', '.join(ROLES)}")
-        check_new_password(password)
+        check_new_password(password, name)
         with self.store.engine.begin() as conn:
             if conn.execute(select(schema.users.c.id).where(schema.users.c.name == name)).first():
                 raise IvrError(f"user {name} exists already")
@@ -113,7 +109,7 @@ class Users:
 
     def reset_password(self, name: str, password: str) -> bool:
         """New password, lock cleared, every session of the user ended."""
-        check_new_password(password)
+        check_new_password(password, name)
         with self.store.engine.begin() as conn:
             row = conn.execute(select(schema.users.c.id).where(schema.users.c.name == name)).first()
             if row is None:
@@ -124,25 +120,38 @@ class Users:
         return True
 
     def authenticate(self, name: str, password: str) -> tuple[User | None, str]:
-        """(user, "") on success, else (None, why): "invalid" or "locked". Five failures lock for 15 min."""
+        """(user, "") on success, else (None, why): "invalid" or "locked". Five failures lock for 15 min.
+
+        Slow on purpose (one scrypt hash, whatever the case): run it off the event loop. Unknown
+        names and locked accounts cost the same hash as a wrong password, so timing tells nothing.
+        No transaction is held while hashing; the failure count goes up in one statement, so
+        logins checked at the same time in several threads each count.
+        """
+        u = schema.users
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(u).where(u.c.name == name)).mappings().first()
+        if row is None:
+            verify_password(password, _DUMMY_HASH)
+            return None, "invalid"
+        right = verify_password(password, row["password_hash"])  # also while locked: the same work
         now = datetime.now(UTC)
+        locked_until = utc(row["locked_until"])
+        if locked_until is not None and locked_until > now:
+            return None, "locked"
+        this_user = u.c.id == row["id"]
         with self.store.engine.begin() as conn:
-            row = conn.execute(select(schema.users).where(schema.users.c.name == name)).mappings().first()
-            if row is None:
-                verify_password(password, _DUMMY_HASH)  # same time as a real check: names don't leak
+            if right:
+                unlocked = or_(u.c.locked_until.is_(None), u.c.locked_until <= now)
+                done = conn.execute(update(u).where(this_user, unlocked).values(failed_logins=0, locked_until=None))
+                if not done.rowcount:  # locked (or deleted) meanwhile
+                    return None, "locked"
+                return User(int(row["id"]), row["name"], row["role"]), ""
+            conn.execute(update(u).where(this_user).values(failed_logins=u.c.failed_logins + 1))
+            failed = conn.execute(select(u.c.failed_logins).where(this_user)).scalar()
+            if failed is None or failed < MAX_FAILED_LOGINS:
                 return None, "invalid"
-            locked_until = utc(row["locked_until"])
-            if locked_until is not None and locked_until > now:
-                return None, "locked"
-            if not verify_password(password, row["password_hash"]):
-                failed = int(row["failed_logins"] or 0) + 1
-                lock = now + LOCKOUT if failed >= MAX_FAILED_LOGINS else None
-                conn.execute(update(schema.users).where(schema.users.c.id == row["id"]).values(
-                    failed_logins=0 if lock else failed, locked_until=lock))
-                return None, "locked" if lock else "invalid"
-            conn.execute(update(schema.users).where(schema.users.c.id == row["id"]).values(
-                failed_logins=0, locked_until=None))
-        return User(int(row["id"]), row["name"], row["role"]), ""
+            conn.execute(update(u).where(this_user).values(failed_logins=0, locked_until=now + LOCKOUT))
+        return None, "locked"
 
     # ---- sessions ----------------------------------------------------------------------------------
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import signal
 import sys
+from types import FrameType
 from typing import Any
 
 from ivr.errors import IvrError
@@ -72,6 +74,7 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM or Ctrl-C (SIGINT), then stop gracefully, close the store and exit 0."""
     import uvicorn
 
     from ivr.console.app import create_app
@@ -79,12 +82,40 @@ def cmd_console(args: argparse.Namespace) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         raise IvrError("--tls-cert and --tls-key go together")
     store = open_store(args)
-    app = create_app(store, secure_cookies=args.secure_cookies or bool(args.tls_cert))
-    scheme = "https" if args.tls_cert else "http"
-    print(f"ivr console: {scheme}://{args.bind}:{args.port}/ (database {store.engine.url.render_as_string()})",
-          flush=True)
-    # no access log: URLs carry search words and caller numbers from the filters
-    uvicorn.run(app, host=args.bind, port=args.port, access_log=False, log_level="warning",
-                ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
-    store.close()
+    try:
+        app = create_app(store, secure_cookies=args.secure_cookies or bool(args.tls_cert))
+        scheme = "https" if args.tls_cert else "http"
+        print(f"ivr console: {scheme}://{args.bind}:{args.port}/ (database {store.engine.url.render_as_string()})",
+              flush=True)
+        # no access log: URLs carry search words and caller numbers from the filters
+        server = uvicorn.Server(uvicorn.Config(app, host=args.bind, port=args.port, access_log=False,
+                                               log_level="warning", ssl_certfile=args.tls_cert,
+                                               ssl_keyfile=args.tls_key))
+        if not _serve(server) and not server.started:
+            raise IvrError(f"the console did not start on {args.bind}:{args.port}")
+    finally:
+        store.close()
     return 0
+
+
+def _serve(server: Any) -> bool:
+    """Run a uvicorn server with SIGINT and SIGTERM as requests to stop; True when one of them stopped it.
+
+    uvicorn handles them while it runs, and afterwards raises the signal again for the handler that
+    was there before it: here that is ours (asking a stopped server to stop again does nothing) rather
+    than the default, which would kill the process (exit 143, or KeyboardInterrupt) before the store is
+    closed.
+    """
+    stopped: list[int] = []
+
+    def stop(sig: int, frame: FrameType | None) -> None:
+        stopped.append(sig)
+        server.handle_exit(sig, frame)  # before uvicorn's own handlers are in place: stop as soon as started
+
+    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    return bool(stopped)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.errors import IvrError
+from ivr.store.files import private_dir, tighten
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,9 @@ class StoreConfig:
             return self.recording_key
         path = self.key_file.expanduser()
         if path.exists():
+            tighten(path)
             return parse_key(path.read_text(encoding="ascii").strip())
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         key = secrets.token_bytes(KEY_BYTES)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as f:

@@ -38,11 +38,13 @@ from ivr.atomicfile import atomic_write
 from ivr.errors import IvrError
 from ivr.store import privacy, schema
 from ivr.store.config import StoreConfig
+from ivr.store.files import private_dir, private_file, tighten
 from ivr.store.migrations import FTS_TABLE, TS_CONFIG, TSV_COLUMN, fulltext_kind, migrate
 
 log = logging.getLogger(__name__)
 
 RECORDINGS_DIR = "recordings"
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 MAX_SEARCH_WORDS = 8
 _FTS = sql_table(FTS_TABLE, sql_column("rowid"), sql_column("text"))
 
@@ -57,8 +59,10 @@ def utc(value: datetime | None) -> datetime | None:
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            database = private_file(Path(parsed.database))  # 0600 before SQLite makes it with the umask
+            for suffix in SQLITE_SIDE_FILES:  # SQLite gives these the database's mode when it makes them
+                tighten(database.with_name(database.name + suffix))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -157,7 +161,8 @@ class Store:
         digest = hashlib.sha256(plain).hexdigest()
         rel = Path(RECORDINGS_DIR) / f"{call_id}-{kind}.wav.enc"
         blob = privacy.encrypt(plain, self._key(), call_id.encode())
-        atomic_write(self.config.data_dir / rel, blob)
+        private_dir(self.config.data_dir / RECORDINGS_DIR)
+        atomic_write(self.config.data_dir / rel, blob, mode=0o600)
         conn.execute(delete(schema.recordings).where(and_(schema.recordings.c.call_id == call_id,
                                                           schema.recordings.c.kind == kind)))
         conn.execute(schema.recordings.insert().values(call_id=call_id, kind=kind, path=str(rel), sha256=digest,

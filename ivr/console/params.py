@@ -1,0 +1,60 @@
+"""The call list's query parameters, checked and bounded: a value out of range or of the wrong kind is
+a 422 with a message saying what is allowed, never an error deeper down (a 500)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date
+
+from fastapi import HTTPException
+
+from ivr.store import CallFilter
+
+MAX_OFFSET = 1_000_000
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+MAX_TEXT_CHARS = 500
+MIN_DATE, MAX_DATE = date(1900, 1, 1), date(9998, 12, 31)
+TEXT_PARAMS = ("q", "caller", "outcome", "intent", "emotion", "escalated", "date_from", "date_to", "offset",
+               "limit")
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,20}")
+
+
+def int_param(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = (params.get(name) or "").strip()
+    if not raw:
+        return default
+    if not _WHOLE_NUMBER.fullmatch(raw):
+        raise HTTPException(422, f"{name} is a whole number from {low} to {high}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise HTTPException(422, f"{name} is a whole number from {low} to {high}")
+    return value
+
+
+def date_param(params: Mapping[str, str], name: str) -> date | None:
+    raw = params.get(name)
+    if not raw:
+        return None
+    try:
+        value = date.fromisoformat(raw)
+    except ValueError:
+        raise HTTPException(422, "dates are YYYY-MM-DD") from None
+    if not MIN_DATE <= value <= MAX_DATE:
+        raise HTTPException(422, f"dates are YYYY-MM-DD from {MIN_DATE} to {MAX_DATE}")
+    return value
+
+
+def filter_from(params: Mapping[str, str]) -> CallFilter:
+    """The call list filter from a request's query parameters (HTTPException 422 when one is bad)."""
+    for name in TEXT_PARAMS:
+        if len(params.get(name) or "") > MAX_TEXT_CHARS:
+            raise HTTPException(422, f"{name} is at most {MAX_TEXT_CHARS} characters")
+    escalated = {"yes": True, "no": False}.get(params.get("escalated") or "")
+    return CallFilter(date_from=date_param(params, "date_from"), date_to=date_param(params, "date_to"),
+                      outcome=params.get("outcome") or None, intent=params.get("intent") or None,
+                      emotion=params.get("emotion") or None, escalated=escalated,
+                      caller=params.get("caller") or None, text=params.get("q") or None,
+                      limit=int_param(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+                      offset=int_param(params, "offset", 0, 0, MAX_OFFSET))
