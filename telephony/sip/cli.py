@@ -7,11 +7,15 @@ import dataclasses
 import logging
 import signal
 import threading
+import time
 from typing import Any
 
 from telephony.sip.config import DEFAULT_SIP_PORT, DEFAULT_TLS_PORT, SRTP_MODES, SipConfig, load_sip_config
 
 log = logging.getLogger(__name__)
+
+SIP_STALL_S = 10.0
+"""The SIP thread polls every 10 ms; this long without a poll, it hangs and the watchdog pings stop."""
 
 
 def register(subparsers: Any) -> None:
@@ -71,6 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.cli import _config
     from ivr.errors import IvrError
     from ivr.services import Services
+    from telephony.sdnotify import Notifier
     from telephony.sip.endpoint import MAX_ANSWERED_CALLS
     from telephony.sip.server import SipServer
 
@@ -111,10 +116,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     tls = f"; TLS on {config.tls_port}" if config.tls_cert else ""
     print(f"ivr serve: listening on sip:{config.bind}:{config.port} (UDP, TCP{tls}); calls in {config.out_dir}/; "
           f"at most {server.config.max_calls} calls at once", flush=True)
+    notifier = Notifier()
+    notifier.ready(f"answering calls on sip:{config.bind}:{config.port}")
+    stalled = False
     while not stop.wait(0.5):
         if not server.endpoint.running:
             log.error("the SIP thread stopped")
             return 1
+        # the watchdog hears from us only while the SIP thread polls: a hung one gets us restarted
+        idle_s = time.monotonic() - server.endpoint.last_poll
+        if idle_s < SIP_STALL_S:
+            notifier.watchdog()
+        elif not stalled:
+            log.error("the SIP thread has not polled for %.0f s; no more watchdog pings", idle_s)
+        stalled = idle_s >= SIP_STALL_S
+    notifier.stopping("stopping; live calls may finish")
     if server.live_calls():
         print(f"ivr serve: stopping; {len(server.live_calls())} call(s) may finish "
               f"(up to {config.shutdown_grace_s:.0f} s)", flush=True)
@@ -147,20 +163,26 @@ def _serve_behind_front(config: SipConfig) -> int:
     """`ivr serve --max-calls N` above one process's limit: workers behind Kamailio (telephony.sip.front)."""
     import sys
 
-    from telephony.sip.front import Supervisor
+    from telephony.sdnotify import Notifier
+    from telephony.sip.front import TICK_S, Supervisor
 
     supervisor = Supervisor(config, sys.argv[1:])
+    notifier = Notifier()
     stop, hurry = _shutdown_signals()
     try:
         supervisor.start()
         print(f"ivr serve: listening on sip:{config.bind}:{config.port} (UDP, TCP; Kamailio in front of "
               f"{len(supervisor.workers)} workers on ports {supervisor.ports[0]}-{supervisor.ports[-1]}); "
               f"calls in {config.out_dir}/; at most {config.max_calls} calls at once", flush=True)
-        while not stop.wait(0.5):
-            if not supervisor.running:
-                log.error("a worker or the proxy stopped")
-                supervisor.kill()
-                return 1
+        status = supervisor.status()
+        notifier.ready(status)
+        while not stop.wait(TICK_S):  # workers and the proxy are restarted when they stop (Supervisor.tick)
+            supervisor.tick()
+            notifier.watchdog()
+            if supervisor.status() != status:
+                status = supervisor.status()
+                notifier.status(status)
+        notifier.stopping("stopping; live calls may finish")
         print("ivr serve: stopping; live calls may finish", flush=True)
         code = supervisor.stop(config.shutdown_grace_s, hurry)
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 import pjsua2 as pj
@@ -46,6 +47,8 @@ class SipEndpoint:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="sip", daemon=True)
         self.ep: pj.Endpoint | None = None
+        self.last_poll = time.monotonic()
+        """When the SIP thread last polled pjsua2 (time.monotonic()): its heartbeat, for watchdogs."""
 
     def start(self, timeout_s: float = 10.0) -> None:
         self._thread.start()
@@ -85,6 +88,7 @@ class SipEndpoint:
             return
         self._ready.set()
         while not self._stop.is_set():
+            self.last_poll = time.monotonic()
             ep.libHandleEvents(POLL_MS)
             self._run_posted()
             if self._on_poll is not None:

@@ -10,15 +10,21 @@ answers at most 3 calls. For a higher `--max-calls`, `ivr serve` becomes a super
             worker (dispatcher, round-robin) with failover to the next worker on 486/503/408 (a full
             or dead worker), and 503 with Retry-After when every worker refused. It record-routes,
             so in-dialog requests (ACK, INFO, BYE, REFER) pass through it; it never touches SDP, so
-            RTP flows directly between the caller and the worker.
-SIGTERM: the workers get it (they refuse new calls with 503 and let live calls finish), and the proxy
-stops once they have exited. Each child dies with the supervisor (PR_SET_PDEATHSIG). Started as root,
-Kamailio runs as the `kamailio` user.
+            RTP flows directly between the caller and the worker (telephony.sip.kamailio).
+Self-healing: the supervisor's main loop calls tick() a few times a second. A worker that exits (a crash,
+a kill, or a hang caught by its watchdog: each worker pings the supervisor as it would ping systemd) is
+restarted on the same port, RTP range and limit after a backoff (1 s, 2 s, 4 s ... 30 s; back to 1 s once
+it stayed up a minute); meanwhile the proxy routes new calls to the other workers (the supervisor marks
+it inactive over RPC, and the dispatcher's OPTIONS pings keep checking), and their calls go on. Kamailio
+is restarted the same way; calls in progress keep their media and their SIP requests reach the new proxy.
+SIGTERM: no more restarts; the workers get it (they refuse new calls with 503 and let live calls finish),
+and the proxy stops once they have exited; a second signal makes them hang up. Each child dies with the
+supervisor (PR_SET_PDEATHSIG). Started as root, Kamailio runs as the `kamailio` user.
 """
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import ipaddress
 import logging
 import math
@@ -32,154 +38,38 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ivr.errors import IvrError
+from telephony.sip.children import Child, describe_exit
 from telephony.sip.config import SipConfig
 from telephony.sip.endpoint import MAX_ANSWERED_CALLS, PJSUA_MAX_CALLS
+from telephony.sip.kamailio import KamailioRpc, dispatcher_list, kamailio_config, sip_ping
+
+__all__ = ["Supervisor", "kamailio_config", "worker_limits"]
 
 log = logging.getLogger(__name__)
 
 KAMAILIO_USER = "kamailio"
-KAMAILIO_MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
 WORKER_START_TIMEOUT_S = 300.0
 FRONT_START_TIMEOUT_S = 15.0
+WORKER_WATCHDOG_S = 20.0
+"""A ready worker that sends no watchdog ping for this long is hung: killed, then restarted."""
+FRONT_CHECK_S = 5.0
+FRONT_MISSES = 3
+"""The proxy must answer an OPTIONS every FRONT_CHECK_S; this many misses in a row: it hangs, killed."""
+TICK_S = 0.25
+"""How often the serve loop calls Supervisor.tick()."""
 RTP_STRIDE = 4 * PJSUA_MAX_CALLS
 """RTP ports per worker: pjsua takes an RTP and an RTCP port per call slot; twice that as a margin."""
 DEFAULT_RTP_PORT = 4000
-WORKER_RELAY_TIMEOUT_MS = 3000
-"""How long a worker may take to answer an INVITE at all before the proxy tries the next one."""
+READY_LINE = "listening on sip:"
 
 
 def worker_limits(max_calls: int) -> list[int]:
     """Each worker's share of max_calls (at most MAX_ANSWERED_CALLS each), as even as possible."""
     count = math.ceil(max_calls / MAX_ANSWERED_CALLS)
     return [max_calls // count + (1 if i < max_calls % count else 0) for i in range(count)]
-
-
-def kamailio_config(config: SipConfig, worker_ports: list[int], runtime: Path) -> str:
-    """The proxy's configuration: listens only on config.bind:config.port."""
-    if config.allow:
-        tests = " || ".join(f'is_in_subnet("$si", "{ipaddress.ip_network(c, strict=False)}")'
-                            for c in config.allow)
-        allow = f"if (!({tests})) {{\n\t\txlog(\"L_WARN\", \"INVITE from $si refused: not in the allow-list\\n\");\n" \
-                "\t\tsl_send_reply(\"403\", \"Forbidden\");\n\t\texit;\n\t}"
-    else:
-        allow = "# no allow-list: any source may call"
-    return f"""#!KAMAILIO
-# written by `ivr serve` (telephony/sip/front.py); stateful proxy in front of the pjsua2 workers
-debug=1
-log_stderror=yes
-memdbg=5
-memlog=5
-children=2
-tcp_children=1
-auto_aliases=no
-dns=no
-rev_dns=no
-use_dns_cache=no
-listen=udp:{config.bind}:{config.port}
-listen=tcp:{config.bind}:{config.port}
-server_header="Server: {config.user_agent}"
-user_agent_header="User-Agent: {config.user_agent}"
-mpath="{KAMAILIO_MODULES}/"
-
-loadmodule "kex.so"
-loadmodule "corex.so"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "xlog.so"
-loadmodule "ipops.so"
-loadmodule "dispatcher.so"
-
-modparam("tm", "fr_timer", {WORKER_RELAY_TIMEOUT_MS})
-modparam("tm", "fr_inv_timer", 60000)
-modparam("rr", "enable_full_lr", 0)
-modparam("dispatcher", "list_file", "{runtime / 'dispatcher.list'}")
-modparam("dispatcher", "flags", 2)
-modparam("dispatcher", "ds_ping_interval", 0)
-
-request_route {{
-	if (!mf_process_maxfwd_header("10")) {{
-		sl_send_reply("483", "Too Many Hops");
-		exit;
-	}}
-	if (has_totag()) {{
-		if (loose_route()) {{
-			t_relay();
-			exit;
-		}}
-		if (is_method("ACK")) {{
-			if (t_check_trans()) {{
-				t_relay();
-			}}
-			exit;
-		}}
-		sl_send_reply("404", "Not Here");
-		exit;
-	}}
-	if (is_method("CANCEL")) {{
-		if (t_check_trans()) {{
-			t_relay();
-		}}
-		exit;
-	}}
-	if (is_method("ACK")) {{
-		exit;
-	}}
-	if (is_method("OPTIONS")) {{
-		sl_send_reply("200", "OK");
-		exit;
-	}}
-	if (!is_method("INVITE")) {{
-		sl_send_reply("405", "Method Not Allowed");
-		exit;
-	}}
-	{allow}
-	remove_hf("Route");
-	record_route();
-	if (!ds_select_domain("1", "4")) {{
-		route(FULL);
-	}}
-	t_on_failure("NEXT_WORKER");
-	if (!t_relay()) {{
-		sl_reply_error();
-	}}
-	exit;
-}}
-
-route[FULL] {{
-	append_to_reply("Retry-After: {config.retry_after_s}\\r\\n");
-	sl_send_reply("503", "Service Unavailable");
-	exit;
-}}
-
-failure_route[NEXT_WORKER] {{
-	if (t_is_canceled()) {{
-		exit;
-	}}
-	if (t_check_status("486|503|408|500")) {{
-		if (ds_next_domain()) {{
-			t_on_failure("NEXT_WORKER");
-			t_relay();
-			exit;
-		}}
-		append_to_reply("Retry-After: {config.retry_after_s}\\r\\n");
-		t_reply("503", "Service Unavailable");
-		exit;
-	}}
-}}
-"""
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Supervisor:
@@ -193,12 +83,22 @@ class Supervisor:
         self.ports = [config.port + 1 + i for i in range(len(self.limits))]
         base = config.rtp_port or DEFAULT_RTP_PORT
         self.rtp_ports = [base + i * RTP_STRIDE for i in range(len(self.limits))]
-        self.workers: list[subprocess.Popen[str]] = []
-        self.front: subprocess.Popen[str] | None = None
+        self.workers = [
+            Child(f"worker {i}", [sys.executable, "-m", "ivr", *argv, "--bind", config.bind, "--port", str(port),
+                                  "--rtp-port", str(rtp), "--max-calls", str(limit), "--worker-of", config.bind],
+                  ready_line=READY_LINE, watchdog_s=WORKER_WATCHDOG_S)
+            for i, (limit, port, rtp) in enumerate(zip(self.limits, self.ports, self.rtp_ports, strict=True))]
+        self.front: Child | None = None
+        self.stopping = False
+        self._front_checked = 0.0
+        self._front_misses = 0
         self._runtime = Path(tempfile.mkdtemp(prefix="ivr-front-"))
-        self._pumps: list[threading.Thread] = []
+        self.rpc = KamailioRpc(self._runtime / "rpc.sock")
+
+    # ---- start --------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Starts every worker, waits until each listens, then the proxy; raises IvrError if one fails."""
         kamailio = shutil.which("kamailio") or shutil.which("kamailio", path="/usr/sbin:/sbin")
         if kamailio is None:
             raise IvrError(f"--max-calls {self.config.max_calls} needs Kamailio in front of the workers (more than "
@@ -207,48 +107,43 @@ class Supervisor:
             raise IvrError(f"--max-calls above {MAX_ANSWERED_CALLS} needs a specific --bind address, not "
                            f"{self.config.bind}")
         try:
-            for i, (limit, port, rtp) in enumerate(zip(self.limits, self.ports, self.rtp_ports, strict=True)):
-                cmd = [sys.executable, "-m", "ivr", *self.argv, "--bind", self.config.bind, "--port", str(port),
-                       "--rtp-port", str(rtp), "--max-calls", str(limit), "--worker-of", self.config.bind]
-                self.workers.append(subprocess.Popen(
-                    cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                    start_new_session=True, preexec_fn=_die_with_parent))
-                log.info("worker %d: pid %d on %s:%d, RTP from %d, %d call(s)", i, self.workers[-1].pid,
-                         self.config.bind, port, rtp, limit)
-            deadline = time.monotonic() + WORKER_START_TIMEOUT_S
             for i, worker in enumerate(self.workers):
-                self._wait_ready(worker, f"worker {i}", deadline)
-            self._start_front(kamailio)
+                worker.spawn()
+                log.info("worker %d: pid %d on %s:%d, RTP from %d, %d call(s)", i, worker.pid, self.config.bind,
+                         self.ports[i], self.rtp_ports[i], self.limits[i])
+            self._wait_workers(time.monotonic() + WORKER_START_TIMEOUT_S)
+            self.front = self._front_child(kamailio)
+            self.front.spawn()
+            self._wait_front(self.front, time.monotonic() + FRONT_START_TIMEOUT_S)
         except BaseException:
             self.kill()
             raise
 
-    def _wait_ready(self, proc: subprocess.Popen[str], name: str, deadline: float) -> None:
-        assert proc.stdout is not None
-        lines: list[str] = []
+    def _wait_workers(self, deadline: float) -> None:
+        while not all(worker.ready for worker in self.workers):
+            for worker in self.workers:
+                code = worker.exit_code()
+                if code is not None:
+                    raise IvrError(f"{worker.name} did not start ({describe_exit(code)}):\n{worker.tail()}")
+                if time.monotonic() > deadline and not worker.ready:
+                    raise IvrError(f"{worker.name} did not start in {WORKER_START_TIMEOUT_S:.0f} s:\n{worker.tail()}")
+            time.sleep(0.1)
+
+    def _wait_front(self, front: Child, deadline: float) -> None:
         while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            if "listening on sip:" in line:
-                self._pump(proc.stdout, name)
+            code = front.exit_code()
+            if code is not None:
+                raise IvrError(f"Kamailio exited at start ({describe_exit(code)}); see its log above")
+            if self._front_answers():
+                front.mark_ready()
                 return
-            lines.append(line)
-        tail = "".join(lines[-20:])
-        raise IvrError(f"{name} did not start (exit code {proc.poll()}):\n{tail}")
+            time.sleep(0.1)
+        raise IvrError(f"Kamailio did not listen on {self.config.bind}:{self.config.port} in time")
 
-    def _pump(self, stream: IO[str], name: str) -> None:
-        """Copies a child's output to ours, each line marked with its name."""
-        def run() -> None:
-            for line in stream:
-                sys.stderr.write(f"[{name}] {line}")
-        thread = threading.Thread(target=run, name=f"pump-{name}", daemon=True)
-        thread.start()
-        self._pumps.append(thread)
-
-    def _start_front(self, kamailio: str) -> None:
-        (self._runtime / "dispatcher.list").write_text(
-            "".join(f"1 sip:{self.config.bind}:{port}\n" for port in self.ports), encoding="utf-8")
+    def _front_child(self, kamailio: str) -> Child:
+        """Writes the proxy's configuration (checked with `kamailio -c`) and returns its child, not started."""
+        (self._runtime / "dispatcher.list").write_text(dispatcher_list(self.config.bind, self.ports),
+                                                       encoding="utf-8")
         cfg = self._runtime / "kamailio.cfg"
         cfg.write_text(kamailio_config(self.config, self.ports, self._runtime), encoding="utf-8")
         run_as: dict[str, Any] = {}
@@ -267,55 +162,127 @@ class Supervisor:
                                capture_output=True, text=True, timeout=FRONT_START_TIMEOUT_S)
         if check.returncode != 0:
             raise IvrError(f"the Kamailio configuration is invalid:\n{check.stderr[-2000:]}")
-        self.front = subprocess.Popen(
-            [kamailio, "-DD", "-E", "-f", str(cfg), "-Y", str(self._runtime), "-P", str(self._runtime / "pid"),
-             "-m", "64", "-M", "8"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True, preexec_fn=_die_with_parent, **run_as)
-        assert self.front.stdout is not None
-        self._pump(self.front.stdout, "kamailio")
-        deadline = time.monotonic() + FRONT_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.front.poll() is not None:
-                raise IvrError(f"Kamailio exited at start (code {self.front.returncode}); see its log above")
-            if self._listening():
-                return
-            time.sleep(0.1)
-        raise IvrError(f"Kamailio did not listen on {self.config.bind}:{self.config.port} in time")
+        cmd = [kamailio, "-DD", "-E", "-f", str(cfg), "-Y", str(self._runtime), "-P", str(self._runtime / "pid"),
+               "-m", "64", "-M", "8"]
+        return Child("kamailio", cmd, popen=run_as)
 
-    def _listening(self) -> bool:
-        """Whether the front's UDP port is taken (by Kamailio, which alone was told to bind it)."""
-        import socket
+    def _front_answers(self) -> bool:
+        """Whether the proxy answers an OPTIONS on its address (it answers 200 itself)."""
+        return sip_ping(self.config.bind, self.config.port, timeout_s=0.2) is not None
 
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind((self.config.bind, self.config.port))
-            except OSError:
-                return True
-        return False
+    # ---- watching -----------------------------------------------------------------------------------
 
-    @property
-    def running(self) -> bool:
-        return (self.front is not None and self.front.poll() is None
-                and all(w.poll() is None for w in self.workers))
+    def tick(self) -> None:
+        """One look at every child: restarts what stopped (after its backoff), kills what hangs, and keeps
+        the proxy's routing in step. Call it from the main loop every TICK_S or so."""
+        if self.stopping:
+            return
+        now = time.monotonic()
+        for i, worker in enumerate(self.workers):
+            change = self._watch(worker, now, WORKER_START_TIMEOUT_S)
+            if change is not None and self.front is not None and self.front.ready:
+                self.rpc.set_worker(self.config.bind, self.ports[i], up=change == "up")
+        front = self.front
+        if front is None:
+            return
+        if front.running and not front.ready and self._front_answers():
+            front.mark_ready()
+        elif front.ready and now - self._front_checked >= FRONT_CHECK_S:
+            self._check_front(front, now)
+        if front.proc is None and front.restart_at is not None and now >= front.restart_at:
+            for leftover in ("pid", "rpc.sock"):  # the dead proxy's: the new one makes its own
+                with contextlib.suppress(OSError):
+                    (self._runtime / leftover).unlink()
+        if self._watch(front, now, FRONT_START_TIMEOUT_S) == "up":  # a new proxy: tell it who is down
+            for port, worker in zip(self.ports, self.workers, strict=True):
+                if not worker.ready:
+                    self.rpc.set_worker(self.config.bind, port, up=False)
+
+    def _check_front(self, front: Child, now: float) -> None:
+        """Kills a proxy that runs but no longer answers (the restart follows as for a crash)."""
+        self._front_checked = now
+        self._front_misses = 0 if self._front_answers() else self._front_misses + 1
+        if self._front_misses >= FRONT_MISSES:
+            log.error("%s (pid %s) did not answer OPTIONS %d times in a row: it hangs; killing it", front.name,
+                      front.pid, self._front_misses)
+            self._front_misses = 0
+            front.signal(signal.SIGKILL)
+
+    def _watch(self, child: Child, now: float, start_timeout_s: float) -> str | None:
+        """'down' when the child just stopped, 'up' when it came back and is ready, else None."""
+        child.drain_notify(now)
+        code = child.exit_code()
+        if code is not None:
+            up_s = now - child.started_at
+            delay = child.backoff.next_delay(up_s)
+            child.down_since = now if child.down_since is None else child.down_since
+            child.restart_at = now + delay
+            before = "" if child.ready_at is not None else f"; before it was ready it printed:\n{child.tail()}"
+            log.error("%s (pid %s) stopped: %s after %.1f s; restarting it in %.0f s%s", child.name, child.pid,
+                      describe_exit(code), up_s, delay, before)
+            child.reap()
+            return "down"
+        if child.proc is None:
+            if child.restart_at is not None and now >= child.restart_at:
+                self._restart(child, now)
+            return None
+        if not child.ready:
+            if now - child.started_at > start_timeout_s:
+                log.error("%s (pid %s) was not ready after %.0f s; killing it", child.name, child.pid,
+                          start_timeout_s)
+                child.signal(signal.SIGKILL)
+            return None
+        if child.down_since is not None:
+            log.warning("%s is back (pid %s), %.1f s after it stopped", child.name, child.pid, now - child.down_since)
+            child.down_since = None
+            return "up"
+        if child.watchdog_expired(now):
+            log.error("%s (pid %s) sent no watchdog ping for %.0f s: it hangs; killing it", child.name, child.pid,
+                      child.watchdog_s)
+            child.signal(signal.SIGKILL)
+        return None
+
+    def _restart(self, child: Child, now: float) -> None:
+        child.restart_at = None
+        child.restarts += 1
+        try:
+            child.spawn()
+        except OSError as exc:
+            delay = child.backoff.next_delay(0.0)
+            child.restart_at = now + delay
+            log.error("%s could not be started: %s; trying again in %.0f s", child.name, exc, delay)
+            return
+        log.warning("%s: restarted as pid %s (restart %d)", child.name, child.pid, child.restarts)
+
+    def status(self) -> str:
+        """One line for systemd's STATUS=: how many workers take calls, and whether the proxy is up."""
+        up = sum(worker.ready for worker in self.workers)
+        front = "" if self.front is not None and self.front.ready else "; the Kamailio front is down"
+        return f"{up}/{len(self.workers)} workers up on {self.config.bind}:{self.config.port}{front}"
+
+    # ---- stop ---------------------------------------------------------------------------------------
 
     def signal_workers(self) -> None:
         """Each signal to a worker: the first lets its calls finish (503 to new ones), a second hangs up."""
         for worker in self.workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
+            worker.signal(signal.SIGTERM)
 
     def wait_workers(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         for worker in self.workers:
+            if worker.proc is None:
+                continue
             try:
-                worker.wait(max(0.0, deadline - time.monotonic()))
+                worker.proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 return False
         return True
 
     def stop(self, grace_s: float, hurry: threading.Event) -> int:
-        """Workers first (calls may finish through the proxy), then the proxy. Returns the exit code."""
+        """No more restarts; workers first (calls may finish through the proxy), then the proxy. Returns the
+        exit code: 0 when every worker that was taking calls stopped cleanly."""
+        self.stopping = True
+        serving = [worker for worker in self.workers if worker.ready]  # one still starting has nothing to finish
         self.signal_workers()
         deadline = time.monotonic() + grace_s + 20.0
         hurried = False
@@ -323,23 +290,17 @@ class Supervisor:
             if hurry.is_set() and not hurried:
                 hurried = True
                 self.signal_workers()
-        codes = [w.poll() for w in self.workers]
+        codes = [worker.exit_code() for worker in serving]
         self.kill()
         return 0 if all(code == 0 for code in codes) else 1
 
     def kill(self) -> None:
         """Ends every child still running (SIGTERM, then SIGKILL) and removes the runtime folder."""
-        procs = [p for p in [*self.workers, self.front] if p is not None]
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        for thread in self._pumps:
-            thread.join(1)
+        self.stopping = True
+        children = [c for c in [*self.workers, self.front] if c is not None]
+        for child in children:
+            child.signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10.0
+        for child in children:
+            child.kill(timeout_s=max(0.0, deadline - time.monotonic()), term=False)
         shutil.rmtree(self._runtime, ignore_errors=True)
-
