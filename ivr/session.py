@@ -125,8 +125,12 @@ class CallSession:
             self._keys.append(digit)
 
     def caller_hung_up(self) -> None:
+        self.line_closed("caller-hangup", "caller hung up")
+
+    def line_closed(self, outcome: str, reason: str) -> None:
+        """The transport ended the call (the caller hung up, the server shut down, RTP stopped)."""
         if not self.ended:
-            self._end("caller-hangup", "caller hung up")
+            self._end(outcome, reason)
 
     def tick(self, caller: Frame | None) -> Frame:
         """One 20 ms step: hear the caller's frame, move the call on, return the agent's frame."""

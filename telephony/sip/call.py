@@ -30,6 +30,7 @@ from ivr.frame import Frame
 from ivr.services import Services
 from ivr.session import CallSession
 from telephony.sip.media import FRAME_BYTES, LINE_RATE_HZ, CallMediaPort, audio_format
+from telephony.sip.security import peer_text
 from telephony.sip.transfer import TransferContext, context_from_session, post_webhook
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,15 @@ class SipCall(pj.Call):
         self.transfer_status = 0
         self.last_rx_packets = -1
         self.last_rtp_at = time.monotonic()
+        self.created_at = time.monotonic()
+        self.answered_at: float | None = None
+        """When the 200 went out (SIP thread); None before."""
+        self.dropped = False
+        """Hung up by the server for never being confirmed."""
+        self.confirmed = False
+        """The caller's ACK came: only then does the session start (a spoofed INVITE costs no model work)."""
+        self.ended_by_server = ""
+        """Why the agent's side ended the call ('' while the caller may still be the one to hang up)."""
 
     def _guard(self, what: str, fn: Callable[[], None]) -> None:
         try:
@@ -81,6 +91,9 @@ class SipCall(pj.Call):
     def _on_state(self) -> None:
         info = self.getInfo()
         log.info("call %s: %s (%d)", self.id, info.stateText, info.lastStatusCode)
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED and not self.confirmed:
+            self.confirmed = True
+            self._start_runner()
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.disconnected = True
             if self.runner is not None:
@@ -105,10 +118,15 @@ class SipCall(pj.Call):
                 self.port.startTransmit(audio)
             else:  # a re-INVITE during a bridged transfer: keep the human connected
                 self.human.bridge(self)
-            if self.runner is None:
-                self.runner = CallRunner(self, self.port, self.server.services, self.server.config.out_dir)
-                self.runner.start()
+            self._start_runner()
             return
+
+    def _start_runner(self) -> None:
+        """The session starts once the call is both confirmed (ACK) and has active audio."""
+        if self.runner is None and self.confirmed and self.port is not None and not self.disconnected:
+            self.runner = CallRunner(self, self.port, self.server.services, self.server.config.out_dir)
+            self.server.runner_started()
+            self.runner.start()
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802 (RFC 4733 and SIP INFO)
         def deliver() -> None:
@@ -203,7 +221,7 @@ class CallRunner(threading.Thread):
         self.session = CallSession(services, self.clock, LINE_RATE_HZ, self.out_dir, call_id=call.id)
         self.observers = list(getattr(call.server, "observers", ()))  # e.g. the call store
         for observer in self.observers:
-            observer.call_started(self.session, call.getInfo().remoteUri)
+            observer.call_started(self.session, peer_text(call.getInfo().remoteUri))
         self._hung_up = threading.Event()
         self._rtp_timed_out = threading.Event()
         self.result = ""
@@ -235,12 +253,15 @@ class CallRunner(threading.Thread):
             session.start()
             while not session.ended:
                 if self._hung_up.is_set():
-                    session.caller_hung_up()
+                    if self.call.ended_by_server:
+                        session.line_closed("agent-hangup", self.call.ended_by_server)
+                    else:
+                        session.caller_hung_up()
                     break
                 if self._rtp_timed_out.is_set():
                     session.log.emit("rtp_timeout", after_s=self.call.server.config.rtp_timeout_s)
                     self.result = "rtp-timeout"
-                    session.caller_hung_up()
+                    session.line_closed("rtp-timeout", "no RTP from the caller")
                     self.call.server.hang_up(self.call)
                     break
                 _, pcm = self.port.read(READ_TIMEOUT_S)
@@ -268,6 +289,7 @@ class CallRunner(threading.Thread):
                     except Exception:
                         log.exception("call %s: observer failed", self.call.id)
                 self.finished.set()
+                self.call.server.runner_finished()
 
     # ---- transfer to a human ---------------------------------------------------------------------------
 

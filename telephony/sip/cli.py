@@ -27,6 +27,11 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--bind", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help=f"SIP port (default {DEFAULT_SIP_PORT})")
     serve.add_argument("--rtp-port", type=int, help="first RTP port (default 4000)")
+    serve.add_argument("--rtp-port-range", type=int, metavar="N", help="RTP/RTCP ports used from --rtp-port on, "
+                       "reused in turn (default 200; 0: no bound)")
+    serve.add_argument("--transaction-timeout", type=float, metavar="S", help="SIP transaction timeout (RFC "
+                       "3261's 64*T1, 32 s): an INVITE never ACKed or a BYE never answered frees its slot after "
+                       "S seconds (default 5)")
     serve.add_argument("--out", help="per-call outputs under OUT/CALL_ID/ (default calls)")
     serve.add_argument("--max-calls", type=int, help="concurrent calls; above: 503 (default 3); above 3, worker "
                        "processes behind a Kamailio proxy on --port (workers on the next ports; needs kamailio)")
@@ -89,6 +94,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             default = item
     config = load_sip_config(
         args.sip_config, bind=args.bind, port=args.port, rtp_port=args.rtp_port, out_dir=args.out,
+        rtp_port_range=args.rtp_port_range, transaction_timeout_s=args.transaction_timeout,
         max_calls=args.max_calls, pjsip_log_level=args.pjsip_log_level, allow=args.allow,
         webhook_url=args.webhook, rtp_timeout_s=args.rtp_timeout, shutdown_grace_s=args.grace,
         transfer_default=default, register=args.register, auth_user=args.auth_user,
@@ -131,8 +137,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log.error("the SIP thread has not polled for %.0f s; no more watchdog pings", idle_s)
         stalled = idle_s >= SIP_STALL_S
     notifier.stopping("stopping; live calls may finish")
-    if server.live_calls():
-        print(f"ivr serve: stopping; {len(server.live_calls())} call(s) may finish "
+    if server.live_count():
+        print(f"ivr serve: stopping; {server.live_count()} call(s) may finish "
               f"(up to {config.shutdown_grace_s:.0f} s)", flush=True)
     server.stop(config.shutdown_grace_s, hurry)
     print(f"ivr serve: stopped ({server.calls_answered} calls answered, {server.calls_rejected} refused, "

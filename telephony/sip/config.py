@@ -25,8 +25,11 @@ class SipConfig:
     """Address the SIP transports (UDP and TCP) and RTP bind to."""
     port: int = DEFAULT_SIP_PORT
     """SIP port for UDP and TCP."""
-    rtp_port: int = 0
-    """First RTP port (0: pjsua's default, 4000)."""
+    rtp_port: int = 4000
+    """First RTP port."""
+    rtp_port_range: int = 200
+    """RTP and RTCP ports used from rtp_port on: pjsua wraps around inside [rtp_port, rtp_port + range),
+    so the ports in use stay bounded however many calls come and go. 0: no bound (pjsua's own)."""
     out_dir: Path = Path("calls")
     """Each call writes recording.wav, events.jsonl and sip.json under out_dir/CALL_ID/."""
     max_calls: int = 3
@@ -34,6 +37,11 @@ class SipConfig:
     (pjsua2-python's wheels have 4 call slots; see telephony.sip.endpoint)."""
     retry_after_s: int = 30
     """Retry-After of the 503 sent above max_calls."""
+    transaction_timeout_s: float = 5.0
+    """pjsip's 64*T1 transaction timeout (RFC 3261's 32 s): an answered INVITE whose ACK has not come, or
+    a BYE nobody answers, frees its call slot after this long, so spoofed or broken INVITEs cannot keep
+    the server full. Retransmission timing (T1, T2) is unchanged. The session starts only once the call
+    is confirmed by the caller's ACK."""
     user_agent: str = "ivr-agent"
     """User-Agent and Server header."""
     pjsip_log_level: int = 1
@@ -95,6 +103,10 @@ class SipConfig:
         if self.auth_password_env and not self.auth_password_env.replace("_", "").isalnum():
             raise IvrError("auth_password_env is the NAME of an environment variable (letters, digits, _), "
                            "not the password")
+        if self.rtp_port_range < 0 or self.rtp_port_range and self.rtp_port_range < 8:
+            raise IvrError("rtp_port_range must be 0 (no bound) or at least 8 ports")
+        if not 2.0 <= self.transaction_timeout_s <= 32.0:
+            raise IvrError("transaction_timeout_s must be between 2 and 32 seconds")
         for cidr in self.allow:
             try:
                 ipaddress.ip_network(cidr, strict=False)

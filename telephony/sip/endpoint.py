@@ -18,6 +18,7 @@ import pjsua2 as pj
 
 from ivr.errors import IvrError
 from telephony.sip.config import SipConfig
+from telephony.sip.timers import set_transaction_timeout
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +33,38 @@ CODEC_PRIORITY = {"PCMU/8000/1": 255, "PCMA/8000/1": 254, "G722/16000/1": 253, "
 """Codecs offered and accepted, best first; every other codec is disabled (priority 0)."""
 
 
+class _Endpoint(pj.Endpoint):
+    """pjsua2's endpoint with the one hook that runs before pjsua allocates anything for an INVITE."""
+
+    def __init__(self, on_select: Callable[[pj.OnSelectAccountParam], None] | None) -> None:
+        super().__init__()
+        self._on_select = on_select
+
+    def onSelectAccount(self, prm: pj.OnSelectAccountParam) -> None:  # noqa: N802 (pjsua2 name)
+        if self._on_select is None:
+            return
+        try:
+            self._on_select(prm)
+        except Exception:
+            log.exception("SIP thread: account selection failed")
+
+
 class SipEndpoint:
     """Starts pjsua2 on a dedicated thread and runs posted work there."""
 
     def __init__(self, config: SipConfig, on_started: Callable[[pj.Endpoint], None],
-                 on_stopping: Callable[[], None], on_poll: Callable[[], None] | None = None) -> None:
+                 on_stopping: Callable[[], None], on_poll: Callable[[], None] | None = None,
+                 on_release: Callable[[], None] | None = None,
+                 on_select: Callable[[pj.OnSelectAccountParam], None] | None = None) -> None:
         self.config = config
         self._on_started = on_started
         self._on_stopping = on_stopping
         self._on_poll = on_poll
+        self._on_release = on_release
+        """Called on the SIP thread just before libDestroy: every pjsua2 object must be gone by then."""
+        self._on_select = on_select
+        """Called for each out-of-dialog request before pjsua handles it (pjsua2's onSelectAccount): the
+        place to route an INVITE that will be refused to an account that allocates no media."""
         self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -89,20 +113,24 @@ class SipEndpoint:
         self._ready.set()
         while not self._stop.is_set():
             self.last_poll = time.monotonic()
-            ep.libHandleEvents(POLL_MS)
-            self._run_posted()
-            if self._on_poll is not None:
-                self._on_poll()
+            self.handle_events()
         try:
             self._on_stopping()
             for _ in range(50):  # let BYEs and their answers go out
-                ep.libHandleEvents(POLL_MS)
-                self._run_posted()
-                if self._on_poll is not None:
-                    self._on_poll()
+                self.handle_events()
+            if self._on_release is not None:
+                self._on_release()
         finally:
             ep.libDestroy()
             self.ep = None
+
+    def handle_events(self) -> None:
+        """One poll of pjsua2, then the posted work and the owner's poll hook; SIP thread only."""
+        assert self.ep is not None
+        self.ep.libHandleEvents(POLL_MS)
+        self._run_posted()
+        if self._on_poll is not None:
+            self._on_poll()
 
     def _run_posted(self) -> None:
         while True:
@@ -117,7 +145,7 @@ class SipEndpoint:
 
     def _create(self) -> pj.Endpoint:
         cfg = self.config
-        ep = pj.Endpoint()
+        ep = _Endpoint(self._on_select)
         ep.libCreate()
         ep_cfg = pj.EpConfig()
         ep_cfg.uaConfig.threadCnt = 0
@@ -136,6 +164,7 @@ class SipEndpoint:
         med.ecTailLen = 0
         med.threadCnt = 1
         ep.libInit(ep_cfg)
+        set_transaction_timeout(round(cfg.transaction_timeout_s * 1000))
         tp = pj.TransportConfig()
         tp.boundAddress = cfg.bind
         tp.port = cfg.port

@@ -85,7 +85,8 @@ class Supervisor:
         self.rtp_ports = [base + i * RTP_STRIDE for i in range(len(self.limits))]
         self.workers = [
             Child(f"worker {i}", [sys.executable, "-m", "ivr", *argv, "--bind", config.bind, "--port", str(port),
-                                  "--rtp-port", str(rtp), "--max-calls", str(limit), "--worker-of", config.bind],
+                                  "--rtp-port", str(rtp), "--rtp-port-range", str(RTP_STRIDE),
+                                  "--max-calls", str(limit), "--worker-of", config.bind],
                   ready_line=READY_LINE, watchdog_s=WORKER_WATCHDOG_S)
             for i, (limit, port, rtp) in enumerate(zip(self.limits, self.ports, self.rtp_ports, strict=True))]
         self.front: Child | None = None

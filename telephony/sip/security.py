@@ -8,6 +8,20 @@ from collections.abc import Iterable
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def peer_text(value: str) -> str:
+    """Text that came from a peer through pjsua2, made safe to hash, log and store.
+
+    pjsua2's SWIG layer hands over header bytes that are not UTF-8 (a display name in Latin-1 from an
+    older PBX) as lone surrogates ('\\udce9'), which no encoder accepts. They are read again here as
+    UTF-8 where that works and as Latin-1 where it does not, so 'Jos\\xe9' becomes 'José'.
+    """
+    raw = value.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
 def source_ip(src_address: str) -> str:
     """The IP of pjsip's 'host:port' / '[v6]:port' source address (the port dropped)."""
     text = src_address.strip()

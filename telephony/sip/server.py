@@ -14,6 +14,7 @@ Only sources in the allow-list (if one is set) may call: others get 403.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import threading
 import time
@@ -25,7 +26,7 @@ from ivr.services import Services
 from telephony.sip.call import HumanCall, SipCall, redact
 from telephony.sip.config import SipConfig
 from telephony.sip.endpoint import MAX_ANSWERED_CALLS, SipEndpoint
-from telephony.sip.security import AllowList, source_ip
+from telephony.sip.security import AllowList, peer_text, source_ip
 from telephony.sip.transfer import TransferContext, refer_to
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,12 @@ log = logging.getLogger(__name__)
 SIP_RINGING = 180
 SIP_OK = 200
 SIP_FORBIDDEN = 403
+SIP_SERVER_ERROR = 500
 SIP_SERVICE_UNAVAILABLE = 503
 SHUTDOWN_WAIT_S = 3.0
 """After the grace period (or at once, without one): how long hung-up calls get to close their sessions."""
+RELEASE_WAIT_S = 10.0
+"""At the very end, how long the SIP thread waits for sessions still closing before it drops the calls."""
 RTP_CHECK_EVERY_S = 1.0
 SRTP_USE = {"off": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTIONAL,
             "mandatory": pj.PJMEDIA_SRTP_MANDATORY}
@@ -59,6 +63,23 @@ class _Account(pj.Account):
             log.exception("registration state: handling failed")
 
 
+class _Refuser(pj.Account):
+    """Takes the INVITEs that will be refused (403, 503). Its calls use pjsua's loop media transport, which
+    opens no socket: a flood of refused INVITEs allocates no RTP port and no ioqueue slot (pjsua otherwise
+    opens both sockets of a call's media before the application sees the INVITE, and their ioqueue slots
+    come back only after a delay, so a flood used to exhaust them and abort the process)."""
+
+    def __init__(self, server: SipServer) -> None:
+        super().__init__()
+        self.server = server
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802 (pjsua2 name)
+        try:
+            self.server.incoming(self, prm)
+        except Exception:
+            log.exception("incoming call: refusing failed")
+
+
 class SipServer:
     """Owns the endpoint, the account and the live calls; thread-safe start/stop."""
 
@@ -69,19 +90,27 @@ class SipServer:
                         config.max_calls, MAX_ANSWERED_CALLS)
             config = dataclasses.replace(config, max_calls=MAX_ANSWERED_CALLS)
         self.config = config
-        self.endpoint = SipEndpoint(config, self._started, self._stopping, self._poll)
+        self.endpoint = SipEndpoint(config, self._started, self._stopping, self._poll, self._release,
+                                    self._select_account)
         self.allow_list = AllowList(config.allow)
         self._next_rtp_check = 0.0
         self._account: _Account | None = None
+        self._refuser: _Refuser | None = None
         self._calls: dict[int, SipCall] = {}
-        self._rejected: list[SipCall] = []
-        self._closing: list[SipCall] = []
+        """Answered calls still up (written on the SIP thread; other threads only count them)."""
+        self._held: list[SipCall] = []
+        """Every pjsua2 call object from its INVITE until the SIP thread drops it (SIP thread only). The last
+        reference to a pjsua2 object must die on the SIP thread while the library is alive: destroyed on
+        another thread, or after libDestroy, it aborts the process in pjsua_call_set_user_data."""
         self._lock = threading.Lock()
+        self._runners_done = threading.Condition(self._lock)
+        self._runners = 0
         self._accepting = True
         self.calls_answered = 0
         self.calls_rejected = 0
         self.calls_forbidden = 0
         self.registered = False
+        self.stuck_calls = 0
         self.observers: list[Any] = []
         """Told of each call: call_started(session, remote_uri), call_closed(session, out_dir)."""
 
@@ -93,23 +122,39 @@ class SipServer:
 
     def stop(self, grace_s: float = 0.0, hurry: threading.Event | None = None) -> None:
         """Refuse new calls (503); let live calls end by themselves for up to grace_s (or until `hurry`
-        is set), then hang up the rest, wait briefly for their sessions, and stop pjsua2."""
+        is set), then hang up the rest (outcome agent-hangup, reason shutdown), let their sessions close,
+        and stop pjsua2. Called from the main thread, which never touches a pjsua2 object."""
         self._accepting = False
         deadline = time.monotonic() + grace_s
-        if grace_s > 0 and self.live_calls():
-            log.info("shutting down: %d call(s) may go on for up to %.0f s", len(self.live_calls()), grace_s)
-        while self.live_calls() and time.monotonic() < deadline and not (hurry is not None and hurry.is_set()):
+        if grace_s > 0 and self.live_count():
+            log.info("shutting down: %d call(s) may go on for up to %.0f s", self.live_count(), grace_s)
+        while self.live_count() and time.monotonic() < deadline and not (hurry is not None and hurry.is_set()):
             time.sleep(0.1)
-        self.endpoint.post(self._hang_up_all)
+        self.endpoint.post(self._stopping)
         deadline = time.monotonic() + SHUTDOWN_WAIT_S
-        for call in self.live_calls():
-            if call.runner is not None:
-                call.runner.finished.wait(max(0.0, deadline - time.monotonic()))
-        self.endpoint.stop()
+        with self._runners_done:
+            while self._runners and (left := deadline - time.monotonic()) > 0:
+                self._runners_done.wait(left)
+        self.endpoint.stop(RELEASE_WAIT_S + 5.0)
+
+    def live_count(self) -> int:
+        """Answered calls that are still up (any thread)."""
+        with self._lock:
+            return len(self._calls)
 
     def live_calls(self) -> list[SipCall]:
+        """The live call objects: SIP thread only (see _held)."""
         with self._lock:
             return list(self._calls.values())
+
+    def runner_started(self) -> None:
+        with self._lock:
+            self._runners += 1
+
+    def runner_finished(self) -> None:
+        with self._runners_done:
+            self._runners -= 1
+            self._runners_done.notify_all()
 
     def refer(self, call: SipCall, uri: str, context: TransferContext) -> None:
         self.endpoint.post(lambda: self._refer(call, uri, context))
@@ -132,8 +177,8 @@ class SipServer:
     def _started(self, ep: pj.Endpoint) -> None:
         cfg = pj.AccountConfig()
         cfg.idUri = f"sip:ivr@{self.config.bind}:{self.config.port}"
-        if self.config.rtp_port:
-            cfg.mediaConfig.transportConfig.port = self.config.rtp_port
+        cfg.mediaConfig.transportConfig.port = self.config.rtp_port
+        cfg.mediaConfig.transportConfig.portRange = self.config.rtp_port_range
         cfg.mediaConfig.transportConfig.boundAddress = self.config.bind
         cfg.mediaConfig.srtpUse = SRTP_USE[self.config.srtp]
         # SDES keys travel in the SDP; 0: also over UDP/TCP signaling (put TLS in front to protect them)
@@ -154,6 +199,30 @@ class SipServer:
         account = _Account(self)
         account.create(cfg, True)
         self._account = account
+        refuse = pj.AccountConfig()
+        refuse.idUri = f"sip:refuse@{self.config.bind}:{self.config.port}"
+        refuse.mediaConfig.useLoopMedTp = True
+        refuse.mediaConfig.transportConfig.boundAddress = self.config.bind
+        refuser = _Refuser(self)
+        refuser.create(refuse, False)
+        self._refuser = refuser
+
+    def _select_account(self, prm: pj.OnSelectAccountParam) -> None:
+        """Before pjsua allocates media for a new INVITE: one that will be refused goes to the refuser."""
+        if self._refuser is None or not prm.rdata.info.startswith("Request msg INVITE/"):
+            return
+        if self._refusal(peer_text(str(prm.rdata.srcAddress))) is not None:
+            prm.accountIndex = self._refuser.getId()
+
+    def _refusal(self, source: str) -> tuple[int, str] | None:
+        """(status, why) for an INVITE from `source` that must be refused now, or None to answer it."""
+        if not self.allow_list.allows(source):
+            return SIP_FORBIDDEN, f"source {source_ip(source)} is not in the allow-list"
+        if not self._accepting:
+            return SIP_SERVICE_UNAVAILABLE, "shutting down"
+        if self.live_count() >= self.config.max_calls:
+            return SIP_SERVICE_UNAVAILABLE, "call limit reached"
+        return None
 
     def registration_changed(self, account: _Account, prm: pj.OnRegStateParam) -> None:
         """Logs the registration's state: the registrar's status code and reason, never credentials."""
@@ -169,41 +238,63 @@ class SipServer:
                         prm.code, prm.reason)
 
     def _stopping(self) -> None:
+        """Hang up every call; each one's outcome is agent-hangup (shutdown), not the caller's hangup."""
+        for call in self.live_calls():
+            call.ended_by_server = call.ended_by_server or "shutdown"
         self._hang_up_all()
 
-    def incoming(self, account: _Account, prm: pj.OnIncomingCallParam) -> None:
+    def _release(self) -> None:
+        """Last thing before pjsua2 is destroyed, on the SIP thread: wait (bounded) for the sessions to
+        close, then drop every pjsua2 object while the library is alive."""
+        deadline = time.monotonic() + RELEASE_WAIT_S
+        while time.monotonic() < deadline and any(c.runner is not None and c.runner.is_alive() for c in self._held):
+            self.endpoint.handle_events()
+        for call in self._held:
+            if call.runner is not None and call.runner.is_alive():
+                log.error("call %s: its session did not close in time", call.id)
+                self.stuck_calls += 1
+            self._release_call(call, force=True)
+        with self._lock:
+            self._calls.clear()
+        self._held = []
+        gc.collect()
+
+    def incoming(self, account: pj.Account, prm: pj.OnIncomingCallParam) -> None:
+        """Decides on a new INVITE (usually decided already by _select_account: a refusal then arrives on
+        the refuser's account). A refusal is never sent from inside this callback: pjsua2's wrapper frees
+        the INVITE's cloned rdata after the callback returns, and a final response sent here ends the call
+        at once and frees it first (the 'rdata' assertion that aborted the process). So the refusal is
+        posted, and the SIP thread sends it right after the callback. If deciding fails, the caller gets
+        500 rather than a call left ringing in a slot."""
         call = SipCall(account, prm.callId, self)
+        self._held.append(call)
+        try:
+            self._decide(call, prm)
+        except Exception:
+            log.exception("call %s: handling the INVITE failed; refusing it", call.id)
+            self._refuse(call, SIP_SERVER_ERROR)
+
+    def _decide(self, call: SipCall, prm: pj.OnIncomingCallParam) -> None:
         info = call.getInfo()
-        call.sip_call_id = info.callIdString
-        call.caller = redact(info.remoteUri)
-        source = str(prm.rdata.srcAddress)
-        if not self.allow_list.allows(source):
-            self.calls_forbidden += 1
-            log.warning("call %s refused: source %s is not in the allow-list", call.id, source_ip(source))
-            op = pj.CallOpParam()
-            op.statusCode = SIP_FORBIDDEN
-            self._rejected.append(call)
-            call.answer(op)
+        call.sip_call_id = peer_text(info.callIdString)
+        call.caller = redact(peer_text(info.remoteUri))
+        refusal = self._refusal(peer_text(str(prm.rdata.srcAddress)))
+        if refusal is not None:
+            status, why = refusal
+            if status == SIP_FORBIDDEN:
+                self.calls_forbidden += 1
+                log.warning("call %s refused: %s", call.id, why)
+                self._refuse(call, status)
+            else:
+                self.calls_rejected += 1
+                log.warning("call %s from %s refused: %s", call.id, call.caller, why)
+                self._refuse(call, status, {"Retry-After": str(self.config.retry_after_s)})
             return
         with self._lock:
-            full = len(self._calls) >= self.config.max_calls
-            if not (full or not self._accepting):
-                self._calls[prm.callId] = call
-        if full or not self._accepting:
-            self.calls_rejected += 1
-            log.warning("call %s from %s refused: %s", call.id, call.caller,
-                        "call limit reached" if full else "shutting down")
-            op = pj.CallOpParam()
-            op.statusCode = SIP_SERVICE_UNAVAILABLE
-            header = pj.SipHeader()
-            header.hName = "Retry-After"
-            header.hValue = str(self.config.retry_after_s)
-            op.txOption.headers.append(header)
-            self._rejected.append(call)
-            call.answer(op)
-            return
+            self._calls[prm.callId] = call
         self.calls_answered += 1
         log.info("call %s from %s: answering", call.id, call.caller)
+        call.answered_at = time.monotonic()
         ringing = pj.CallOpParam()
         ringing.statusCode = SIP_RINGING
         call.answer(ringing)
@@ -211,22 +302,30 @@ class SipServer:
         ok.statusCode = SIP_OK
         call.answer(ok)
 
+    def _refuse(self, call: SipCall, status: int, headers: dict[str, str] | None = None) -> None:
+        def send() -> None:
+            if call.disconnected:
+                return
+            op = pj.CallOpParam()
+            op.statusCode = status
+            _add_headers(op, headers or {})
+            try:
+                call.answer(op)
+            except Exception:
+                log.exception("call %s: refusing failed", call.id)
+        self.endpoint.post(send)
+
     def call_disconnected(self, call: SipCall) -> None:
-        """The call is over on the SIP side; pjsua2 objects are dropped on a later poll, not inside
-        their own callback."""
+        """The call is over on the SIP side (SIP thread); its objects are dropped by _purge once its
+        session has closed, never inside their own callback."""
         with self._lock:
             for key, live in list(self._calls.items()):
                 if live is call:
                     del self._calls[key]
-        self.endpoint.post(lambda: self._forget(call))
-
-    def _forget(self, call: SipCall) -> None:
-        if call in self._rejected:
-            self._rejected.remove(call)
-        self._closing.append(call)
 
     def _poll(self) -> None:
         self._purge()
+        self._drop_unconfirmed()
         if self.config.rtp_timeout_s > 0 and time.monotonic() >= self._next_rtp_check:
             self._next_rtp_check = time.monotonic() + RTP_CHECK_EVERY_S
             self._watch_rtp()
@@ -250,28 +349,42 @@ class SipServer:
                 call.last_rtp_at = float("inf")  # once
                 runner.rtp_timed_out()
 
+    def _drop_unconfirmed(self) -> None:
+        """A last line against calls that hold a slot without ever being answered, refused or ended
+        (pjsip itself gives up on answered calls that are never ACKed: transaction_timeout_s)."""
+        now = time.monotonic()
+        for call in self._held:
+            if call.confirmed or call.disconnected or call.dropped or call.answered_at is not None:
+                continue
+            if now - call.created_at >= 2 * self.config.transaction_timeout_s:
+                log.warning("call %s: neither answered nor ended %.0f s after its INVITE; hanging up", call.id,
+                            now - call.created_at)
+                call.dropped = True
+                self._bye(call)
+
     def _purge(self) -> None:
-        """Drop ended calls once their runner is done, here on the SIP thread, so pjsua2 objects (the
-        call and its media port) are destroyed on a pjsip-registered thread and never from a callback."""
-        if not self._closing:
-            return
-        keep = []
-        for call in self._closing:
-            runner = call.runner
-            if runner is not None and not runner.finished.is_set():
-                keep.append(call)
-                continue
-            call.runner = None  # breaks the call <-> runner cycle so nothing is left to the cyclic GC
-            call.port = None
-            call.audio = None
-            if call.human is not None and call.human.ended.is_set():
-                call.human.port = None
-                call.human.audio = None
-                call.human = None
-            elif call.human is not None:
-                keep.append(call)  # the human leg is still closing
-                continue
-        self._closing = keep
+        """Drop ended calls once their runner thread is gone, here on the SIP thread, so pjsua2 objects
+        (the call, its human leg, their media ports) are destroyed on a pjsip-registered thread."""
+        keep = [call for call in self._held if not self._release_call(call)]
+        if len(keep) != len(self._held):
+            self._held = keep
+
+    @staticmethod
+    def _release_call(call: SipCall, force: bool = False) -> bool:
+        """Clears an ended call's references (True), or leaves a call still in use alone (False)."""
+        runner = call.runner
+        busy = (not call.disconnected or (runner is not None and runner.is_alive())
+                or (call.human is not None and not call.human.ended.is_set()))
+        if busy and not force:
+            return False
+        call.runner = None  # the runner thread has ended: the call <-> runner cycle is broken here
+        call.port = None
+        call.audio = None
+        if call.human is not None:
+            call.human.port = None
+            call.human.audio = None
+            call.human = None
+        return True
 
     def _bye(self, call: SipCall) -> None:
         if call.disconnected:
