@@ -208,12 +208,12 @@ class CallerLine:
             raise TimeoutError("the caller's audio was not sent")
         return self.last_speech_sent
 
-    def wait_agent_done(self, since: float, timeout_s: float) -> bool:
-        """Until the agent has spoken after `since` and then been quiet for QUIET_S."""
+    def wait_agent_done(self, since: float, timeout_s: float, quiet_s: float = QUIET_S) -> bool:
+        """Until the agent has spoken after `since` and then been quiet for quiet_s."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             speech = [t for t, s in self.heard[-500:] if s and t > since]
-            if speech and time.monotonic() - speech[-1] >= QUIET_S:
+            if speech and time.monotonic() - speech[-1] >= quiet_s:
                 return True
             time.sleep(0.05)
         return False
@@ -328,8 +328,8 @@ def _level(concurrency: int, calls: int, sipp: str, scenario: Path, port: int, q
 
 def _start_serve(args: argparse.Namespace, port: int, out_dir: Path, max_calls: int) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "ivr", "serve", "--port", str(port), "--out", str(out_dir), "--keep-call-files",
-           "--rtp-port", str(free_port(even=True)), "--max-calls", str(max_calls), "--rtp-timeout", "0",
-           "--grace", "0"]
+           "--rtp-port", str(free_port(even=True)), "--max-calls", str(max_calls),
+           "--grace", "0", *getattr(args, "extra_serve", ["--rtp-timeout", "0"])]
     for flag in ("config", "flow", "asr", "asr_model", "tts", "voice", "vad"):
         value = getattr(args, flag, None)
         if value:

@@ -75,6 +75,16 @@ def register(subparsers: Any) -> None:
     _common_model_args(bench)
     bench.set_defaults(func=cmd_bench_sip)
 
+    soak = subparsers.add_parser("bench-soak", help="many sequential calls through ivr serve beside hostile "
+                                 "traffic; the server's open files, threads and memory at the start and end")
+    soak.add_argument("--calls", type=int, default=200, help="at least this many sequential calls (default 200)")
+    soak.add_argument("--minutes", type=float, default=30.0, help="and at least this long (default 30)")
+    soak.add_argument("--call-seconds", type=float, default=30.0,
+                      help="each call's length before the caller hangs up (default 30: greeting, question, answer)")
+    soak.add_argument("--json", default="bench-results/bench-soak.json", help="where to write the JSON results")
+    _common_model_args(soak)
+    soak.set_defaults(func=cmd_bench_soak)
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.cli import _config
@@ -202,3 +212,10 @@ def cmd_bench_sip(args: argparse.Namespace) -> int:
 
     report = run_bench_sip(args)
     return 0 if report["single"]["completed"] == report["single"]["calls"] else 1
+
+
+def cmd_bench_soak(args: argparse.Namespace) -> int:
+    from telephony.sip.soak import run_bench_soak
+
+    report = run_bench_soak(args)
+    return 0 if report["server_alive_at_end"] and report["server_exit_code"] == 0 else 1
