@@ -205,6 +205,26 @@ def test_invites_nobody_acks_free_their_slots_in_seconds(server):
     server.assert_healthy("INVITEs nobody ACKed")
 
 
+def test_sustained_invites_at_capacity_get_503_with_retry_after(server):
+    """Refusals stay 503 + Retry-After under a steady flood (they were pjsua's own 486, without
+    Retry-After, once refused calls held the spare slot)."""
+    calls = _fill(server, 3)
+    peers = [SipPeer(ALLOWED) for _ in range(10)]
+    try:
+        for i in range(200):  # 50 INVITEs a second for 4 s
+            peers[i % len(peers)].invite(server.port)
+            time.sleep(0.02)
+        finals = [r for peer in peers for r in peer.responses(1.5) if r.status >= 200]
+    finally:
+        for peer in peers:
+            peer.close()
+        _hang_up(server, calls)
+    assert finals, "no answers to the flood"
+    assert all(r.status == 503 and r.header("retry-after") for r in finals), \
+        sorted({(r.status, r.header("retry-after")) for r in finals})
+    server.assert_healthy("a flood of INVITEs at capacity")
+
+
 def test_the_rtp_port_range_is_bounded(server):
     used = set()
     for _ in range(3):

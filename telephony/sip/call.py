@@ -76,6 +76,8 @@ class SipCall(pj.Call):
         """Hung up by the server for never being confirmed."""
         self.confirmed = False
         """The caller's ACK came: only then does the session start (a spoofed INVITE costs no model work)."""
+        self.pending_answer: Callable[[], None] | None = None
+        """A refusal waiting for the first safe moment to be sent (see SipServer._refuse)."""
         self.ended_by_server = ""
         """Why the agent's side ended the call ('' while the caller may still be the one to hang up)."""
 
@@ -99,6 +101,16 @@ class SipCall(pj.Call):
             if self.runner is not None:
                 self.runner.remote_hung_up()
             self.server.call_disconnected(self)
+
+    def send_pending_answer(self) -> None:
+        answer, self.pending_answer = self.pending_answer, None
+        if answer is not None:
+            answer()
+
+    def onCreateMediaTransport(self, prm: pj.OnCreateMediaTransportParam) -> None:  # noqa: N802
+        """pjsua creates an offered INVITE's media after telling us of the call and before its first
+        answer: an answer given now is queued by pjsua and sent once the INVITE is processed."""
+        self._guard("media transport", self.send_pending_answer)
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
         self._guard("media state", self._on_media)

@@ -303,6 +303,10 @@ class SipServer:
         call.answer(ok)
 
     def _refuse(self, call: SipCall, status: int, headers: dict[str, str] | None = None) -> None:
+        """Sends the refusal as soon as that is safe: within this poll when pjsua is still creating the
+        call's media (the INVITE had an offer: pjsua then queues the answer until its own processing of the
+        INVITE is done, so no slot is held for a later poll and a flood does not fill the slots), else on
+        the SIP thread right after the callback."""
         def send() -> None:
             if call.disconnected:
                 return
@@ -313,7 +317,8 @@ class SipServer:
                 call.answer(op)
             except Exception:
                 log.exception("call %s: refusing failed", call.id)
-        self.endpoint.post(send)
+        call.pending_answer = send
+        self.endpoint.post(call.send_pending_answer)
 
     def call_disconnected(self, call: SipCall) -> None:
         """The call is over on the SIP side (SIP thread); its objects are dropped by _purge once its
