@@ -111,10 +111,12 @@ class TurnDetector:
         """Forget everything (new call, or after the agent decided to ignore what was heard)."""
         self.vad.reset()
         self._history: deque[Frame] = deque()  # idle frames: pre-roll plus the current speech run
+        self._history_ms = 0.0
         self._run_ms = 0.0  # consecutive speech while idle
         self._run_start_ms = 0.0
         self._onset_ms: float | None = None
         self._turn: list[Frame] = []
+        self._turn_ms = 0.0  # from the onset to the end of the latest frame
         self._speech_ms = 0.0
         self._silence_ms = 0.0
         self._last_speech_end_ms = 0.0
@@ -132,21 +134,25 @@ class TurnDetector:
     def _idle(self, frame: Frame, speech: bool) -> list[TurnEvent]:
         cfg = self.config
         self._history.append(frame)
+        self._history_ms += frame.duration_ms
         if speech:
             if self._run_ms == 0.0:
                 self._run_start_ms = frame.timestamp_ms
             self._run_ms += frame.duration_ms
         else:
             self._run_ms = 0.0
-        keep_from_ms = frame.timestamp_ms + frame.duration_ms - (cfg.pre_roll_ms + self._run_ms)
-        while self._history and self._history[0].timestamp_ms < keep_from_ms:
-            self._history.popleft()
+        # The pre-roll is counted in frames, not by timestamps: frame times jump when the audio arrives
+        # in blocks (the inbound resampler's), and the same audio must give the same turn every time.
+        while self._history and self._history_ms > cfg.pre_roll_ms + self._run_ms:
+            self._history_ms -= self._history.popleft().duration_ms
         if not speech or self._run_ms < max(cfg.start_speech_ms, frame.duration_ms):
             return []
         onset = self._run_start_ms
-        self._turn = [f for f in self._history if f.timestamp_ms >= onset - cfg.pre_roll_ms]
+        self._turn = list(self._history)
         self._history.clear()
+        self._history_ms = 0.0
         self._onset_ms = onset
+        self._turn_ms = self._run_ms
         self._speech_ms = self._run_ms
         self._silence_ms = 0.0
         self._last_speech_end_ms = frame.timestamp_ms + frame.duration_ms
@@ -158,6 +164,7 @@ class TurnDetector:
         assert self._onset_ms is not None
         onset = self._onset_ms
         end_of_frame_ms = frame.timestamp_ms + frame.duration_ms
+        self._turn_ms += frame.duration_ms
         if speech:
             self._speech_ms += frame.duration_ms
             self._silence_ms = 0.0
@@ -171,7 +178,7 @@ class TurnDetector:
                 return [SpeechDropped(onset, self._last_speech_end_ms)]
             return [TurnEnded(onset, self._last_speech_end_ms, audio, self.sample_rate_hz)]
         self._turn.append(frame)
-        if end_of_frame_ms - onset >= cfg.max_turn_ms:
+        if self._turn_ms >= cfg.max_turn_ms:
             audio = join(self._turn)
             self._end_turn()
             return [TurnEnded(onset, end_of_frame_ms, audio, self.sample_rate_hz, forced=True)]
@@ -181,4 +188,5 @@ class TurnDetector:
         self._onset_ms = None
         self._turn = []
         self._history.clear()
+        self._history_ms = 0.0
         self._run_ms = 0.0

@@ -99,13 +99,13 @@ def test_piper_reads_abbreviations_as_one_sentence(piper, whisper) -> None:
 
 def test_piper_streams_one_piece_per_sentence_first_one_early(piper, monkeypatch) -> None:
     runs: list[int] = []
-    real_run = piper._voice.phoneme_ids_to_audio
+    real_run = piper._audio  # one voice-model run per sentence
 
     def counted(*args, **kwargs):
         runs.append(1)
         return real_run(*args, **kwargs)
 
-    monkeypatch.setattr(piper._voice, "phoneme_ids_to_audio", counted)
+    monkeypatch.setattr(piper, "_audio", counted)
     stream = piper.synthesize_stream(THREE)
     first = next(stream)
     assert len(runs) == 1, "later sentences were synthesized before the first piece was handed out"

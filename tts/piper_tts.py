@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ivr.errors import ModelMissingError
 from models.registry import piper_voice_files
 from tts._audio import concatenate, float_to_int16
 from tts.base import SpeechAudio, Synthesizer, TtsCapabilities
+from tts.piper_noise import NoiseInput, noise_feeds, seed_noise_inputs
 from tts.sentences import split_sentences
 
 if TYPE_CHECKING:
@@ -28,6 +32,9 @@ class PiperSynthesizer(Synthesizer):
 
     Thread safety: onnxruntime sessions may be run from several threads at once, and piper guards
     its espeak-ng phonemizer with its own lock, so calls are not serialised here.
+
+    Determinism: the voice's noise is seeded by what is spoken (tts.piper_noise), so the same text
+    gives the same samples in every run, process and order of sentences.
     """
 
     engine = "piper"
@@ -42,14 +49,14 @@ class PiperSynthesizer(Synthesizer):
         resampling.
         """
         onnx_path, config_path = piper_voice_files(voice)
-        try:
-            from piper import PiperVoice, SynthesisConfig
-        except ImportError:
-            raise ModelMissingError("piper is not installed: run `pip install piper-tts`") from None
         logging.getLogger(_PIPER_LOGGER).setLevel(max(logging.INFO, logging.getLogger(_PIPER_LOGGER).level))
-        self._voice: PiperVoice = PiperVoice.load(onnx_path, config_path=config_path)
-        self._config = SynthesisConfig(speaker_id=speaker_id, length_scale=length_scale,
-                                       noise_scale=noise_scale, noise_w_scale=noise_w_scale)
+        self._voice, self._noise = _load_seeded_voice(onnx_path, config_path)
+        config = self._voice.config
+        self._scales = np.array([config.noise_scale if noise_scale is None else noise_scale,
+                                 config.length_scale if length_scale is None else length_scale,
+                                 config.noise_w_scale if noise_w_scale is None else noise_w_scale], dtype=np.float32)
+        self._speaker_id = (None if config.num_speakers <= 1
+                            else config.default_speaker_id if speaker_id is None else speaker_id)
         self._peak = volume
         self.voice = _voice_name(voice, onnx_path)
         rate_hz = int(self._voice.config.sample_rate)
@@ -64,11 +71,20 @@ class PiperSynthesizer(Synthesizer):
             phonemes = self._phonemes(sentence)
             if not phonemes:
                 continue
-            ids = self._voice.phonemes_to_ids(phonemes)
-            audio = self._voice.phoneme_ids_to_audio(ids, self._config)
-            if isinstance(audio, tuple):  # (audio, alignments) from voices patched for alignments
-                audio = audio[0]
+            audio = self._audio(self._voice.phonemes_to_ids(phonemes))
             yield SpeechAudio(float_to_int16(audio, peak=self._peak), self.capabilities.sample_rate_hz)
+
+    def _audio(self, phoneme_ids: list[int]) -> np.ndarray:
+        """The voice model's float audio for one utterance (what piper's phoneme_ids_to_audio does,
+        with the seeded noise inputs added)."""
+        feeds = {"input": np.array([phoneme_ids], dtype=np.int64),
+                 "input_lengths": np.array([len(phoneme_ids)], dtype=np.int64),
+                 "scales": self._scales,
+                 **noise_feeds(self._noise, phoneme_ids, self._scales, self._speaker_id)}
+        if self._speaker_id is not None:
+            feeds["sid"] = np.array([self._speaker_id], dtype=np.int64)
+        outputs = self._voice.session.run(None, feeds)
+        return np.asarray(outputs[0]).reshape(-1)  # outputs[1], where present, holds alignments
 
     def _phonemes(self, sentence: str) -> list[str]:
         """The sentence's phonemes as one utterance.
@@ -86,6 +102,23 @@ class PiperSynthesizer(Synthesizer):
             else:
                 merged.extend(group)
         return merged
+
+
+def _load_seeded_voice(onnx_path: Path, config_path: Path) -> tuple[PiperVoice, list[NoiseInput]]:
+    """The voice with its graph's random nodes replaced by seeded noise inputs (in memory only)."""
+    try:
+        import onnx
+        import onnxruntime
+        from piper import PiperConfig, PiperVoice
+    except ImportError as exc:
+        raise ModelMissingError(f"piper needs {exc.name}: run `pip install piper-tts onnx`") from None
+
+    model = onnx.load(str(onnx_path))
+    noise = seed_noise_inputs(model)
+    session = onnxruntime.InferenceSession(model.SerializeToString(), sess_options=onnxruntime.SessionOptions(),
+                                           providers=["CPUExecutionProvider"])
+    config = PiperConfig.from_dict(json.loads(Path(config_path).read_text(encoding="utf-8")))
+    return PiperVoice(session=session, config=config), noise
 
 
 def _voice_name(requested: str, onnx_path: Path) -> str:

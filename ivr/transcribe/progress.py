@@ -29,10 +29,11 @@ class Summary:
         return self.audio_s / self.wall_s if self.wall_s > 0 else 0.0
 
     def to_json(self) -> dict[str, object]:
+        """What the run did, for OUT/transcribe-summary.json. No wall time or speed: those are printed
+        (`finish`), so the same inputs give the same bytes in every file of OUT."""
         return {"total": self.total, "done": self.done, "skipped": self.skipped,
                 "failed": [{"file": f, "reason": r} for f, r in self.failed],
-                "audio_s": round(self.audio_s, 3), "wall_s": round(self.wall_s, 3),
-                "speed_x_realtime": round(self.speed_x, 2)}
+                "audio_s": round(self.audio_s, 3)}
 
 
 def _hours(seconds: float) -> str:
