@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import socket
+import struct
 import time
 from pathlib import Path
 
@@ -272,25 +273,40 @@ def test_mutation_fuzz_of_sip_datagrams(server):
     assert nodes[:1] == ["balance"], nodes
 
 
-def test_garbage_rtp_into_a_live_call(server):
+def test_garbage_rtp_into_a_live_call_and_strangers_hear_nothing(server):
+    """Junk RTP and RTCP from the caller's own port and from a stranger: the call goes on, and the
+    stranger, who also sends well-formed RTP and RTCP (which pjmedia would latch onto), gets nothing back."""
     calls = _fill(server, 1)
     peer, answer = calls[0]
     agent_rtp = media_port(answer)
     assert agent_rtp
     rnd = random.Random(7)
+    heard_by_stranger = 0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller_rtp, \
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
         caller_rtp.bind((ALLOWED, peer.port + 2))
         stranger.bind((STRANGER, 0))
+        stranger.setblocking(False)
         for i in range(1500):
+            if i % 2 == 0:  # the caller's steady RTP
+                caller_rtp.sendto(struct.pack("!BBHII", 0x80, 0, i, i * 80, 0x1111) + b"\xff" * 160,
+                                  ("127.0.0.1", agent_rtp))
             size = rnd.choice((0, 1, 11, 12, 13, 172, 1400))
             junk = bytes(rnd.getrandbits(8) for _ in range(size))
-            if i % 3 == 0 and size >= 12:  # RTP-looking: version 2, random payload type and SSRC
-                junk = bytes([0x80, rnd.randrange(128)]) + junk[2:]
-            for port in (agent_rtp, agent_rtp + 1):  # RTP and RTCP
-                (caller_rtp if i % 2 else stranger).sendto(junk, ("127.0.0.1", port))
-        time.sleep(1.0)
+            if i % 3 == 0:  # well-formed: RTP, then an RTCP sender report
+                junk = struct.pack("!BBHII", 0x80, 0, 5000 + i, i * 80, 0x2222) + b"\xff" * 160
+                stranger.sendto(bytes([0x80, 200, 0, 6]) + bytes(24), ("127.0.0.1", agent_rtp + 1))
+            for port in (agent_rtp, agent_rtp + 1):
+                (caller_rtp if i % 5 == 0 else stranger).sendto(junk, ("127.0.0.1", port))
+            try:
+                while True:
+                    stranger.recvfrom(4096)
+                    heard_by_stranger += 1
+            except OSError:
+                pass
+            time.sleep(0.004)
     assert server.alive(), server.tail()
+    assert heard_by_stranger == 0, f"the stranger received {heard_by_stranger} packets of the call"
     _hang_up(server, calls)
     server.assert_healthy("garbage RTP and RTCP")
 

@@ -102,3 +102,46 @@ def test_webhook_posts_json_and_a_dead_one_never_blocks():
     assert dead is not None
     dead.join(5)
     assert post_webhook("", {}, 1.0) is None
+
+
+def test_strict_media_locks_only_to_a_source_the_signalling_vouches_for():
+    from telephony.sip.strict import caller_media, host_port
+
+    assert host_port("10.0.0.5:4000") == ("10.0.0.5", 4000)
+    assert host_port("") is None and host_port("10.0.0.5:0") is None
+    # the caller's RTP from its SDP address: RTCP to where it came from, else the SDP's RTCP port
+    assert caller_media("10.0.0.5:4000", "10.0.0.5:4001", "10.0.0.5:4000", "10.0.0.5:4001", "10.0.0.9") == \
+        (("10.0.0.5", 4000), ("10.0.0.5", 4001))
+    assert caller_media("10.0.0.5:4000", "", "10.0.0.5:4000", "10.0.0.5:5001", "10.0.0.9") == \
+        (("10.0.0.5", 4000), ("10.0.0.5", 5001))
+    # behind NAT: RTP from the INVITE's public address on another port is the caller; RTCP goes to RTP + 1
+    assert caller_media("203.0.113.7:61000", "", "192.168.1.20:4000", "192.168.1.20:4001", "203.0.113.7") == \
+        (("203.0.113.7", 61000), ("203.0.113.7", 61001))
+    # a stranger heard first is never locked in, nor a stranger's RTCP
+    assert caller_media("198.51.100.66:5000", "", "10.0.0.5:4000", "10.0.0.5:4001", "10.0.0.9") is None
+    assert caller_media("10.0.0.5:4000", "198.51.100.66:9", "10.0.0.5:4000", "10.0.0.5:4001", "10.0.0.9") == \
+        (("10.0.0.5", 4000), ("10.0.0.5", 4001))
+    assert caller_media("", "", "10.0.0.5:4000", "10.0.0.5:4001", "10.0.0.9") is None
+
+
+def test_media_lock_drops_datagrams_from_others_and_unlocks():
+    import socket
+
+    from telephony.sip.bench import free_port
+    from telephony.sip.strict import MediaLock
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+        rtp.bind(("127.0.0.1", free_port()))  # an explicit port, as pjsua binds (an ephemeral one is lost on unlock)
+        caller.bind(("127.0.0.2", 0))
+        stranger.bind(("127.0.0.3", 0))
+        rtp.settimeout(0.3)
+        lock = MediaLock()
+        assert lock.lock(rtp.getsockname(), caller.getsockname(), caller.getsockname())
+        stranger.sendto(b"stranger", rtp.getsockname())
+        caller.sendto(b"caller", rtp.getsockname())
+        assert rtp.recvfrom(100)[0] == b"caller"
+        lock.unlock()
+        stranger.sendto(b"stranger", rtp.getsockname())
+        assert rtp.recvfrom(100)[0] == b"stranger"

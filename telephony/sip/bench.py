@@ -327,8 +327,12 @@ def _level(concurrency: int, calls: int, sipp: str, scenario: Path, port: int, q
 
 
 def _start_serve(args: argparse.Namespace, port: int, out_dir: Path, max_calls: int) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "ivr", "serve", "--port", str(port), "--out", str(out_dir), "--keep-call-files",
-           "--rtp-port", str(free_port(even=True)), "--max-calls", str(max_calls),
+    """`ivr serve` for a bench; its output goes to args.serve_log when set (else it is read and dropped)."""
+    log_path = getattr(args, "serve_log", None)
+    verbose = ["-v"] if log_path else []
+    cmd = [sys.executable, "-X", "faulthandler", "-m", "ivr", *verbose, "serve", "--port", str(port),
+           "--out", str(out_dir), "--keep-call-files", "--rtp-port", str(free_port(even=True)),
+           "--max-calls", str(max_calls),
            "--grace", "0", *getattr(args, "extra_serve", ["--rtp-timeout", "0"])]
     for flag in ("config", "flow", "asr", "asr_model", "tts", "voice", "vad"):
         value = getattr(args, flag, None)
@@ -343,10 +347,22 @@ def _start_serve(args: argparse.Namespace, port: int, out_dir: Path, max_calls: 
         if not line:
             break
         if "listening on sip:" in line:
-            threading.Thread(target=lambda: proc.stdout and proc.stdout.read(), daemon=True).start()
+            threading.Thread(target=_drain, args=(proc, log_path), daemon=True).start()
             return proc
     proc.kill()
     raise IvrError("ivr serve did not start for the bench")
+
+
+def _drain(proc: subprocess.Popen[str], log_path: Path | None) -> None:
+    """Reads the server's output to its end, into log_path when given."""
+    assert proc.stdout is not None
+    if log_path is None:
+        proc.stdout.read()
+        return
+    with open(log_path, "a", encoding="utf-8") as log:
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
 
 
 def run_bench_sip(args: argparse.Namespace) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from ivr.services import Services
 from ivr.session import CallSession
 from telephony.sip.media import FRAME_BYTES, LINE_RATE_HZ, CallMediaPort, audio_format
 from telephony.sip.security import peer_text
+from telephony.sip.strict import MediaLock, caller_media, host_port
 from telephony.sip.transfer import TransferContext, context_from_session, post_webhook
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,10 @@ class SipCall(pj.Call):
         """Hung up by the server for never being confirmed."""
         self.confirmed = False
         """The caller's ACK came: only then does the session start (a spoofed INVITE costs no model work)."""
+        self.source_ip = ""
+        """Where the INVITE came from: a media source the signalling vouches for."""
+        self.media_lock = MediaLock()
+        self.audio_index = -1
         self.pending_answer: Callable[[], None] | None = None
         """A refusal waiting for the first safe moment to be sent (see SipServer._refuse)."""
         self.ended_by_server = ""
@@ -122,6 +127,8 @@ class SipCall(pj.Call):
                 continue
             audio = self.getAudioMedia(index)
             self.audio = audio
+            self.audio_index = index
+            self.media_lock.unlock()  # a (re-)negotiated stream: learn the caller's source again
             if self.port is None:
                 self.port = CallMediaPort()
                 self.port.createPort(f"call-{self.id}", audio_format(LINE_RATE_HZ))
@@ -156,6 +163,19 @@ class SipCall(pj.Call):
                 prm.cont = False
                 self.transfer_done.set()
         self._guard("transfer status", status)
+
+    def lock_media(self) -> bool:
+        """Locks the call's RTP and RTCP to the caller once its RTP flows from a trusted address (SIP thread)."""
+        if self.media_lock.locked or self.audio_index < 0 or not self.confirmed or self.disconnected:
+            return False
+        transport = self.getMedTransportInfo(self.audio_index)
+        stream = self.getStreamInfo(self.audio_index)
+        peers = caller_media(transport.srcRtpName, transport.srcRtcpName, stream.remoteRtpAddress,
+                             stream.remoteRtcpAddress, self.source_ip)
+        local = host_port(transport.localRtpName)
+        if peers is None or local is None:
+            return False
+        return self.media_lock.lock(local, *peers)
 
     def rx_state(self) -> tuple[int, bool]:
         """(RTP packets received so far, on hold by the remote side); SIP thread only."""

@@ -278,7 +278,9 @@ class SipServer:
         info = call.getInfo()
         call.sip_call_id = peer_text(info.callIdString)
         call.caller = redact(peer_text(info.remoteUri))
-        refusal = self._refusal(peer_text(str(prm.rdata.srcAddress)))
+        source = peer_text(str(prm.rdata.srcAddress))
+        call.source_ip = source_ip(source)
+        refusal = self._refusal(source)
         if refusal is not None:
             status, why = refusal
             if status == SIP_FORBIDDEN:
@@ -331,9 +333,21 @@ class SipServer:
     def _poll(self) -> None:
         self._purge()
         self._drop_unconfirmed()
+        self._lock_media()
         if self.config.rtp_timeout_s > 0 and time.monotonic() >= self._next_rtp_check:
             self._next_rtp_check = time.monotonic() + RTP_CHECK_EVERY_S
             self._watch_rtp()
+
+    def _lock_media(self) -> None:
+        """Every poll, for calls whose media is not locked yet: lock it as soon as the caller's RTP flows."""
+        for call in self.live_calls():
+            if call.media_lock.locked or call.audio_index < 0:
+                continue
+            try:
+                if call.lock_media():
+                    log.info("call %s: media locked to the caller (others' RTP and RTCP are dropped)", call.id)
+            except Exception:
+                log.exception("call %s: locking the media failed", call.id)
 
     def _watch_rtp(self) -> None:
         now = time.monotonic()

@@ -226,6 +226,9 @@ def run_bench_soak(args: argparse.Namespace) -> dict[str, Any]:
                             encoding="utf-8")
         port = free_port()
         args.extra_serve = ["--allow", f"{ALLOWED[0]}/32", "--rtp-timeout", "3"]
+        args.serve_log = Path(args.json).with_suffix(".serve.log")
+        args.serve_log.parent.mkdir(parents=True, exist_ok=True)
+        args.serve_log.write_text("", encoding="utf-8")
         server = _start_serve(args, port, work / "calls", 3)
         time.sleep(2.0)
         samples = [{"t_s": 0.0, **usage_of(server.pid)}]
@@ -241,7 +244,7 @@ def run_bench_soak(args: argparse.Namespace) -> dict[str, Any]:
                 if server.poll() is not None:
                     raise IvrError(f"ivr serve died (exit {server.returncode}) after {len(calls)} calls")
                 calls.append(_soak_call(sipp, scenario, port, question, work))
-                if time.monotonic() >= next_sample:
+                if time.monotonic() >= next_sample and server.poll() is None:
                     next_sample += SAMPLE_EVERY_S
                     samples.append({"t_s": round(time.monotonic() - started, 1), **usage_of(server.pid)})
                 if len(calls) % 20 == 0:
@@ -254,6 +257,8 @@ def run_bench_soak(args: argparse.Namespace) -> dict[str, Any]:
             alive = server.poll() is None
             if alive:
                 samples.append({"t_s": round(time.monotonic() - started, 1), **usage_of(server.pid)})
+            else:
+                print(f"ivr serve died; its output is in {args.serve_log}", flush=True)
             server.terminate()
             try:
                 code = server.wait(30)
