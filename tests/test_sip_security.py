@@ -12,11 +12,9 @@ With real peers over loopback (one agent for the first three, a second one for t
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import pytest
 from ivr.errors import IvrError
 from telephony.sip.config import SipConfig, load_sip_config
 from tests.sip.rtp_pcap import CallerTrack
+from tests.sip.serve import start_serve, stop_serve
 from tests.sip.sipp import (
     RTP_OFFSET,
     SIPP,
@@ -36,8 +35,6 @@ from tests.sip.sipp import (
     start_sipp,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-START_TIMEOUT_S = 60
 PASSWORD = "Tr0ub4dor-3-secret"
 
 
@@ -86,30 +83,8 @@ def test_serve_help_lists_the_security_flags_and_a_missing_password_fails_at_onc
 # ---- real peers over loopback -----------------------------------------------------------------------
 
 def _serve(log: Path, port: int, extra: list[str]) -> subprocess.Popen[bytes]:
-    """`ivr -v serve` with its output in a file (verbose logs would fill a pipe nobody reads)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "IVR_TEST_SIP_PW": PASSWORD}
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "ivr", "-v", "serve", "--port", str(port),
-                                 "--out", str(log.parent / "calls"), "--keep-call-files",
-                                 "--rtp-port", str(free_udp_port(even=True)), *extra],
-                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline and proc.poll() is None:
-        if "listening on sip:" in log.read_text(errors="replace"):
-            return proc
-        time.sleep(0.2)
-    _stop(proc)
-    raise AssertionError(f"ivr serve did not start: {log.read_text(errors='replace')[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    return start_serve(log, port, ["--rtp-port", str(free_udp_port(even=True)), *extra],
+                       env={"IVR_TEST_SIP_PW": PASSWORD})
 
 
 def _tls_options(port: int, cafile: Path) -> str:
@@ -183,7 +158,7 @@ def test_register_with_digest_tls_options_and_mandatory_srtp(tmp_path):
                 proc.kill()
                 proc.wait(5)
         if server is not None:
-            _stop(server)
+            stop_serve(server)
     assert server.returncode == 0
     assert PASSWORD not in log.read_text(errors="replace")
 
@@ -214,7 +189,7 @@ def test_optional_srtp_answers_a_plain_rtp_call(tmp_path):
         if call is not None and call.poll() is None:
             call.kill()
             call.wait(5)
-        _stop(server)
+        stop_serve(server)
         if listener is not None:
             listener.close()
     assert server.returncode == 0

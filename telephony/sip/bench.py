@@ -47,10 +47,7 @@ QUESTIONS = ("What is my account balance?", "No, that's all, thank you.")
 RTP_OFFSET = 4
 SERVE_START_TIMEOUT_S = 180
 
-SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="ivr bench caller (signalling only; RTP from the bench)">
-  <send retrans="500">
+CALL_SETUP = """  <send retrans="500">
     <![CDATA[
       INVITE sip:ivr@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -91,6 +88,18 @@ SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
       Content-Length: 0
     ]]>
   </send>
+"""
+"""A sipp caller's INVITE (its SDP offers PCMU and RFC 4733 keys on [media_port+4], where the bench's own
+CallerLine sends and listens) and ACK: the start of every bench scenario."""
+
+
+def sipp_scenario(name: str, rest: str) -> str:
+    """A sipp scenario: the call set-up, then `rest` (what the caller does once the call is up)."""
+    return ('<?xml version="1.0" encoding="ISO-8859-1" ?>\n<!DOCTYPE scenario SYSTEM "sipp.dtd">\n'
+            f'<scenario name="{name}">\n{CALL_SETUP}{rest}</scenario>\n')
+
+
+SCENARIO = sipp_scenario("ivr bench caller (signalling only; RTP from the bench)", """\
   <recv request="BYE" timeout="120000"/>
   <send>
     <![CDATA[
@@ -103,8 +112,7 @@ SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
       Content-Length: 0
     ]]>
   </send>
-</scenario>
-"""
+""")
 
 
 def free_port(even: bool = False) -> int:

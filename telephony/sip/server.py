@@ -46,6 +46,13 @@ SRTP_USE = {"off": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTIONA
 
 
 class _Account(pj.Account):
+    """A pjsua2 account whose calls and registration events go to the server. Two exist: the agent's, and
+    the refuser, which takes the INVITEs that will be refused (403, 503). The refuser's calls use pjsua's
+    loop media transport, which opens no socket: a flood of refused INVITEs allocates no RTP port and no
+    ioqueue slot (pjsua otherwise opens both sockets of a call's media before the application sees the
+    INVITE, and their ioqueue slots come back only after a delay, so a flood used to exhaust them and
+    abort the process)."""
+
     def __init__(self, server: SipServer) -> None:
         super().__init__()
         self.server = server
@@ -63,23 +70,6 @@ class _Account(pj.Account):
             log.exception("registration state: handling failed")
 
 
-class _Refuser(pj.Account):
-    """Takes the INVITEs that will be refused (403, 503). Its calls use pjsua's loop media transport, which
-    opens no socket: a flood of refused INVITEs allocates no RTP port and no ioqueue slot (pjsua otherwise
-    opens both sockets of a call's media before the application sees the INVITE, and their ioqueue slots
-    come back only after a delay, so a flood used to exhaust them and abort the process)."""
-
-    def __init__(self, server: SipServer) -> None:
-        super().__init__()
-        self.server = server
-
-    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802 (pjsua2 name)
-        try:
-            self.server.incoming(self, prm)
-        except Exception:
-            log.exception("incoming call: refusing failed")
-
-
 class SipServer:
     """Owns the endpoint, the account and the live calls; thread-safe start/stop."""
 
@@ -95,7 +85,7 @@ class SipServer:
         self.allow_list = AllowList(config.allow)
         self._next_rtp_check = 0.0
         self._account: _Account | None = None
-        self._refuser: _Refuser | None = None
+        self._refuser: _Account | None = None
         self._calls: dict[int, SipCall] = {}
         """Answered calls still up (written on the SIP thread; other threads only count them)."""
         self._held: list[SipCall] = []
@@ -203,7 +193,7 @@ class SipServer:
         refuse.idUri = f"sip:refuse@{self.config.bind}:{self.config.port}"
         refuse.mediaConfig.useLoopMedTp = True
         refuse.mediaConfig.transportConfig.boundAddress = self.config.bind
-        refuser = _Refuser(self)
+        refuser = _Account(self)
         refuser.create(refuse, False)
         self._refuser = refuser
 

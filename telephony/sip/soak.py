@@ -35,6 +35,7 @@ from telephony.sip.bench import (
     _start_serve,
     free_media_base,
     free_port,
+    sipp_scenario,
     trim_silence,
 )
 
@@ -46,60 +47,23 @@ QUESTION = "What is my account balance?"
 GREETING_QUIET_S = 2.5
 """The greeting and menu (about 16 s) are over after this much quiet (their sentences have shorter gaps)."""
 
-SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="ivr soak caller (signalling only; RTP from the bench; the caller hangs up)">
-  <send retrans="500"><![CDATA[
-INVITE sip:ivr@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: "Soak" <sip:soak@[local_ip]:[local_port]>;tag=[call_number]
-To: <sip:ivr@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:soak@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=soak 1 1 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port+4] RTP/AVP 0 101
-a=rtpmap:0 PCMU/8000
-a=rtpmap:101 telephone-event/8000
-a=sendrecv
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send><![CDATA[
-ACK sip:ivr@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: "Soak" <sip:soak@[local_ip]:[local_port]>;tag=[call_number]
-To: <sip:ivr@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Contact: <sip:soak@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-]]></send>
+SCENARIO = sipp_scenario("ivr soak caller (signalling only; RTP from the bench; the caller hangs up)", """\
   <pause milliseconds="{{CALL_MS}}"/>
-  <send retrans="500"><![CDATA[
-BYE sip:ivr@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: "Soak" <sip:soak@[local_ip]:[local_port]>;tag=[call_number]
-To: <sip:ivr@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Contact: <sip:soak@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-]]></send>
+  <send retrans="500">
+    <![CDATA[
+      BYE sip:ivr@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Bench" <sip:bench@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:ivr@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: <sip:bench@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
   <recv response="200"/>
-</scenario>
-"""
+""")
 
 
 def usage_of(pid: int) -> dict[str, float]:

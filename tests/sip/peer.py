@@ -121,28 +121,24 @@ class SipPeer:
         return None
 
     def ack(self, response: Response, port: int, host: str = "127.0.0.1") -> None:
-        """ACK for a final response to our INVITE (same branch for non-2xx; good enough for both here)."""
-        h = response.headers
-        data = (f"ACK sip:ivr@{host}:{port} SIP/2.0\r\n"
-                f"Via: {h.get('via', '')}\r\n"
-                "Max-Forwards: 70\r\n"
-                f"From: {h.get('from', '')}\r\n"
-                f"To: {h.get('to', '')}\r\n"
-                f"Call-ID: {h.get('call-id', '')}\r\n"
-                f"CSeq: {h.get('cseq', '1 INVITE').split()[0]} ACK\r\n"
-                "Content-Length: 0\r\n\r\n").encode()
-        self.send(data, port, host)
+        """ACK for a final response to our INVITE (its branch reused: good enough for 2xx and non-2xx here)."""
+        self._in_dialog("ACK", response, port, host, response.headers.get("via", ""),
+                        response.headers.get("cseq", "1 INVITE").split()[0])
 
     def bye(self, response: Response, port: int, host: str = "127.0.0.1") -> None:
         """BYE for a call that `response` (our INVITE's 200) set up."""
+        via = f"SIP/2.0/UDP {self.ip}:{self.port};branch=z9hG4bK{uuid.uuid4().hex[:16]};rport"
+        self._in_dialog("BYE", response, port, host, via, "2")
+
+    def _in_dialog(self, method: str, response: Response, port: int, host: str, via: str, cseq: str) -> None:
         h = response.headers
-        data = (f"BYE sip:ivr@{host}:{port} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP {self.ip}:{self.port};branch=z9hG4bK{uuid.uuid4().hex[:16]};rport\r\n"
+        data = (f"{method} sip:ivr@{host}:{port} SIP/2.0\r\n"
+                f"Via: {via}\r\n"
                 "Max-Forwards: 70\r\n"
                 f"From: {h.get('from', '')}\r\n"
                 f"To: {h.get('to', '')}\r\n"
                 f"Call-ID: {h.get('call-id', '')}\r\n"
-                "CSeq: 2 BYE\r\n"
+                f"CSeq: {cseq} {method}\r\n"
                 "Content-Length: 0\r\n\r\n").encode()
         self.send(data, port, host)
 

@@ -18,10 +18,10 @@ REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 120
 
 
-def start_serve(log: Path, port: int, extra: list[str]) -> subprocess.Popen[bytes]:
+def start_serve(log: Path, port: int, extra: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """`ivr -v serve` on 127.0.0.1:port writing to `log` (verbose logs would fill a pipe nobody reads);
-    returns once it listens. Call folders go to log.parent/calls and are kept."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    returns once it listens. Call folders go to log.parent/calls and are kept. `env`: more variables."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "ivr", "-v", "serve", "--port", str(port),
                                  "--out", str(log.parent / "calls"), "--keep-call-files", *extra],
