@@ -29,6 +29,11 @@ class Listen:
     """Keypad entry ends after this many digits, at the terminator, or after inter_digit_timeout_ms."""
     digit_terminator: str = "#"
     inter_digit_timeout_ms: int = 3000
+    kind: str = "menu"
+    """Why the agent listens: menu (a node's question), collect (a slot), confirm ("Did you mean `about`?"),
+    yes_no (a slot read back), faq (after an FAQ answer), reprompt (after a no-match or no-input)."""
+    about: str = ""
+    """For confirm: the label (intent, else goto) of the choice asked about."""
 
 
 @dataclass(frozen=True)

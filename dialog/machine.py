@@ -177,7 +177,10 @@ class Machine:
     def _ask(self, state: DialogState, node: Node, pending: str,
              says: list[Say]) -> tuple[DialogState, list[Action]]:
         """Say `says`, then wait for a yes/no answer about `pending` (keys: 1 yes, 2 no)."""
-        listen = replace(self._listen(node), max_digits=1, phrases=("yes", "no"))
+        kind, _, value = pending.partition(":")
+        about = self._choices(node)[int(value)].label if kind == "choice" else ""
+        listen = replace(self._listen(node), max_digits=1, phrases=("yes", "no"),
+                         kind={"choice": "confirm", "slot": "yes_no"}.get(kind, kind), about=about)
         return replace(state, pending=pending), [*says, listen]
 
     def _answer_pending(self, state: DialogState, node: Node,
@@ -259,7 +262,7 @@ class Machine:
     def _reprompt(self, node: Node, prefix: str, upset: bool = False) -> list[Action]:
         texts = (prefix, *node.say_upset) if upset and node.say_upset else node.reprompt or (prefix, *node.say)
         actions: list[Action] = [Say(text, barge_in=self._barge_in(node)) for text in texts]
-        actions.append(self._listen(node))
+        actions.append(replace(self._listen(node), kind="reprompt"))
         return actions
 
     def _fallback(self, state: DialogState, how: str, reason: str,
@@ -297,7 +300,7 @@ class Machine:
     def _listen(self, node: Node) -> Listen:
         timeout_ms = node.no_input_timeout_ms or self._flow.settings.no_input_timeout_ms
         if node.collect is not None:
-            return Listen(no_input_timeout_ms=timeout_ms, max_digits=node.collect.length or 32)
+            return Listen(no_input_timeout_ms=timeout_ms, max_digits=node.collect.length or 32, kind="collect")
         choices = self._choices(node)
         phrases = tuple(dict.fromkeys(keyword for choice in choices for keyword in choice.keywords))
         max_digits = max((len(choice.digits.rstrip("#")) for choice in choices if choice.digits), default=1)

@@ -378,7 +378,7 @@ class CallSession:
                 self._digits = ""
                 self._listen_deadline_ms = self._clock.now_ms() + action.no_input_timeout_ms
                 self.log.emit("listening", node=self._state.node if self._state else "",
-                              timeout_ms=action.no_input_timeout_ms)
+                              timeout_ms=action.no_input_timeout_ms, asks=action.kind, about=action.about)
             elif isinstance(action, Transfer):
                 self._end("transferred", action.reason, action.target)
             elif isinstance(action, Hangup):
@@ -439,7 +439,8 @@ class CallSession:
         if self._recognition is not None and self._recognition.result is not None:
             self._recognition.result.cancel()
         self.log.emit("call_ended", outcome=outcome, reason=reason, target=target,
-                      node=self._state.node if self._state else "")
+                      node=self._state.node if self._state else "",
+                      slots=dict(self._state.slots) if self._state else {})
 
     # ---- for drivers ---------------------------------------------------------------------------
 
