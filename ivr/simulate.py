@@ -48,10 +48,12 @@ def caller_voice(services: Services) -> Any:
 
 def simulate_call(services: Services, turns: list[CallerTurn] | None = None, raw_wav: str | Path | None = None,
                   out_dir: Path | None = None, fast: bool = True, sample_rate_hz: int | None = None,
-                  listener: Any = None) -> SimulatedCall:
+                  listener: Any = None, caller: ScriptedCaller | None = None) -> SimulatedCall:
+    """`caller`: a ready transport (e.g. the conversation tests' reactive caller) instead of `turns`."""
     rate = sample_rate_hz or services.config.call.sample_rate_hz
-    caller: ScriptedCaller
-    if raw_wav is not None:
+    if caller is not None:
+        rate = caller.sample_rate_hz
+    elif raw_wav is not None:
         caller = RecordingCaller(raw_wav, rate)
     else:
         caller = ScriptedCaller(turns or [], rate, speak=caller_voice(services))

@@ -81,6 +81,8 @@ class ScriptedCaller(CallTransport):
         self._agent_spoke = False
         self._now_ms = 0.0
         self.agent_frames: list[Frame] = []
+        self.started: list[tuple[float, CallerTurn]] = []
+        """The turns begun so far, each with the call time it began at."""
         self.outcome = ""
         self.transfer_target = ""
         for turn in self._turns:  # fail before the call starts, not in the middle of it
@@ -97,8 +99,13 @@ class ScriptedCaller(CallTransport):
     def done(self) -> bool:
         return not self._turns and not len(self._audio) and not self._pending_keys
 
+    def insert_turn(self, turn: CallerTurn) -> None:
+        """Play `turn` next, before the rest of the script (a caller answering what the agent asked)."""
+        self._turns.insert(0, turn)
+
     def _start_next_turn(self, now_ms: float) -> None:
         turn = self._turns.pop(0)
+        self.started.append((now_ms, turn))
         if turn.hangup:
             self._hung_up = True
         elif turn.wav:
