@@ -1,0 +1,104 @@
+"""The reactive test caller: plays a scenario's turns and answers what the agent asks on the way.
+
+It listens to the call's events (it is subscribed to the session's event log). When the agent starts
+listening after a question of its own, the `listening` event says which (`asks`):
+- confirm ("Did you mean X?", X in `about`): the scenario's react.confirm yes when X is what the current
+  scripted turn `means`, else no;
+- yes_no (a slot read back): react.yes_no;
+- reprompt after a no-match (not after a no-input): the next item of react.reprompt.
+A reaction is played next, before the rest of the script, and consumes no scripted turn. Without a
+reaction configured, the script just goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ivr.convtest.scenario import React, Reply, ScenarioTurn
+from telephony.wavfile import CallerTurn, ScriptedCaller
+
+
+@dataclass(frozen=True)
+class StartedTurn:
+    """A caller turn as it was played."""
+
+    t_ms: float
+    turn: CallerTurn
+    role: str
+    """"script", or the reaction: "confirm", "yes_no", "reprompt"."""
+    means: str = ""
+
+
+class ReactiveCaller(ScriptedCaller):
+    def __init__(self, turns: list[tuple[CallerTurn, ScenarioTurn]], react: React, sample_rate_hz: int,
+                 speak: Callable[[str, int], np.ndarray], meanings: Callable[[str], set[str]]) -> None:
+        """`turns`: what to play, each with its scenario turn (a wav turn may point at a line-processed copy);
+        `meanings(about)`: the names that a confirmed choice `about` answers to (its intent, its goto)."""
+        super().__init__([t for t, _ in turns], sample_rate_hz, speak=speak)
+        self._scripted = {id(turn): spec for turn, spec in turns}
+        self._reactions: dict[int, str] = {}
+        self._react = react
+        self._reprompts = list(react.reprompt)
+        self._meanings = meanings
+        self._in_speech = False
+        self._last_dialog_event = ""
+
+    def turns_played(self) -> list[StartedTurn]:
+        played = []
+        for t_ms, turn in self.started:
+            spec = self._scripted.get(id(turn))
+            role = "script" if spec is not None else self._reactions.get(id(turn), "reaction")
+            played.append(StartedTurn(t_ms, turn, role, spec.means if spec is not None else ""))
+        return played
+
+    def _current(self) -> ScenarioTurn | None:
+        """The last scripted turn begun: the one the agent's question is about."""
+        for _, turn in reversed(self.started):
+            spec = self._scripted.get(id(turn))
+            if spec is not None:
+                return spec
+        return None
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """An event of the call (subscribed to the session's log)."""
+        kind = event["type"]
+        if kind == "speech_started":
+            self._in_speech = True
+        elif kind in ("speech_stopped", "speech_dropped"):
+            self._in_speech = False
+        elif kind == "dialog":
+            self._last_dialog_event = str(event.get("event", ""))
+        elif kind == "listening" and not self._in_speech:  # a caller already talking answers nothing
+            role, reply = self._reaction(str(event.get("asks", "")), str(event.get("about", "")))
+            if reply is not None:
+                self._play_next(role, reply)
+
+    def _reaction(self, asks: str, about: str) -> tuple[str, Reply | None]:
+        react = self._react
+        if asks == "confirm" and react.confirm_yes is not None and react.confirm_no is not None:
+            current = self._current()
+            if current is None or not current.means:
+                return asks, None
+            agreed = current.means in self._meanings(about) | {about}
+            return asks, react.confirm_yes if agreed else react.confirm_no
+        if asks == "yes_no":
+            return asks, react.yes_no
+        if asks == "reprompt" and self._last_dialog_event != "NoInput" and self._reprompts:
+            return asks, self._reprompts.pop(0)
+        return asks, None
+
+    def _play_next(self, role: str, reply: Reply) -> None:
+        turn: CallerTurn | None
+        if reply.repeat:
+            last = next((t for _, t in reversed(self.started) if id(t) in self._scripted), None)
+            turn = None if last is None else dataclasses.replace(last, barge_in_after_ms=None, silence_ms=0)
+        else:
+            turn = CallerTurn(say=reply.say, dtmf=reply.dtmf)
+        if turn is not None:
+            self._reactions[id(turn)] = role
+            self.insert_turn(turn)
