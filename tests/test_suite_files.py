@@ -23,6 +23,7 @@ import yaml
 
 from dialog.flow import Flow, load_default_flow
 from dialog.nlu.faq import default_faq_path
+from ivr.convtest.scenario import FlowCatalog, ScenarioError, load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 SUITE = REPO / "suites" / "bank"
@@ -226,6 +227,21 @@ def test_every_scenario_is_well_formed(split: str, bank: BankFlow) -> None:
     files = scenario_files(split)
     assert len(files) >= MIN_SCENARIOS[split], f"suites/bank/{split} has {len(files)} scenarios"
     check_split(split, bank).report()
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_the_runner_loads_every_scenario(split: str) -> None:
+    """`ivr test` accepts every file (its loader also finds the recordings under ${SHARED})."""
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data not found at {SHARED}: the suite's recordings come from ../shared")
+    catalog = FlowCatalog()
+    out = Problems(split)
+    for file in scenario_files(split):
+        try:
+            load_scenario(file, catalog)
+        except ScenarioError as error:
+            out.add(file, "ivr test's loader", str(error))
+    out.report()
 
 
 def _voices(split: str) -> Iterator[tuple[str, tuple[Any, ...]]]:
