@@ -4,7 +4,7 @@ It listens to the call's events (it is subscribed to the session's event log). W
 listening after a question of its own, the `listening` event says which (`asks`):
 - confirm ("Did you mean X?", X in `about`): the scenario's react.confirm yes when X is what the current
   scripted turn `means`, else no;
-- yes_no (a slot read back): react.yes_no;
+- yes_no (a slot read back) or faq ("Did that answer your question?" after an FAQ answer): react.yes_no;
 - reprompt after a no-match (not after a no-input): the next item of react.reprompt.
 A reaction is played next, before the rest of the script, and consumes no scripted turn. Without a
 reaction configured, the script just goes on.
@@ -86,7 +86,7 @@ class ReactiveCaller(ScriptedCaller):
                 return asks, None
             agreed = current.means in self._meanings(about) | {about}
             return asks, react.confirm_yes if agreed else react.confirm_no
-        if asks == "yes_no":
+        if asks in ("yes_no", "faq"):
             return asks, react.yes_no
         if asks == "reprompt" and self._last_dialog_event != "NoInput" and self._reprompts:
             return asks, self._reprompts.pop(0)

@@ -76,7 +76,8 @@ class React:
     reprompt: tuple[Reply, ...] = ()
     """After each no-match re-prompt, the next of these (then the script goes on)."""
     yes_no: Reply | None = None
-    """The answer to a read-back (e.g. an account number read back for yes/no)."""
+    """The answer to a yes/no question: a read-back (an account number read back) or "Did that answer your
+    question?" after an FAQ answer."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ def shared_dir() -> Path:
 
 
 def find_scenarios(target: str | Path) -> list[Path]:
-    """SUITE: one .yaml file, or a folder searched recursively for *.yaml / *.yml, in path order."""
+    """SUITE: one .yaml file, or a folder searched recursively for *.yaml / *.yml, in path order (flows and
+    FAQs among them are skipped by load_suite)."""
     root = Path(target)
     if root.is_file():
         return [root]
@@ -147,6 +149,8 @@ def load_suite(target: str | Path, tags: list[str] | None = None, keyword: str |
     scenarios = []
     base = root if root.is_dir() else root.parent
     for path in find_scenarios(root):
+        if root.is_dir() and _not_a_scenario(path):
+            continue
         scenario = load_scenario(path, catalog, _slug(path.relative_to(base)))
         if tags and not set(tags) & set(scenario.tags):
             continue
@@ -154,6 +158,12 @@ def load_suite(target: str | Path, tags: list[str] | None = None, keyword: str |
             continue
         scenarios.append(scenario)
     return scenarios
+
+
+def _not_a_scenario(path: Path) -> bool:
+    """A flow (nodes:) or an FAQ (entries:) kept beside the scenarios that use it."""
+    data = read_yaml(path, "scenario")
+    return isinstance(data, dict) and "turns" not in data and ("nodes" in data or "entries" in data)
 
 
 def _slug(relative: Path) -> str:
