@@ -14,9 +14,8 @@ from dialog.flow import load_default_flow
 from ivr.audiofile import write_wav
 from ivr.cli import main
 from ivr.convtest.caller import ReactiveCaller
-from ivr.convtest.expect import Happened, check, happened, is_subsequence
+from ivr.convtest.expect import check, happened, is_subsequence
 from ivr.convtest.report import summarize, to_junit
-from ivr.frame import Frame
 from ivr.convtest.runner import ScenarioResult
 from ivr.convtest.scenario import (
     Expect,
@@ -28,6 +27,7 @@ from ivr.convtest.scenario import (
     load_scenario,
     load_suite,
 )
+from ivr.frame import Frame
 from telephony.line import LineSpec, apply_line
 from telephony.wavfile import CallerTurn
 
