@@ -1,4 +1,5 @@
-"""`ivr bench`: ASR accuracy and speed, TTS speed, and voice-to-voice latency over simulated calls.
+"""`ivr bench`: ASR accuracy and speed, TTS speed, voice-to-voice latency over simulated calls, and the
+calls right over a conversation-test suite (`ivr test`, suites/bank/dev by default).
 
 Prints a table and writes JSON. Data: ../shared/data/speech (ivr-prompts, fsdd), at 8 kHz.
 """
@@ -95,13 +96,10 @@ def bench_tts(engine: str) -> dict[str, Any]:
             "ttfa_ms_max": round(max(ttfa), 1), "rtf": round(statistics.mean(rtfs), 4)}
 
 
-def bench_calls(n_calls: int) -> dict[str, Any]:
-    from ivr.config import AgentConfig
-    from ivr.services import Services
+def bench_calls(n_calls: int, services: Any) -> dict[str, Any]:
     from ivr.simulate import simulate_call
     from telephony.wavfile import CallerTurn
 
-    services = Services.load(AgentConfig(tts_cache_dir=""))
     latencies: list[float] = []
     outcomes: dict[str, int] = {}
     for i in range(n_calls):
@@ -112,6 +110,31 @@ def bench_calls(n_calls: int) -> dict[str, Any]:
     return {"calls": n_calls, "turns": len(latencies), "v2v_ms_p50": round(_percentile(latencies, 50), 1),
             "v2v_ms_p95": round(_percentile(latencies, 95), 1), "outcomes": outcomes,
             "end_of_turn_silence_ms": services.config.call.end_of_turn_silence_ms}
+
+
+def default_suite() -> str:
+    """suites/bank/dev of the repository when it is there, else "" (no conversation-test row)."""
+    path = Path(__file__).resolve().parents[1] / "suites" / "bank" / "dev"
+    return str(path) if path.is_dir() else ""
+
+
+def bench_suite(suite: str, services: Any) -> dict[str, Any]:
+    """Calls right over a conversation-test suite (`ivr test`), with the caller voices' WER."""
+    from ivr.convtest.report import summarize
+    from ivr.convtest.runner import run_suite
+    from ivr.convtest.voices import DEFAULT_CACHE_DIR
+
+    if not suite:
+        return {"skipped": "no suite: suites/bank/dev is not in this checkout (pass --suite DIR)"}
+    if not Path(suite).exists():
+        return {"skipped": f"no suite at {suite}"}
+    t0 = time.perf_counter()
+    results = run_suite(services, suite, DEFAULT_CACHE_DIR.expanduser())
+    summary = summarize(results)
+    failed = [r.scenario.name for r in results if not r.passed]
+    return {"suite": suite, "calls": summary["calls"], "right": summary["right"], "percent": summary["percent"],
+            "wer": summary["wer"]["overall"]["wer"], "by_tag": summary["by_tag"], "failed": failed,
+            "wall_s": round(time.perf_counter() - t0, 1)}
 
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -128,7 +151,16 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             results["tts"][engine] = bench_tts(engine)
         except IvrError as exc:
             results["tts"][engine] = {"error": str(exc)}
-    results["calls"] = bench_calls(args.calls)
+    from ivr.config import AgentConfig
+    from ivr.services import Services
+
+    services = Services.load(AgentConfig(tts_cache_dir=""))
+    results["calls"] = bench_calls(args.calls, services)
+    suite = default_suite() if args.suite is None else args.suite
+    try:
+        results["suite"] = bench_suite(suite, services)
+    except IvrError as exc:
+        results["suite"] = {"skipped": str(exc)}
     _print_table(results)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -158,3 +190,12 @@ def _print_table(results: dict[str, Any]) -> None:
     print(f"{'whisper tiny.en + piper':<28}{c['calls']:>7}{c['turns']:>7}{c['v2v_ms_p50']:>12}{c['v2v_ms_p95']:>12}")
     print(f"  (voice-to-voice: end of caller speech to first agent audio, includes the "
           f"{c['end_of_turn_silence_ms']} ms end-of-turn silence)")
+    suite = results.get("suite", {})
+    if "skipped" in suite:
+        print(f"\nConversation tests: skipped ({suite['skipped']})")
+    elif suite:
+        wer = f"{100 * suite['wer']:.1f}%" if suite["wer"] is not None else "-"
+        name = "/".join(Path(suite["suite"]).parts[-3:])[-27:]
+        print(f"\n{'Conversation tests':<28}{'calls':>7}{'right':>7}{'%':>8}{'WER':>8}")
+        print(f"{name:<28}{suite['calls']:>7}{suite['right']:>7}{suite['percent']:>8.1f}{wer:>8}")
+        print("  (calls right: every expectation of the scenario held; WER: the caller turns' transcripts)")

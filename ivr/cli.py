@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--limit", type=int, default=60, help="files per ASR data set")
     bench.add_argument("--calls", type=int, default=10, help="simulated calls for voice-to-voice latency")
     bench.add_argument("--vosk-model", help="a Vosk model directory to add a Vosk row (English data)")
+    bench.add_argument("--suite", help="conversation-test suite for the calls-right row (default suites/bank/dev "
+                       "when present; '' to skip)")
     bench.set_defaults(func=cmd_bench)
     from ivr.transcribe.cli import register
     register(sub)

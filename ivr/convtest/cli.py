@@ -50,7 +50,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 def run_suite(args: argparse.Namespace, scenarios: list[Any], cache: Path | None, tmp: Path) -> int:
     from ivr.cli import _config
     from ivr.convtest import report
-    from ivr.convtest.runner import ScenarioResult, SuiteRunner
+    from ivr.convtest.runner import ScenarioResult, SuiteRunner, agent_piper
     from ivr.convtest.scenario import FlowCatalog, ScenarioError
     from ivr.convtest.voices import CallerVoices
     from ivr.services import Services
@@ -59,10 +59,7 @@ def run_suite(args: argparse.Namespace, scenarios: list[Any], cache: Path | None
     config = _config(args)
     print(f"ivr test: {len(scenarios)} scenario(s) from {args.suite}; loading models ...", file=out, flush=True)
     services = Services.load(config)
-    default_piper = None
-    if config.tts_engine == "piper" and not config.tts_voice:
-        default_piper = getattr(services.synthesizer, "inner", services.synthesizer)
-    voices = CallerVoices(cache, default_piper)
+    voices = CallerVoices(cache, agent_piper(services))
     runner = SuiteRunner(services, FlowCatalog(args.flow or ""), voices, (cache or tmp) / "line",
                          Path(args.out) if args.out else None)
     try:

@@ -33,7 +33,7 @@ from ivr.services import Services
 from ivr.simulate import simulate_call
 from telephony.line import LineSpec, apply_line
 from telephony.wavfile import CallerTurn
-from tts.base import SpeechAudio
+from tts.base import SpeechAudio, Synthesizer
 from tts.cache import PromptCache
 
 log = logging.getLogger(__name__)
@@ -156,3 +156,28 @@ class SuiteRunner:
 def _all_choices(services: Services) -> list[Choice]:
     flow = services.machine.flow
     return [c for node in flow.nodes.values() for c in node.expect] + list(flow.global_choices)
+
+
+def run_suite(services: Services, suite: str | Path, cache_dir: Path | None, jobs: int = 1,
+              on_result: Callable[[ScenarioResult], None] | None = None) -> list[ScenarioResult]:
+    """Every scenario of `suite` on already loaded services (what `ivr bench` uses); ScenarioError for a
+    bad suite file."""
+    import tempfile
+
+    from ivr.convtest.scenario import load_suite
+
+    catalog = FlowCatalog()
+    scenarios = load_suite(suite, flows=catalog)
+    with tempfile.TemporaryDirectory(prefix="ivr-test-") as tmp:
+        runner = SuiteRunner(services, catalog, CallerVoices(cache_dir, agent_piper(services)),
+                             (cache_dir or Path(tmp)) / "line")
+        runner.prepare(scenarios)
+        return runner.run_all(scenarios, jobs, on_result)
+
+
+def agent_piper(services: Services) -> Synthesizer | None:
+    """The agent's own Piper voice when it is the default one (callers with `voice: piper` share it)."""
+    if services.config.tts_engine != "piper" or services.config.tts_voice:
+        return None
+    inner: Synthesizer = getattr(services.synthesizer, "inner", services.synthesizer)
+    return inner
