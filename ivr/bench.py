@@ -125,7 +125,7 @@ def bench_suite(suite: str, services: Any) -> dict[str, Any]:
     from ivr.convtest.voices import DEFAULT_CACHE_DIR
 
     if not suite:
-        return {"skipped": "no suite: suites/bank/dev is not in this checkout (pass --suite DIR)"}
+        return {"skipped": "no suite given, and suites/bank/dev is not in this checkout (--suite DIR)"}
     if not Path(suite).exists():
         return {"skipped": f"no suite at {suite}"}
     t0 = time.perf_counter()
