@@ -11,6 +11,16 @@ class CallStarted:
 
 
 @dataclass(frozen=True)
+class FaqCandidate:
+    """A FAQ entry that may answer a turn (see dialog.nlu.understand)."""
+
+    id: str
+    score: float
+    """How likely the entry answers the turn, 0..1 (the intent model's probability and retrieval, fused)."""
+    answer: str
+
+
+@dataclass(frozen=True)
 class Utterance:
     """A final transcript of one caller turn."""
 
@@ -26,6 +36,11 @@ class Utterance:
     """The turn's emotion from voice and words (neutral/happy/sad/angry; "" when not measured)."""
     negativity: float = 0.0
     """How negative the turn sounded and read, 0..1 (see dialog.emotion.fusion); used when `emotion` is set."""
+    ranking: tuple[tuple[str, float], ...] = ()
+    """The NLU's probability of every intent it knows ("oos" included, FAQ entries not), best first; empty
+    when no NLU ran (then keywords alone choose). dialog.decide weighs them with the node's keywords."""
+    faqs: tuple[FaqCandidate, ...] = ()
+    """FAQ entries that may answer the turn, best first (dialog.decide weighs them against the choices)."""
 
 
 @dataclass(frozen=True)

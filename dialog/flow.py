@@ -7,7 +7,7 @@ A flow file looks like this (see `flows/bank.yaml` for a full one):
     settings:                       # every setting is optional
       no_input_timeout_ms: 6000
       max_no_input: 2               # reprompts after silence; one more silence -> on_max_no_input
-      max_no_match: 2               # reprompts after a miss; one more miss -> on_max_no_match
+      max_no_match: 2               # repairs after a miss; one more miss -> on_max_no_match
       on_max_no_input: hangup       # transfer | hangup
       on_max_no_match: transfer     # transfer | hangup
       on_max_duration: transfer     # transfer | hangup
@@ -17,9 +17,12 @@ A flow file looks like this (see `flows/bank.yaml` for a full one):
     nodes:
       menu:
         say: Say balance, or press one.      # one text, or a list of sentences
-        reprompt: Please say balance, or press one.   # optional
+        reprompt: Please say balance, or press one.   # optional: said after silence (and misses)
+        repair:                                        # optional: said after the 1st, 2nd, ... miss
+          - I can tell you your balance. Would you like that?
+          - Please press one for your balance.
         expect:
-          - {keywords: [balance], digits: "1", intent: balance, goto: balance}
+          - {keywords: [balance], digits: "1", intent: balance, name: your balance, goto: balance}
       balance:
         say: Your balance is ten dollars.
         next: menu
@@ -78,11 +81,27 @@ class Settings:
     """Said before a fallback hangup."""
     max_duration_prompt: str = "I'm sorry, we have reached the time limit for this call."
     intent_threshold: float = 0.6
-    """An NLU intent at least this confident selects the choice with that `intent`."""
+    """A choice with at least this share of the evidence is taken (see dialog.decide)."""
     intent_confirm_threshold: float = 0.3
     """Between this and intent_threshold the caller is asked "Did you mean ...?" (yes/no)."""
+    faq_threshold: float = 0.5
+    """A FAQ entry with at least this share of the evidence is answered."""
+    keyword_weight: float = 4.0
+    """How much a matched keyword multiplies its choice's weight, per word of the keyword (at least 1)."""
+    keyword_prior: float = 0.3
+    """The weight of a choice the NLU does not know when one of its keywords matches (before keyword_weight)."""
+    confirm_below_asr_confidence: float = 0.0
+    """A choice understood from a turn the recognizer was less sure of than this is confirmed first
+    ("Did you mean ...?"); 0 never asks for that reason."""
     did_you_mean_prompt: str = "Did you mean {choice}?"
+    """{choice}: the choice's `name`, else its intent (or target node) with spaces for underscores."""
     faq_followup_prompt: str = "Did that answer your question?"
+    read_back_prompt: str = "I heard {value}. Is that right?"
+    """A `collect` node's confirmation; {value}: the digits one by one, or the amount."""
+    after_faq: str = ""
+    """The node a caller goes to once a FAQ answer helped ("yes"); empty: the node that asked is said again."""
+    repeat_no_match_prefix: str = ""
+    """Said before a node's `repair` prompt from the second miss on (empty: no_match_prefix again)."""
     confirm_yes_prompt: str = "Good."
     confirm_no_prompt: str = "Sorry about that."
     escalate_on_negative_emotion: EmotionEscalation | None = None
@@ -109,7 +128,8 @@ class CollectSpec:
 
 @dataclass(frozen=True)
 class Choice:
-    """One way out of a listening node: any of keywords, regex or digits selects it."""
+    """One way out of a listening node: keywords and regex are evidence for it (dialog.decide), digits
+    (keyed or spoken alone) select it, and so does the NLU's intent."""
 
     goto: str
     keywords: tuple[str, ...] = ()
@@ -119,7 +139,14 @@ class Choice:
     digits: str | None = None
     """Keypad entry (e.g. "1"); the spoken digit ("one", "press one") selects it too."""
     intent: str | None = None
-    """A label for the choice (NLU intents come later); reported in DialogState.last_intent."""
+    """The NLU intent that selects the choice; reported in DialogState.last_intent."""
+    name: str | None = None
+    """How the agent names the choice in a question ("your balance" in "Did you mean your balance?")."""
+
+    @property
+    def spoken(self) -> str:
+        """The name, else the intent (or target node) with spaces for underscores."""
+        return self.name or (self.intent or self.goto).replace("_", " ")
 
     @property
     def label(self) -> str:
@@ -150,6 +177,9 @@ class Node:
     say: tuple[str, ...] = ()
     reprompt: tuple[str, ...] = ()
     """Said instead of `say` on retries; empty: the settings' prefix + `say`."""
+    repair: tuple[str, ...] = ()
+    """After the first, second, ... miss (no-match): the settings' prefix + this prompt (the last one again
+    for later misses), narrower each time (name the options, then offer keys); empty: as `reprompt`."""
     expect: tuple[Choice, ...] = ()
     next: str | None = None
     transfer: TransferSpec | None = None
@@ -236,9 +266,9 @@ def parse_flow(text: str, source: str = "<flow text>") -> Flow:
 
 _TOP_KEYS = ("name", "start", "settings", "global", "nodes")
 _NODE_KEYS = ("say", "reprompt", "expect", "next", "transfer", "hangup", "no_input_timeout_ms", "barge_in",
-              "collect", "say_upset")
+              "collect", "say_upset", "repair")
 _COLLECT_KEYS = ("slot", "type", "length", "confirm")
-_CHOICE_KEYS = ("keywords", "regex", "digits", "intent", "goto")
+_CHOICE_KEYS = ("keywords", "regex", "digits", "intent", "goto", "name")
 _SETTING_KEYS = tuple(Settings.__dataclass_fields__)
 
 
@@ -294,9 +324,13 @@ class _Parser:
             elif key == "escalate_on_negative_emotion":
                 values[key] = self.escalation(raw, value, what)
             elif key in ("min_confidence", "intent_threshold", "intent_confirm_threshold", "emotion_smoothing",
-                         "upset_threshold"):
+                         "upset_threshold", "faq_threshold", "keyword_prior", "confirm_below_asr_confidence"):
                 if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
                     raise self.fail(raw, f"{what} must be a number from 0 to 1, not {value!r}")
+                values[key] = float(value)
+            elif key == "keyword_weight":
+                if isinstance(value, bool) or not isinstance(value, int | float) or value < 1:
+                    raise self.fail(raw, f"{what} must be a number of at least 1, not {value!r}")
                 values[key] = float(value)
             else:
                 values[key] = self.text(raw, value, what)
@@ -336,8 +370,9 @@ class _Parser:
         if barge_in is not None and not isinstance(barge_in, bool):
             raise self.fail(raw, f"{where} 'barge_in' must be true or false")
         say_upset = self.prompt(raw, raw["say_upset"], f"{where} 'say_upset'") if "say_upset" in raw else ()
+        repair = self.prompt(raw, raw["repair"], f"{where} 'repair'") if "repair" in raw else ()
         node = Node(
-            name=name, say=say, reprompt=reprompt, say_upset=say_upset,
+            name=name, say=say, reprompt=reprompt, say_upset=say_upset, repair=repair,
             no_input_timeout_ms=None if timeout is None else self.count(raw, timeout, f"{where} "
                                                                         "'no_input_timeout_ms'", 1),
             barge_in=barge_in,
@@ -412,7 +447,8 @@ class _Parser:
             intent = self.text(raw, intent, f"'intent' of {where}")
         if not phrases and regex is None and digits is None and intent is None:
             raise self.fail(raw, f"{where} needs 'keywords', 'regex', 'digits' or 'intent'")
-        return Choice(goto=goto, keywords=phrases, regex=regex, digits=digits, intent=intent)
+        name = self.text(raw, raw["name"], f"'name' of {where}") if "name" in raw else None
+        return Choice(goto=goto, keywords=phrases, regex=regex, digits=digits, intent=intent, name=name)
 
     def check_references(self, flow: Flow, data: dict[str, Any], raw_nodes: dict[str, Any],
                          raw_globals: list[Any]) -> None:
@@ -423,6 +459,8 @@ class _Parser:
                 raise self.fail(at, f"{where} goes to unknown node '{target}'{hint}", key)
 
         need(flow.start, "'start'", data, "start")
+        if flow.settings.after_faq:
+            need(flow.settings.after_faq, "setting 'after_faq'", data.get("settings") or data, "after_faq")
         for choice, raw in zip(flow.global_choices, raw_globals, strict=True):
             need(choice.goto, "a choice in 'global'", raw)
         for node in flow.nodes.values():

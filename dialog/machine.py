@@ -5,28 +5,37 @@ Behaviour, in short:
   A listening (expect) node ends the actions with Listen; transfer/hangup nodes end the call.
 - In a listening node the caller's turn is matched against the node's choices, then the flow's
   global choices (see `dialog.matching`); a match enters the choice's `goto` node.
-- No-input (NoInput, or an utterance with no words) and no-match (no choice matched, an utterance
-  below settings.min_confidence, RecognitionFailed) are counted per node. Up to max_no_input /
-  max_no_match times the node reprompts; the next one ends the call per settings.on_max_no_input /
-  on_max_no_match with the reason "no-input", "no-match" or, when a RecognitionFailed tipped it,
-  "asr-failure". Counters reset whenever a node is entered.
+- No-input (NoInput, or an utterance with no words) and no-match (nothing understood, an utterance
+  below settings.min_confidence, RecognitionFailed, a "no" to "Did you mean ...?") are counted per node.
+  Up to max_no_input / max_no_match times the node reprompts; the next one ends the call per
+  settings.on_max_no_input / on_max_no_match with the reason "no-input", "no-match" or, when a
+  RecognitionFailed tipped it, "asr-failure". Counters reset whenever a node is entered.
+- Repair: after a miss a node with `repair` prompts says the n-th of them (the last one again after
+  that) after the settings' no-match prefix (`repeat_no_match_prefix` from the second miss): a flow
+  names the options first, then offers keys, so each retry is narrower than the last. A node without
+  them says its `reprompt`, or the prefix and its prompt again.
 - MaxDurationReached says settings.max_duration_prompt and transfers or hangs up ("max-duration").
 - Once the call has ended (a Transfer or Hangup was returned), step returns the state unchanged
   and no actions: a late timer event is harmless.
 - A state naming a node the flow does not have raises FlowError("unknown flow state ...").
 
-Understanding a turn in a listening node, in this order (the session runs the NLU before the step and
-puts its results on the Utterance, so the machine stays pure):
-1. keywords, regex and spoken digits of the choices (`dialog.matching`);
-2. the NLU intent, when its confidence reaches settings.intent_threshold, selects the choice with
-   that `intent`;
-3. a confidence from settings.intent_confirm_threshold up asks "Did you mean ...?"; yes (or key 1)
-   takes that choice, no (or key 2) reprompts, anything else is understood afresh;
-4. an FAQ answer on the Utterance is spoken, followed by "Did that answer your question?"; yes goes
-   on with the node's prompt, no counts as a no-match;
-5. otherwise a no-match.
+Understanding a turn in a listening node (the session runs the NLU before the step and puts its results
+on the Utterance, so the machine stays pure): `dialog.decide` weighs the NLU's intent probabilities, the
+FAQ candidates and the node's keywords, and says one of:
+1. a choice: taken, unless the recognizer's confidence in the turn is below
+   settings.confirm_below_asr_confidence: then "Did you mean ...?" first;
+2. a doubtful choice: "Did you mean {choice}?" (the choice's `name`);
+3. a FAQ entry: its answer, then "Did that answer your question?"; yes ("Good.") goes to
+   settings.after_faq (or the node's prompt again), no counts as a miss;
+4. nothing: a no-match (repair, above).
+Answers to a yes/no question (did you mean, did that answer, a read-back): yes/no words ("yeah", "yep",
+"correct", "that's right", "nope", "not really"), the NLU's yes/no intents, or keys 1/2. A turn that also
+clearly asks for something else takes that instead: "no, I said statement" goes to the statement, "yes
+thanks, that's all" ends the call, "no, it's 4 2 7 1 9 8" reads the new number back. A turn that is
+neither yes nor no is understood afresh.
 A `collect` node takes a slot by keypad (Listen.max_digits) or voice (`dialog.nlu.slots`), reads it
-back for a yes/no confirmation when asked to, stores it in DialogState.slots and goes to `next`.
+back for a yes/no confirmation when asked to, stores it in DialogState.slots and goes to `next`. A
+digit string said twice in a row ("4 2 7 1 9 3, 4 2 7 1 9 3") counts once.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from dialog.actions import Action, Hangup, Listen, Say, Transfer
+from dialog.decide import decide
 from dialog.emotion.policy import REASON_NEGATIVE_EMOTION, EmotionTrack, is_upset, should_escalate
 from dialog.emotion.policy import update as update_emotion
 from dialog.events import (
@@ -46,9 +56,11 @@ from dialog.events import (
     Utterance,
 )
 from dialog.flow import Choice, CollectSpec, Flow, Node
-from dialog.matching import match_choice, match_digits, normalize
+from dialog.matching import match_digits, normalize
 from dialog.nlu.slots import parse_amount, parse_digits, parse_yes_no, read_back_digits, say_amount
 from ivr.errors import FlowError
+
+YES_NO_INTENTS = ("yes", "no")
 
 REASON_NO_INPUT = "no-input"
 REASON_NO_MATCH = "no-match"
@@ -77,7 +89,9 @@ class DialogState:
     slots: tuple[tuple[str, str], ...] = ()
     """Values the caller gave in `collect` nodes, as (slot, value) pairs in the order given."""
     pending: str = ""
-    """What the next yes/no answers: "choice:N" (did you mean), "slot:VALUE" (read-back), "faq"."""
+    """What the next yes/no answers: "choice:N" (did you mean), "slot:VALUE" (read-back), "faq:ID"."""
+    last_faq: str = ""
+    """The id of the last FAQ entry answered in the call ("" for none, or an answer without an id)."""
     emotion: EmotionTrack = EmotionTrack()
     """The caller's emotion smoothed over the call (dialog.emotion.policy)."""
 
@@ -160,19 +174,23 @@ class Machine:
     def _understand(self, state: DialogState, node: Node, event: Utterance) -> tuple[DialogState, list[Action]]:
         choices = self._choices(node)
         settings = self._flow.settings
-        choice = match_choice(event.text, choices)
-        by_intent = next((c for c in choices if event.intent and c.intent == event.intent), None)
-        if choice is None and by_intent is not None and event.intent_confidence >= settings.intent_threshold:
-            choice = by_intent
-        if choice is not None:
-            return self._choose(state, node, choice)
-        if by_intent is not None and event.intent_confidence >= settings.intent_confirm_threshold:
-            what = (by_intent.intent or by_intent.goto).replace("_", " ")
-            return self._ask(state, node, f"choice:{choices.index(by_intent)}",
-                             [Say(settings.did_you_mean_prompt.format(choice=what))])
-        if event.faq_answer:
-            return self._ask(state, node, "faq", [Say(event.faq_answer), Say(settings.faq_followup_prompt)])
+        decision = decide(event, choices, settings)
+        if decision.kind == "choice" and decision.choice is not None:
+            if event.confidence < settings.confirm_below_asr_confidence and decision.confidence < 1.0:
+                return self._did_you_mean(state, node, decision.choice)
+            return self._choose(state, node, decision.choice)
+        if decision.kind == "confirm" and decision.choice is not None:
+            return self._did_you_mean(state, node, decision.choice)
+        if decision.kind == "faq" and decision.faq is not None:
+            state = replace(state, last_faq=decision.faq.id)
+            return self._ask(state, node, f"faq:{decision.faq.id}",
+                             [Say(decision.faq.answer), Say(settings.faq_followup_prompt)])
         return self._no_match(state, node, REASON_NO_MATCH)
+
+    def _did_you_mean(self, state: DialogState, node: Node, choice: Choice) -> tuple[DialogState, list[Action]]:
+        choices = self._choices(node)
+        prompt = self._flow.settings.did_you_mean_prompt.format(choice=choice.spoken)
+        return self._ask(state, node, f"choice:{choices.index(choice)}", [Say(prompt)])
 
     def _ask(self, state: DialogState, node: Node, pending: str,
              says: list[Say]) -> tuple[DialogState, list[Action]]:
@@ -185,50 +203,103 @@ class Machine:
 
     def _answer_pending(self, state: DialogState, node: Node,
                         event: Utterance | DigitsEntered) -> tuple[DialogState, list[Action]] | None:
-        """The step for a yes/no answer to state.pending; None when the turn is neither yes nor no."""
+        """The step for an answer to state.pending; None when the turn is neither yes nor no (nor a
+        correction), so that it is understood afresh."""
         settings = self._flow.settings
+        kind, _, value = state.pending.partition(":")
+        if kind == "slot" and node.collect is not None:
+            corrected = self._corrected_slot(state, node, node.collect, event, value)
+            if corrected is not None:
+                return corrected
         if isinstance(event, DigitsEntered):
             yes = {"1": True, "2": False}.get(event.digits.rstrip("#"))
         else:
-            yes = parse_yes_no(event.text)
-            if yes is None and event.intent in ("yes", "no") and \
-                    event.intent_confidence >= settings.intent_threshold:
-                yes = event.intent == "yes"
+            yes = self._yes_no(event)
         if yes is None:
             return None
-        kind, _, value = state.pending.partition(":")
         state = replace(state, pending="")
+        if isinstance(event, Utterance) and kind in ("choice", "faq"):
+            instead = self._instead(node, event, yes, int(value) if kind == "choice" else None)
+            if instead is not None:
+                return self._choose(state, node, instead)
         if kind == "choice" and yes:
             return self._choose(state, node, self._choices(node)[int(value)])
         if kind == "slot" and yes and node.collect is not None:
             return self._store(state, node, node.collect, value)
         if kind == "faq" and yes:
             actions: list[Action] = [Say(settings.confirm_yes_prompt)]
+            if settings.after_faq:
+                return self._enter(state, settings.after_faq, actions), actions
             actions += [Say(text, barge_in=self._barge_in(node)) for text in node.reprompt or node.say]
             return state, [*actions, self._listen(node)]
         return self._no_match(state, node, REASON_NO_MATCH, settings.confirm_no_prompt)
 
+    def _yes_no(self, event: Utterance) -> bool | None:
+        """Yes (True), no (False) or neither (None): the words first, then a confident yes/no intent."""
+        yes = parse_yes_no(event.text)
+        if yes is None and event.intent in YES_NO_INTENTS and \
+                event.intent_confidence >= self._flow.settings.intent_threshold:
+            yes = event.intent == "yes"
+        return yes
+
+    def _instead(self, node: Node, event: Utterance, yes: bool, asked: int | None) -> Choice | None:
+        """A choice the answer clearly asks for besides its yes or no ("no, I said statement", "yes
+        thanks, that's all"): one that is not a yes/no choice, not the one asked about after a yes, and
+        taken with full confidence; None when there is none."""
+        choices = self._choices(node)
+        others = [c for c in choices if c.intent not in YES_NO_INTENTS]
+        if not others:
+            return None
+        decision = decide(event, others, self._flow.settings)
+        if decision.kind != "choice" or decision.choice is None:
+            return None
+        if asked is not None and decision.choice.goto == choices[asked].goto:
+            return None if yes else decision.choice
+        return decision.choice
+
+    def _corrected_slot(self, state: DialogState, node: Node, spec: CollectSpec, event: Utterance | DigitsEntered,
+                        pending: str) -> tuple[DialogState, list[Action]] | None:
+        """A read-back answered with another value ("no, it's 4 2 7 1 9 8", or keyed again): read that one
+        back instead; the same value again counts as a yes. None when the turn gives no whole value."""
+        text = event.digits if isinstance(event, DigitsEntered) else event.text
+        if isinstance(event, DigitsEntered) and len(text.rstrip("#")) <= 1:
+            return None
+        value = self._slot_value(spec, text)[0]
+        if value is None:
+            return None
+        state = replace(state, pending="")
+        if value == pending:
+            return self._store(state, node, spec, value)
+        return self._collect(state, node, spec, event)
+
     def _collect(self, state: DialogState, node: Node, spec: CollectSpec,
                  event: Utterance | DigitsEntered) -> tuple[DialogState, list[Action]]:
         text = event.digits if isinstance(event, DigitsEntered) else event.text
-        if isinstance(event, Utterance) and spec.type == "digits":
-            chosen = match_choice(event.text, self._flow.global_choices)
-            if chosen is not None and parse_digits(text) is None:
-                return self._choose(state, node, chosen)
-        value: str | None
-        if spec.type == "amount":
-            amount = parse_amount(text)
-            value, spoken = (None, "") if amount is None else (str(amount), say_amount(amount))
-        else:
-            value = parse_digits(text)
-            if value is not None and spec.length is not None and len(value) != spec.length:
-                value = None
-            spoken = read_back_digits(value or "")
+        if isinstance(event, Utterance) and spec.type == "digits" and parse_digits(text) is None:
+            decision = decide(event, self._flow.global_choices, self._flow.settings)
+            if decision.kind == "choice" and decision.choice is not None:
+                return self._choose(state, node, decision.choice)
+        value, spoken = self._slot_value(spec, text)
         if value is None:
             return self._no_match(state, node, REASON_NO_MATCH)
         if not spec.confirm:
             return self._store(state, node, spec, value)
-        return self._ask(state, node, f"slot:{value}", [Say(f"I heard {spoken}. Is that right?")])
+        prompt = self._flow.settings.read_back_prompt.format(value=spoken)
+        return self._ask(state, node, f"slot:{value}", [Say(prompt)])
+
+    @staticmethod
+    def _slot_value(spec: CollectSpec, text: str) -> tuple[str | None, str]:
+        """(the value in `text`, how it is read back), or (None, "") when there is no whole one."""
+        if spec.type == "amount":
+            amount = parse_amount(text)
+            return (None, "") if amount is None else (str(amount), say_amount(amount))
+        value = parse_digits(text)
+        if value is not None and spec.length is not None and len(value) == 2 * spec.length \
+                and value[:spec.length] == value[spec.length:]:
+            value = value[:spec.length]  # said twice
+        if value is None or (spec.length is not None and len(value) != spec.length):
+            return None, ""
+        return value, read_back_digits(value)
 
     def _store(self, state: DialogState, node: Node, spec: CollectSpec,
                value: str) -> tuple[DialogState, list[Action]]:
@@ -251,6 +322,14 @@ class Machine:
         state = replace(state, no_match_count=state.no_match_count + 1, pending="")
         if state.no_match_count > settings.max_no_match:
             return self._fallback(state, settings.on_max_no_match, reason, [])
+        if node.repair and not (self._upset(state) and node.say_upset):
+            if prefix is None:
+                again = state.no_match_count > 1 and settings.repeat_no_match_prefix
+                prefix = settings.repeat_no_match_prefix if again else settings.no_match_prefix
+            text = node.repair[min(state.no_match_count, len(node.repair)) - 1]
+            barge_in = self._barge_in(node)
+            listen = replace(self._listen(node), kind="reprompt")
+            return state, [Say(prefix, barge_in=barge_in), Say(text, barge_in=barge_in), listen]
         actions = self._reprompt(node, settings.no_match_prefix if prefix is None else prefix, self._upset(state))
         if prefix is not None and node.reprompt:
             actions.insert(0, Say(prefix, barge_in=self._barge_in(node)))

@@ -8,6 +8,11 @@ Rules, in order of use:
   "number three please"), selects the choice whose `digits` is that number, before anything else.
 - Otherwise every keyword is searched on word boundaries ("card" is not in "discard") and every regex
   in the normalized text; the longest matched text wins, and a tie goes to the earlier choice.
+- Keywords match other forms of their words: both sides are compared word by word through
+  `dialog.nlu.lemma.stem`, so "statements" matches "statement", "my cards" matches "my card" and
+  "opened" matches "open".
+- `keyword_evidence` gives, for every choice, how strongly its keywords, regex or spoken digits are in a
+  turn; `dialog.decide` weighs that against the NLU's probabilities instead of letting it decide alone.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from dialog.flow import Choice
+from dialog.nlu.lemma import stem_words
 
 NUMBER_WORDS: dict[str, str] = {
     "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4",
@@ -57,17 +63,29 @@ def spoken_digits(normalized: str) -> str | None:
 
 def match_choice(text: str, choices: Sequence[Choice]) -> Choice | None:
     """The choice a caller's utterance selects, or None when nothing matches (see the module rules)."""
-    words = normalize(text)
-    if not words:
-        return None
-    digits = spoken_digits(words)
+    scores = keyword_evidence(text, choices)
     best: Choice | None = None
     best_score = 0
-    for choice in choices:
-        score = _score(choice, words, digits)
+    for choice, score in zip(choices, scores, strict=True):
         if score > best_score:
             best, best_score = choice, score
     return best
+
+
+def keyword_evidence(text: str, choices: Sequence[Choice]) -> list[int]:
+    """How strongly each choice is named in `text`: 0 for not at all, else the length in characters of
+    its longest matched keyword (or regex match); a score `is_spoken_key` accepts when the turn is only its key."""
+    words = normalize(text)
+    if not words:
+        return [0] * len(choices)
+    digits = spoken_digits(words)
+    stems = stem_words(words)
+    return [_score(choice, words, stems, digits) for choice in choices]
+
+
+def is_spoken_key(score: int) -> bool:
+    """Whether a `keyword_evidence` score is a turn that only names the choice's key ("press one")."""
+    return score >= _SPOKEN_DIGIT_SCORE
 
 
 def match_digits(digits: str, choices: Iterable[Choice]) -> Choice | None:
@@ -81,15 +99,20 @@ def match_digits(digits: str, choices: Iterable[Choice]) -> Choice | None:
     return None
 
 
-def _score(choice: Choice, words: str, digits: str | None) -> int:
+@lru_cache(maxsize=4096)
+def _keyword_stems(keyword: str) -> str:
+    return stem_words(normalize(keyword))
+
+
+def _score(choice: Choice, words: str, stems: str, digits: str | None) -> int:
     if digits is not None and choice.digits is not None and digits == choice.digits.rstrip("#"):
         return _SPOKEN_DIGIT_SCORE
-    padded = f" {words} "
+    padded = f" {stems} "
     score = 0
     for keyword in choice.keywords:
-        phrase = normalize(keyword)
+        phrase = _keyword_stems(keyword)
         if phrase and f" {phrase} " in padded:
-            score = max(score, len(phrase))
+            score = max(score, len(normalize(keyword)))
     if choice.regex is not None:
         found = re.search(choice.regex, words)
         if found is not None:

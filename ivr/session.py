@@ -308,7 +308,7 @@ class CallSession:
         self.log.emit("nlu", intent=found.intent, confidence=round(found.intent_confidence, 3),
                       faq=found.faq_id, faq_score=round(found.faq_score, 3), latency_ms=round(found.latency_ms, 2))
         misses = self._state.no_match_count if self._state else 0
-        self._dispatch(Utterance(text, confidence, found.intent, found.intent_confidence, found.faq_answer))
+        self._dispatch(found.utterance(text, confidence))
         if not found.intent and not found.faq_id and self._state and self._state.no_match_count > misses:
             self.log.emit("faq_miss", node=self._state.node)
 

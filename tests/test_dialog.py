@@ -161,12 +161,15 @@ def test_no_input_reprompts_then_hangs_up_in_the_bank_flow(machine):
     assert isinstance(actions[0], Say) and not actions[0].barge_in
 
 
-def test_no_match_reprompts_then_transfers(machine):
+def test_no_match_repairs_then_transfers(machine):
+    """Three repairs (the options, then keys), then a person on the fourth miss (issue 12: two generic
+    re-prompts used to be all a caller got)."""
     state = at_menu(machine)
-    for count in (1, 2):
+    for count, prefix in ((1, "Sorry, I didn't catch that."), (2, "Sorry, I still didn't get that."),
+                          (3, "Sorry, I still didn't get that.")):
         state, actions = machine.step(state, Utterance("blah blah"))
         assert state.no_match_count == count and not state.ended
-        assert says(actions)[0] == "Sorry, I didn't catch that."
+        assert says(actions)[0] == prefix
         assert isinstance(actions[-1], Listen)
     state, actions = machine.step(state, Utterance("blah"))
     assert state.ended and actions[-1] == Transfer("sip:queue@agents", "no-match")
@@ -177,16 +180,20 @@ def test_unknown_keys_count_as_no_match(machine):
     assert state.no_match_count == 1 and isinstance(actions[-1], Listen)
 
 
-def test_custom_reprompt_replaces_the_prompt(machine):
+def test_custom_reprompt_replaces_the_prompt_and_repair_follows_a_miss(machine):
     state, _ = run(machine, Utterance("balance"))
-    state, actions = machine.step(state, Utterance("purple"))
+    _, actions = machine.step(state, NoInput())
     assert says(actions) == ["Is there anything else I can help you with? Please say yes or no."]
+    _, actions = machine.step(state, Utterance("purple"))
+    assert says(actions) == ["Sorry, I didn't catch that.", "Is there anything else I can help you with? Please say "
+                             "yes or no, or tell me what you need."]
 
 
 def test_recognition_failure_counts_as_no_match_with_its_own_reason(machine):
     state = at_menu(machine)
     state, actions = machine.step(state, RecognitionFailed("backend crashed"))
     assert state.no_match_count == 1 and isinstance(actions[-1], Listen)
+    state, _ = machine.step(state, Utterance("mumble"))
     state, _ = machine.step(state, Utterance("mumble"))
     state, actions = machine.step(state, RecognitionFailed())
     assert state.ended and actions[-1] == Transfer("sip:queue@agents", "asr-failure")

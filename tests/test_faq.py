@@ -59,10 +59,10 @@ def test_flow_speaks_the_answer_then_asks_if_it_helped():
                                                               faq_answer=found.faq_answer))
     says = [a.text for a in actions if isinstance(a, Say)]
     assert says == [found.faq_answer, "Did that answer your question?"]
-    assert isinstance(actions[-1], Listen) and state.pending == "faq"
+    assert isinstance(actions[-1], Listen) and state.pending.startswith("faq")
     state, actions = machine.step(state, Utterance("yes thanks"))
-    assert state.node == "main_menu" and state.no_match_count == 0
-    assert "How can I help" in " ".join(a.text for a in actions if isinstance(a, Say))
+    assert state.node == "anything_else" and state.no_match_count == 0
+    assert "anything else" in " ".join(a.text for a in actions if isinstance(a, Say))
 
 
 def test_an_answer_that_did_not_help_counts_as_a_miss():

@@ -68,7 +68,7 @@ def test_flow_takes_a_confident_intent_and_asks_about_a_doubtful_one():
     assert state.node == "balance" and state.last_intent == "balance"
     state, actions = machine.step(menu, Utterance("funds maybe", intent="balance", intent_confidence=0.45))
     assert state.node == "main_menu" and state.pending.startswith("choice:")
-    assert [a.text for a in actions if isinstance(a, Say)] == ["Did you mean balance?"]
+    assert [a.text for a in actions if isinstance(a, Say)] == ["Did you mean your balance?"]
     yes, _ = machine.step(state, Utterance("yes"))
     assert yes.node == "balance"
     no, _ = machine.step(state, Utterance("no"))

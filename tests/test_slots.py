@@ -23,6 +23,15 @@ from dialog.nlu.slots import parse_amount, parse_date, parse_digits, parse_yes_n
     ("four 5 six", "456"),
     ("Oh, my account is 4 5 6", "456"),
     ("I don't know it", None),
+    ("four two seven, one nine three", "427193"),
+    ("four two seven... uh... one nine three", "427193"),
+    ("forty two seventy one ninety three", "427193"),
+    ("four hundred and seven", "407"),
+    ("four hundred twenty seven one nine three", "427193"),
+    ("for two seven one nine three", "427193"),
+    ("my number is four to seven one nine three", "427193"),
+    ("double oh five", "005"),
+    ("I want to pay 2 bills", "2"),
 ])
 def test_digits(text, digits):
     assert parse_digits(text) == digits
@@ -63,6 +72,8 @@ def test_dates(text, day):
     ("yes", True), ("Yeah, that's right.", True), ("that is correct", True), ("yes please", True),
     ("no", False), ("Nope, that's wrong.", False), ("No, that's not right.", False),
     ("maybe", None), ("what was that", None),
+    ("yep", True), ("yup", True), ("correct", True), ("that's right", True), ("uh huh", True),
+    ("nope", False), ("not really", False), ("nah", False), ("no, it's 4 2 7", False),
 ])
 def test_yes_no(text, answer):
     assert parse_yes_no(text) is answer

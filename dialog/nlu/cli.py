@@ -30,6 +30,10 @@ def register(sub: Any) -> None:
                          help="JSON {label: intent} for --extra; its unmapped labels become 'oos'")
     intents.add_argument("--oos-per-label", type=int, default=20,
                          help="rows kept of each unmapped --extra label as out-of-scope examples")
+    intents.add_argument("--max-per-intent", type=int, default=0,
+                         help="at most this many --extra rows for each intent they map to (0: all)")
+    intents.add_argument("--faq", dest="faq_file",
+                         help="a FAQ YAML: each entry's question and paraphrases become rows labelled faq:<id>")
     intents.add_argument("--oos-holdout", type=int, default=0,
                          help="also report out-of-scope figures with this many intents held out as unseen")
     intents.add_argument("--svm-c", type=float, default=1.0)
@@ -55,9 +59,24 @@ def register(sub: Any) -> None:
     bench.add_argument("--json", dest="json_out", help="write the figures as JSON here")
     bench.set_defaults(func=cmd_bench_intents)
 
+    turns = sub.add_parser("eval-nlu", help="what the bank flow does with single caller turns from a CSV of "
+                                            "text,label rows (dialog.nlu.turns_eval): right, confirmed, miss, wrong")
+    turns.add_argument("file", help="CSV: text,label (a flow intent, faq:<id> or oos)")
+    turns.add_argument("--flow", help="flow YAML (default: the bundled bank flow)")
+    turns.add_argument("--model", help="intent model directory (default: the shipped bank model)")
+    turns.add_argument("--faq", dest="faq_file", help="FAQ YAML (default: the bank flow's)")
+    turns.add_argument("--asr-noise", type=int, default=0, help="score this many noisy copies of each turn")
+    turns.add_argument("--show", choices=("none", "errors", "all"), default="errors",
+                       help="print the turns that went wrong (default), every turn, or none")
+    turns.add_argument("--json", dest="json_out", help="write the figures and every turn as JSON here")
+    turns.add_argument("--tune", action="store_true",
+                       help="also try the grid of understanding settings (dialog.nlu.turns_eval.GRID) and print "
+                            "the cheapest; tune on a dev file, never on the test file")
+    turns.set_defaults(func=cmd_eval_nlu)
+
 
 def cmd_train_intents(args: argparse.Namespace) -> int:
-    from dialog.nlu.data import read_examples, relabel
+    from dialog.nlu.data import faq_examples, read_examples, relabel
     from dialog.nlu.train import VectorCache, evaluate, oos_study, train
 
     rows = read_examples(args.file)
@@ -65,7 +84,10 @@ def cmd_train_intents(args: argparse.Namespace) -> int:
         if not args.map_file:
             raise IvrError("--extra needs --map (a JSON object {its label: intent})")
         mapping = json.loads(Path(args.map_file).read_text(encoding="utf-8"))
-        rows += relabel(read_examples(args.extra), mapping, args.oos_per_label)
+        rows += relabel(read_examples(args.extra), mapping, args.oos_per_label,
+                        max_per_intent=args.max_per_intent)
+    if args.faq_file:
+        rows += faq_examples(args.faq_file)
     config = TrainConfig(svm_c=args.svm_c, lr_c=args.lr_c, augment=args.augment,
                          max_features=args.max_features, backend=args.backend, embed_c=args.embed_c)
     intents = sorted({r.intent for r in rows})
@@ -150,3 +172,35 @@ def print_eval_table(rows: dict[str, dict[str, Any]]) -> None:
         print(f"{name:24}{m['n']:>6}{m['accuracy']:>10.4f}{m['macro_f1']:>10.4f}{m['latency_ms_p50']:>10.2f}"
               f"{m['latency_ms_p95']:>10.2f}{m['latency_ms_mean']:>10.2f}{m['cpu_ms_p50']:>10.2f}"
               f"{m['cpu_ms_p95']:>10.2f}{m['cpu_ms_mean']:>10.2f}{load:>12}", flush=True)
+
+
+def cmd_eval_nlu(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from dialog.flow import load_default_flow, load_flow
+    from dialog.machine import Machine
+    from dialog.nlu.data import read_examples
+    from dialog.nlu.turns_eval import OUTCOMES, judge_rows, summarize, tune, understand_rows
+    from dialog.nlu.understand import Nlu
+
+    machine = Machine(load_flow(args.flow) if args.flow else load_default_flow())
+    nlu = Nlu.load(args.model, args.faq_file)
+    started = time.perf_counter()
+    understood = understand_rows(nlu, read_examples(args.file), asr_noise=args.asr_noise)
+    results = judge_rows(nlu, machine, understood)
+    per_turn_ms = (time.perf_counter() - started) * 1000 / max(len(results), 1)
+    figures = summarize(results)
+    for r in results:
+        if args.show == "all" or (args.show == "errors" and r.outcome not in ("right",)):
+            print(f"{r.outcome:10} {r.label:24} -> {r.got:24} {r.text}")
+    print(f"{'':16}{'n':>6}" + "".join(f"{o:>11}" for o in OUTCOMES))
+    for name, shares in figures.items():
+        print(f"{name:16}{shares['n']:>6}" + "".join(f"{shares[o]:>11.3f}" for o in OUTCOMES))
+    print(f"{per_turn_ms:.1f} ms per turn (NLU and dialog step)")
+    if args.tune:
+        for cost, settings in tune(nlu, machine, understood)[:10]:
+            print(f"cost {cost:.4f}  " + "  ".join(f"{k} {v}" for k, v in settings.items()))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"figures": figures, "turns": [asdict(r) for r in results]},
+                                                  indent=1), encoding="utf-8")
+    return 0

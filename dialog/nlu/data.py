@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dialog.nlu.model import OOS_LABEL
+from dialog.nlu.model import FAQ_PREFIX, OOS_LABEL
 from ivr.errors import IvrError
 
 TEXT_COLUMNS = ("text", "utterance", "sentence")
@@ -47,11 +47,25 @@ def read_examples(path: str | Path) -> list[Example]:
 
 
 def relabel(examples: list[Example], mapping: Mapping[str, str], oos_per_label: int = 0,
-            seed: int = 0) -> list[Example]:
-    """Examples of another data set in this flow's intents: mapped labels kept, the rest become
-    OOS_LABEL (at most `oos_per_label` of each unmapped label, 0 for none)."""
+            seed: int = 0, max_per_intent: int = 0) -> list[Example]:
+    """Examples of another data set in this flow's intents: mapped labels kept (at most `max_per_intent`
+    rows per intent they map to, drawn evenly from its labels; 0 for all), the rest become OOS_LABEL (at
+    most `oos_per_label` of each unmapped label, 0 for none)."""
     rng = random.Random(seed)
-    kept = [Example(e.text, mapping[e.intent]) for e in examples if e.intent in mapping]
+    mapped: dict[str, dict[str, list[Example]]] = {}
+    for e in examples:
+        if e.intent in mapping:
+            mapped.setdefault(mapping[e.intent], {}).setdefault(e.intent, []).append(Example(e.text,
+                                                                                            mapping[e.intent]))
+    kept: list[Example] = []
+    for intent in sorted(mapped):
+        sources = [mapped[intent][label] for label in sorted(mapped[intent])]
+        for rows in sources:
+            rng.shuffle(rows)
+        if max_per_intent:
+            share = -(-max_per_intent // len(sources))
+            sources = [rows[:share] for rows in sources]
+        kept += [row for rows in sources for row in rows][:max_per_intent or None]
     by_label: dict[str, list[Example]] = {}
     for e in examples:
         if e.intent not in mapping:
@@ -61,3 +75,12 @@ def relabel(examples: list[Example], mapping: Mapping[str, str], oos_per_label: 
         rng.shuffle(rows)
         kept += [Example(e.text, OOS_LABEL) for e in rows[:oos_per_label]]
     return kept
+
+
+def faq_examples(path: str | Path) -> list[Example]:
+    """Each FAQ entry's question and paraphrases as rows labelled FAQ_PREFIX + its id."""
+    from dialog.nlu.faq import load_faq
+
+    index = load_faq(path, encoder=None)
+    return [Example(text, FAQ_PREFIX + entry.id) for entry in index.entries
+            for text in (entry.question, *entry.paraphrases)]

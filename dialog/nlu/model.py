@@ -40,6 +40,9 @@ OUT_OF_SCOPE = ""
 """The intent of an utterance the model does not recognise (below its out-of-scope threshold)."""
 OOS_LABEL = "oos"
 """Training rows with this label teach the model what is out of scope; it never comes out as an intent."""
+FAQ_PREFIX = "faq:"
+"""Labels `faq:<id>` are FAQ entries the model learned (from the FAQ file and mapped data): `dialog.nlu.understand`
+turns them into FAQ candidates, never into intents."""
 
 
 def default_model_dir() -> Path:
@@ -50,7 +53,8 @@ def default_model_dir() -> Path:
 @dataclass(frozen=True)
 class IntentResult:
     intent: str
-    """The best intent, or OUT_OF_SCOPE ("") when its probability is below the out-of-scope threshold."""
+    """The best intent, or OUT_OF_SCOPE ("") when its probability is below the out-of-scope threshold or
+    the best label is out of scope or a FAQ entry."""
     confidence: float
     """The calibrated probability of the best intent (also when it was judged out of scope)."""
     best: str
@@ -146,21 +150,32 @@ class IntentModel:
     def encoder_input(self, text: str) -> str:
         return normalize_text(text) if self.embed is not None and self.embed.normalize else text
 
-    def probabilities(self, text: str) -> np.ndarray:
+    def sentence_vector(self, text: str) -> np.ndarray | None:
+        """The encoder's vector of `text` as the head sees it; None when the head is not in use."""
+        if self.embed is None or self.encoder is None:
+            return None
+        vector: np.ndarray = self.encoder.encode([self.encoder_input(text)])[0]
+        return vector
+
+    def probabilities(self, text: str, sentence_vector: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities of every label; `sentence_vector`: `self.sentence_vector(text)` if already known."""
         if self.embed is None or self.encoder is None:
             return self.tfidf_probabilities(text)
-        head = self.embed.probabilities(self.encoder.encode([self.encoder_input(text)]))[0]
+        if sentence_vector is None:
+            sentence_vector = self.sentence_vector(text)
+        head = self.embed.probabilities(np.asarray(sentence_vector)[None, :])[0]
         if self.embed.blend >= 1.0:
             return head
         result: np.ndarray = (1.0 - self.embed.blend) * self.tfidf_probabilities(text) + self.embed.blend * head
         return result
 
-    def predict(self, text: str, top: int = 3) -> IntentResult:
-        probs = self.probabilities(text)
+    def predict(self, text: str, top: int = 3, sentence_vector: np.ndarray | None = None) -> IntentResult:
+        probs = self.probabilities(text, sentence_vector)
         order = np.argsort(-probs)[:top]
         ranking = tuple((self.labels[i], float(probs[i])) for i in order)
         best, confidence = ranking[0]
-        intent = best if confidence >= self.threshold and best != OOS_LABEL else OUT_OF_SCOPE
+        in_flow = best != OOS_LABEL and not best.startswith(FAQ_PREFIX)
+        intent = best if confidence >= self.threshold and in_flow else OUT_OF_SCOPE
         return IntentResult(intent, confidence, best, ranking)
 
     # --- files

@@ -2,7 +2,8 @@
 
 All functions are pure and take ASR-style text (any case, punctuation, digits or number words):
 - `parse_digits("my account is oh one double five 7")` -> "01557"; "triple two" -> "222";
-  "twelve thirty four" -> "1234"; keyed "123456#" -> "123456".
+  "twelve thirty four" -> "1234"; "four hundred and seven" -> "407"; "for two seven" -> "427";
+  keyed "123456#" -> "123456".
 - `parse_amount("fifty two dollars and ten cents")` -> Decimal("52.10"); "$1,250.40" works too.
 - `parse_date("the 3rd of march", today)` -> date; also "march third", "tomorrow", "3/14".
 - `parse_yes_no("yeah that's right")` -> True; None when the turn says neither.
@@ -22,6 +23,8 @@ TEENS = {"ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, 
 TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
         "ninety": 90}
 REPEATS = {"double": 2, "triple": 3}
+DIGIT_HOMOPHONES = {"to": "2", "too": "2", "for": "4", "fore": "4", "won": "1", "ate": "8"}
+"""Words a recognizer writes for a spoken digit; digits only next to other digits (see `parse_digits`)."""
 SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
             "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "thirteenth": 13,
@@ -58,9 +61,13 @@ def parse_digits(text: str) -> str | None:
 
     Digits and digit words join ("one 2 three" -> "123"); "oh"/"o" is zero between or next to digits;
     "double"/"triple" repeat the next digit; teens and tens are two digits ("twelve" -> "12",
-    "thirty four" -> "34", "forty" -> "40"); other words are skipped; '*' and '#' are dropped."""
+    "thirty four" -> "34", "forty" -> "40"); "four hundred and seven" -> "407"; "to", "for", "won",
+    "ate" are digits after a digit or before two ("for two seven" -> "427"); other words (fillers,
+    "my number is") are skipped; '*' and '#' are dropped."""
     out: list[str] = []
     tokens = _tokens(text.replace("#", " ").replace("*", " "))
+    tokens = [DIGIT_HOMOPHONES[t] if t in DIGIT_HOMOPHONES and _homophone_is_digit(tokens, i) else t
+              for i, t in enumerate(tokens)]
     repeat = 1
     i = 0
     while i < len(tokens):
@@ -72,6 +79,11 @@ def parse_digits(text: str) -> str | None:
             repeat = REPEATS[token]
         elif token in ("oh", "o") and not _near_digit(tokens, i):
             repeat = 1
+        elif token in UNITS and UNITS[token] > 0 and i + 1 < len(tokens) and tokens[i + 1] == "hundred":
+            rest, used = _below_hundred(tokens, i + 2)
+            out.append(f"{UNITS[token]}{rest:02d}" * repeat)
+            repeat = 1
+            i += 1 + used
         elif token in UNITS:
             out.append(str(UNITS[token]) * repeat)
             repeat = 1
@@ -88,6 +100,29 @@ def parse_digits(text: str) -> str | None:
         i += 1
     digits = "".join(out)
     return digits or None
+
+
+def _below_hundred(tokens: list[str], start: int) -> tuple[int, int]:
+    """The number 0..99 spoken from tokens[start] ("and seven", "twenty seven", "twelve") and how many
+    tokens it took; (0, 0) when none follows."""
+    i = start + 1 if start < len(tokens) and tokens[start] == "and" else start
+    if i < len(tokens) and tokens[i] in TEENS:
+        return TEENS[tokens[i]], i + 1 - start
+    if i < len(tokens) and tokens[i] in TENS:
+        value = TENS[tokens[i]]
+        if i + 1 < len(tokens) and tokens[i + 1] in UNITS and UNITS[tokens[i + 1]] > 0:
+            return value + UNITS[tokens[i + 1]], i + 2 - start
+        return value, i + 1 - start
+    if i < len(tokens) and tokens[i] in UNITS and tokens[i] not in ("oh", "o"):
+        return UNITS[tokens[i]], i + 1 - start
+    return 0, 0
+
+
+def _homophone_is_digit(tokens: list[str], i: int) -> bool:
+    """'for' in "four two seven" heard as "for two seven": after a digit, or before at least two."""
+    before = i > 0 and _is_digit_token(tokens[i - 1]) and tokens[i - 1] not in REPEATS
+    after = i + 2 < len(tokens) and all(_is_digit_token(t) or t in ("oh", "o") for t in tokens[i + 1:i + 3])
+    return before or after
 
 
 def _is_digit_token(token: str) -> bool:
