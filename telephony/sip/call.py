@@ -29,7 +29,7 @@ from ivr.clock import WallClock
 from ivr.frame import Frame
 from ivr.services import Services
 from ivr.session import CallSession
-from telephony.sip.media import FRAME_BYTES, LINE_RATE_HZ, CallMediaPort, audio_format
+from telephony.sip.media import FRAME_BYTES, LINE_RATE_HZ, CallMediaPort
 from telephony.sip.security import peer_text
 from telephony.sip.strict import MediaLock, caller_media, host_port
 from telephony.sip.transfer import TransferContext, context_from_session, post_webhook
@@ -130,8 +130,7 @@ class SipCall(pj.Call):
             self.audio_index = index
             self.media_lock.unlock()  # a (re-)negotiated stream: learn the caller's source again
             if self.port is None:
-                self.port = CallMediaPort()
-                self.port.createPort(f"call-{self.id}", audio_format(LINE_RATE_HZ))
+                self.port = self.server.ports.acquire()
             audio.startTransmit(self.port)
             if self.human is None or not self.human.bridged:
                 self.port.startTransmit(audio)
@@ -221,8 +220,7 @@ class HumanCall(pj.Call):
                 if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                     self.audio = self.getAudioMedia(index)
                     if self.port is None:
-                        self.port = CallMediaPort()
-                        self.port.createPort(f"human-{self.caller.id}", audio_format(LINE_RATE_HZ))
+                        self.port = self.caller.server.ports.acquire()
                     self.audio.startTransmit(self.port)
                     self.bridge(self.caller)
                     self.connected.set()

@@ -3,12 +3,18 @@
 The bridge's clock thread calls onFrameReceived (the caller's audio) and onFrameRequested (what the
 caller hears) every 20 ms. The callbacks only move buffers between deques: no model, no numpy, no
 disk. The call's runner thread blocks on `read()` (so the media clock paces it) and feeds `write()`.
+
+Ports are never destroyed while the library runs: a port destroyed on the SIP thread could still be
+called by the clock thread in the same tick (seen in a soak: a callback on a half-destroyed port, an
+AttributeError, then a segfault). `MediaPorts` keeps them and hands a port that has rested for
+PORT_REST_S to the next call.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 
 import pjsua2 as pj
@@ -21,6 +27,8 @@ LINE_RATE_HZ = 8000
 FRAME_BYTES = BYTES_PER_SAMPLE * samples_per_frame(LINE_RATE_HZ, FRAME_MS)
 MAX_QUEUED_FRAMES = 50
 """Frames kept in each direction at most (1 s); older ones are dropped if the other side stalls."""
+PORT_REST_S = 1.0
+"""A port given back rests this long (its old connections are gone from the bridge) before it is reused."""
 
 
 def audio_format(rate_hz: int = LINE_RATE_HZ) -> pj.MediaFormatAudio:
@@ -63,6 +71,14 @@ class CallMediaPort(pj.AudioMediaPort):
         except Exception:
             log.exception("media port: sending a frame failed")
 
+    def reset(self) -> None:
+        """Forget the previous call's frames and counts (before the port serves another call)."""
+        with self._arrived:
+            self._inbound.clear()
+            self._outbound.clear()
+            self.frames_received = 0
+            self.frames_sent = 0
+
     # ---- the call's runner thread -----------------------------------------------------------------
 
     def read(self, timeout_s: float) -> tuple[bool, bytes | None]:
@@ -82,3 +98,33 @@ class CallMediaPort(pj.AudioMediaPort):
     @property
     def queued_out(self) -> int:
         return len(self._outbound)
+
+
+class MediaPorts:
+    """The process's media ports, reused from call to call and destroyed only with the library (SIP thread)."""
+
+    def __init__(self) -> None:
+        self._ports: list[CallMediaPort] = []
+        self._free: deque[tuple[float, CallMediaPort]] = deque()
+
+    def acquire(self) -> CallMediaPort:
+        if self._free and self._free[0][0] <= time.monotonic():
+            port = self._free.popleft()[1]
+            port.reset()
+            return port
+        port = CallMediaPort()
+        port.createPort(f"line-{len(self._ports)}", audio_format(LINE_RATE_HZ))
+        self._ports.append(port)
+        return port
+
+    def release(self, port: CallMediaPort | None) -> None:
+        if port is not None:
+            self._free.append((time.monotonic() + PORT_REST_S, port))
+
+    def __len__(self) -> int:
+        return len(self._ports)
+
+    def clear(self) -> None:
+        """Drops every port: only right before the library is destroyed."""
+        self._free.clear()
+        self._ports.clear()

@@ -26,6 +26,7 @@ from ivr.services import Services
 from telephony.sip.call import HumanCall, SipCall, redact
 from telephony.sip.config import SipConfig
 from telephony.sip.endpoint import MAX_ANSWERED_CALLS, SipEndpoint
+from telephony.sip.media import MediaPorts
 from telephony.sip.security import AllowList, peer_text, source_ip
 from telephony.sip.transfer import TransferContext, refer_to
 
@@ -88,6 +89,7 @@ class SipServer:
         self._refuser: _Account | None = None
         self._calls: dict[int, SipCall] = {}
         """Answered calls still up (written on the SIP thread; other threads only count them)."""
+        self.ports = MediaPorts()
         self._held: list[SipCall] = []
         """Every pjsua2 call object from its INVITE until the SIP thread drops it (SIP thread only). The last
         reference to a pjsua2 object must die on the SIP thread while the library is alive: destroyed on
@@ -247,6 +249,12 @@ class SipServer:
         with self._lock:
             self._calls.clear()
         self._held = []
+        if self.endpoint.ep is not None:
+            try:  # the media clock stops first: no port can be called while it is destroyed
+                self.endpoint.ep.audDevManager().setNoDev()
+            except Exception:
+                log.exception("stopping the media clock failed")
+        self.ports.clear()
         gc.collect()
 
     def incoming(self, account: pj.Account, prm: pj.OnIncomingCallParam) -> None:
@@ -373,13 +381,13 @@ class SipServer:
 
     def _purge(self) -> None:
         """Drop ended calls once their runner thread is gone, here on the SIP thread, so pjsua2 objects
-        (the call, its human leg, their media ports) are destroyed on a pjsip-registered thread."""
+        (the call and its human leg) are destroyed on a pjsip-registered thread; their media ports go
+        back to the pool (telephony.sip.media.MediaPorts)."""
         keep = [call for call in self._held if not self._release_call(call)]
         if len(keep) != len(self._held):
             self._held = keep
 
-    @staticmethod
-    def _release_call(call: SipCall, force: bool = False) -> bool:
+    def _release_call(self, call: SipCall, force: bool = False) -> bool:
         """Clears an ended call's references (True), or leaves a call still in use alone (False)."""
         runner = call.runner
         busy = (not call.disconnected or (runner is not None and runner.is_alive())
@@ -387,9 +395,11 @@ class SipServer:
         if busy and not force:
             return False
         call.runner = None  # the runner thread has ended: the call <-> runner cycle is broken here
+        self.ports.release(call.port)
         call.port = None
         call.audio = None
         if call.human is not None:
+            self.ports.release(call.human.port)
             call.human.port = None
             call.human.audio = None
             call.human = None
