@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -17,6 +18,15 @@ class Word:
 
 
 @dataclass(frozen=True)
+class Alternative:
+    """Another hypothesis of the same audio (N-best), less likely than the transcript's own text."""
+
+    text: str
+    log_prob: float
+    """Average log probability per token (the best hypothesis has the highest)."""
+
+
+@dataclass(frozen=True)
 class Transcript:
     """A partial (is_final=False) or final recognition result."""
 
@@ -25,6 +35,14 @@ class Transcript:
     words: tuple[Word, ...] = ()
     is_final: bool = True
     language: str = ""
+    alternatives: tuple[Alternative, ...] = ()
+    """The next-best hypotheses, best first, when RecognitionOptions.alternatives asked for them."""
+    log_prob: float = 0.0
+    """Average log probability per token of `text` (0.0 when the backend gives none)."""
+
+    def hypotheses(self) -> tuple[str, ...]:
+        """`text`, then the alternatives' texts, without repeats (case and punctuation kept)."""
+        return tuple(dict.fromkeys((self.text, *(a.text for a in self.alternatives))))
 
 
 @dataclass(frozen=True)
@@ -39,11 +57,25 @@ class AsrCapabilities:
     """'grammar' (closed phrase list), 'hotwords' (soft bias), or '' (none)."""
 
 
+Expect = Literal["", "choice", "yes_no", "digits"]
+"""What the caller is asked for: '' anything, 'choice' one of the phrases (a menu), 'yes_no' a yes/no
+answer, 'digits' a string of digits (an account number)."""
+
+
 @dataclass(frozen=True)
 class RecognitionOptions:
+    """What the dialog expects from the coming turn; backends use what they can of it."""
+
     phrases: tuple[str, ...] = field(default_factory=tuple)
     """Expected words or phrases (menu options) to bias recognition towards."""
     language: str = ""
+    expect: Expect = ""
+    prompt: str = ""
+    """What the agent said just before the turn (its question), as context for the recognizer."""
+    digits: int = 0
+    """expect='digits': how many digits are wanted (0: any number)."""
+    alternatives: int = 0
+    """How many next-best hypotheses to return besides the best (0: none)."""
 
 
 class RecognizerStream(ABC):

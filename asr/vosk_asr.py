@@ -18,6 +18,7 @@ import numpy as np
 
 from asr._audio import mono_int16
 from asr.base import AsrCapabilities, RecognitionOptions, RecognizerStream, SpeechRecognizer, Transcript, Word
+from asr.grammar import DIGIT_WORDS
 from ivr.errors import IvrError, ModelMissingError
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,11 @@ class VoskRecognizer(SpeechRecognizer):
     def stream(self, sample_rate_hz: int, options: RecognitionOptions | None = None) -> VoskStream:
         if sample_rate_hz <= 0:
             raise IvrError(f"invalid sample rate {sample_rate_hz}")
-        grammar = self.grammar((options or RecognitionOptions()).phrases)
+        options = options or RecognitionOptions()
+        phrases = options.phrases
+        if options.expect == "digits":  # a digit string, or one of the phrases (the flow's global choices)
+            phrases = (*DIGIT_WORDS, *phrases) if phrases else ()
+        grammar = self.grammar(phrases)
         recognizer = None
         if grammar is not None:
             try:

@@ -1,25 +1,125 @@
-"""One caller turn through a recognizer stream, on the call's ASR lane (one thread, in order)."""
+"""One caller turn through a recognizer stream, on the call's ASR lane (one thread, in order), and what
+the recognizer is told about the turn before it (`listen_options`)."""
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
-from asr.base import RecognitionOptions, RecognizerStream, SpeechRecognizer, Transcript
+from asr.base import Alternative, Expect, RecognitionOptions, RecognizerStream, SpeechRecognizer, Transcript
+from asr.phonetic import PhoneticMatcher
+from dialog.actions import Listen
+from dialog.flow import Choice, Flow
+from dialog.matching import match_choice
+from dialog.nlu.slots import parse_digits, parse_yes_no
 from ivr.clock import Clock
 from ivr.work import Work
+
+YES_NO_PHRASES = ("yes", "no")
+"""The phrases of the Listen the dialog sends after "Did you mean ...?" and read-backs."""
+YES_NO_KINDS = ("confirm", "yes_no", "faq")
+"""Listen kinds that wait for a yes or a no (dialog.actions.Listen.kind)."""
+N_ALTERNATIVES = 0
+"""Next-best hypotheses asked for per turn (see TurnRecognition's rescoring)."""
+PHONETIC = False
+"""Recover the node's keywords by sound when no hypothesis names one (asr.phonetic)."""
+
+
+def listen_options(listen: Listen, node_name: str | None, flow: Flow, agent_said: str = "",
+                   alternatives: int = N_ALTERNATIVES) -> RecognitionOptions:
+    """What the coming turn is expected to be, from the dialog's Listen and the node that listens:
+    a digit string in a `collect` node of digits (its first ask and its reprompts), yes/no after a
+    question (did you mean, a read-back, did that answer), else one of the node's choices (its keywords
+    and the flow's global ones, as `listen.phrases`). `agent_said`: the prompt the caller answers."""
+    node = flow.nodes.get(node_name) if node_name else None
+    collect = node.collect if node is not None else None
+    kind = getattr(listen, "kind", "")
+    if kind in YES_NO_KINDS or listen.phrases == YES_NO_PHRASES:
+        return RecognitionOptions(phrases=YES_NO_PHRASES, expect="yes_no", prompt=agent_said,
+                                  alternatives=alternatives)
+    if collect is not None and collect.type == "digits":
+        keep = tuple(dict.fromkeys(k for choice in flow.global_choices for k in choice.keywords))
+        return RecognitionOptions(phrases=keep, expect="digits", prompt=agent_said, digits=collect.length or 0,
+                                  alternatives=alternatives)
+    if listen.phrases:
+        return RecognitionOptions(phrases=listen.phrases, expect="choice", prompt=agent_said,
+                                  alternatives=alternatives)
+    return RecognitionOptions(prompt=agent_said, alternatives=alternatives)
+
+
+def expectation(listen: Listen, node_name: str | None, flow: Flow,
+                agent_said: str = "") -> tuple[RecognitionOptions, TurnContext]:
+    """What the session gives TurnRecognition for a turn heard while `listen` waits in `node_name`."""
+    options = listen_options(listen, node_name, flow, agent_said)
+    return options, TurnContext.of(options, flow, node_name)
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """What a turn's hypotheses are judged against: the node's choices, the digits it collects."""
+
+    expect: Expect = ""
+    choices: tuple[Choice, ...] = ()
+    digits: int = 0
+    matcher: PhoneticMatcher | None = None
+    """Recovers the choices' keywords by sound (None: off)."""
+
+    @classmethod
+    def of(cls, options: RecognitionOptions, flow: Flow, node_name: str | None,
+           phonetic: bool = PHONETIC) -> TurnContext:
+        node = flow.nodes.get(node_name) if node_name else None
+        choices = (node.expect if node is not None else ()) + flow.global_choices
+        keywords = tuple(dict.fromkeys(k for choice in choices for k in choice.keywords))
+        matcher = _matcher(keywords) if phonetic and options.expect in ("choice", "") else None
+        return cls(options.expect, choices, options.digits, matcher)
+
+
+@lru_cache(maxsize=64)
+def _matcher(keywords: tuple[str, ...]) -> PhoneticMatcher:
+    return PhoneticMatcher(keywords)
+
+
+def hypothesis_score(text: str, context: TurnContext) -> float:
+    """How well one hypothesis fits the turn (the scoring hook for N-best): 1.0 when it says what the
+    node can act on (a choice's keyword or spoken key, a yes/no, a digit string of the wanted length,
+    or a global choice anywhere), else 0.0."""
+    if context.expect == "digits":
+        digits = parse_digits(text)
+        if digits is not None and (not context.digits or len(digits) == context.digits):
+            return 1.0
+    elif context.expect == "yes_no" and parse_yes_no(text) is not None:
+        return 1.0
+    return 1.0 if match_choice(text, context.choices) is not None else 0.0
+
+
+def understand_hypotheses(result: Transcript, context: TurnContext) -> Transcript:
+    """The transcript whose text is the first hypothesis (best first) that fits the turn; failing that,
+    the best with a keyword recovered by sound (when the context has a matcher); failing that, as it
+    was. A replaced best hypothesis is kept first among the alternatives."""
+    hypotheses = result.hypotheses()
+    chosen = next((h for h in hypotheses if hypothesis_score(h, context) > 0), None)
+    if chosen is None and context.matcher is not None:
+        chosen = next((c for h in hypotheses if (c := context.matcher.correct(h)) is not None), None)
+    if chosen is None or chosen == result.text:
+        return result
+    kept = (Alternative(result.text, result.log_prob), *(a for a in result.alternatives if a.text != chosen))
+    return replace(result, text=chosen, alternatives=kept)
 
 
 class TurnRecognition:
     """Opens a stream at the start of speech, feeds it as audio arrives, finishes at end of turn.
 
     Every step runs on `lane` (a single worker thread), so the audio path never waits for the model.
-    Partial transcripts collect in `partials` for the session to log.
+    Partial transcripts collect in `partials` for the session to log. With a `context`, the final
+    transcript's text is the hypothesis that fits the turn best (`understand_hypotheses`).
     """
 
     def __init__(self, recognizer: SpeechRecognizer, lane: Executor, clock: Clock,
-                 sample_rate_hz: int, options: RecognitionOptions) -> None:
+                 sample_rate_hz: int, options: RecognitionOptions, context: TurnContext | None = None) -> None:
         self._recognizer = recognizer
+        self._context = context
         self._lane = lane
         self._clock = clock
         self._stream: RecognizerStream | None = None
@@ -63,7 +163,10 @@ class TurnRecognition:
             if self._error is not None:
                 raise self._error
             assert self._stream is not None
-            emit(self._stream.finish())  # type: ignore[operator]
+            result = self._stream.finish()
+            if self._context is not None:
+                result = understand_hypotheses(result, self._context)
+            emit(result)  # type: ignore[operator]
 
         self.result = Work(self._lane, self._clock, produce, name="asr")
         return self.result

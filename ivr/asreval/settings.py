@@ -1,0 +1,113 @@
+"""Recognizer settings compared on the dev set, named by their levers joined with '+':
+
+    baseline        as calls ran before this work (faster-whisper's loop, no prompts)
+    turn            the one-window turn decoder (asr.whisper._decode_window), 30 s window
+    fit             ... with the encoder window fitted to the turn (window_s=0)
+    menu=MODE       menu prompt: phrases | question | both
+    yesno, digits   the yes/no and the digit-string prompts
+    grammar         the digit-string grammar (asr.grammar)
+    beamN           beam search of width N (default greedy)
+    nbestN          N-1 alternatives, rescored by what the node expects (ivr.recognition.pick_hypothesis)
+    phonetic        node keywords recovered by sound (ivr.recognition.correct_keywords)
+    base            Whisper base instead of tiny.en
+
+e.g. `fit+menu=phrases+digits`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+from asr.base import RecognitionOptions, SpeechRecognizer, Transcript
+from asr.bias import BiasSettings
+from dialog.actions import Listen
+from dialog.flow import Flow, load_default_flow
+from ivr.asreval.devset import Turn
+from ivr.asreval.run import NODE_OF
+
+AGENT_SAID = {"confirm": "Is that right?", "anything_else": "Is there anything else I can help you with?"}
+
+
+@dataclass
+class Setting:
+    recognizer: SpeechRecognizer
+    options_for: Callable[[Turn], RecognitionOptions]
+    pick: Callable[[Turn, Transcript], str] | None = None
+
+
+@cache
+def _whisper(model: str, turn_decoder: bool, window_s: float, beam: int, bias: BiasSettings) -> SpeechRecognizer:
+    from asr.whisper import WhisperRecognizer
+
+    return WhisperRecognizer(model, beam_size=beam, turn_decoder=turn_decoder, window_s=window_s, bias=bias)
+
+
+@cache
+def _flow() -> Flow:
+    return load_default_flow()
+
+
+def listen_for(turn: Turn, flow: Flow) -> tuple[Listen, str | None, str]:
+    """The Listen the bank flow sends where this turn is said, its node, and what the agent said."""
+    if turn.node == "confirm":
+        return Listen(phrases=("yes", "no"), max_digits=1), NODE_OF["menu"], AGENT_SAID["confirm"]
+    node = flow.node(NODE_OF[turn.node])
+    if node.collect is not None:
+        return Listen(max_digits=node.collect.length or 32), node.name, " ".join(node.say)
+    phrases = tuple(dict.fromkeys(k for c in node.expect + flow.global_choices for k in c.keywords))
+    said = AGENT_SAID.get(turn.node, " ".join(node.say))
+    return Listen(phrases=phrases), node.name, said
+
+
+def make(name: str) -> Setting:
+    from ivr.recognition import listen_options
+
+    levers = name.split("+")
+    if levers == ["baseline"]:
+        return Setting(_whisper("tiny.en", False, 30.0, 1, BiasSettings()), lambda turn: RecognitionOptions())
+    model, window_s, beam, n_best, menu = "tiny.en", 30.0, 1, 1, "off"
+    yes_no = digits = grammar = phonetic = False
+    for lever in levers:
+        if lever == "turn":
+            pass
+        elif lever == "fit":
+            window_s = 0.0
+        elif lever.startswith("menu="):
+            menu = lever.split("=", 1)[1]
+        elif lever == "yesno":
+            yes_no = True
+        elif lever == "digits":
+            digits = True
+        elif lever == "grammar":
+            grammar = True
+        elif lever.startswith("beam"):
+            beam = int(lever[4:])
+        elif lever.startswith("nbest"):
+            n_best = int(lever[5:])
+        elif lever == "phonetic":
+            phonetic = True
+        elif lever == "base":
+            model = "base"
+        else:
+            raise ValueError(f"unknown lever {lever!r} in {name!r}")
+    bias = BiasSettings(menu=menu, yes_no=yes_no, digits=digits, digit_grammar=grammar)  # type: ignore[arg-type]
+    recognizer = _whisper(model, True, window_s, beam, bias)
+    flow = _flow()
+
+    def options_for(turn: Turn) -> RecognitionOptions:
+        listen, node, said = listen_for(turn, flow)
+        return listen_options(listen, node, flow, said, alternatives=n_best - 1)
+
+    pick = None
+    if n_best > 1 or phonetic:
+        from ivr.recognition import TurnContext, understand_hypotheses
+
+        def pick(turn: Turn, result: Transcript) -> str:
+            listen, node, said = listen_for(turn, flow)
+            options = listen_options(listen, node, flow, said, alternatives=n_best - 1)
+            context = TurnContext.of(options, flow, node, phonetic=phonetic)
+            return understand_hypotheses(result, context).text
+
+    return Setting(recognizer, options_for, pick)
