@@ -13,7 +13,7 @@ import pytest
 from dialog.flow import load_default_flow
 from ivr.audiofile import write_wav
 from ivr.cli import main
-from ivr.convtest.caller import ReactiveCaller
+from ivr.convtest.caller import MAX_REACTIONS_IN_A_ROW, ReactiveCaller
 from ivr.convtest.expect import check, happened, is_subsequence
 from ivr.convtest.report import summarize, to_junit
 from ivr.convtest.runner import ScenarioResult
@@ -285,6 +285,15 @@ def test_reprompts_take_the_next_reaction_but_not_after_silence():
     assert _next_turn(caller) == ("reprompt", CallerTurn(dtmf="1"))
     caller.on_event({"type": "listening", "asks": "reprompt"})
     assert _next_turn(caller) is None  # reactions used up: the script goes on (here: it has ended)
+
+
+def test_a_caller_asked_again_and_again_stops_answering():
+    caller = _caller(CONFIRM, "hours")
+    answers = []
+    for _ in range(MAX_REACTIONS_IN_A_ROW + 2):
+        caller.on_event({"type": "listening", "asks": "confirm", "about": "balance"})
+        answers.append(_next_turn(caller))
+    assert answers == [("confirm", CallerTurn(say="no"))] * MAX_REACTIONS_IN_A_ROW + [None, None]
 
 
 def test_no_reaction_configured_or_caller_talking_means_the_script_goes_on():

@@ -7,7 +7,8 @@ listening after a question of its own, the `listening` event says which (`asks`)
 - yes_no (a slot read back) or faq ("Did that answer your question?" after an FAQ answer): react.yes_no;
 - reprompt after a no-match (not after a no-input): the next item of react.reprompt.
 A reaction is played next, before the rest of the script, and consumes no scripted turn. Without a
-reaction configured, the script just goes on.
+reaction configured, or after MAX_REACTIONS_IN_A_ROW reactions since the last scripted turn (a caller
+asked the same thing again and again gives up answering), the script just goes on.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import numpy as np
 
 from ivr.convtest.scenario import React, Reply, ScenarioTurn
 from telephony.wavfile import CallerTurn, ScriptedCaller
+
+MAX_REACTIONS_IN_A_ROW = 4
 
 
 @dataclass(frozen=True)
@@ -73,10 +76,20 @@ class ReactiveCaller(ScriptedCaller):
             self._in_speech = False
         elif kind == "dialog":
             self._last_dialog_event = str(event.get("event", ""))
-        elif kind == "listening" and not self._in_speech:  # a caller already talking answers nothing
+        elif kind == "listening" and not self._in_speech and self._in_a_row() < MAX_REACTIONS_IN_A_ROW:
+            # (a caller already talking answers nothing)
             role, reply = self._reaction(str(event.get("asks", "")), str(event.get("about", "")))
             if reply is not None:
                 self._play_next(role, reply)
+
+    def _in_a_row(self) -> int:
+        """Reactions played since the last scripted turn."""
+        count = 0
+        for _, turn in reversed(self.started):
+            if id(turn) in self._scripted:
+                break
+            count += 1
+        return count
 
     def _reaction(self, asks: str, about: str) -> tuple[str, Reply | None]:
         react = self._react

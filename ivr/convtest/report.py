@@ -97,6 +97,11 @@ def summarize(results: list[ScenarioResult]) -> dict[str, Any]:
             row[1] += words
             row[2] += 1
     total = [sum(v[i] for v in wer_by_voice.values()) for i in range(4)]
+    by_engine: dict[str, list[int]] = {}
+    for label, v in wer_by_voice.items():
+        row = by_engine.setdefault(label.split()[0], [0, 0, 0, 0])
+        for i in range(4):
+            row[i] += v[i]
 
     def wer_row(v: list[int]) -> dict[str, Any]:
         return {"wer": round(v[0] / v[1], 4) if v[1] else None, "word_errors": v[0], "words": v[1],
@@ -106,7 +111,8 @@ def summarize(results: list[ScenarioResult]) -> dict[str, Any]:
         "calls": len(results), "right": right, "percent": round(100.0 * right / len(results), 1) if results else 0.0,
         "by_tag": {t: {"right": v[0], "calls": v[1], "percent": round(100.0 * v[0] / v[1], 1)}
                    for t, v in sorted(by_tag.items())},
-        "wer": {"overall": wer_row(total), "by_voice": {k: wer_row(v) for k, v in sorted(wer_by_voice.items())}},
+        "wer": {"overall": wer_row(total), "by_engine": {k: wer_row(v) for k, v in sorted(by_engine.items())},
+                "by_voice": {k: wer_row(v) for k, v in sorted(wer_by_voice.items())}},
         "voice_to_voice_ms": {"turns": len(latencies),
                               "p50": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
                               "p95": round(float(np.percentile(latencies, 95)), 1) if latencies else None},
@@ -121,7 +127,8 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
     wer = summary["wer"]
     if wer["overall"]["words"] or wer["overall"]["not_transcribed"]:
         print(f"\n{'caller voice':<40}{'turns':>6}{'words':>7}{'WER':>8}{'not heard':>11}", file=out)
-        for label, row in [*wer["by_voice"].items(), ("all voices", wer["overall"])]:
+        engines = [(f"all {k}", v) for k, v in wer["by_engine"].items()] if len(wer["by_voice"]) > 1 else []
+        for label, row in [*wer["by_voice"].items(), *engines, ("all voices", wer["overall"])]:
             rate = f"{100 * row['wer']:.1f}%" if row["wer"] is not None else "-"
             print(f"{label:<40}{row['turns']:>6}{row['words']:>7}{rate:>8}{row['not_transcribed']:>11}", file=out)
     v2v = summary["voice_to_voice_ms"]

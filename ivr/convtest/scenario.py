@@ -53,8 +53,6 @@ class VoiceSpec:
     def label(self) -> str:
         """For reports: engine, variant and speed (what WER is aggregated by)."""
         name = self.engine if self.engine == "piper" else f"{self.engine} {self.variant or 'en-us'}"
-        if self.noise_scale is not None:
-            name += f" noise {self.noise_scale:g}"
         return name if self.speed == 1.0 else f"{name} x{self.speed:g}"
 
 
