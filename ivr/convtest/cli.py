@@ -82,6 +82,8 @@ def run_suite(args: argparse.Namespace, scenarios: list[Any], cache: Path | None
         report.write_json(args.json, report.to_json(args.suite, results, summary))
     if args.junit:
         report.write_junit(args.junit, report.to_junit(args.suite, results))
+    where = f"cache {cache}" if cache is not None else "no cache"
+    print(f"caller turns: {voices.synthesized} synthesized, {voices.cached} from the cache ({where})", file=out)
     written = [f for f in (args.json, args.junit, args.out) if f]
     if written:
         print(f"written: {', '.join(written)}", file=out)

@@ -39,6 +39,8 @@ class CallerVoices:
         self._lock = threading.Lock()
         self.synthesized = 0
         """Turns synthesized (not found in the cache) in this run."""
+        self.cached = 0
+        """Turns found in the cache in this run."""
 
     def check(self, voice: VoiceSpec) -> None:
         """Loads the voice now (an unknown espeak-ng variant fails here, before any call)."""
@@ -55,6 +57,8 @@ class CallerVoices:
         if self._cache is not None:
             cached = self._cache.get(key)
             if cached is not None:
+                with self._lock:
+                    self.cached += 1
                 return cached
         synth = self._synth(voice)
         audio = concatenate(synth.synthesize_stream(text), synth.capabilities.sample_rate_hz)
