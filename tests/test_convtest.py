@@ -309,6 +309,30 @@ def test_no_reaction_configured_or_caller_talking_means_the_script_goes_on():
     assert _next_turn(caller) == ("faq", CallerTurn(say="yes"))
 
 
+def test_a_wrong_read_back_is_denied_and_the_number_said_again():
+    turn = CallerTurn(say="four two seven one nine three")
+    caller = ReactiveCaller([(turn, ScenarioTurn(turn, ""))], React(yes_no=Reply(say="yes")), 8000,
+                            speak=lambda text, rate: np.zeros(800, dtype=np.int16), meanings=lambda about: set(),
+                            expected_slots={"account_number": "427193"})
+    assert _next_turn(caller) == ("script", turn)
+    caller.on_event({"type": "say", "text": "I heard 4 2 7 1 9. Is that right?"})
+    caller.on_event({"type": "listening", "asks": "yes_no"})
+    assert _next_turn(caller) == ("yes_no", CallerTurn(say="no, that's not right"))
+    caller.on_event({"type": "listening", "asks": "collect"})
+    assert _next_turn(caller) == ("collect", turn)  # asked again: the caller says the number again
+    caller.on_event({"type": "say", "text": "I heard 4 2 7 1 9 3. Is that right?"})
+    caller.on_event({"type": "listening", "asks": "yes_no"})
+    assert _next_turn(caller) == ("yes_no", CallerTurn(say="yes"))
+
+
+@pytest.mark.parametrize(("answered", "answer"), [("new_card_delivery", "yes"), ("pin_change", "nope")])
+def test_the_caller_says_whether_the_faq_answer_was_what_it_asked(answered, answer):
+    caller = _caller(React(yes_no=Reply(say="yes"), confirm_no=Reply(say="nope")), means="new_card_delivery")
+    caller.on_event({"type": "nlu", "intent": "", "faq": answered})
+    caller.on_event({"type": "listening", "asks": "faq"})
+    assert _next_turn(caller) == ("faq", CallerTurn(say=answer))
+
+
 def test_caller_turns_are_cached_by_voice_and_text(tmp_path):
     from ivr.convtest.voices import CallerVoices
     if shutil.which("espeak-ng") is None:

@@ -4,7 +4,11 @@ It listens to the call's events (it is subscribed to the session's event log). W
 listening after a question of its own, the `listening` event says which (`asks`):
 - confirm ("Did you mean X?", X in `about`): the scenario's react.confirm yes when X is what the current
   scripted turn `means`, else no;
-- yes_no (a slot read back) or faq ("Did that answer your question?" after an FAQ answer): react.yes_no;
+- yes_no (a slot read back): yes (react.yes_no) when the digits read back are a value the scenario expects
+  in `expect.slots`, else no (react.confirm_no, or a plain "no"), and when the agent then asks for the
+  value again, the last scripted turn is said again; without expected slots, react.yes_no;
+- faq ("Did that answer your question?" after an FAQ answer): yes (react.yes_no) when the entry answered
+  is what the current turn `means`, else no; when the turn means no FAQ entry, react.yes_no;
 - reprompt after a no-match (not after a no-input): the next item of react.reprompt.
 A reaction is played next, before the rest of the script, and consumes no scripted turn. Without a
 reaction configured, or after MAX_REACTIONS_IN_A_ROW reactions since the last scripted turn (a caller
@@ -14,6 +18,7 @@ asked the same thing again and again gives up answering), the script just goes o
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +29,7 @@ from ivr.convtest.scenario import React, Reply, ScenarioTurn
 from telephony.wavfile import CallerTurn, ScriptedCaller
 
 MAX_REACTIONS_IN_A_ROW = 4
+NO = Reply(say="no, that's not right")
 
 
 @dataclass(frozen=True)
@@ -39,9 +45,11 @@ class StartedTurn:
 
 class ReactiveCaller(ScriptedCaller):
     def __init__(self, turns: list[tuple[CallerTurn, ScenarioTurn]], react: React, sample_rate_hz: int,
-                 speak: Callable[[str, int], np.ndarray], meanings: Callable[[str], set[str]]) -> None:
+                 speak: Callable[[str, int], np.ndarray], meanings: Callable[[str], set[str]],
+                 expected_slots: dict[str, str] | None = None) -> None:
         """`turns`: what to play, each with its scenario turn (a wav turn may point at a line-processed copy);
-        `meanings(about)`: the names that a confirmed choice `about` answers to (its intent, its goto)."""
+        `meanings(about)`: the names that a confirmed choice `about` answers to (its intent, its goto);
+        `expected_slots`: the slot values the caller means to give (to judge what is read back)."""
         super().__init__([t for t, _ in turns], sample_rate_hz, speak=speak)
         self._scripted = {id(turn): spec for turn, spec in turns}
         self._reactions: dict[int, str] = {}
@@ -50,6 +58,10 @@ class ReactiveCaller(ScriptedCaller):
         self._meanings = meanings
         self._in_speech = False
         self._last_dialog_event = ""
+        self._last_said = ""
+        self._last_faq = ""
+        self._expected_values = {str(v) for v in (expected_slots or {}).values()}
+        self._say_again = False
 
     def turns_played(self) -> list[StartedTurn]:
         played = []
@@ -76,6 +88,10 @@ class ReactiveCaller(ScriptedCaller):
             self._in_speech = False
         elif kind == "dialog":
             self._last_dialog_event = str(event.get("event", ""))
+        elif kind == "say":
+            self._last_said = str(event.get("text", ""))
+        elif kind == "nlu" and event.get("faq"):
+            self._last_faq = str(event["faq"])
         elif kind == "listening" and not self._in_speech and self._in_a_row() < MAX_REACTIONS_IN_A_ROW:
             # (a caller already talking answers nothing)
             role, reply = self._reaction(str(event.get("asks", "")), str(event.get("about", "")))
@@ -99,8 +115,22 @@ class ReactiveCaller(ScriptedCaller):
                 return asks, None
             agreed = current.means in self._meanings(about) | {about}
             return asks, react.confirm_yes if agreed else react.confirm_no
-        if asks in ("yes_no", "faq"):
-            return asks, react.yes_no
+        if asks == "yes_no":
+            heard = "".join(re.findall(r"\d", self._last_said))
+            if not heard or not self._expected_values:
+                return asks, react.yes_no
+            if heard in self._expected_values:
+                return asks, react.yes_no
+            self._say_again = True
+            return asks, react.confirm_no or NO
+        if asks == "faq":
+            current = self._current()
+            if current is None or not current.means or not self._last_faq:
+                return asks, react.yes_no
+            return asks, react.yes_no if self._last_faq == current.means else (react.confirm_no or NO)
+        if asks == "collect" and self._say_again:
+            self._say_again = False
+            return asks, Reply(repeat=True)
         if asks == "reprompt" and self._last_dialog_event != "NoInput" and self._reprompts:
             return asks, self._reprompts.pop(0)
         return asks, None

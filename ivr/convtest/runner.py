@@ -104,7 +104,8 @@ class SuiteRunner:
             rate = services.config.call.sample_rate_hz
             turns = [(self._line_wav(t.turn, scenario.line, rate), t) for t in scenario.turns]
             caller = ReactiveCaller(turns, scenario.react, rate, self._speaker(scenario.voice, scenario.line),
-                                    lambda about: {c.goto for c in _all_choices(services) if c.label == about})
+                                    lambda about: {c.goto for c in _all_choices(services) if c.label == about},
+                                    expected_slots=dict(scenario.expect.slots or ()))
             out = self._out_dir / scenario.slug if self._out_dir is not None else None
             call = simulate_call(services, caller=caller, out_dir=out, fast=True, listener=caller.on_event)
             facts = happened(call.events, caller.turns_played(), flow)
