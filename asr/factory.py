@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from asr.base import RecognitionOptions, RecognizerStream, SpeechRecognizer, Transcript
+from asr.bias import BiasSettings
 from ivr.errors import IvrError, ModelMissingError
 
 log = logging.getLogger(__name__)
@@ -12,14 +13,16 @@ log = logging.getLogger(__name__)
 BACKENDS = ("whisper", "vosk")
 
 
-def load_recognizer(backend: str = "whisper", model: str = "") -> SpeechRecognizer:
-    """Load a recognizer: 'whisper' (model: 'tiny.en' or a CTranslate2 directory) or 'vosk' (model: a
-    Vosk model directory or 'ko'). An empty model picks the backend's packaged default."""
+def load_recognizer(backend: str = "whisper", model: str = "", window_s: float = 30.0,
+                    bias: BiasSettings | None = None) -> SpeechRecognizer:
+    """Load a recognizer: 'whisper' (model: 'tiny.en', 'base' or a CTranslate2 directory) or 'vosk'
+    (model: a Vosk model directory or 'ko'). An empty model picks the backend's packaged default.
+    `window_s` and `bias` tune Whisper (asr.whisper, asr.bias); Vosk has no use for them."""
     key = (backend or "whisper").strip().lower()
     if key == "whisper":
         from asr.whisper import WhisperRecognizer
 
-        return WhisperRecognizer(model or "tiny.en")
+        return WhisperRecognizer(model or "tiny.en", window_s=window_s, bias=bias)
     if key == "vosk":
         try:
             import vosk  # noqa: F401 - only checks that the optional extra is installed

@@ -2,10 +2,12 @@
 of a spoken digit string is suppressed, so that a weakly heard "five one five one" comes out as digits
 ("5 1 5 1") and not as "side one side one", and "oh" is written as a zero or "oh" instead of words.
 
-What stays allowed: tokens that are digits (" 4", "427"), the digit words and "oh", "o", "zero",
-"double", "triple" in any case with or without a leading space, punctuation between digits, a few
-hesitations ("um", "uh"), and every token of the `keep` phrases (the flow's global choices, so that
-"agent" or "operator" still leaves a collect node). The end-of-text token is never suppressed.
+What stays allowed: single digits (" 4", "4"; not "427" nor "3.09", which let Whisper swallow an "oh"
+into a number), the digit words and "oh", "o", "zero", "double", "triple" in any case with or without a
+leading space, commas and dashes between digits, a few hesitations ("um", "uh"), and every token of the
+one-word `keep` phrases (the flow's global choices, so that "agent" or "operator" still leaves a collect
+node; longer ones would let their words, "I'm", "a", into every digit string).
+The end-of-text token is never suppressed.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from collections.abc import Iterable
 from typing import Protocol
 
 DIGIT_WORDS = ("zero", "oh", "o", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-               "double", "triple", "and")
+               "double", "triple")
 HESITATIONS = ("um", "uh", "er", "erm", "hmm")
-_DIGITS = re.compile(r"\s?\d+")
-_PUNCTUATION = re.compile(r"\s?[.,\-]{1,3}")
+_DIGITS = re.compile(r"\s?\d")
+_PUNCTUATION = re.compile(r"\s?[,\-]")
 
 
 class TokenizerLike(Protocol):
@@ -40,6 +42,7 @@ def _variants(phrase: str) -> list[str]:
 
 def allowed_tokens(tokenizer: TokenizerLike, keep: Iterable[str] = ()) -> set[int]:
     """Token ids a digit string (and the `keep` phrases) may be written with."""
+    keep = [k for k in keep if len(k.split()) == 1]  # "agent", "operator"; not "i'm done", "a person"
     allowed: set[int] = {tokenizer.eot}
     for token in range(tokenizer.eot):
         text = tokenizer.decode([token])

@@ -26,6 +26,10 @@ from dataclasses import dataclass
 VOICE = "en-us"
 MAX_DISTANCE = 0.34
 """Default largest distance per keyword phoneme that still counts as a match (see the README figures)."""
+SHORT_KEYWORD_PHONEMES = 4
+SHORT_MAX_DISTANCE = 0.2
+"""A keyword of at most 4 phonemes ("open", "card") must come nearer: "pin" is 0.31 from "open", "cost"
+0.25 from "lost"."""
 _STRIP = re.compile("[\u02c8\u02cc\u02d0\u0361\u035c\u0329\u032f\\-]")
 """Stress marks, length marks, tie bars and syllabic marks: not what tells words apart on a phone line."""
 _DIPHTHONGS = ("aɪ", "aʊ", "eɪ", "oʊ", "ɔɪ", "tʃ", "dʒ", "ɪə", "eə", "ʊə", "əʊ")
@@ -86,19 +90,26 @@ def substitution_cost(a: str, b: str) -> float:
     return 1.0
 
 
-def distance(a: Sequence[str], b: Sequence[str]) -> float:
-    """Weighted edit distance between two phoneme sequences (insertions and deletions cost 1, vowels
-    0.75: unstressed vowels come and go between accents)."""
-    def indel(p: str) -> float:
-        return 0.75 if _is_vowel(p) else 1.0
+VOWEL_INDEL = 0.75
 
+
+def _indel(p: str) -> float:
+    return VOWEL_INDEL if _is_vowel(p) else 1.0
+
+
+def distance(a: Sequence[str], b: Sequence[str], limit: float = float("inf")) -> float:
+    """Weighted edit distance between two phoneme sequences (insertions and deletions cost 1, vowels
+    0.75: unstressed vowels come and go between accents). Past `limit` it stops early and returns a
+    value above it."""
     prev = [0.0]
     for q in b:
-        prev.append(prev[-1] + indel(q))
+        prev.append(prev[-1] + _indel(q))
     for p in a:
-        cur = [prev[0] + indel(p)]
+        cur = [prev[0] + _indel(p)]
         for j, q in enumerate(b, 1):
-            cur.append(min(prev[j] + indel(p), cur[j - 1] + indel(q), prev[j - 1] + substitution_cost(p, q)))
+            cur.append(min(prev[j] + _indel(p), cur[j - 1] + _indel(q), prev[j - 1] + substitution_cost(p, q)))
+        if min(cur) > limit:
+            return min(cur)
         prev = cur
     return prev[-1]
 
@@ -172,33 +183,42 @@ class PhoneticMatcher:
             if len(sounds) >= min_phonemes:  # "no", "yes", "open": too short to be told from chance
                 self._keywords.append((keyword, sounds, len(words_of(keyword))))
 
-    def find(self, text: str) -> list[PhoneticHit]:
+    def find(self, text: str, doubtful: Sequence[bool] | None = None) -> list[PhoneticHit]:
         """Every keyword that sounds like a run of the text's words (up to one word more or less than
-        the keyword has), nearest first; overlapping hits are all listed."""
+        the keyword has), nearest first; overlapping hits are all listed. `doubtful`, one flag per word
+        of `words_of(text)`: only runs with at least one doubtful word are considered (a recognizer
+        sure of "cost" did not mishear "lost")."""
         words = words_of(text)
+        if doubtful is not None and len(doubtful) != len(words):
+            doubtful = None
         hits: list[PhoneticHit] = []
         for keyword, sounds, n_words in self._keywords:
             best: PhoneticHit | None = None
             for n in range(max(1, n_words - 1), n_words + 2):
                 for start in range(0, len(words) - n + 1):
-                    heard = phonemes(" ".join(words[start:start + n]))
-                    if not heard:
+                    if doubtful is not None and not any(doubtful[start:start + n]):
                         continue
-                    d = distance(heard, sounds) / len(sounds)
-                    if d <= self.max_distance and (best is None or d < best.distance):
+                    heard = phonemes(" ".join(words[start:start + n]))
+                    most = self.max_distance if len(sounds) > SHORT_KEYWORD_PHONEMES else \
+                        min(self.max_distance, SHORT_MAX_DISTANCE)
+                    limit = most * len(sounds)
+                    if not heard or VOWEL_INDEL * abs(len(heard) - len(sounds)) > limit:
+                        continue  # the lengths alone are too far apart
+                    d = distance(heard, sounds, limit) / len(sounds)
+                    if d <= most and (best is None or d < best.distance):
                         best = PhoneticHit(keyword, start, start + n, round(d, 3))
             if best is not None:
                 hits.append(best)
         return sorted(hits, key=lambda h: (h.distance, -len(h.keyword)))
 
-    def best(self, text: str) -> PhoneticHit | None:
-        hits = self.find(text)
+    def best(self, text: str, doubtful: Sequence[bool] | None = None) -> PhoneticHit | None:
+        hits = self.find(text, doubtful)
         return hits[0] if hits else None
 
-    def correct(self, text: str) -> str | None:
+    def correct(self, text: str, doubtful: Sequence[bool] | None = None) -> str | None:
         """The text with its nearest phonetic hit replaced by the keyword ("check my melons" ->
         "check my balance"), or None when nothing is near enough."""
-        hit = self.best(text)
+        hit = self.best(text, doubtful)
         if hit is None:
             return None
         words = words_of(text)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -50,17 +51,20 @@ audio (and looped on short turns); a call should behave the same every time, in 
 MAX_TOKENS_PER_S = 8
 """Cap on decoded tokens per second of audio (speech runs at 3-5): stops runaway repetition."""
 MIN_MAX_TOKENS = 16
+DIGIT_TOKENS_EACH = 1
+DIGIT_TOKENS_MORE = 10
 MAX_HOTWORDS_CHARS = 200
 """Whisper's prompt is limited; a long phrase list is cut to this many characters."""
 WINDOW_S = 30
 N_WINDOW_FRAMES = 3000
 """Whisper's encoder window: 30 s of 10 ms log-mel frames."""
 FRAMES_PER_S = 100
-FIT_MARGIN_FRAMES = 700
-MIN_FIT_FRAMES = 1000
-"""window_s=0: the window holds the turn and 7 s of padding, in whole seconds, at least 10 s. With less
-padding tiny.en loops ("balance balance balance ..."): on 42 dev turns a 6 s window repeated 5 of them,
-8 s 3, 10 s none, with the same WER as 30 s (0.44 vs 0.46) at a sixth of the time."""
+SHORT_WINDOW_FRAMES = 1000
+SHORT_TURN_FRAMES = 400
+"""window_s=0: a turn of up to 4 s is encoded in a 10 s window, a longer one in the full 30 s. tiny.en
+needs some 6 s of padding after speech to see where it ends: on 42 dev turns a 6 s window repeated 5 of
+them ("balance balance balance ..."), 8 s 3, 10 s none, with the WER of 30 s (0.44 vs 0.46) at a sixth of
+the time; on 5-9 s turns a window of the turn plus 7 s lost words (WER 0.29 vs 0.22)."""
 MAX_LENGTH = 448
 """Whisper's decoder context in tokens (prompt + output)."""
 NO_SPEECH_THRESHOLD = 0.6
@@ -179,7 +183,7 @@ class WhisperRecognizer(SpeechRecognizer):
         beam = max(self.beam_size, hypotheses)
         result = model.model.generate(
             encoder_output, [prompt], beam_size=beam, num_hypotheses=hypotheses, length_penalty=1.0,
-            max_length=len(prompt) + _max_tokens(audio_16k.size), return_scores=True,
+            max_length=len(prompt) + _max_tokens(audio_16k.size, options), return_scores=True,
             return_no_speech_prob=True, suppress_blank=True, suppress_tokens=suppress)[0]
         scored = []
         for tokens, score in zip(result.sequences_ids, result.scores, strict=True):
@@ -187,6 +191,8 @@ class WhisperRecognizer(SpeechRecognizer):
             log_prob = float(score) * len(tokens) / (len(tokens) + 1)  # faster-whisper's average log prob
             scored.append((tokens, tokenizer.decode(tokens).strip(), log_prob))
         best_tokens, text, log_prob = scored[0]
+        if options.expect != "digits":  # "5 1 5 1 5 1" is what a caller may say
+            text = collapse_repeats(text)
         if result.no_speech_prob > NO_SPEECH_THRESHOLD and log_prob < LOG_PROB_THRESHOLD:
             return Transcript("", 0.0, (), True, language)
         words: list[Word] = []
@@ -208,13 +214,12 @@ class WhisperRecognizer(SpeechRecognizer):
         return self._grammars[cache_key]
 
     def _window_frames(self, content_frames: int) -> int:
-        """Encoder frames for a turn: the full 30 s, or (window_s=0) the turn plus a margin, in whole
-        seconds; the encoder's cost grows faster than its length, so a 3 s turn costs a fraction."""
+        """Encoder frames for a turn: the full 30 s, or (window_s=0) SHORT_WINDOW_FRAMES for a turn of
+        up to SHORT_TURN_FRAMES: the encoder's cost grows faster than its length, so a 10 s window costs
+        a sixth of 30 s."""
         if self.window_s > 0:
             return min(N_WINDOW_FRAMES, int(self.window_s * FRAMES_PER_S))
-        fit = content_frames + FIT_MARGIN_FRAMES
-        fit = -(-fit // FRAMES_PER_S) * FRAMES_PER_S
-        return min(N_WINDOW_FRAMES, max(MIN_FIT_FRAMES, fit))
+        return SHORT_WINDOW_FRAMES if content_frames <= SHORT_TURN_FRAMES else N_WINDOW_FRAMES
 
     def _prompt_tokens(self, tokenizer: Any, text: str) -> list[int]:
         prompt: list[int] = []
@@ -224,8 +229,35 @@ class WhisperRecognizer(SpeechRecognizer):
         return [*prompt, *tokenizer.sot_sequence, tokenizer.no_timestamps]
 
 
-def _max_tokens(samples_16k: int) -> int:
-    return MIN_MAX_TOKENS + int(MAX_TOKENS_PER_S * samples_16k / WHISPER_RATE_HZ)
+_WORD_KEY = re.compile(r"[^\w']+")
+
+
+def collapse_repeats(text: str) -> str:
+    """A transcript whose end repeats itself ("Are you open? Are you open?", "balance balance balance")
+    cut to its first round: Whisper loops when it does not see where speech ends, and stops at its token
+    limit, often inside a round. The run must come again after itself, whole or for at least 3 words
+    ("I need a bank statement. I need a"); a single word three times in all; two words twice."""
+    words = text.split()
+    keys = [_WORD_KEY.sub("", w.lower()) for w in words]
+    n = len(keys)
+    for start in range(n):
+        for unit in range(1, n - start):
+            repeated = n - start - unit
+            if repeated < (2 if unit == 1 else min(unit, 3)) or not keys[start]:
+                continue
+            tail = keys[start:]
+            if all(tail[i] == tail[i % unit] for i in range(len(tail))):
+                return " ".join(words[:start + unit]).rstrip(",")
+    return text
+
+
+def _max_tokens(samples_16k: int, options: RecognitionOptions | None = None) -> int:
+    """The longest output for a turn: by its length, and for a digit string of known length at most
+    DIGIT_TOKENS_EACH per digit and DIGIT_TOKENS_MORE more (a loop, "5 1 5 1 5 1 5 1 ...", stops there)."""
+    by_audio = MIN_MAX_TOKENS + int(MAX_TOKENS_PER_S * samples_16k / WHISPER_RATE_HZ)
+    if options is not None and options.expect == "digits" and options.digits:
+        return min(by_audio, DIGIT_TOKENS_MORE + DIGIT_TOKENS_EACH * options.digits)
+    return by_audio
 
 
 class _Timing:

@@ -28,6 +28,24 @@ class CallConfig:
 
 
 @dataclass(frozen=True)
+class AsrConfig:
+    """How caller turns are recognized beyond the model (see README, "Recognizing callers")."""
+
+    window: str = "fit"
+    """Whisper's encoder window per turn: 'fit' (10 s for a turn of up to 4 s, else 30 s: a short turn
+    costs a sixth) or 'full' (always 30 s, as Whisper was trained)."""
+    prompts: bool = True
+    """Prompt Whisper by what the node expects (a digit string, yes/no, a menu: asr.bias)."""
+    digit_grammar: bool = False
+    """In a node collecting digits, decode only digits, digit words and the flow's one-word global keywords."""
+    alternatives: int = 2
+    """Next-best hypotheses per turn (beam search of 1 + this width); the first one the node can act on
+    is taken (ivr.recognition); 0: greedy, one hypothesis."""
+    phonetic: bool = True
+    """Recover a node's keywords by sound when no hypothesis names one (asr.phonetic)."""
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     asr_backend: str = "whisper"
     """'whisper' (faster-whisper) or 'vosk'."""
@@ -44,6 +62,10 @@ class AgentConfig:
     flow: str = ""
     """Call flow YAML; empty for the bundled bank flow."""
     call: CallConfig = field(default_factory=CallConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+
+
+_NESTED: dict[str, type] = {"call": CallConfig, "asr": AsrConfig}
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -53,10 +75,10 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
         raise IvrError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
     values: dict[str, Any] = {}
     for name, value in data.items():
-        if name == "call":
+        if name in _NESTED:
             if not isinstance(value, dict):
-                raise IvrError(f"{where}: 'call' must be a mapping")
-            values[name] = _build(CallConfig, value, f"{where}: call")
+                raise IvrError(f"{where}: '{name}' must be a mapping")
+            values[name] = _build(_NESTED[name], value, f"{where}: {name}")
         else:
             values[name] = value
     return cls(**values)

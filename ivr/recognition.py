@@ -7,28 +7,41 @@ import threading
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Any
 
 from asr.base import Alternative, Expect, RecognitionOptions, RecognizerStream, SpeechRecognizer, Transcript
-from asr.phonetic import PhoneticMatcher
+from asr.bias import BiasSettings
+from asr.phonetic import PhoneticMatcher, words_of
 from dialog.actions import Listen
 from dialog.flow import Choice, Flow
 from dialog.matching import match_choice
 from dialog.nlu.slots import parse_digits, parse_yes_no
 from ivr.clock import Clock
+from ivr.config import AsrConfig
+from ivr.errors import IvrError
 from ivr.work import Work
 
 YES_NO_PHRASES = ("yes", "no")
 """The phrases of the Listen the dialog sends after "Did you mean ...?" and read-backs."""
 YES_NO_KINDS = ("confirm", "yes_no", "faq")
 """Listen kinds that wait for a yes or a no (dialog.actions.Listen.kind)."""
-N_ALTERNATIVES = 0
-"""Next-best hypotheses asked for per turn (see TurnRecognition's rescoring)."""
-PHONETIC = False
-"""Recover the node's keywords by sound when no hypothesis names one (asr.phonetic)."""
+PROMPTS = BiasSettings(menu="question", yes_no=True, digits=True)
+"""The prompts `asr.prompts: true` turns on (the measured choice, see README)."""
+NO_PROMPTS = BiasSettings(menu="off", yes_no=False, digits=False)
+WINDOWS = {"fit": 0.0, "full": 30.0}
+"""asr.window -> WhisperRecognizer's window_s."""
+
+
+def whisper_settings(config: AsrConfig) -> dict[str, Any]:
+    """load_recognizer's Whisper settings for the agent's `asr:` configuration."""
+    if config.window not in WINDOWS:
+        raise IvrError(f"asr.window must be one of {', '.join(WINDOWS)}, not {config.window!r}")
+    bias = replace(PROMPTS if config.prompts else NO_PROMPTS, digit_grammar=config.digit_grammar)
+    return {"window_s": WINDOWS[config.window], "bias": bias}
 
 
 def listen_options(listen: Listen, node_name: str | None, flow: Flow, agent_said: str = "",
-                   alternatives: int = N_ALTERNATIVES) -> RecognitionOptions:
+                   alternatives: int = 0) -> RecognitionOptions:
     """What the coming turn is expected to be, from the dialog's Listen and the node that listens:
     a digit string in a `collect` node of digits (its first ask and its reprompts), yes/no after a
     question (did you mean, a read-back, did that answer), else one of the node's choices (its keywords
@@ -49,11 +62,13 @@ def listen_options(listen: Listen, node_name: str | None, flow: Flow, agent_said
     return RecognitionOptions(prompt=agent_said, alternatives=alternatives)
 
 
-def expectation(listen: Listen, node_name: str | None, flow: Flow,
-                agent_said: str = "") -> tuple[RecognitionOptions, TurnContext]:
-    """What the session gives TurnRecognition for a turn heard while `listen` waits in `node_name`."""
-    options = listen_options(listen, node_name, flow, agent_said)
-    return options, TurnContext.of(options, flow, node_name)
+def expectation(listen: Listen, node_name: str | None, flow: Flow, agent_said: str = "",
+                config: AsrConfig | None = None) -> tuple[RecognitionOptions, TurnContext]:
+    """What the session gives TurnRecognition for a turn heard while `listen` waits in `node_name`
+    (`config`: the agent's `asr:` settings for N-best and phonetic matching)."""
+    config = config or AsrConfig()
+    options = listen_options(listen, node_name, flow, agent_said, config.alternatives)
+    return options, TurnContext.of(options, flow, node_name, config.phonetic)
 
 
 @dataclass(frozen=True)
@@ -68,7 +83,7 @@ class TurnContext:
 
     @classmethod
     def of(cls, options: RecognitionOptions, flow: Flow, node_name: str | None,
-           phonetic: bool = PHONETIC) -> TurnContext:
+           phonetic: bool = False) -> TurnContext:
         node = flow.nodes.get(node_name) if node_name else None
         choices = (node.expect if node is not None else ()) + flow.global_choices
         keywords = tuple(dict.fromkeys(k for choice in choices for k in choice.keywords))
@@ -94,14 +109,29 @@ def hypothesis_score(text: str, context: TurnContext) -> float:
     return 1.0 if match_choice(text, context.choices) is not None else 0.0
 
 
+DOUBTFUL_BELOW = 0.7
+"""A word the recognizer gave a probability under this may have been misheard (phonetic matching)."""
+
+
+def doubtful_words(result: Transcript) -> list[bool] | None:
+    """One flag per word of asr.phonetic.words_of(result.text): was it recognized with a probability
+    under DOUBTFUL_BELOW? None when the transcript has no word probabilities."""
+    if not result.words:
+        return None
+    flags: list[bool] = []
+    for word in result.words:
+        flags.extend([word.confidence < DOUBTFUL_BELOW] * len(words_of(word.text)))
+    return flags
+
+
 def understand_hypotheses(result: Transcript, context: TurnContext) -> Transcript:
     """The transcript whose text is the first hypothesis (best first) that fits the turn; failing that,
-    the best with a keyword recovered by sound (when the context has a matcher); failing that, as it
-    was. A replaced best hypothesis is kept first among the alternatives."""
+    the best with a keyword recovered by sound from words it was unsure of (when the context has a
+    matcher); failing that, as it was. A replaced best hypothesis is kept first among the alternatives."""
     hypotheses = result.hypotheses()
     chosen = next((h for h in hypotheses if hypothesis_score(h, context) > 0), None)
     if chosen is None and context.matcher is not None:
-        chosen = next((c for h in hypotheses if (c := context.matcher.correct(h)) is not None), None)
+        chosen = context.matcher.correct(result.text, doubtful_words(result))
     if chosen is None or chosen == result.text:
         return result
     kept = (Alternative(result.text, result.log_prob), *(a for a in result.alternatives if a.text != chosen))

@@ -38,12 +38,13 @@ class Services:
         """Load the flow first (cheap, catches mistakes early), then the models, then warm them up."""
         from asr.factory import load_recognizer
         from dialog.flow import load_default_flow, load_flow
+        from ivr.recognition import whisper_settings
         from tts.factory import load_synthesizer
 
         t0 = time.perf_counter()
         flow = load_flow(Path(config.flow)) if config.flow else load_default_flow()
         machine = Machine(flow)
-        recognizer = load_recognizer(config.asr_backend, config.asr_model)
+        recognizer = load_recognizer(config.asr_backend, config.asr_model, **whisper_settings(config.asr))
         if config.asr_fallback:
             from asr.factory import FallbackRecognizer
             backend, _, model = config.asr_fallback.partition(":")

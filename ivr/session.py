@@ -188,7 +188,7 @@ class CallSession:
             return
         said = next((line.text for line in reversed(self.transcript) if line.speaker == "agent"), "")
         options, context = expectation(self._listen, self._state.node if self._state else None,
-                                       self._services.machine.flow, said)
+                                       self._services.machine.flow, said, self._services.config.asr)
         self._recognition = TurnRecognition(self._services.recognizer, self._asr_lane, self._clock,
                                             INTERNAL_RATE_HZ, options, context)
         self._recognition.feed(np.asarray(event.audio, dtype="<i2").tobytes())

@@ -69,3 +69,47 @@ def test_keywords_heard_wrong_come_back_by_sound_when_asked():
     options, _ = expectation(Listen(phrases=MENU_PHRASES), "main_menu", FLOW)
     context = TurnContext.of(options, FLOW, "main_menu", phonetic=True)
     assert "balance" in understand_hypotheses(_transcript("Check the melon."), context).text
+
+
+def test_the_agent_config_tunes_recognition():
+    from ivr.config import AsrConfig
+    from ivr.recognition import whisper_settings
+
+    settings = whisper_settings(AsrConfig())
+    assert settings["window_s"] == 0.0 and settings["bias"].digits
+    settings = whisper_settings(AsrConfig(window="full", prompts=False))
+    assert settings["window_s"] == 30.0 and not settings["bias"].digits
+    options, context = expectation(Listen(phrases=MENU_PHRASES), "main_menu", FLOW, config=AsrConfig(alternatives=3,
+                                                                                                       phonetic=True))
+    assert options.alternatives == 3 and context.matcher is not None
+
+
+def test_an_asr_section_in_the_config_file_is_read_and_checked(tmp_path):
+    import pytest
+
+    from ivr.config import load_config
+    from ivr.errors import IvrError
+
+    path = tmp_path / "agent.yaml"
+    path.write_text("asr_model: base\nasr:\n  window: full\n  alternatives: 2\n")
+    config = load_config(path)
+    assert config.asr_model == "base" and config.asr.window == "full" and config.asr.alternatives == 2
+    path.write_text("asr:\n  windw: full\n")
+    with pytest.raises(IvrError, match="windw"):
+        load_config(path)
+
+
+def test_only_words_the_recognizer_doubted_are_matched_by_sound():
+    from asr.base import Word
+
+    options, _ = expectation(Listen(phrases=MENU_PHRASES), "main_menu", FLOW)
+    context = TurnContext.of(options, FLOW, "main_menu", phonetic=True)
+
+    def heard(*pairs):
+        words = tuple(Word(w, i * 0.3, i * 0.3 + 0.2, p) for i, (w, p) in enumerate(pairs))
+        return Transcript(" ".join(w for w, _ in pairs), 0.8, words)
+
+    sure = heard(("How", 0.9), ("much", 0.95), ("does", 0.9), ("a", 0.9), ("transfer", 0.95), ("cost?", 0.92))
+    assert understand_hypotheses(sure, context) == sure  # "cost" is not a misheard "lost"
+    unsure = heard(("Check", 0.9), ("the", 0.9), ("melon.", 0.2))
+    assert "balance" in understand_hypotheses(unsure, context).text

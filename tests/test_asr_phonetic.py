@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from asr.phonetic import PhoneticMatcher, distance, phonemizer_available, phonemes, split_phonemes
+from asr.phonetic import PhoneticMatcher, distance, phonemes, phonemizer_available, split_phonemes
 
-pytestmark = pytest.mark.skipif(not phonemizer_available(), reason="needs espeak-ng (piper-tts or the espeak-ng command)")
+pytestmark = pytest.mark.skipif(not phonemizer_available(),
+                                reason="needs espeak-ng (piper-tts or the espeak-ng command)")
 
 MENU = ["balance", "my balance", "lost card", "card", "opening hours", "hours", "statement", "agent",
         "representative", "operator"]
