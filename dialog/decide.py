@@ -6,13 +6,15 @@ Three kinds of evidence, combined per node (the same turn can mean different thi
   and retrieval, fused in `dialog.nlu.understand`);
 - the node's keywords, regexes and spoken keys (`dialog.matching.keyword_evidence`).
 
-Keywords are evidence, not a verdict. A choice's weight is the model's probability of its intent times
-`keyword_weight` for each word of its longest matched keyword (at most MAX_KEYWORD_WORDS words): a keyword
-tips an undecided model ("I lost my Visa": lost_card 0.46 against out of scope 0.51), but cannot outvote
-a confident one ("my replacement card hasn't arrived yet" names a card, and the model and the FAQ know it
-asks when a new card comes). A choice whose intent the model does not know (or has no intent) weighs
-`keyword_prior` times the same factor when its keywords match, and nothing otherwise. A turn that is only
-a key ("two", "press one") selects that key's choice outright.
+Keywords are evidence, not a verdict. A choice's weight is the model's probability of its intent, times
+`keyword_weight` when one of its keywords (or its regex) is in the turn: a keyword tips an undecided model
+("I lost my Visa": lost_card 0.46 against out of scope 0.51), but cannot outvote a confident one ("my
+replacement card hasn't arrived yet" names a card, and the model and the FAQ know it asks when a new card
+comes). The factor is the same for a long keyword as for a short one: the model has read the words too,
+and a longer phrase counted more often made answers worse on the development turns. A choice whose intent
+the model does not know (or has no intent) weighs `keyword_prior` times the factor when its keywords
+match, and nothing otherwise. A turn that is only a key ("two", "press one") selects that key's choice
+outright.
 
 The weights of choices that lead to the same node are added up ("no" and "that's all" both end the call),
 the FAQ candidates keep their scores, and everything the model gives to labels that are not choices here
@@ -37,10 +39,9 @@ from typing import Literal
 
 from dialog.events import FaqCandidate, Utterance
 from dialog.flow import Choice, Settings
-from dialog.matching import is_spoken_key, keyword_evidence, normalize
+from dialog.matching import is_spoken_key, keyword_evidence
 from dialog.nlu.text import meaning_part
 
-MAX_KEYWORD_WORDS = 3
 OOS = "oos"
 
 
@@ -101,22 +102,10 @@ def decide(event: Utterance, choices: Sequence[Choice], settings: Settings) -> D
 
 
 def _weight(choice: Choice, keyword_score: int, probability: dict[str, float], settings: Settings) -> float:
-    words = 0
-    if keyword_score > 0:
-        words = min(MAX_KEYWORD_WORDS, max(1, _matched_words(choice, keyword_score)))
-    boost = settings.keyword_weight ** words
+    boost = settings.keyword_weight if keyword_score > 0 else 1.0
     if choice.intent and choice.intent in probability:
         return probability[choice.intent] * boost
-    return settings.keyword_prior * boost if words else 0.0
-
-
-def _matched_words(choice: Choice, keyword_score: int) -> int:
-    """Words in the matched keyword: the keyword of that length in characters (a regex match counts 1)."""
-    for keyword in choice.keywords:
-        phrase = normalize(keyword)
-        if len(phrase) == keyword_score:
-            return len(phrase.split())
-    return 1
+    return settings.keyword_prior * boost if keyword_score > 0 else 0.0
 
 
 def _legacy_ranking(event: Utterance) -> tuple[tuple[str, float], ...]:

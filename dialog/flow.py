@@ -87,7 +87,8 @@ class Settings:
     faq_threshold: float = 0.5
     """A FAQ entry with at least this share of the evidence is answered."""
     keyword_weight: float = 4.0
-    """How much a matched keyword multiplies its choice's weight, per word of the keyword (at least 1)."""
+    """How much a matched keyword multiplies its choice's weight (at least 1; 1: keywords only count for
+    choices the NLU does not know)."""
     keyword_prior: float = 0.3
     """The weight of a choice the NLU does not know when one of its keywords matches (before keyword_weight)."""
     confirm_below_asr_confidence: float = 0.0

@@ -28,9 +28,10 @@ def test_normalization_makes_clean_text_look_like_asr_output():
 
 
 def test_held_out_bank_phrasings_are_recognised():
+    """Phrasings of the flow's intents (the out-of-scope rows are too varied to be phrasings of anything)."""
     kept, held = stratified_split(read_examples(BANK_CSV), 0.2, seed=1)
     model = train(kept, TrainConfig())
-    figures = evaluate(model, held)
+    figures = evaluate(model, [e for e in held if e.intent != "oos"])
     assert figures["accuracy"] >= 0.9, figures
 
 
@@ -77,11 +78,16 @@ def test_flow_takes_a_confident_intent_and_asks_about_a_doubtful_one():
     assert low.no_match_count == 1 and not low.pending
 
 
-def test_keywords_win_over_the_intent():
+def test_keywords_tip_an_undecided_intent_but_do_not_outvote_a_confident_one():
+    """(They used to win over any intent; issue 12: "card" sent a card that had not arrived to the card team.)"""
     machine = Machine(load_default_flow())
     menu, _ = machine.start()
-    state, _ = machine.step(menu, Utterance("opening hours", intent="balance", intent_confidence=0.99))
+    undecided = (("oos", 0.45), ("hours", 0.4), ("balance", 0.15))
+    state, _ = machine.step(menu, Utterance("opening hours", ranking=undecided))
     assert state.node == "hours"
+    confident = (("balance", 0.95), ("oos", 0.04), ("hours", 0.01))
+    state, _ = machine.step(menu, Utterance("what's open in my account", ranking=confident))
+    assert state.node == "balance"
 
 
 @pytest.mark.parametrize("event", [Utterance("my account number is one two three four five six"),

@@ -66,6 +66,9 @@ def register(sub: Any) -> None:
     turns.add_argument("--model", help="intent model directory (default: the shipped bank model)")
     turns.add_argument("--faq", dest="faq_file", help="FAQ YAML (default: the bank flow's)")
     turns.add_argument("--asr-noise", type=int, default=0, help="score this many noisy copies of each turn")
+    turns.add_argument("--map", dest="map_file",
+                       help="JSON {label: intent} relabelling the file (Banking77: models/intents/banking77_map.json);"
+                            " unmapped labels become oos, labels mapped to \"\" are left out")
     turns.add_argument("--show", choices=("none", "errors", "all"), default="errors",
                        help="print the turns that went wrong (default), every turn, or none")
     turns.add_argument("--json", dest="json_out", help="write the figures and every turn as JSON here")
@@ -186,7 +189,12 @@ def cmd_eval_nlu(args: argparse.Namespace) -> int:
     machine = Machine(load_flow(args.flow) if args.flow else load_default_flow())
     nlu = Nlu.load(args.model, args.faq_file)
     started = time.perf_counter()
-    understood = understand_rows(nlu, read_examples(args.file), asr_noise=args.asr_noise)
+    rows = read_examples(args.file)
+    if args.map_file:
+        from dialog.nlu.data import relabel
+
+        rows = relabel(rows, json.loads(Path(args.map_file).read_text(encoding="utf-8")), oos_per_label=len(rows))
+    understood = understand_rows(nlu, rows, asr_noise=args.asr_noise)
     results = judge_rows(nlu, machine, understood)
     per_turn_ms = (time.perf_counter() - started) * 1000 / max(len(results), 1)
     figures = summarize(results)

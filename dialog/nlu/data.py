@@ -49,12 +49,13 @@ def read_examples(path: str | Path) -> list[Example]:
 def relabel(examples: list[Example], mapping: Mapping[str, str], oos_per_label: int = 0,
             seed: int = 0, max_per_intent: int = 0) -> list[Example]:
     """Examples of another data set in this flow's intents: mapped labels kept (at most `max_per_intent`
-    rows per intent they map to, drawn evenly from its labels; 0 for all), the rest become OOS_LABEL (at
-    most `oos_per_label` of each unmapped label, 0 for none)."""
+    rows per intent they map to, drawn evenly from its labels; 0 for all), labels mapped to "" left out
+    (too close to an intent to be out of scope, too far to be it), the rest become OOS_LABEL (at most
+    `oos_per_label` of each unmapped label, 0 for none)."""
     rng = random.Random(seed)
     mapped: dict[str, dict[str, list[Example]]] = {}
     for e in examples:
-        if e.intent in mapping:
+        if e.intent in mapping and mapping[e.intent]:
             mapped.setdefault(mapping[e.intent], {}).setdefault(e.intent, []).append(Example(e.text,
                                                                                             mapping[e.intent]))
     kept: list[Example] = []

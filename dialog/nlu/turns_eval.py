@@ -137,9 +137,9 @@ COSTS = {"right": 0.0, "confirmed": 0.3, "miss": 1.0, "wrong": 3.0}
 answer or transfer costs the call."""
 GRID: dict[str, tuple[float, ...]] = {
     "keyword_weight": (1.0, 2.0, 3.0, 4.0, 6.0),
-    "intent_threshold": (0.45, 0.5, 0.55, 0.6, 0.65, 0.7),
-    "intent_confirm_threshold": (0.2, 0.25, 0.3, 0.35),
-    "faq_threshold": (0.3, 0.35, 0.4, 0.45, 0.5, 0.55),
+    "intent_threshold": (0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7),
+    "intent_confirm_threshold": (0.15, 0.2, 0.25, 0.3, 0.35, 0.4),
+    "faq_threshold": (0.3, 0.35, 0.4, 0.45, 0.5),
 }
 
 

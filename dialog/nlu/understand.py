@@ -9,10 +9,10 @@ The model's probabilities are the calibrated ones, so they set how much of the t
 all: the mass M of its `faq:` labels. Retrieval only says which entry that mass goes to: entry e gets
 M * softmax_e(log p_model(e) + RETRIEVAL_WEIGHT * retrieval score(e)), so a paraphrase far closer to one
 entry than the model thought moves the mass there, but retrieval alone never makes a balance request a FAQ
-question. Entries the model was not trained on (a FAQ edited since) count with a tiny model probability:
-retrain the model after editing the FAQ (models/intents/README.md). Without an intent model an entry's
-score is its retrieval score mapped to 0..1 by a logistic curve centred on the FAQ's threshold; with a
-model trained without FAQ labels, the best entry takes that share of the out-of-scope probability.
+question. The best entry the model was not trained on (a FAQ edited since, or a model trained without FAQ
+labels) takes a share of the out-of-scope probability: its retrieval score mapped to 0..1 by a logistic
+curve that is one half at the FAQ's threshold. Without an intent model every entry's score is that
+mapped retrieval score.
 The turn's `ranking` keeps the other labels' probabilities as the model gave them. The node-dependent
 decision (which of the node's choices, a FAQ answer, or neither) is the dialog's: `dialog.decide`.
 """
@@ -31,6 +31,7 @@ from dialog.nlu.faq import FaqIndex, load_faq
 from dialog.nlu.model import FAQ_PREFIX, OOS_LABEL, IntentModel
 from dialog.nlu.text import meaning_part
 
+Ranking = tuple[tuple[str, float], ...]
 TOP_FAQS = 3
 FAQ_REPORTED = 0.3
 """The best FAQ candidate is reported as the turn's `faq_id` (logs, the `nlu` event) from this score on. The
@@ -41,8 +42,7 @@ RETRIEVAL_SLOPE = 12.0
 """Steepness of the logistic curve that maps a retrieval score to 0..1 (0.5 at the FAQ's threshold)."""
 RETRIEVAL_WEIGHT = 8.0
 """How far retrieval moves the model's FAQ mass between entries (see the module docstring)."""
-UNKNOWN_ENTRY = 1e-4
-"""The model probability of an entry it was not trained on."""
+
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class Nlu:
         t0 = time.perf_counter()
         text = meaning_part(text)
         intent, confidence = "", 0.0
-        ranking: tuple[tuple[str, float], ...] = ()
+        ranking: Ranking = ()
         model_faq: dict[str, float] | None = None
         vector = None
         if self.intents is not None:
@@ -101,45 +101,45 @@ class Nlu:
                          if labels[i].startswith(FAQ_PREFIX)}  # {} for a model trained without FAQ labels
             result = self.intents.predict(text, sentence_vector=vector)
             intent, confidence = result.intent, result.confidence
-        faqs = self._faq_candidates(text, model_faq, vector)
-        if model_faq == {} and faqs:
-            ranking, faqs = _from_out_of_scope(ranking, faqs)
+        ranking, faqs = self._faq_candidates(text, ranking, model_faq, vector)
         best = faqs[0] if faqs and faqs[0].score >= FAQ_REPORTED else None
         return Understanding(intent, confidence, best.id if best else "", best.answer if best else "",
                              best.score if best else 0.0, (time.perf_counter() - t0) * 1000, ranking, faqs)
 
-    def _faq_candidates(self, text: str, model_faq: dict[str, float] | None,
-                        vector: np.ndarray | None) -> tuple[FaqCandidate, ...]:
-        """The best entries with their scores (see the module docstring). `model_faq`: the model's
-        probability of each `faq:` label, None without an intent model."""
+    def _faq_candidates(self, text: str, ranking: Ranking, model_faq: dict[str, float] | None,
+                        vector: np.ndarray | None) -> tuple[Ranking, tuple[FaqCandidate, ...]]:
+        """The ranking (less what an entry unknown to the model took from out of scope) and the best FAQ
+        entries with their scores (see the module docstring). `model_faq`: the model's probability of each
+        `faq:` label, None without an intent model."""
         if self.faq is None:
-            return ()
+            return ranking, ()
         shared_vector = vector if self.faq.encoder is not None and self.intents is not None \
             and self.intents.encoder is self.faq.encoder and self.intents.encoder_input(text) == text else None
         hits = self.faq.rank(text, len(self.faq.entries), shared_vector)
-        if not model_faq:
+        if model_faq is None:
             scores = {h.entry.id: retrieval_probability(h.score, self.faq.threshold) for h in hits}
         else:
-            mass = sum(p for entry_id, p in model_faq.items() if entry_id in self.faq.by_id)
-            logits = np.array([math.log(model_faq.get(h.entry.id, UNKNOWN_ENTRY) + 1e-9) + RETRIEVAL_WEIGHT * h.score
-                               for h in hits])
-            shares = np.exp(logits - logits.max())
-            shares *= mass / shares.sum()
-            scores = {h.entry.id: float(share) for h, share in zip(hits, shares, strict=True)}
+            known = [h for h in hits if h.entry.id in model_faq]
+            scores = {}
+            if known:
+                mass = sum(model_faq[h.entry.id] for h in known)
+                logits = np.array([math.log(model_faq[h.entry.id] + 1e-9) + RETRIEVAL_WEIGHT * h.score for h in known])
+                shares = np.exp(logits - logits.max())
+                shares *= mass / shares.sum()
+                scores = {h.entry.id: float(share) for h, share in zip(known, shares, strict=True)}
+            unknown = next((h for h in hits if h.entry.id not in model_faq), None)
+            if unknown is not None:
+                ranking, scores[unknown.entry.id] = _take_from_out_of_scope(
+                    ranking, retrieval_probability(unknown.score, self.faq.threshold))
         best = sorted(scores.items(), key=lambda item: -item[1])[:TOP_FAQS]
-        return tuple(FaqCandidate(entry_id, round(score, 4), self.faq.by_id[entry_id].answer)
-                     for entry_id, score in best)
+        return ranking, tuple(FaqCandidate(entry_id, round(score, 4), self.faq.by_id[entry_id].answer)
+                              for entry_id, score in best)
 
 
-Ranking = tuple[tuple[str, float], ...]
-
-
-def _from_out_of_scope(ranking: Ranking, faqs: tuple[FaqCandidate, ...]) -> tuple[Ranking, tuple[FaqCandidate, ...]]:
-    """For an intent model without FAQ labels: the best entry takes its retrieval probability's share of
-    the out-of-scope mass (the rest stays out of scope), so the probabilities still add up to one."""
-    oos = dict(ranking).get(OOS_LABEL, 0.0)
-    best = faqs[0]
-    taken = oos * best.score
+def _take_from_out_of_scope(ranking: Ranking, share: float) -> tuple[Ranking, float]:
+    """(the ranking with `share` of its out-of-scope probability taken away, the probability taken): what
+    an entry the model does not know gets, so that the probabilities still add up to one."""
+    taken = dict(ranking).get(OOS_LABEL, 0.0) * share
     moved = tuple(sorted(((label, p - taken if label == OOS_LABEL else p) for label, p in ranking),
                          key=lambda item: -item[1]))
-    return moved, (FaqCandidate(best.id, round(taken, 4), best.answer),)
+    return moved, taken
