@@ -165,8 +165,8 @@ def test_no_match_repairs_then_transfers(machine):
     """Three repairs (the options, then keys), then a person on the fourth miss (issue 12: two generic
     re-prompts used to be all a caller got)."""
     state = at_menu(machine)
-    for count, prefix in ((1, "Sorry, I didn't catch that."), (2, "Sorry, I still didn't get that."),
-                          (3, "Sorry, I still didn't get that.")):
+    for count, prefix in ((1, "Sorry, I didn't catch that."), (2, "Sorry, I still didn't catch that."),
+                          (3, "Sorry, I still didn't catch that.")):
         state, actions = machine.step(state, Utterance("blah blah"))
         assert state.no_match_count == count and not state.ended
         assert says(actions)[0] == prefix
