@@ -66,6 +66,10 @@ class Settings:
     """Reprompts after silence in one node; the silence after the last reprompt triggers on_max_no_input."""
     max_no_match: int = 2
     """Reprompts after a miss (or a failed recognition); the next miss triggers on_max_no_match."""
+    max_asr_failures: int = 2
+    """Failed recognitions in a row (a broken recognizer, not a caller we misheard) that are reprompted; the
+    next one transfers the call whatever on_max_no_match says, so a caller never waits out every repair
+    of a component that is down."""
     on_max_no_input: Fallback = "transfer"
     on_max_no_match: Fallback = "transfer"
     on_max_duration: Fallback = "transfer"
@@ -316,7 +320,7 @@ class _Parser:
         values: dict[str, Any] = {}
         for key, value in raw.items():
             what = f"setting '{key}'"
-            if key in ("no_input_timeout_ms", "max_no_input", "max_no_match"):
+            if key in ("no_input_timeout_ms", "max_no_input", "max_no_match", "max_asr_failures"):
                 values[key] = self.count(raw, value, what, minimum=1 if key.endswith("_ms") else 0)
             elif key.startswith("on_max_"):
                 if value not in FALLBACKS:

@@ -9,7 +9,8 @@ Behaviour, in short:
   below settings.min_confidence, RecognitionFailed, a "no" to "Did you mean ...?") are counted per node.
   Up to max_no_input / max_no_match times the node reprompts; the next one ends the call per
   settings.on_max_no_input / on_max_no_match with the reason "no-input", "no-match" or, when a
-  RecognitionFailed tipped it, "asr-failure". Counters reset whenever a node is entered.
+  RecognitionFailed tipped it, "asr-failure". Counters reset whenever a node is entered. More than
+  max_asr_failures RecognitionFailed in a row (call-wide) transfer at once with "asr-failure".
 - Repair: after a miss a node with `repair` prompts says the n-th of them (the last one again after
   that) after the settings' no-match prefix (`repeat_no_match_prefix` from the second miss): a flow
   names the options first, then offers keys, so each retry is narrower than the last. A node without
@@ -78,6 +79,8 @@ class DialogState:
     """No-inputs in a row since the node was entered."""
     no_match_count: int = 0
     """No-matches (and failed recognitions) since the node was entered."""
+    asr_failures: int = 0
+    """Failed recognitions in a row, call-wide (reset by any turn that was recognized)."""
     turn: int = 0
     """Caller turns handled so far (utterances, digits, no-inputs, failed recognitions)."""
     ended: bool = False
@@ -138,7 +141,12 @@ class Machine:
         if isinstance(event, NoInput):
             return self._no_input(state, node)
         if isinstance(event, RecognitionFailed):
+            state = replace(state, asr_failures=state.asr_failures + 1)
+            if state.asr_failures > self._flow.settings.max_asr_failures:
+                return self._fallback(state, "transfer", REASON_ASR_FAILURE, [])
             return self._no_match(state, node, REASON_ASR_FAILURE)
+        if state.asr_failures and isinstance(event, Utterance):
+            state = replace(state, asr_failures=0)
         if state.pending and isinstance(event, Utterance | DigitsEntered):
             answered = self._answer_pending(state, node, event)
             if answered is not None:
