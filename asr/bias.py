@@ -31,7 +31,8 @@ class BiasSettings:
     yes_no: bool = False
     """expect='yes_no': prompt with YES_NO_PROMPT."""
     digits: bool = False
-    """expect='digits': prompt with DIGITS_PROMPT."""
+    """expect='digits': prompt with `digits_prompt`."""
+    digits_prompt: str = DIGITS_PROMPT
     digit_grammar: bool = False
     """expect='digits': only digit tokens, digit words and the phrases (global choices) may be decoded
     (asr.grammar)."""
@@ -40,7 +41,7 @@ class BiasSettings:
 def initial_prompt(options: RecognitionOptions, settings: BiasSettings) -> str:
     """The text to put before the turn ('' for none)."""
     if options.expect == "digits":
-        return DIGITS_PROMPT if settings.digits else ""
+        return settings.digits_prompt if settings.digits else ""
     if options.expect == "yes_no":
         return YES_NO_PROMPT if settings.yes_no else ""
     if options.expect != "choice" or settings.menu == "off":

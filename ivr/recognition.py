@@ -32,6 +32,16 @@ WINDOWS = {"fit": 0.0, "full": 30.0}
 """asr.window -> WhisperRecognizer's window_s."""
 
 
+DIGITS_END_OF_TURN_SILENCE_MS = 1000
+"""A caller reading out a number pauses between groups ("four two seven ... one nine three"): in a node
+collecting digits the turn ends after this much silence, not the call's usual 500 ms."""
+
+
+def end_of_turn_silence_ms(options: RecognitionOptions, default_ms: int) -> int:
+    """How much silence ends the turn the recognizer is about to hear."""
+    return max(default_ms, DIGITS_END_OF_TURN_SILENCE_MS) if options.expect == "digits" else default_ms
+
+
 def whisper_settings(config: AsrConfig) -> dict[str, Any]:
     """load_recognizer's Whisper settings for the agent's `asr:` configuration."""
     if config.window not in WINDOWS:

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from ivr.emotionlane import EmotionLane
 from ivr.errors import IvrError
 from ivr.eventlog import EventLog
 from ivr.frame import INTERNAL_RATE_HZ, Frame, FrameBuffer
-from ivr.recognition import TurnRecognition, expectation
+from ivr.recognition import TurnRecognition, end_of_turn_silence_ms, expectation
 from ivr.recorder import StereoRecorder
 from ivr.resample import Resampler, resample
 from ivr.services import Services
@@ -189,6 +189,8 @@ class CallSession:
         said = next((line.text for line in reversed(self.transcript) if line.speaker == "agent"), "")
         options, context = expectation(self._listen, self._state.node if self._state else None,
                                        self._services.machine.flow, said, self._services.config.asr)
+        self._turns.config = replace(self._turns.config, end_of_turn_silence_ms=end_of_turn_silence_ms(
+            options, self._cfg.end_of_turn_silence_ms))
         self._recognition = TurnRecognition(self._services.recognizer, self._asr_lane, self._clock,
                                             INTERNAL_RATE_HZ, options, context)
         self._recognition.feed(np.asarray(event.audio, dtype="<i2").tobytes())

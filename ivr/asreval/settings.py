@@ -21,12 +21,17 @@ from dataclasses import dataclass
 from functools import cache
 
 from asr.base import RecognitionOptions, SpeechRecognizer, Transcript
-from asr.bias import BiasSettings
+from asr.bias import DIGITS_PROMPT, BiasSettings
 from dialog.actions import Listen
 from dialog.flow import Flow, load_default_flow
 from ivr.asreval.devset import Turn
 from ivr.asreval.run import NODE_OF
 
+DIGIT_PROMPTS = {
+    "ordered": "0 1 2 3 4 5 6 7 8 9.",
+    "groups": "Account number: 5 9 3, 8 6 8. Thank you. And the other one is 1 5 0 2 6 4.",
+    "short": "5 9 3 8 6 8.",
+}
 AGENT_SAID = {"confirm": "Is that right?", "anything_else": "Is there anything else I can help you with?"}
 
 
@@ -69,6 +74,7 @@ def make(name: str) -> Setting:
         return Setting(_whisper("tiny.en", False, 30.0, 1, BiasSettings()), lambda turn: RecognitionOptions())
     model, window_s, beam, n_best, menu = "tiny.en", 30.0, 1, 1, "off"
     yes_no = digits = grammar = phonetic = False
+    digits_prompt = DIGITS_PROMPT
     for lever in levers:
         if lever == "turn":
             pass
@@ -80,6 +86,8 @@ def make(name: str) -> Setting:
             yes_no = True
         elif lever == "digits":
             digits = True
+        elif lever.startswith("dprompt="):
+            digits_prompt = DIGIT_PROMPTS[lever.split("=", 1)[1]]
         elif lever == "grammar":
             grammar = True
         elif lever.startswith("beam"):
@@ -92,7 +100,8 @@ def make(name: str) -> Setting:
             model = "base"
         else:
             raise ValueError(f"unknown lever {lever!r} in {name!r}")
-    bias = BiasSettings(menu=menu, yes_no=yes_no, digits=digits, digit_grammar=grammar)  # type: ignore[arg-type]
+    bias = BiasSettings(menu=menu, yes_no=yes_no, digits=digits, digit_grammar=grammar,  # type: ignore[arg-type]
+                        digits_prompt=digits_prompt)
     recognizer = _whisper(model, True, window_s, beam, bias)
     flow = _flow()
 
