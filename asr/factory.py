@@ -6,7 +6,8 @@ import logging
 
 from asr.base import RecognitionOptions, RecognizerStream, SpeechRecognizer, Transcript
 from asr.bias import BiasSettings
-from ivr.errors import IvrError, ModelMissingError
+from asr.errors import AsrError
+from models.errors import ModelMissingError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def load_recognizer(backend: str = "whisper", model: str = "", window_s: float =
         from asr.vosk_asr import VoskRecognizer
 
         return VoskRecognizer(model or "ko")
-    raise IvrError(f"unknown ASR backend '{backend}': choose one of {', '.join(BACKENDS)}")
+    raise AsrError(f"unknown ASR backend '{backend}': choose one of {', '.join(BACKENDS)}")
 
 
 class FallbackRecognizer(SpeechRecognizer):

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from asr.errors import AsrError
 from asr.vad_base import VoiceActivityDetector
-from ivr.errors import FrameError, IvrError
-from ivr.frame import INTERNAL_RATE_HZ, Frame, join
+from telephony.audio.frame import INTERNAL_RATE_HZ, Frame, join
+from telephony.errors import FrameError
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,11 @@ class TurnConfig:
     def __post_init__(self) -> None:
         for name in ("start_speech_ms", "end_of_turn_silence_ms", "pre_roll_ms", "min_speech_ms"):
             if getattr(self, name) < 0:
-                raise IvrError(f"turn config: {name} must be >= 0, got {getattr(self, name)}")
+                raise AsrError(f"turn config: {name} must be >= 0, got {getattr(self, name)}")
         if self.max_turn_ms <= 0:
-            raise IvrError(f"turn config: max_turn_ms must be > 0, got {self.max_turn_ms}")
+            raise AsrError(f"turn config: max_turn_ms must be > 0, got {self.max_turn_ms}")
         if not 0.0 <= self.threshold <= 1.0:
-            raise IvrError(f"turn config: threshold must be in [0, 1], got {self.threshold}")
+            raise AsrError(f"turn config: threshold must be in [0, 1], got {self.threshold}")
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class TurnDetector:
     def __init__(self, vad: VoiceActivityDetector, config: TurnConfig | None = None,
                  sample_rate_hz: int = INTERNAL_RATE_HZ) -> None:
         if sample_rate_hz not in vad.sample_rates_hz:
-            raise IvrError(f"{vad.name} VAD takes {vad.sample_rates_hz} Hz, not {sample_rate_hz} Hz")
+            raise AsrError(f"{vad.name} VAD takes {vad.sample_rates_hz} Hz, not {sample_rate_hz} Hz")
         self.vad = vad
         self.config = config or TurnConfig()
         self.sample_rate_hz = sample_rate_hz

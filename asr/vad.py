@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from asr.errors import AsrError
 from asr.vad_base import VoiceActivityDetector
-from ivr.errors import IvrError, ModelMissingError
-from ivr.frame import BYTES_PER_SAMPLE
+from models.errors import ModelMissingError
+from telephony.audio.frame import BYTES_PER_SAMPLE
 
 SUPPORTED_RATES_HZ = (8000, 16000)
 WEBRTC_FRAME_MS = (10, 20, 30)
@@ -34,8 +35,8 @@ VAD_NAMES = ("webrtc", "silero")
 
 def _check_rate(name: str, sample_rate_hz: int) -> None:
     if sample_rate_hz not in SUPPORTED_RATES_HZ:
-        raise IvrError(f"{name} VAD takes 8000 or 16000 Hz frames, got {sample_rate_hz} Hz: "
-                       "resample the audio first (ivr.resample)")
+        raise AsrError(f"{name} VAD takes 8000 or 16000 Hz frames, got {sample_rate_hz} Hz: "
+                       "resample the audio first (telephony.audio.resample)")
 
 
 class WebRtcVad(VoiceActivityDetector):
@@ -50,7 +51,7 @@ class WebRtcVad(VoiceActivityDetector):
         import webrtcvad
 
         if aggressiveness not in (0, 1, 2, 3):
-            raise IvrError(f"WebRTC VAD aggressiveness must be 0..3, got {aggressiveness}")
+            raise AsrError(f"WebRTC VAD aggressiveness must be 0..3, got {aggressiveness}")
         self.aggressiveness = aggressiveness
         self._vad_class = webrtcvad.Vad
         self._vad = webrtcvad.Vad(aggressiveness)
@@ -60,7 +61,7 @@ class WebRtcVad(VoiceActivityDetector):
         frame_ms = 1000 * len(pcm) // (BYTES_PER_SAMPLE * sample_rate_hz)
         whole = len(pcm) == frame_ms * sample_rate_hz * BYTES_PER_SAMPLE // 1000
         if frame_ms not in WEBRTC_FRAME_MS or not whole:
-            raise IvrError(f"WebRTC VAD takes 10, 20 or 30 ms frames, "
+            raise AsrError(f"WebRTC VAD takes 10, 20 or 30 ms frames, "
                            f"got {len(pcm)} bytes at {sample_rate_hz} Hz")
         return 1.0 if self._vad.is_speech(pcm, sample_rate_hz) else 0.0
 
@@ -151,4 +152,4 @@ def make_vad(name: str = "webrtc") -> VoiceActivityDetector:
         return WebRtcVad()
     if key == "silero":
         return SileroVad()
-    raise IvrError(f"unknown VAD '{name}': choose one of {', '.join(VAD_NAMES)}")
+    raise AsrError(f"unknown VAD '{name}': choose one of {', '.join(VAD_NAMES)}")

@@ -18,8 +18,9 @@ import numpy as np
 
 from asr._audio import mono_int16
 from asr.base import AsrCapabilities, RecognitionOptions, RecognizerStream, SpeechRecognizer, Transcript, Word
+from asr.errors import AsrError
 from asr.grammar import DIGIT_WORDS
-from ivr.errors import IvrError, ModelMissingError
+from models.errors import ModelMissingError
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class VoskRecognizer(SpeechRecognizer):
 
     def stream(self, sample_rate_hz: int, options: RecognitionOptions | None = None) -> VoskStream:
         if sample_rate_hz <= 0:
-            raise IvrError(f"invalid sample rate {sample_rate_hz}")
+            raise AsrError(f"invalid sample rate {sample_rate_hz}")
         options = options or RecognitionOptions()
         phrases = options.phrases
         if options.expect == "digits":  # a digit string, or one of the phrases (the flow's global choices)
@@ -132,9 +133,9 @@ class VoskStream(RecognizerStream):
 
     def accept(self, pcm: bytes) -> Transcript | None:
         if self._done:
-            raise IvrError("vosk stream already finished")
+            raise AsrError("vosk stream already finished")
         if len(pcm) % 2:
-            raise IvrError(f"PCM16 audio has an odd byte count ({len(pcm)})")
+            raise AsrError(f"PCM16 audio has an odd byte count ({len(pcm)})")
         if not pcm:
             return None
         if self._rec.AcceptWaveform(pcm):
@@ -147,7 +148,7 @@ class VoskStream(RecognizerStream):
 
     def finish(self) -> Transcript:
         if self._done:
-            raise IvrError("vosk stream already finished")
+            raise AsrError("vosk stream already finished")
         self._done = True
         self._segments.append(json.loads(self._rec.FinalResult()))
         words = tuple(Word(str(w["word"]), float(w["start"]), float(w["end"]), float(w.get("conf", 1.0)))

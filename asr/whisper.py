@@ -36,8 +36,9 @@ from asr.base import (
     Word,
 )
 from asr.bias import BiasSettings, initial_prompt
-from ivr.errors import IvrError, ModelMissingError
-from ivr.resample import resample
+from asr.errors import AsrError
+from models.errors import ModelMissingError
+from telephony.audio.resample import resample
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class WhisperRecognizer(SpeechRecognizer):
 
     def stream(self, sample_rate_hz: int, options: RecognitionOptions | None = None) -> WhisperStream:
         if sample_rate_hz <= 0:
-            raise IvrError(f"invalid sample rate {sample_rate_hz}")
+            raise AsrError(f"invalid sample rate {sample_rate_hz}")
         return WhisperStream(self, sample_rate_hz, options or RecognitionOptions())
 
     def transcribe(self, samples: np.ndarray, sample_rate_hz: int,
@@ -302,17 +303,17 @@ class WhisperStream(RecognizerStream):
 
     def accept(self, pcm: bytes) -> Transcript | None:
         if len(pcm) % 2:
-            raise IvrError(f"PCM16 audio has an odd byte count ({len(pcm)})")
+            raise AsrError(f"PCM16 audio has an odd byte count ({len(pcm)})")
         with self._lock:
             if self._done:
-                raise IvrError("whisper stream already finished")
+                raise AsrError("whisper stream already finished")
             self._chunks.append(bytes(pcm))
         return None
 
     def finish(self) -> Transcript:
         with self._lock:
             if self._done:
-                raise IvrError("whisper stream already finished")
+                raise AsrError("whisper stream already finished")
             self._done = True
             pcm, self._chunks = b"".join(self._chunks), []
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.int16)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ivr.errors import FlowError
+from dialog.errors import DialogError, FlowError
 
 
 class LineDict(dict[str, Any]):
@@ -62,3 +63,13 @@ def line_of(value: object, key: str | None = None) -> int:
     if not isinstance(value, LineDict):
         return 0
     return value.key_lines.get(key, value.line) if key is not None else value.line
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """The parsed document of a user's file (None when empty); DialogError naming the file when it cannot
+    be read, FlowError (a DialogError) with the line when it is not YAML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DialogError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    return parse_yaml(text, str(path))

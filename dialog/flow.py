@@ -48,7 +48,7 @@ from typing import Any, Literal
 
 from dialog._yaml import line_of, parse_yaml
 from dialog.emotion.policy import EmotionEscalation
-from ivr.errors import FlowError
+from dialog.errors import FlowError
 
 Fallback = Literal["transfer", "hangup"]
 FALLBACKS: tuple[str, ...] = ("transfer", "hangup")

@@ -47,6 +47,7 @@ from dialog.actions import Action, Hangup, Listen, Say, Transfer
 from dialog.decide import decide
 from dialog.emotion.policy import REASON_NEGATIVE_EMOTION, EmotionTrack, is_upset, should_escalate
 from dialog.emotion.policy import update as update_emotion
+from dialog.errors import FlowError
 from dialog.events import (
     CallStarted,
     DigitsEntered,
@@ -59,7 +60,6 @@ from dialog.events import (
 from dialog.flow import Choice, CollectSpec, Flow, Node
 from dialog.matching import match_digits, normalize
 from dialog.nlu.slots import parse_amount, parse_digits, parse_yes_no, read_back_digits, say_amount
-from ivr.errors import FlowError
 
 YES_NO_INTENTS = ("yes", "no")
 

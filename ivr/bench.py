@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from ivr.audiofile import read_audio
 from ivr.errors import IvrError
-from ivr.resample import resample
 from ivr.wer import wer
+from models.errors import AgentError
+from telephony.audio.audiofile import read_audio
+from telephony.audio.resample import resample
 
 CALL_RATE_HZ = 8000
 TTS_TEXTS = [
@@ -149,17 +150,17 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     for engine in ("piper", "espeak-ng"):
         try:
             results["tts"][engine] = bench_tts(engine)
-        except IvrError as exc:
+        except AgentError as exc:
             results["tts"][engine] = {"error": str(exc)}
+    from ivr.call.services import Services
     from ivr.config import AgentConfig
-    from ivr.services import Services
 
     services = Services.load(AgentConfig(tts_cache_dir=""))
     results["calls"] = bench_calls(args.calls, services)
     suite = default_suite() if args.suite is None else args.suite
     try:
         results["suite"] = bench_suite(suite, services)
-    except IvrError as exc:
+    except AgentError as exc:
         results["suite"] = {"skipped": str(exc)}
     _print_table(results)
     out = Path(args.json)

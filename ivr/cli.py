@@ -3,54 +3,43 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
+from ivr.call.events import BargeIn, CallEnded, CallEvent, Dtmf, NoInput, ReplyStarted, Said, Transcript
+from ivr.cliargs import add_model_args, agent_config
 from ivr.errors import IvrError
+from models.errors import AgentError
 
 
-def _config(args: argparse.Namespace) -> Any:
-    from ivr.config import load_config
-
-    config = load_config(args.config)
-    overrides = {k: v for k, v in (("asr_backend", args.asr), ("asr_model", args.asr_model),
-                                   ("tts_engine", args.tts), ("tts_voice", args.voice),
-                                   ("flow", args.flow)) if v is not None}
-    call_overrides = {k: v for k, v in (("sample_rate_hz", args.rate), ("vad", args.vad)) if v is not None}
-    if call_overrides:
-        overrides["call"] = dataclasses.replace(config.call, **call_overrides)
-    return dataclasses.replace(config, **overrides)
-
-
-def _print_event(event: dict[str, Any]) -> None:
-    t = f"[{event['t_ms'] / 1000:7.2f}s]"
-    kind = event["type"]
-    if kind == "say":
-        print(f"{t} agent:  {event['text']}", flush=True)
-    elif kind == "transcript":
-        print(f"{t} caller: {event['text'] or '(nothing recognized)'}  (confidence {event['confidence']:.2f})",
-              flush=True)
-    elif kind == "dtmf":
-        print(f"{t} caller: [key {event['digit']}]", flush=True)
-    elif kind == "barge_in":
-        print(f"{t}   (caller interrupted; prompt stopped {event['reaction_ms']:.0f} ms after speech onset)",
-              flush=True)
-    elif kind == "no_input":
-        print(f"{t}   (no input for {event['timeout_ms'] / 1000:.1f} s)", flush=True)
-    elif kind == "reply_started":
-        print(f"{t}   (voice-to-voice {event['latency_ms']:.0f} ms)", flush=True)
-    elif kind == "call_ended":
-        where = f" to {event['target']}" if event["target"] else ""
-        print(f"{t} call {event['outcome']}{where} ({event['reason']})", flush=True)
+def _print_event(event: CallEvent) -> None:
+    t = f"[{event.t_ms / 1000:7.2f}s]"
+    line = ""
+    match event:
+        case Said(text=text):
+            line = f"agent:  {text}"
+        case Transcript(text=text, confidence=confidence):
+            line = f"caller: {text or '(nothing recognized)'}  (confidence {confidence:.2f})"
+        case Dtmf(digit=digit):
+            line = f"caller: [key {digit}]"
+        case BargeIn(reaction_ms=reaction_ms):
+            line = f"  (caller interrupted; prompt stopped {reaction_ms:.0f} ms after speech onset)"
+        case NoInput(timeout_ms=timeout_ms):
+            line = f"  (no input for {timeout_ms / 1000:.1f} s)"
+        case ReplyStarted(latency_ms=latency_ms):
+            line = f"  (voice-to-voice {latency_ms:.0f} ms)"
+        case CallEnded(outcome=outcome, reason=reason, target=target):
+            where = f" to {target}" if target else ""
+            line = f"call {outcome}{where} ({reason})"
+    if line:
+        print(f"{t} {line}", flush=True)
 
 
 def cmd_call(args: argparse.Namespace) -> int:
-    from ivr.services import Services
+    from ivr.call.services import Services
     from ivr.simulate import simulate_call
     from telephony.wavfile import CallerTurn, load_script
 
@@ -62,12 +51,12 @@ def cmd_call(args: argparse.Namespace) -> int:
         raise IvrError("--raw plays exactly one caller recording from the start of the call")
     turns = load_script(args.script) if args.script else [CallerTurn(wav=w) for w in args.wav]
     if not args.raw:  # check the files before loading models
-        from ivr.audiofile import read_audio
+        from telephony.audio.audiofile import read_audio
         for turn in turns:
             if turn.wav:
                 read_audio(turn.wav)
     out_dir = Path(args.out) if args.out else Path("calls") / time.strftime("%Y%m%d-%H%M%S")
-    services = Services.load(_config(args))
+    services = Services.load(agent_config(args))
     from ivr.store.hook import call_store_writer
     store = call_store_writer(args)
     listeners = [fn for fn in (None if args.quiet else _print_event, store) if fn is not None]
@@ -87,17 +76,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="agent config YAML (defaults are built in)")
-    p.add_argument("--flow", help="call flow YAML (default: the bundled bank flow)")
-    p.add_argument("--asr", choices=["whisper", "vosk"], help="speech recognizer (default whisper)")
-    p.add_argument("--asr-model", help="whisper: tiny.en or a CTranslate2 directory; vosk: a model directory")
-    p.add_argument("--tts", choices=["piper", "espeak-ng", "coqui"], help="speech synthesizer (default piper)")
-    p.add_argument("--voice", help="TTS voice (Piper: a .onnx path; default en_US-joe-medium)")
-    p.add_argument("--vad", choices=["webrtc", "silero"], help="voice activity detector (default webrtc)")
-    p.add_argument("--rate", type=int, help="caller line sample rate in Hz (default 8000)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="Voice-first call-center agent, offline on CPU.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the agent does")
@@ -113,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="play the one WAV from the first moment of the call, as a line recording")
     call.add_argument("-q", "--quiet", action="store_true", help="don't print the conversation")
     call.add_argument("--no-store", action="store_true", help="don't write the call into the call store")
-    _common_model_args(call)
+    add_model_args(call)
     call.set_defaults(func=cmd_call)
 
     bench = sub.add_parser("bench", help="ASR, TTS and voice-to-voice benchmarks: a table and JSON")
@@ -128,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
     from ivr.transcribe.cli import register
     register(sub)
-    from telephony.sip.cli import register as register_sip
+    from ivr.serve.cli import register as register_sip
     register_sip(sub)
     from ivr.store.cli import register as register_store
     register_store(sub)
@@ -136,9 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     register_console(sub)
     from ivr.importer.cli import register as register_import
     register_import(sub)
-    from dialog.nlu.cli import register as register_nlu
+    from ivr.train.nlu.cli import register as register_nlu
     register_nlu(sub)
-    from dialog.emotion.cli import register as register_emotion
+    from ivr.train.emotion.cli import register as register_emotion
     register_emotion(sub)  # after NLU: adds to its `ivr train` group
     from ivr.convtest.cli import register as register_test
     register_test(sub)
@@ -153,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except IvrError as exc:
+    except AgentError as exc:
         print(f"ivr: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

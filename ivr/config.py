@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.errors import IvrError
-from ivr.yamlfile import read_yaml
+from telephony.yamlfile import read_yaml
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class AsrConfig:
     """In a node collecting digits, decode only digits, digit words and the flow's one-word global keywords."""
     alternatives: int = 2
     """Next-best hypotheses per turn (beam search of 1 + this width); the first one the node can act on
-    is taken (ivr.recognition); 0: greedy, one hypothesis."""
+    is taken (ivr.call.recognition); 0: greedy, one hypothesis."""
     phonetic: bool = True
     """Recover a node's keywords by sound when no hypothesis names one (asr.phonetic)."""
 

@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from ivr.audiofile import write_wav
-from ivr.clock import Clock, VirtualClock, WallClock
-from ivr.driver import CallResult, run_call
-from ivr.frame import join
-from ivr.services import Services
-from ivr.session import CallSession
+from ivr.call.driver import CallResult, run_call
+from ivr.call.events import BargeIn, CallEvent, ReplyStarted
+from ivr.call.services import Services
+from ivr.call.session import CallSession
+from telephony.audio.audiofile import write_wav
+from telephony.audio.frame import join
+from telephony.clock import Clock, VirtualClock, WallClock
 from telephony.wavfile import CallerTurn, RecordingCaller, ScriptedCaller
 from tts.stream import speak
 
@@ -28,11 +29,11 @@ class SimulatedCall:
     out_dir: Path | None
 
     @property
-    def events(self) -> list[dict[str, Any]]:
+    def events(self) -> list[CallEvent]:
         return self.session.log.events
 
     def latencies_ms(self) -> list[float]:
-        return [float(e["latency_ms"]) for e in self.session.log.of_type("reply_started")]
+        return [e.latency_ms for e in self.session.log.of_type(ReplyStarted)]
 
 
 def caller_voice(services: Services) -> Any:
@@ -73,7 +74,7 @@ def write_outputs(out_dir: Path, session: CallSession, caller: ScriptedCaller, r
     (out_dir / "transcript.json").write_text(json.dumps(lines, indent=2, ensure_ascii=False), encoding="utf-8")
     text = "\n".join(f"[{line['start_ms'] / 1000:7.2f}s] {line['speaker']}: {line['text']}" for line in lines)
     (out_dir / "transcript.txt").write_text(text + "\n", encoding="utf-8")
-    latencies = [e["latency_ms"] for e in session.log.of_type("reply_started")]
+    latencies = [e.latency_ms for e in session.log.of_type(ReplyStarted)]
     summary = {"call_id": session.call_id, **asdict(result), "voice_to_voice_ms": latencies,
-               "barge_ins": len(session.log.of_type("barge_in"))}
+               "barge_ins": len(session.log.of_type(BargeIn))}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

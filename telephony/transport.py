@@ -1,16 +1,39 @@
-"""What carries a call's audio: the SIP bridge for real calls, WAV files for simulated ones."""
+"""What carries a call's audio: the SIP line for real calls (`telephony.sip.transport`), WAV files and
+scripts for simulated ones (`telephony.wavfile`). The one driver loop (`ivr.call.driver`) runs every
+call through this interface, so a simulation exercises what a real call does."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
-from ivr.frame import Frame
+from telephony.audio.frame import Frame
+
+
+@dataclass(frozen=True)
+class KeyPress:
+    digit: str
+    method: str = ""
+    """How the key reached the line (rfc4733, sip-info, inband); "" for a simulated caller."""
+
+
+@dataclass(frozen=True)
+class LineEnd:
+    """The line closed under the call: the caller hung up, the agent's side hung up, or it went silent."""
+
+    outcome: str
+    """"caller-hangup", "agent-hangup" or "rtp-timeout"."""
+    reason: str = ""
+    silent_s: float = 0.0
+    """For "rtp-timeout": how long no audio came."""
 
 
 class CallTransport(ABC):
     """The caller's side of one call, seen from the agent, one 20 ms frame at a time."""
 
     sample_rate_hz: int
+    paces_itself = False
+    """True when `read` waits for the caller's next frame (a media clock): the driver then never sleeps."""
 
     @abstractmethod
     def read(self, now_ms: float) -> Frame | None:
@@ -24,9 +47,17 @@ class CallTransport(ABC):
         """DTMF keys pressed since the last tick."""
         return []
 
+    def key_presses(self) -> list[KeyPress]:
+        """The keys pressed since the last tick, with how each arrived."""
+        return [KeyPress(digit) for digit in self.pressed_keys()]
+
     @property
     def caller_hung_up(self) -> bool:
         return False
+
+    def line_end(self) -> LineEnd | None:
+        """Why the line closed, or None while it is open."""
+        return LineEnd("caller-hangup") if self.caller_hung_up else None
 
     @abstractmethod
     def end(self, outcome: str, transfer_target: str = "") -> None:

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ivr.audiofile import read_audio
-from ivr.errors import IvrError
-from ivr.frame import Frame, FrameBuffer
-from ivr.resample import resample
-from ivr.yamlfile import read_yaml
+from telephony.audio.audiofile import read_audio
+from telephony.audio.frame import Frame, FrameBuffer
+from telephony.audio.resample import resample
+from telephony.errors import TelephonyError
 from telephony.transport import CallTransport
+from telephony.yamlfile import read_yaml
 
 AGENT_SPEECH_RMS = 300.0
 """A frame of agent audio louder than this (int16 RMS) counts as the agent talking."""
@@ -47,16 +47,17 @@ def load_script(path: str | Path) -> list[CallerTurn]:
     data = read_yaml(p, "caller script")
     items = data.get("turns") if isinstance(data, dict) else data
     if not isinstance(items, list) or not items:
-        raise IvrError(f"{p}: a caller script needs a non-empty list of turns")
+        raise TelephonyError(f"{p}: a caller script needs a non-empty list of turns")
     turns = []
     for i, item in enumerate(items, 1):
         if isinstance(item, str):
             item = {"say": item}
         if not isinstance(item, dict):
-            raise IvrError(f"{p}: turn {i} must be a mapping or a text")
+            raise TelephonyError(f"{p}: turn {i} must be a mapping or a text")
         unknown = sorted(set(item) - TURN_KEYS)
         if unknown:
-            raise IvrError(f"{p}: turn {i}: unknown key(s) {', '.join(unknown)}; use {', '.join(sorted(TURN_KEYS))}")
+            raise TelephonyError(f"{p}: turn {i}: unknown key(s) {', '.join(unknown)}; "
+                                 f"use {', '.join(sorted(TURN_KEYS))}")
         if "wav" in item:
             wav = Path(str(item["wav"]))
             item = {**item, "wav": str(wav if wav.is_absolute() else p.parent / wav)}
@@ -89,7 +90,7 @@ class ScriptedCaller(CallTransport):
             if turn.wav:
                 read_audio(turn.wav)
             if turn.say and speak is None:
-                raise IvrError("caller turns with 'say' need a TTS voice")
+                raise TelephonyError("caller turns with 'say' need a TTS voice")
 
     @property
     def caller_hung_up(self) -> bool:

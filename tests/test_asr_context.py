@@ -6,7 +6,7 @@ from asr.base import Alternative, RecognitionOptions, Transcript
 from asr.bias import DIGITS_PROMPT, BiasSettings, initial_prompt
 from dialog.actions import Listen
 from dialog.flow import load_default_flow
-from ivr.recognition import TurnContext, expectation, hypothesis_score, listen_options, understand_hypotheses
+from ivr.call.recognition import TurnContext, expectation, hypothesis_score, listen_options, understand_hypotheses
 
 FLOW = load_default_flow()
 MENU_PHRASES = tuple(dict.fromkeys(k for c in FLOW.node("main_menu").expect + FLOW.global_choices for k in c.keywords))
@@ -72,8 +72,8 @@ def test_keywords_heard_wrong_come_back_by_sound_when_asked():
 
 
 def test_the_agent_config_tunes_recognition():
+    from ivr.call.recognition import whisper_settings
     from ivr.config import AsrConfig
-    from ivr.recognition import whisper_settings
 
     settings = whisper_settings(AsrConfig())
     assert settings["window_s"] == 0.0 and settings["bias"].digits
@@ -88,14 +88,14 @@ def test_an_asr_section_in_the_config_file_is_read_and_checked(tmp_path):
     import pytest
 
     from ivr.config import load_config
-    from ivr.errors import IvrError
+    from models.errors import AgentError
 
     path = tmp_path / "agent.yaml"
     path.write_text("asr_model: base\nasr:\n  window: full\n  alternatives: 2\n")
     config = load_config(path)
     assert config.asr_model == "base" and config.asr.window == "full" and config.asr.alternatives == 2
     path.write_text("asr:\n  windw: full\n")
-    with pytest.raises(IvrError, match="windw"):
+    with pytest.raises(AgentError, match="windw"):
         load_config(path)
 
 

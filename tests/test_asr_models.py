@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from ivr.errors import ModelMissingError
 from models import whisper_base
+from models.errors import ModelMissingError
 from models.whisper_base import DamagedModelError, whisper_base_dir
 
 

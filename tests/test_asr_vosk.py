@@ -12,10 +12,10 @@ import pytest
 from asr.base import RecognitionOptions, Transcript
 from asr.factory import load_recognizer
 from asr.vosk_asr import VoskRecognizer, supports_grammar
-from ivr.audiofile import read_audio
-from ivr.errors import ModelMissingError
-from ivr.frame import split
-from ivr.resample import resample
+from models.errors import ModelMissingError
+from telephony.audio.audiofile import read_audio
+from telephony.audio.frame import split
+from telephony.audio.resample import resample
 
 KOREAN_TEXT = "안녕하세요. 계좌 잔액을 확인하고 싶습니다. 카드를 분실했어요."
 GRAMMAR = ("계좌 잔액", "카드 분실", "상담원")

@@ -10,11 +10,11 @@ import pytest
 from asr.base import AsrCapabilities, RecognitionOptions, RecognizerStream, SpeechRecognizer
 from asr.factory import FallbackRecognizer, load_recognizer
 from asr.whisper import WhisperRecognizer
-from ivr.audiofile import read_audio
-from ivr.errors import IvrError, ModelMissingError
-from ivr.frame import split
-from ivr.resample import resample
 from ivr.wer import wer
+from models.errors import AgentError, ModelMissingError
+from telephony.audio.audiofile import read_audio
+from telephony.audio.frame import split
+from telephony.audio.resample import resample
 
 PROMPTS = ["agent-pass.flac", "cannot-complete-as-dialed.flac", "check-number-dial-again.flac",
            "auth-incorrect.flac", "agent-newlocation.flac"]
@@ -71,7 +71,7 @@ def test_stream_takes_any_rate_in_20_ms_frames_and_stereo_through_transcribe(whi
         assert stream.accept(frame.pcm) is None  # no partials from Whisper
     streamed = stream.finish()
     assert wer([text], [streamed.text]) <= 0.3
-    with pytest.raises(IvrError):
+    with pytest.raises(AgentError):
         stream.accept(b"\0\0")
     stereo = np.stack([clip.mono(), clip.mono()], axis=1)
     assert wer([text], [whisper.transcribe(stereo, clip.sample_rate_hz).text]) <= 0.3
@@ -153,5 +153,5 @@ def test_missing_model_path_is_a_helpful_error(tmp_path):
 
 
 def test_unknown_backend_lists_the_valid_ones():
-    with pytest.raises(IvrError, match="whisper, vosk"):
+    with pytest.raises(AgentError, match="whisper, vosk"):
         load_recognizer("nonsense")

@@ -13,8 +13,8 @@ from asr.base import RecognitionOptions
 from asr.bias import BiasSettings
 from asr.whisper import WhisperRecognizer
 from dialog.nlu.slots import parse_digits
-from ivr.audiofile import read_audio
 from ivr.wer import wer
+from telephony.audio.audiofile import read_audio
 
 pytestmark = pytest.mark.models
 

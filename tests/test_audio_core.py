@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ivr.audiofile import read_audio, write_wav
-from ivr.errors import AudioFileError, FrameError
-from ivr.frame import Frame, FrameBuffer, check_same_rate, join, split
-from ivr.resample import Resampler, resample
-from telephony import g711
+from telephony.audio import g711
+from telephony.audio.audiofile import read_audio, write_wav
+from telephony.audio.frame import Frame, FrameBuffer, check_same_rate, join, split
+from telephony.audio.resample import Resampler, resample
+from telephony.errors import AudioFileError, FrameError
 
 
 def tone(freq_hz: float, rate_hz: int, seconds: float = 0.5, amp: float = 0.5) -> np.ndarray:

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from asr.factory import load_recognizer
-from ivr.audiofile import read_audio
+from ivr.call.events import BargeIn, CallEnded, DialogStep, Dtmf, NoInput, Said, Transcript
+from ivr.call.services import Services
 from ivr.config import AgentConfig
-from ivr.services import Services
 from ivr.simulate import simulate_call
+from telephony.audio.audiofile import read_audio
 from telephony.wavfile import CallerTurn
 
 pytestmark = pytest.mark.models
@@ -27,7 +28,7 @@ def whisper():
 
 
 def nodes(call):
-    return [e["node"] for e in call.session.log.of_type("dialog")]
+    return [e["node"] for e in call.session.log.of_type(DialogStep)]
 
 
 def heard(whisper, call, start_ms=0.0, end_ms=None) -> str:
@@ -42,7 +43,7 @@ def test_caller_asking_for_balance_hears_the_balance(services, whisper, tmp_path
     call = simulate_call(services, [CallerTurn(say="What is my account balance?"),
                                     CallerTurn(say="No, that's all, thank you.")], out_dir=tmp_path)
     assert "balance" in nodes(call)
-    answer = next(e for e in call.session.log.of_type("say") if "balance is" in e["text"])
+    answer = next(e for e in call.session.log.of_type(Said) if "balance is" in e["text"])
     assert "balance" in heard(whisper, call, answer["t_ms"], answer["t_ms"] + 6000)
     assert call.result.outcome == "completed"
     assert call.latencies_ms() and all(lat < 5000 for lat in call.latencies_ms())
@@ -58,9 +59,9 @@ def test_caller_asking_for_a_human_is_transferred(services, tmp_path, request_te
 
 def test_silent_caller_is_reprompted_then_handed_off(services, tmp_path):
     call = simulate_call(services, [CallerTurn(silence_ms=60_000)], out_dir=tmp_path)
-    no_inputs = call.session.log.of_type("no_input")
+    no_inputs = call.session.log.of_type(NoInput)
     assert len(no_inputs) >= 2
-    says = call.session.log.of_type("say")
+    says = call.session.log.of_type(Said)
     assert len(says) >= 3  # greeting, at least one re-prompt, and a closing line
     assert call.result.outcome in ("transferred", "completed")
     assert call.result.reason == "no-input"
@@ -69,7 +70,7 @@ def test_silent_caller_is_reprompted_then_handed_off(services, tmp_path):
 def test_barge_in_stops_the_prompt_within_200_ms(services, whisper, tmp_path):
     call = simulate_call(services, [CallerTurn(say="I need to speak to an agent.", barge_in_after_ms=1500)],
                          out_dir=tmp_path)
-    barge = call.session.log.of_type("barge_in")
+    barge = call.session.log.of_type(BargeIn)
     assert len(barge) == 1
     assert barge[0]["reaction_ms"] <= 200
     # The agent's channel really goes quiet right after the barge-in.
@@ -84,7 +85,7 @@ def test_barge_in_stops_the_prompt_within_200_ms(services, whisper, tmp_path):
 def test_keypad_choice_changes_the_dialog(services, tmp_path):
     call = simulate_call(services, [CallerTurn(dtmf="1"), CallerTurn(dtmf="0")], out_dir=tmp_path)
     assert "balance" in nodes(call)
-    assert len(call.session.log.of_type("dtmf")) == 2
+    assert len(call.session.log.of_type(Dtmf)) == 2
     assert call.result.outcome == "transferred"
 
 
@@ -92,7 +93,7 @@ def test_real_recorded_caller_at_8khz(services, shared_data, tmp_path):
     """A human recording from the shared telephone-speech set (a spoken digit 'one' picks option 1)."""
     wav = shared_data / "speech" / "fsdd" / "1_jackson_0.flac"
     call = simulate_call(services, [CallerTurn(wav=str(wav)), CallerTurn(dtmf="0")], out_dir=tmp_path)
-    transcripts = [e["text"].lower() for e in call.session.log.of_type("transcript")]
+    transcripts = [e["text"].lower() for e in call.session.log.of_type(Transcript)]
     assert transcripts and ("one" in transcripts[0] or "1" in transcripts[0])
     assert "balance" in nodes(call)
 
@@ -114,4 +115,4 @@ def test_caller_hanging_up_ends_the_call(services, tmp_path):
                          out_dir=tmp_path)
     assert "hours" in nodes(call)
     assert call.result.outcome == "caller-hangup"
-    assert call.session.log.of_type("call_ended")[-1]["outcome"] == "caller-hangup"
+    assert call.session.log.of_type(CallEnded)[-1]["outcome"] == "caller-hangup"

@@ -7,10 +7,11 @@ import pytest
 
 from asr.factory import load_recognizer
 from dialog.nlu.slots import parse_digits
-from ivr.audiofile import read_audio
+from ivr.call.events import DialogStep, FaqMiss, NluResult, Said
+from ivr.call.services import Services
 from ivr.config import AgentConfig
-from ivr.services import Services
 from ivr.simulate import caller_voice, simulate_call
+from telephony.audio.audiofile import read_audio
 from telephony.wavfile import CallerTurn
 
 pytestmark = pytest.mark.models
@@ -59,10 +60,10 @@ def heard_between(whisper, call, start_ms, end_ms):
 def test_caller_gives_an_account_number_and_hears_it_read_back(services, whisper, tmp_path, account):
     call = simulate_call(services, [CallerTurn(say="I'd like a bank statement."), account,
                                     CallerTurn(say="Yes."), CallerTurn(say="No, thank you.")], out_dir=tmp_path)
-    read_back = next(e for e in call.session.log.of_type("say") if e["text"].startswith("I heard"))
+    read_back = next(e for e in call.session.log.of_type(Said) if e["text"].startswith("I heard"))
     assert "1 2 3 4 5 6" in read_back["text"]
     assert parse_digits(heard_between(whisper, call, read_back["t_ms"], read_back["t_ms"] + 5000)) == "123456"
-    nodes = [e["node"] for e in call.session.log.of_type("dialog")]
+    nodes = [e["node"] for e in call.session.log.of_type(DialogStep)]
     assert "statement_sent" in nodes
     assert call.result.outcome == "completed"
 
@@ -72,9 +73,9 @@ def test_faq_question_is_answered_and_a_miss_is_logged(services, tmp_path):
                                     CallerTurn(say="Yes, thanks."),
                                     CallerTurn(say="What will the weather be like on Mars?"),
                                     CallerTurn(say="Agent please.")], out_dir=tmp_path)
-    says = [e["text"] for e in call.session.log.of_type("say")]
+    says = [e["text"] for e in call.session.log.of_type(Said)]
     assert any("five hundred dollars a day" in s for s in says), says
     assert any("Did that answer your question?" in s for s in says)
-    assert [e["faq"] for e in call.session.log.of_type("nlu")][0] == "withdrawal_limit"
-    assert len(call.session.log.of_type("faq_miss")) == 1
+    assert [e["faq"] for e in call.session.log.of_type(NluResult)][0] == "withdrawal_limit"
+    assert len(call.session.log.of_type(FaqMiss)) == 1
     assert call.result.reason == "caller-request"

@@ -70,8 +70,8 @@ def test_bad_script(tmp_path):
 @pytest.mark.models
 def test_stereo_44k_caller_runs_a_whole_call(tmp_path, shared_data):
     """A stereo 44.1 kHz recording of a real request is handled like any other caller."""
-    from ivr.audiofile import read_audio
-    from ivr.resample import resample
+    from telephony.audio.audiofile import read_audio
+    from telephony.audio.resample import resample
 
     clip = read_audio(shared_data / "speech" / "fsdd" / "0_jackson_0.flac")  # "zero": talk to an agent
     mono = resample(clip.mono(), clip.sample_rate_hz, 44100)

@@ -36,8 +36,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def real_call(tmp_path_factory):
+    from ivr.call.services import Services
     from ivr.config import AgentConfig
-    from ivr.services import Services
     from ivr.simulate import simulate_call
     from telephony.wavfile import load_script
 

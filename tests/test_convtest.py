@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dialog.flow import load_default_flow
-from ivr.audiofile import write_wav
+from ivr.call.events import from_dict
 from ivr.cli import main
 from ivr.convtest.caller import MAX_REACTIONS_IN_A_ROW, ReactiveCaller
 from ivr.convtest.expect import check, happened, is_subsequence
@@ -27,7 +27,8 @@ from ivr.convtest.scenario import (
     load_scenario,
     load_suite,
 )
-from ivr.frame import Frame
+from telephony.audio.audiofile import write_wav
+from telephony.audio.frame import Frame
 from telephony.line import LineSpec, apply_line
 from telephony.wavfile import CallerTurn
 
@@ -167,7 +168,7 @@ def test_nodes_are_checked_in_order_with_others_between():
     assert not is_subsequence(["goodbye", "balance"], ["main_menu", "balance", "goodbye"])
 
 
-EVENTS = [
+EVENTS = [from_dict(record) for record in [
     {"t_ms": 0, "type": "dialog", "event": "CallStarted", "node": "main_menu"},
     {"t_ms": 0, "type": "say", "text": " ".join(load_default_flow().nodes["greeting"].say) + " How can I help?"},
     {"t_ms": 900, "type": "listening", "node": "main_menu", "asks": "menu", "about": ""},
@@ -182,7 +183,7 @@ EVENTS = [
     {"t_ms": 6100, "type": "reply_started", "latency_ms": 700.0},
     {"t_ms": 9000, "type": "call_ended", "outcome": "transferred", "reason": "caller-request",
      "target": "sip:queue@agents", "node": "transfer_agent", "slots": {"account_number": "427193"}},
-]
+]]
 
 
 def _played():
@@ -269,21 +270,21 @@ CONFIRM = React(confirm_yes=Reply(say="yes please"), confirm_no=Reply(say="no"))
 @pytest.mark.parametrize(("means", "answer"), [("balance", "yes please"), ("hours", "no")])
 def test_the_caller_confirms_only_what_it_meant(means, answer):
     caller = _caller(CONFIRM, means)
-    caller.on_event({"type": "listening", "asks": "confirm", "about": "balance"})
+    caller.on_event(from_dict({"type": "listening", "asks": "confirm", "about": "balance"}))
     assert _next_turn(caller) == ("confirm", CallerTurn(say=answer))
 
 
 def test_reprompts_take_the_next_reaction_but_not_after_silence():
     caller = _caller(React(reprompt=(Reply(repeat=True), Reply(dtmf="1"))))
-    caller.on_event({"type": "dialog", "event": "NoInput"})
-    caller.on_event({"type": "listening", "asks": "reprompt"})
+    caller.on_event(from_dict({"type": "dialog", "event": "NoInput"}))
+    caller.on_event(from_dict({"type": "listening", "asks": "reprompt"}))
     assert _next_turn(caller) is None  # no reaction to a no-input reprompt
-    caller.on_event({"type": "dialog", "event": "Utterance"})
-    caller.on_event({"type": "listening", "asks": "reprompt"})
+    caller.on_event(from_dict({"type": "dialog", "event": "Utterance"}))
+    caller.on_event(from_dict({"type": "listening", "asks": "reprompt"}))
     assert _next_turn(caller) == ("reprompt", CallerTurn(say="How much money do I have?"))
-    caller.on_event({"type": "listening", "asks": "reprompt"})
+    caller.on_event(from_dict({"type": "listening", "asks": "reprompt"}))
     assert _next_turn(caller) == ("reprompt", CallerTurn(dtmf="1"))
-    caller.on_event({"type": "listening", "asks": "reprompt"})
+    caller.on_event(from_dict({"type": "listening", "asks": "reprompt"}))
     assert _next_turn(caller) is None  # reactions used up: the script goes on (here: it has ended)
 
 
@@ -291,21 +292,21 @@ def test_a_caller_asked_again_and_again_stops_answering():
     caller = _caller(CONFIRM, "hours")
     answers = []
     for _ in range(MAX_REACTIONS_IN_A_ROW + 2):
-        caller.on_event({"type": "listening", "asks": "confirm", "about": "balance"})
+        caller.on_event(from_dict({"type": "listening", "asks": "confirm", "about": "balance"}))
         answers.append(_next_turn(caller))
     assert answers == [("confirm", CallerTurn(say="no"))] * MAX_REACTIONS_IN_A_ROW + [None, None]
 
 
 def test_no_reaction_configured_or_caller_talking_means_the_script_goes_on():
     caller = _caller(React())
-    caller.on_event({"type": "listening", "asks": "confirm", "about": "balance"})
+    caller.on_event(from_dict({"type": "listening", "asks": "confirm", "about": "balance"}))
     assert _next_turn(caller) is None
     caller = _caller(React(yes_no=Reply(say="yes")))
-    caller.on_event({"type": "speech_started", "onset_ms": 100})
-    caller.on_event({"type": "listening", "asks": "yes_no"})
+    caller.on_event(from_dict({"type": "speech_started", "onset_ms": 100}))
+    caller.on_event(from_dict({"type": "listening", "asks": "yes_no"}))
     assert _next_turn(caller) is None
-    caller.on_event({"type": "speech_stopped", "onset_ms": 100})
-    caller.on_event({"type": "listening", "asks": "faq"})
+    caller.on_event(from_dict({"type": "speech_stopped", "onset_ms": 100}))
+    caller.on_event(from_dict({"type": "listening", "asks": "faq"}))
     assert _next_turn(caller) == ("faq", CallerTurn(say="yes"))
 
 
@@ -315,21 +316,21 @@ def test_a_wrong_read_back_is_denied_and_the_number_said_again():
                             speak=lambda text, rate: np.zeros(800, dtype=np.int16), meanings=lambda about: set(),
                             expected_slots={"account_number": "427193"})
     assert _next_turn(caller) == ("script", turn)
-    caller.on_event({"type": "say", "text": "I heard 4 2 7 1 9. Is that right?"})
-    caller.on_event({"type": "listening", "asks": "yes_no"})
+    caller.on_event(from_dict({"type": "say", "text": "I heard 4 2 7 1 9. Is that right?"}))
+    caller.on_event(from_dict({"type": "listening", "asks": "yes_no"}))
     assert _next_turn(caller) == ("yes_no", CallerTurn(say="no, that's not right"))
-    caller.on_event({"type": "listening", "asks": "collect"})
+    caller.on_event(from_dict({"type": "listening", "asks": "collect"}))
     assert _next_turn(caller) == ("collect", turn)  # asked again: the caller says the number again
-    caller.on_event({"type": "say", "text": "I heard 4 2 7 1 9 3. Is that right?"})
-    caller.on_event({"type": "listening", "asks": "yes_no"})
+    caller.on_event(from_dict({"type": "say", "text": "I heard 4 2 7 1 9 3. Is that right?"}))
+    caller.on_event(from_dict({"type": "listening", "asks": "yes_no"}))
     assert _next_turn(caller) == ("yes_no", CallerTurn(say="yes"))
 
 
 @pytest.mark.parametrize(("answered", "answer"), [("new_card_delivery", "yes"), ("pin_change", "nope")])
 def test_the_caller_says_whether_the_faq_answer_was_what_it_asked(answered, answer):
     caller = _caller(React(yes_no=Reply(say="yes"), confirm_no=Reply(say="nope")), means="new_card_delivery")
-    caller.on_event({"type": "nlu", "intent": "", "faq": answered})
-    caller.on_event({"type": "listening", "asks": "faq"})
+    caller.on_event(from_dict({"type": "nlu", "intent": "", "faq": answered}))
+    caller.on_event(from_dict({"type": "listening", "asks": "faq"}))
     assert _next_turn(caller) == ("faq", CallerTurn(say=answer))
 
 
@@ -372,15 +373,15 @@ nodes:
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory):
+    from ivr.call.services import Services
     from ivr.config import AgentConfig
-    from ivr.services import Services
     return Services.load(AgentConfig(tts_cache_dir=str(tmp_path_factory.mktemp("prompts"))))
 
 
 @pytest.fixture
 def shared_services(services, monkeypatch):
     """`ivr test` in this process uses the module's loaded models."""
-    from ivr.services import Services
+    from ivr.call.services import Services
     monkeypatch.setattr(Services, "load", classmethod(lambda cls, config, prewarm=True: services))
     return services
 

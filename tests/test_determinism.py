@@ -26,8 +26,8 @@ import soxr
 
 from asr.turns import TurnConfig, TurnDetector, TurnEnded
 from asr.vad import make_vad
-from ivr.frame import Frame, samples_per_frame
-from ivr.resample import STREAM_QUALITY, Resampler, float_to_int16, resample
+from telephony.audio.frame import Frame, samples_per_frame
+from telephony.audio.resample import STREAM_QUALITY, Resampler, float_to_int16, resample
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from dialog.actions import Hangup, Listen, Say, Transfer
+from dialog.errors import FlowError
 from dialog.events import (
     CallStarted,
     DigitsEntered,
@@ -18,7 +19,6 @@ from dialog.events import (
 )
 from dialog.flow import load_default_flow, load_flow
 from dialog.machine import DialogState, Machine
-from ivr.errors import FlowError
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from dialog.errors import FlowError
 from dialog.flow import Flow, default_flow_path, load_default_flow, load_flow
 from dialog.matching import match_choice, normalize
-from ivr.errors import FlowError
 
 GOOD = """\
 name: tiny

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from asr.diarize import Segment, diarization_error_rate, load_diarizer
-from ivr.errors import IvrError
+from models.errors import AgentError
 from tests.diarization_support import RATE_HZ, conversation
 
 
@@ -32,7 +32,7 @@ def test_mfcc_diarizer_on_two_real_speakers(shared_data):
 
 
 def test_pyannote_backend_says_why_it_cannot_run():
-    with pytest.raises(IvrError, match="torchaudio"):
+    with pytest.raises(AgentError, match="torchaudio"):
         load_diarizer("pyannote")
 
 

@@ -12,10 +12,11 @@ from dialog.emotion.features import extract, feature_count
 from dialog.emotion.fusion import fuse
 from dialog.emotion.policy import EmotionTrack, update
 from dialog.emotion.text import TextEmotionModel
+from dialog.errors import FlowError
 from dialog.events import Utterance
 from dialog.flow import parse_flow
 from dialog.machine import Machine
-from ivr.errors import FlowError
+from telephony.audio.resample import resample
 
 FLOW = """
 name: t
@@ -76,7 +77,7 @@ def test_a_model_trained_on_other_features_is_refused_with_a_clear_message(tmp_p
     from dialog.emotion.analyzer import EmotionAnalyzer
     from dialog.emotion.features import FEATURE_VERSION
     from dialog.emotion.text import default_model_dir
-    from ivr.errors import ModelMissingError
+    from models.errors import ModelMissingError
 
     assert AcousticEmotionModel().meta["feature_version"] == FEATURE_VERSION  # the shipped model is current
     for name in ("acoustic-emotion.json", "acoustic-emotion.npz", "text-emotion.json", "text-emotion.npz"):
@@ -106,7 +107,7 @@ def _voice(rate_hz: int, seconds: float = 1.5) -> np.ndarray:
 
 def test_features_at_8_and_16_khz_agree_on_the_same_voice():
     n = feature_count()
-    low, wide = extract(_voice(8000), 8000), extract(_voice(16000), 16000)
+    low, wide = extract(_voice(8000), 8000), extract(_voice(16000), 16000, resample)
     assert low.shape == wide.shape == (n,)
     assert np.all(np.isfinite(low)) and np.all(np.isfinite(wide))
     assert abs(low[0] - wide[0]) < 0.05  # mean log2 pitch, same voice at either rate
@@ -117,12 +118,11 @@ def test_a_line_turn_gives_the_same_features_read_at_8_khz_or_through_the_16_khz
     """Calls hand the model 16 kHz audio (the session's rate); training clips are read at 8 kHz. The
     resampler's anti-alias filter removes 3.8-4 kHz on the way up and down, so without the 3.5 kHz
     low-pass the two paths disagreed on unvoiced levels by 15 dB."""
-    from ivr.resample import resample
-    from telephony.g711 import roundtrip
+    from telephony.audio.g711 import roundtrip
 
     rng = np.random.default_rng(1)
     line = roundtrip((_voice(8000, 2.0) + rng.standard_normal(16000) * 300).astype(np.int16), "PCMU")
-    direct, session = extract(line, 8000), extract(resample(line, 8000, 16000), 16000)
+    direct, session = extract(line, 8000), extract(resample(line, 8000, 16000), 16000, resample)
     assert np.allclose(direct, session, rtol=0.05, atol=0.1)
     model = AcousticEmotionModel()
     d_direct, d_session = model.ood_distance(direct), model.ood_distance(session)
@@ -132,7 +132,7 @@ def test_a_line_turn_gives_the_same_features_read_at_8_khz_or_through_the_16_khz
 
 def test_features_survive_silence_and_very_short_audio():
     assert np.all(np.isfinite(extract(np.zeros(800, dtype=np.int16), 8000)))
-    assert np.all(np.isfinite(extract(np.zeros(16000, dtype=np.int16), 16000)))
+    assert np.all(np.isfinite(extract(np.zeros(16000, dtype=np.int16), 16000, resample)))
 
 
 def test_acoustic_model_gives_four_class_probabilities():
@@ -227,7 +227,7 @@ def test_training_ood_calibration_matches_what_the_shipped_model_computes():
     """The trainer's out-of-distribution statistics and thresholds, loaded into a model, give the
     same distances and voice weights at run time; synthetic voices never count as held-out speakers."""
     from dialog.emotion.acoustic import AcousticEmotionModel
-    from dialog.emotion.train_acoustic import AUGMENT_VARIANTS, calibrate_ood, fit_ood, ood_distances
+    from ivr.train.emotion.train_acoustic import AUGMENT_VARIANTS, calibrate_ood, fit_ood, ood_distances
 
     rng = np.random.default_rng(3)
     groups = np.array([f"spk-{i % 6}" for i in range(240)] + ["synthetic-piper"] * 40)

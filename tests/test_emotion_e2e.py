@@ -16,7 +16,7 @@ the caller's emotion.
 The other way round: simulated callers speak with Piper, a voice unlike any training speaker. The
 model abstains on such turns when they are out of its training distribution (most of them: OOD
 distance 1.9-4.3 against thresholds 1.87/2.25), and has been taught that synthetic voices are
-neutral (dialog/emotion/synthetic.py, whose sentences exclude the turns checked here; the voice alone
+neutral (ivr/train/emotion/synthetic.py, whose sentences exclude the turns checked here; the voice alone
 gives them at most 0.07), so calm synthetic callers are not escalated: every Piper turn of the call
 tests fuses to at most 0.36 negativity ("I lost my card.", from the words).
 """
@@ -27,8 +27,9 @@ import numpy as np
 import pytest
 
 from dialog.flow import default_flow_path, load_flow
+from ivr.call.events import CallEnded, Emotion, Said
+from ivr.call.services import Services
 from ivr.config import AgentConfig
-from ivr.services import Services
 from ivr.simulate import simulate_call
 from telephony.wavfile import CallerTurn
 
@@ -69,12 +70,12 @@ def test_angry_caller_is_escalated_for_negative_emotion(services, shared_data, t
     call = simulate_call(services, _clips(shared_data, ANGRY), out_dir=tmp_path)
     assert call.result.outcome == "transferred"
     assert call.result.reason == "negative-emotion"
-    emotions = call.session.log.of_type("emotion")
+    emotions = call.session.log.of_type(Emotion)
     assert len(emotions) == 2 and all(e["voice"] == "angry" and e["negativity"] >= 0.6 for e in emotions)
     assert all(e["voice_weight"] > 0.5 for e in emotions)  # a human voice: the model does not abstain
-    ended = call.session.log.of_type("call_ended")[-1]
+    ended = call.session.log.of_type(CallEnded)[-1]
     assert ended["reason"] == "negative-emotion"
-    said = " ".join(e["text"] for e in call.session.log.of_type("say"))
+    said = " ".join(e["text"] for e in call.session.log.of_type(Said))
     assert "sorry for the trouble" in said.lower()  # the upset caller heard the shorter menu
     assert (tmp_path / "events.jsonl").read_text().count('"type": "emotion"') == 2
 
@@ -83,15 +84,15 @@ def test_same_sentences_spoken_calmly_are_reprompted_without_escalation(services
     call = simulate_call(services, [*_clips(shared_data, CALM), CallerTurn(hangup=True)], out_dir=tmp_path)
     assert call.result.reason != "negative-emotion"
     assert call.result.outcome == "caller-hangup"
-    emotions = call.session.log.of_type("emotion")
+    emotions = call.session.log.of_type(Emotion)
     assert len(emotions) == 2 and all(e["negativity"] < 0.5 for e in emotions)
-    said = [e["text"] for e in call.session.log.of_type("say")]
+    said = [e["text"] for e in call.session.log.of_type(Said)]
     assert sum("didn't catch that" in text for text in said) == 2
 
 
 def test_calm_piper_callers_get_low_negativity(services):
-    from dialog.emotion.synthetic import HELD_OUT_TURNS, SENTENCES, plain_words
-    from telephony.g711 import roundtrip
+    from ivr.train.emotion.synthetic import HELD_OUT_TURNS, SENTENCES, plain_words
+    from telephony.audio.g711 import roundtrip
     from tts.factory import load_synthesizer
     from tts.stream import speak
 
@@ -113,7 +114,7 @@ def test_calm_piper_caller_who_is_not_understood_is_not_escalated_for_emotion(se
              CallerTurn(say="Tell me a story about a dragon."), CallerTurn(hangup=True)]
     call = simulate_call(services, turns, out_dir=tmp_path)
     assert call.result.reason != "negative-emotion"
-    emotions = call.session.log.of_type("emotion")
+    emotions = call.session.log.of_type(Emotion)
     assert len(emotions) >= 2 and all(e["negativity"] < 0.5 for e in emotions), emotions
     # the log says how far the voice was from the model's training speakers, and how much it counted
     assert all(e["voice_ood"] is not None and 0.0 <= e["voice_weight"] <= 1.0 for e in emotions)

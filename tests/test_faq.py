@@ -9,7 +9,7 @@ from dialog.actions import Listen, Say
 from dialog.events import Utterance
 from dialog.nlu.faq import load_faq
 from dialog.nlu.understand import Nlu
-from ivr.errors import IvrError
+from models.errors import AgentError
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_bank_faq_has_enough_entries(faq):
 def test_bad_faq_file_names_the_problem(tmp_path):
     bad = tmp_path / "faq.yaml"
     bad.write_text("entries:\n  - question: only a question\n")
-    with pytest.raises(IvrError, match="entry 1 needs"):
+    with pytest.raises(AgentError, match="entry 1 needs"):
         load_faq(bad)
 
 

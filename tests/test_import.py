@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from asr.base import SpeechRecognizer, Transcript, Word
-from ivr.audiofile import write_wav
 from ivr.importer import import_recording, speaker_segments
 from ivr.store import CallFilter, Store
+from telephony.audio.audiofile import write_wav
 from tests.diarization_support import RATE_HZ, conversation
 from tests.test_store_support import store_config
 
@@ -41,7 +41,7 @@ def _stereo(shared_data, tmp_path):
 
 def test_stereo_takes_speakers_from_channels(shared_data, tmp_path):
     path, reference = _stereo(shared_data, tmp_path)
-    from ivr.audiofile import read_audio
+    from telephony.audio.audiofile import read_audio
 
     clip = read_audio(path)
     segments, how = speaker_segments(clip.samples, clip.sample_rate_hz, None)

@@ -9,11 +9,11 @@ import pytest
 from dialog import Machine, load_default_flow
 from dialog.actions import Listen, Say
 from dialog.events import DigitsEntered, Utterance
-from dialog.nlu.data import Example, read_examples
 from dialog.nlu.model import IntentModel, default_model_dir
 from dialog.nlu.text import normalize_text
-from dialog.nlu.train import TrainConfig, evaluate, stratified_split, train
 from ivr.cli import main
+from ivr.train.nlu.data import Example, read_examples
+from ivr.train.nlu.train import TrainConfig, evaluate, stratified_split, train
 
 BANK_CSV = default_model_dir() / "bank_intents.csv"
 

@@ -10,11 +10,11 @@ from dialog import Machine, load_default_flow
 from dialog.actions import Say, Transfer
 from dialog.events import Utterance
 from dialog.machine import DialogState
-from dialog.nlu.data import read_examples
 from dialog.nlu.faq import load_faq
 from dialog.nlu.model import default_model_dir
-from dialog.nlu.turns_eval import evaluate_turns, summarize
 from dialog.nlu.understand import Nlu
+from ivr.train.nlu.data import read_examples
+from ivr.train.nlu.turns_eval import evaluate_turns, summarize
 
 pytestmark = pytest.mark.models
 

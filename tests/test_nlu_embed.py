@@ -15,15 +15,17 @@ import zipfile
 import numpy as np
 import pytest
 
-from dialog.nlu import embed, embed_onnx
-from dialog.nlu.data import Example, read_examples
+from dialog.nlu import embed
 from dialog.nlu.model import EMBED_FILE, EmbeddingHead, IntentModel, default_model_dir
-from dialog.nlu.train import TrainConfig, evaluate, stratified_split, train
 from ivr.cli import main
-from ivr.errors import ModelMissingError
+from ivr.train.nlu.data import Example, read_examples
+from ivr.train.nlu.train import TrainConfig, evaluate, stratified_split, train
+from models import encoder
+from models import encoder_onnx as embed_onnx
+from models.errors import ModelMissingError
 
 BANK_CSV = default_model_dir() / "bank_intents.csv"
-needs_encoder = pytest.mark.skipif(not embed.available(), reason=f"encoder not installed: {embed.INSTALL_HINT}")
+needs_encoder = pytest.mark.skipif(not encoder.available(), reason=f"encoder not installed: {encoder.INSTALL_HINT}")
 
 
 def test_safetensors_are_read_without_torch():
@@ -33,7 +35,7 @@ def test_safetensors_are_read_without_torch():
               "a": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
               "b": {"dtype": "I64", "shape": [2], "data_offsets": [24, 40]}}
     raw = json.dumps(header).encode()
-    arrays = embed.read_safetensors(struct.pack("<Q", len(raw)) + raw + a.tobytes() + b.tobytes())
+    arrays = encoder.read_safetensors(struct.pack("<Q", len(raw)) + raw + a.tobytes() + b.tobytes())
     assert set(arrays) == {"a", "b"}
     np.testing.assert_array_equal(arrays["a"], a)
     np.testing.assert_array_equal(arrays["b"], b)
@@ -147,7 +149,7 @@ def test_train_command_with_the_ensemble_backend(tmp_path, capsys):
     assert IntentModel.load(tmp_path / "m").predict("is my card stolen").best == "card"
 
 
-# --- the ONNX runtimes of the encoder (dialog.nlu.embed_onnx)
+# --- the ONNX runtimes of the encoder (models.encoder_onnx)
 
 needs_onnx = pytest.mark.skipif(not embed_onnx.runtime_available() or importlib.util.find_spec("onnx") is None,
                                 reason=f"onnxruntime or onnx not installed: {embed_onnx.INSTALL_HINT}")

@@ -1,4 +1,4 @@
-"""systemd's notify protocol (telephony.sdnotify), and `ivr serve` speaking it to a socket the test binds.
+"""systemd's notify protocol (ivr.serve.sdnotify), and `ivr serve` speaking it to a socket the test binds.
 
 Unit tests: the datagrams sent to a path or an abstract ('@') socket, nothing at all without
 $NOTIFY_SOCKET, and the watchdog interval read from $WATCHDOG_USEC / $WATCHDOG_PID. The integration test
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from telephony.sdnotify import Notifier, socket_address, watchdog_interval_s
+from ivr.serve.sdnotify import Notifier, socket_address, watchdog_interval_s
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 180
@@ -139,7 +139,7 @@ def _messages(sock: socket.socket, timeout_s: float) -> list[tuple[float, bytes]
 @pytest.mark.sip
 @pytest.mark.slow
 def test_ivr_serve_notifies_ready_watchdog_and_stopping(tmp_path):
-    from telephony.sip.bench import free_port
+    from ivr.serve.bench import free_port
 
     name = f"ivr-test-serve-{uuid.uuid4().hex}"
     sock = _listener("\0" + name)

@@ -10,8 +10,9 @@ import pytest
 from asr.base import AsrCapabilities, RecognitionOptions, RecognizerStream, SpeechRecognizer, Transcript
 from dialog.flow import load_default_flow
 from dialog.machine import Machine
+from ivr.call.events import AsrFailed, Said, TtsFailed
+from ivr.call.services import Services
 from ivr.config import AgentConfig, CallConfig
-from ivr.services import Services
 from ivr.simulate import simulate_call
 from telephony.wavfile import CallerTurn
 from tts.base import SpeechAudio, Synthesizer, TtsCapabilities
@@ -64,9 +65,9 @@ def test_broken_recognizer_ends_in_a_transfer_not_a_dead_line(piper):
     services = services_with(BrokenRecognizer(), piper)
     turns = [CallerTurn(say="What is my balance?")] * 3
     call = simulate_call(services, turns, fast=True)
-    assert len(call.session.log.of_type("asr_failed")) == 3
+    assert len(call.session.log.of_type(AsrFailed)) == 3
     assert call.result.outcome == "transferred" and call.result.reason == "asr-failure"
-    assert len(call.session.log.of_type("say")) >= 4  # the caller heard re-prompts and the handover
+    assert len(call.session.log.of_type(Said)) >= 4  # the caller heard re-prompts and the handover
 
 
 def test_broken_voice_falls_back_to_espeak(piper):
@@ -75,7 +76,7 @@ def test_broken_voice_falls_back_to_espeak(piper):
 
     services = services_with(load_recognizer("whisper", "tiny.en"), BrokenSynthesizer(), fallback=espeak)
     call = simulate_call(services, [CallerTurn(dtmf="0")], fast=True)
-    assert not call.session.log.of_type("tts_failed")
+    assert not call.session.log.of_type(TtsFailed)
     agent = np.concatenate([f.samples() for f in call.caller.agent_frames]).astype(np.float64)
     assert np.sqrt(np.mean(agent ** 2)) > 100  # the caller heard the fallback voice
     assert call.result.outcome == "transferred" and call.result.reason == "caller-request"
@@ -84,7 +85,7 @@ def test_broken_voice_falls_back_to_espeak(piper):
 def test_no_voice_at_all_transfers_the_caller():
     services = services_with(BrokenRecognizer(), BrokenSynthesizer())
     call = simulate_call(services, [CallerTurn(dtmf="1")], fast=True)
-    assert call.session.log.of_type("tts_failed")
+    assert call.session.log.of_type(TtsFailed)
     assert call.result.outcome == "transferred" and call.result.reason == "tts-failure"
 
 

@@ -10,29 +10,15 @@ Two calls run at once against one server:
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from tests.sip import sipp
 from tests.sip.rtp_pcap import CallerTrack
-from tests.sip.sipp import (
-    RTP_OFFSET,
-    SIPP,
-    RtpListener,
-    finish_sipp,
-    free_media_base,
-    free_udp_port,
-    render,
-    sipp_errors,
-    start_sipp,
-)
+from tests.sip.serve import call_events, heard_words, say, start_server, stop_server
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
 
@@ -42,65 +28,18 @@ CALL_TIMEOUT_S = 90
 GREETING_S = 8.0      # the greeting (~6 s) and the start of the menu, heard before the caller acts
 
 
-def _say(text: str) -> np.ndarray:
-    from ivr.resample import resample
-    from tts.factory import load_synthesizer
-
-    audio = load_synthesizer("piper", "").synthesize(text)
-    return resample(audio.samples, audio.sample_rate_hz, 8000)
-
-
-def _start_server(out_dir: Path, port: int, extra: list[str] | None = None) -> subprocess.Popen[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "ivr", "serve", "--port", str(port), "--out", str(out_dir),
-                             "--keep-call-files",  # the tests read the call folders
-                             "--rtp-port", str(free_udp_port(even=True)), *(extra or [])],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if "listening on sip:" in line:
-            os.set_blocking(proc.stdout.fileno(), False)
-            return proc
-    proc.kill()
-    raise AssertionError(f"ivr serve did not start: {proc.stdout.read() if proc.stdout else ''}")
-
-
-def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-def _events(call_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (call_dir / "events.jsonl").read_text().splitlines()]
-
-
-def _words(samples: np.ndarray) -> str:
-    from asr.whisper import WhisperRecognizer
-
-    return re.sub(r"[^a-z ]", " ", WhisperRecognizer().transcribe(samples, 8000).text.lower())
-
-
 @pytest.fixture(scope="module")
 def calls(tmp_path_factory):
-    if SIPP is None:
+    if sipp.SIPP is None:
         pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
     work = tmp_path_factory.mktemp("sip")
     # the speaking caller
     talk = CallerTrack(ssrc=0x11111111)
     talk.silence(GREETING_S)
-    talk.audio(_say("Hi, what is my account balance?"))
+    talk.audio(say("Hi, what is my account balance?"))
     question_end_s = talk.time_s
     talk.silence(9.0)
-    talk.audio(_say("No, that's all, thank you."))
+    talk.audio(say("No, that's all, thank you."))
     talk.silence(8.0)
     talk.write_pcap(work / "talk.pcap")
     # the keying caller
@@ -110,9 +49,9 @@ def calls(tmp_path_factory):
     keys.silence(14.0)
     keys.write_pcap(work / "keys.pcap")
 
-    port = free_udp_port()
-    server = _start_server(work / "calls", port)
-    listeners: list[RtpListener] = []
+    port = sipp.free_udp_port()
+    server = start_server(work / "calls", port)
+    listeners: list[sipp.RtpListener] = []
     sipps: list[subprocess.Popen] = []
     try:
         runs = {}
@@ -121,18 +60,18 @@ def calls(tmp_path_factory):
             ("keys", "caller_hangs_up.xml", {"PCAP": work / "keys.pcap", "INFO_AFTER_MS": 13000,
                                              "INFO_KEY": 3, "BYE_AFTER_MS": 4000}),
         ):
-            base = free_media_base()
-            listener = RtpListener(base + RTP_OFFSET)
+            base = sipp.free_media_base()
+            listener = sipp.RtpListener(base + sipp.RTP_OFFSET)
             listeners.append(listener)
             log_dir = work / name
             log_dir.mkdir()
-            scenario = render(template, log_dir / template, **values)
-            proc = start_sipp(scenario, port, free_udp_port(), base, log_dir)
+            scenario = sipp.render(template, log_dir / template, **values)
+            proc = sipp.start_sipp(scenario, port, sipp.free_udp_port(), base, log_dir)
             sipps.append(proc)
             runs[name] = (proc, listener, log_dir)
         results = {}
         for name, (proc, listener, log_dir) in runs.items():
-            rc, err = finish_sipp(proc, CALL_TIMEOUT_S)
+            rc, err = sipp.finish_sipp(proc, CALL_TIMEOUT_S)
             time.sleep(0.5)
             results[name] = {"rc": rc, "err": err, "listener": listener, "log_dir": log_dir}
         time.sleep(1.0)  # the server writes sip.json once the session has closed
@@ -140,7 +79,7 @@ def calls(tmp_path_factory):
         for proc in sipps:
             if proc.poll() is None:
                 proc.kill()
-        _stop(server)
+        stop_server(server)
         for listener in listeners:
             listener.close()
     call_dirs = sorted(p for p in (work / "calls").iterdir() if p.is_dir())
@@ -163,7 +102,7 @@ def _which(log_dir: Path, sip_call_id: str) -> str:
 
 
 def _check_sipp(result: dict) -> None:
-    errors = sipp_errors(result["log_dir"])
+    errors = sipp.sipp_errors(result["log_dir"])
     assert result["rc"] == 0, f"sipp failed (rc {result['rc']}): {result['err'][-500:]} {errors}"
 
 
@@ -172,18 +111,18 @@ def test_agent_answers_and_the_caller_hears_the_greeting(calls):
     _check_sipp(talk)
     heard = talk["listener"].audio()
     assert heard.size > 8000 * 10, "the caller received less than 10 s of audio from the agent"
-    greeting = _words(heard[: 8000 * 6])
+    greeting = heard_words(heard[: 8000 * 6])
     assert "welcome" in greeting or "bank" in greeting, greeting
 
 
 def test_spoken_request_is_recognized_answered_by_voice_and_agent_hangs_up(calls):
     talk = calls["talk"]
     _check_sipp(talk)  # the scenario ends with the agent's BYE answered by 200
-    events = _events(talk["call_dir"])
+    events = call_events(talk["call_dir"])
     nodes = [e["node"] for e in events if e["type"] == "dialog"]
     assert "balance" in nodes and "goodbye" in nodes, nodes
     heard = talk["listener"].audio()
-    answer = _words(heard[int(8000 * calls["question_end_s"]): int(8000 * (calls["question_end_s"] + 8))])
+    answer = heard_words(heard[int(8000 * calls["question_end_s"]): int(8000 * (calls["question_end_s"] + 8))])
     assert "balance" in answer or "dollars" in answer, answer
     meta = json.loads((talk["call_dir"] / "sip.json").read_text())
     assert meta["outcome"] == "completed"
@@ -203,7 +142,7 @@ def test_spoken_request_is_recognized_answered_by_voice_and_agent_hangs_up(calls
 def test_dtmf_rfc4733_and_sip_info_reach_the_dialog(calls):
     keys = calls["keys"]
     _check_sipp(keys)
-    events = _events(keys["call_dir"])
+    events = call_events(keys["call_dir"])
     methods = [e["method"] for e in events if e["type"] == "dtmf_received"]
     assert methods == ["rfc4733", "sip-info"], methods
     nodes = [e["node"] for e in events if e["type"] == "dialog" and e["event"] == "DigitsEntered"]

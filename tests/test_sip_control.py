@@ -11,19 +11,9 @@ import time
 
 import pytest
 
+from tests.sip import sipp
 from tests.sip.rtp_pcap import CallerTrack
-from tests.sip.sipp import (
-    RTP_OFFSET,
-    SIPP,
-    RtpListener,
-    finish_sipp,
-    free_media_base,
-    free_udp_port,
-    render,
-    sipp_errors,
-    start_sipp,
-)
-from tests.test_sip_call import _events, _start_server
+from tests.sip.serve import call_events, start_server
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
 
@@ -32,7 +22,7 @@ HOLD_MS = 6000  # longer than the RTP timeout: a held call must not be timed out
 
 
 def test_rtp_timeout_hold_and_graceful_shutdown(tmp_path):
-    if SIPP is None:
+    if sipp.SIPP is None:
         pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
     short = CallerTrack()
     short.silence(2.0)
@@ -40,42 +30,43 @@ def test_rtp_timeout_hold_and_graceful_shutdown(tmp_path):
     talk = CallerTrack()
     talk.silence(3.0)
     talk.write_pcap(tmp_path / "talk.pcap")
-    port = free_udp_port()
-    server = _start_server(tmp_path / "calls", port, ["--rtp-timeout", str(RTP_TIMEOUT_S), "--grace", "30"])
+    port = sipp.free_udp_port()
+    server = start_server(tmp_path / "calls", port, ["--rtp-timeout", str(RTP_TIMEOUT_S), "--grace", "30"])
     procs: list[subprocess.Popen] = []
-    listeners: list[RtpListener] = []
+    listeners: list[sipp.RtpListener] = []
     try:
         dirs = {}
         for name, template, values in (
             ("held", "caller_holds.xml", {"PCAP": tmp_path / "talk.pcap", "TALK_MS": 3500, "HOLD_MS": HOLD_MS}),
             ("silent", "agent_hangs_up.xml", {"PCAP": tmp_path / "short.pcap", "BYE_TIMEOUT_MS": 15000}),
         ):
-            base = free_media_base()
-            listeners.append(RtpListener(base + RTP_OFFSET))
+            base = sipp.free_media_base()
+            listeners.append(sipp.RtpListener(base + sipp.RTP_OFFSET))
             dirs[name] = tmp_path / name
             dirs[name].mkdir()
-            procs.append(start_sipp(render(template, dirs[name] / "s.xml", **values), port, free_udp_port(),
+            procs.append(sipp.start_sipp(sipp.render(template, dirs[name] / "s.xml", **values), port,
+                                         sipp.free_udp_port(),
                                     base, dirs[name]))
         held, silent = procs
         started = time.monotonic()
-        rc, err = finish_sipp(silent, 30)
+        rc, err = sipp.finish_sipp(silent, 30)
         silent_s = time.monotonic() - started
         assert rc == 0, (f"the silent caller did not get the agent's BYE: {err[-500:]} "
-                         f"{sipp_errors(dirs['silent'], 800)}")
+                         f"{sipp.sipp_errors(dirs['silent'], 800)}")
         assert 2.0 + RTP_TIMEOUT_S - 1 <= silent_s <= 2.0 + RTP_TIMEOUT_S + 4, silent_s
         time.sleep(max(0.0, 7.5 - (time.monotonic() - started)))  # the held caller is on hold now
         server.send_signal(signal.SIGTERM)
         time.sleep(1.0)
         (tmp_path / "late").mkdir()
-        late = start_sipp(render("expect_503.xml", tmp_path / "late" / "s.xml"), port, free_udp_port(),
-                          free_media_base(), tmp_path / "late")
+        late = sipp.start_sipp(sipp.render("expect_503.xml", tmp_path / "late" / "s.xml"), port, sipp.free_udp_port(),
+                          sipp.free_media_base(), tmp_path / "late")
         procs.append(late)
-        rc, err = finish_sipp(late, 20)
+        rc, err = sipp.finish_sipp(late, 20)
         assert rc == 0, f"a call during shutdown did not get 503: {err[-500:]}"
         assert server.poll() is None, "the server stopped before the live call ended"
-        rc, err = finish_sipp(held, 40)
+        rc, err = sipp.finish_sipp(held, 40)
         assert rc == 0, f"the held call did not survive hold, resume and shutdown: {err[-500:]} " \
-                        f"{sipp_errors(dirs['held'], 800)}"
+                        f"{sipp.sipp_errors(dirs['held'], 800)}"
         server.wait(15)
     finally:
         for proc in procs:
@@ -94,6 +85,6 @@ def test_rtp_timeout_hold_and_graceful_shutdown(tmp_path):
         meta = json.loads((d / "sip.json").read_text())
         outcomes[meta["outcome"]] = d
     assert set(outcomes) == {"rtp-timeout", "caller-hangup"}, outcomes
-    assert any(e["type"] == "rtp_timeout" for e in _events(outcomes["rtp-timeout"]))
+    assert any(e["type"] == "rtp_timeout" for e in call_events(outcomes["rtp-timeout"]))
     held_meta = json.loads((outcomes["caller-hangup"] / "sip.json").read_text())
     assert held_meta["ended_at"] - held_meta["started_at"] > (3500 * 2 + HOLD_MS) / 1000

@@ -10,18 +10,9 @@ import time
 
 import pytest
 
+from tests.sip import sipp
 from tests.sip.rtp_pcap import CallerTrack
-from tests.sip.sipp import (
-    RTP_OFFSET,
-    SIPP,
-    RtpListener,
-    finish_sipp,
-    free_media_base,
-    free_udp_port,
-    render,
-    start_sipp,
-)
-from tests.test_sip_call import _start_server, _stop
+from tests.sip.serve import start_server, stop_server
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
 
@@ -46,39 +37,40 @@ def _garbage(port: int) -> None:
 
 
 def test_garbage_then_good_call_then_503_above_the_limit(tmp_path):
-    if SIPP is None:
+    if sipp.SIPP is None:
         pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
     track = CallerTrack()
     track.silence(8.0)
     track.write_pcap(tmp_path / "quiet.pcap")
-    port = free_udp_port()
-    server = _start_server(tmp_path / "calls", port, ["--max-calls", "1"])
+    port = sipp.free_udp_port()
+    server = start_server(tmp_path / "calls", port, ["--max-calls", "1"])
     procs: list[subprocess.Popen] = []
     listener = None
     try:
         _garbage(port)
         time.sleep(0.5)
         assert server.poll() is None, "the agent died on garbage input"
-        base = free_media_base()
-        listener = RtpListener(base + RTP_OFFSET)
+        base = sipp.free_media_base()
+        listener = sipp.RtpListener(base + sipp.RTP_OFFSET)
         (tmp_path / "good").mkdir()
-        good = start_sipp(render("caller_hangs_up.xml", tmp_path / "good" / "s.xml", PCAP=tmp_path / "quiet.pcap",
-                                 INFO_AFTER_MS=3000, INFO_KEY=1, BYE_AFTER_MS=3000), port, free_udp_port(), base,
+        good = sipp.start_sipp(sipp.render("caller_hangs_up.xml", tmp_path / "good" / "s.xml",
+                                           PCAP=tmp_path / "quiet.pcap",
+                                 INFO_AFTER_MS=3000, INFO_KEY=1, BYE_AFTER_MS=3000), port, sipp.free_udp_port(), base,
                           tmp_path / "good")
         procs.append(good)
         time.sleep(1.5)
         (tmp_path / "over").mkdir()
-        over = start_sipp(render("expect_503.xml", tmp_path / "over" / "s.xml"), port, free_udp_port(),
-                          free_media_base(), tmp_path / "over")
+        over = sipp.start_sipp(sipp.render("expect_503.xml", tmp_path / "over" / "s.xml"), port, sipp.free_udp_port(),
+                          sipp.free_media_base(), tmp_path / "over")
         procs.append(over)
-        assert finish_sipp(over, 30)[0] == 0, "the call above the limit did not get 503 with Retry-After"
-        assert finish_sipp(good, 60)[0] == 0, "the call within the limit failed"
+        assert sipp.finish_sipp(over, 30)[0] == 0, "the call above the limit did not get 503 with Retry-After"
+        assert sipp.finish_sipp(good, 60)[0] == 0, "the call within the limit failed"
         assert listener.packets, "the answered call got no RTP"
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
-        _stop(server)
+        stop_server(server)
         if listener is not None:
             listener.close()
     assert server.returncode == 0

@@ -12,19 +12,9 @@ import time
 
 import pytest
 
+from tests.sip import sipp
 from tests.sip.rtp_pcap import CallerTrack
-from tests.sip.sipp import (
-    RTP_OFFSET,
-    SIPP,
-    RtpListener,
-    finish_sipp,
-    free_media_base,
-    free_udp_port,
-    render,
-    sipp_errors,
-    start_sipp,
-)
-from tests.test_sip_call import _events, _start_server, _stop
+from tests.sip.serve import call_events, start_server, stop_server
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
 
@@ -42,7 +32,7 @@ def _loopback_alias_works(ip: str) -> bool:
 
 
 def test_simultaneous_calls_complete_the_next_gets_503_and_a_stranger_403(tmp_path):
-    if SIPP is None:
+    if sipp.SIPP is None:
         pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
     if not _loopback_alias_works("127.0.0.2"):
         pytest.skip("127.0.0.2 cannot be bound here (no 127.0.0.0/8 loopback routing)")
@@ -51,49 +41,50 @@ def test_simultaneous_calls_complete_the_next_gets_503_and_a_stranger_403(tmp_pa
     track.key("1")
     track.silence(12.0)
     track.write_pcap(tmp_path / "keys.pcap")
-    port = free_udp_port()
-    server = _start_server(tmp_path / "calls", port, ["--max-calls", str(CALLS), "--allow", "127.0.0.1/32",
+    port = sipp.free_udp_port()
+    server = start_server(tmp_path / "calls", port, ["--max-calls", str(CALLS), "--allow", "127.0.0.1/32",
                                                       "--grace", "0"])
     procs: list[subprocess.Popen] = []
-    listeners: list[RtpListener] = []
+    listeners: list[sipp.RtpListener] = []
     try:
         callers = []
         started = time.monotonic()
         for i in range(CALLS):
-            base = free_media_base()
-            listeners.append(RtpListener(base + RTP_OFFSET))
+            base = sipp.free_media_base()
+            listeners.append(sipp.RtpListener(base + sipp.RTP_OFFSET))
             log_dir = tmp_path / f"caller{i}"
             log_dir.mkdir()
-            scenario = render("caller_hangs_up.xml", log_dir / "s.xml", PCAP=tmp_path / "keys.pcap",
+            scenario = sipp.render("caller_hangs_up.xml", log_dir / "s.xml", PCAP=tmp_path / "keys.pcap",
                               INFO_AFTER_MS=12500, INFO_KEY=3, BYE_AFTER_MS=3000)
-            proc = start_sipp(scenario, port, free_udp_port(), base, log_dir)
+            proc = sipp.start_sipp(scenario, port, sipp.free_udp_port(), base, log_dir)
             procs.append(proc)
             callers.append((proc, log_dir))
         time.sleep(3.0)  # all answered
         (tmp_path / "over").mkdir()
-        over = start_sipp(render("expect_503.xml", tmp_path / "over" / "s.xml"), port, free_udp_port(),
-                          free_media_base(), tmp_path / "over")
+        over = sipp.start_sipp(sipp.render("expect_503.xml", tmp_path / "over" / "s.xml"), port, sipp.free_udp_port(),
+                          sipp.free_media_base(), tmp_path / "over")
         procs.append(over)
         (tmp_path / "stranger").mkdir()
-        stranger = start_sipp(render("expect_403.xml", tmp_path / "stranger" / "s.xml"), port, free_udp_port(),
-                              free_media_base(), tmp_path / "stranger", local_ip="127.0.0.2")
+        stranger = sipp.start_sipp(sipp.render("expect_403.xml", tmp_path / "stranger" / "s.xml"), port,
+                                   sipp.free_udp_port(),
+                              sipp.free_media_base(), tmp_path / "stranger", local_ip="127.0.0.2")
         procs.append(stranger)
-        rc, err = finish_sipp(stranger, 30)
+        rc, err = sipp.finish_sipp(stranger, 30)
         assert rc == 0, f"the call from outside the allow-list did not get 403: {err[-800:]}"
-        rc, err = finish_sipp(over, 30)
+        rc, err = sipp.finish_sipp(over, 30)
         assert rc == 0, f"the call above the limit did not get 503 with Retry-After: {err[-800:]}"
         failures = []
         for i, (proc, log_dir) in enumerate(callers):
-            rc, err = finish_sipp(proc, CALL_TIMEOUT_S)
+            rc, err = sipp.finish_sipp(proc, CALL_TIMEOUT_S)
             if rc != 0:
-                failures.append(f"caller {i}: rc {rc} {err[-300:]} {sipp_errors(log_dir, 600)}")
+                failures.append(f"caller {i}: rc {rc} {err[-300:]} {sipp.sipp_errors(log_dir, 600)}")
         wall_s = time.monotonic() - started
         time.sleep(1.0)
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
-        _stop(server)
+        stop_server(server)
         for listener in listeners:
             listener.close()
     assert not failures, "\n".join(failures)
@@ -101,7 +92,7 @@ def test_simultaneous_calls_complete_the_next_gets_503_and_a_stranger_403(tmp_pa
     call_dirs = [d for d in (tmp_path / "calls").iterdir() if (d / "sip.json").exists()]
     assert len(call_dirs) == CALLS, f"{len(call_dirs)} calls recorded, expected {CALLS} (no 503/403 call answered)"
     for d in call_dirs:
-        events = _events(d)
+        events = call_events(d)
         methods = [e["method"] for e in events if e["type"] == "dtmf_received"]
         nodes = [e["node"] for e in events if e["type"] == "dialog" and e["event"] == "DigitsEntered"]
         assert methods == ["rfc4733", "sip-info"] and nodes == ["balance", "hours"], (d.name, methods, nodes)

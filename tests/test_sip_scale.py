@@ -1,4 +1,4 @@
-"""`ivr serve --max-calls 8`: worker processes behind a Kamailio proxy (telephony.sip.front).
+"""`ivr serve --max-calls 8`: worker processes behind a Kamailio proxy (ivr.serve.front).
 
 Eight keypad callers at once, each through the proxy (Record-Route: ACK, INFO and BYE pass through it;
 RTP goes straight to the worker): each presses 1 with SIP INFO (-> node balance) and hangs up. A ninth
@@ -15,23 +15,13 @@ import time
 
 import pytest
 
-from telephony.sip.bench import free_port_range
+from ivr.serve.bench import free_port_range
+from ivr.serve.front import kamailio_config, worker_limits
 from telephony.sip.config import SipConfig
 from telephony.sip.endpoint import MAX_ANSWERED_CALLS
-from telephony.sip.front import kamailio_config, worker_limits
+from tests.sip import sipp
 from tests.sip.rtp_pcap import CallerTrack
-from tests.sip.sipp import (
-    RTP_OFFSET,
-    SIPP,
-    RtpListener,
-    finish_sipp,
-    free_media_base,
-    free_udp_port,
-    render,
-    sipp_errors,
-    start_sipp,
-)
-from tests.test_sip_call import _events, _start_server, _stop
+from tests.sip.serve import call_events, start_server, stop_server
 
 KAMAILIO = shutil.which("kamailio", path="/usr/sbin:/usr/bin:/sbin")
 
@@ -65,7 +55,7 @@ def test_proxy_config_is_valid_and_binds_only_the_configured_address(tmp_path):
 @pytest.mark.sip
 @pytest.mark.slow
 def test_eight_calls_through_the_proxy_and_503_for_the_ninth(tmp_path):
-    if SIPP is None:
+    if sipp.SIPP is None:
         pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
     if KAMAILIO is None:
         pytest.skip("kamailio is not installed (Debian package kamailio; scripts/setup.sh installs it)")
@@ -74,40 +64,42 @@ def test_eight_calls_through_the_proxy_and_503_for_the_ninth(tmp_path):
     track.write_pcap(tmp_path / "quiet.pcap")
     port = free_port_range(4, tcp=True)  # the proxy, then the workers
     t0 = time.monotonic()
-    server = _start_server(tmp_path / "calls", port, ["--max-calls", str(CALLS), "--allow", "127.0.0.1/32"])
+    server = start_server(tmp_path / "calls", port, ["--max-calls", str(CALLS), "--allow", "127.0.0.1/32"])
     started_s = time.monotonic() - t0
     procs: list[subprocess.Popen] = []
-    listeners: list[RtpListener] = []
+    listeners: list[sipp.RtpListener] = []
     try:
         dirs = []
         for i in range(CALLS):
-            base = free_media_base()
-            listeners.append(RtpListener(base + RTP_OFFSET))
+            base = sipp.free_media_base()
+            listeners.append(sipp.RtpListener(base + sipp.RTP_OFFSET))
             log_dir = tmp_path / f"caller{i}"
             log_dir.mkdir()
-            scenario = render("caller_routed.xml", log_dir / "s.xml", PCAP=tmp_path / "quiet.pcap",
+            scenario = sipp.render("caller_routed.xml", log_dir / "s.xml", PCAP=tmp_path / "quiet.pcap",
                               INFO_AFTER_MS=7000, INFO_KEY=1, BYE_AFTER_MS=5000)
-            procs.append(start_sipp(scenario, port, free_udp_port(), base, log_dir))
+            procs.append(sipp.start_sipp(scenario, port, sipp.free_udp_port(), base, log_dir))
             dirs.append(log_dir)
         time.sleep(3.0)  # all eight answered
         over_dir = tmp_path / "over"
         over_dir.mkdir()
-        over = start_sipp(render("expect_503.xml", over_dir / "s.xml"), port, free_udp_port(), free_media_base(),
+        over = sipp.start_sipp(sipp.render("expect_503.xml", over_dir / "s.xml"), port, sipp.free_udp_port(),
+                               sipp.free_media_base(),
                           over_dir)
         procs.append(over)
         stranger_dir = tmp_path / "stranger"
         stranger_dir.mkdir()
-        stranger = start_sipp(render("expect_403.xml", stranger_dir / "s.xml"), port, free_udp_port(),
-                              free_media_base(), stranger_dir, local_ip="127.0.0.2")
+        stranger = sipp.start_sipp(sipp.render("expect_403.xml", stranger_dir / "s.xml"), port, sipp.free_udp_port(),
+                              sipp.free_media_base(), stranger_dir, local_ip="127.0.0.2")
         procs.append(stranger)
-        assert finish_sipp(stranger, 20)[0] == 0, "the call from outside the allow-list did not get 403"
-        assert finish_sipp(over, 20)[0] == 0, "call 9 did not get 503 with Retry-After: " + sipp_errors(over_dir)
+        assert sipp.finish_sipp(stranger, 20)[0] == 0, "the call from outside the allow-list did not get 403"
+        assert sipp.finish_sipp(over,
+                                20)[0] == 0, "call 9 did not get 503 with Retry-After: " + sipp.sipp_errors(over_dir)
         failures = []
         deadline = time.monotonic() + CALL_TIMEOUT_S
         for i, proc in enumerate(procs[:CALLS]):
-            rc, err = finish_sipp(proc, max(1.0, deadline - time.monotonic()))
+            rc, err = sipp.finish_sipp(proc, max(1.0, deadline - time.monotonic()))
             if rc != 0:
-                failures.append(f"caller {i}: rc {rc} {err[-300:]} {sipp_errors(dirs[i], 800)}")
+                failures.append(f"caller {i}: rc {rc} {err[-300:]} {sipp.sipp_errors(dirs[i], 800)}")
         calls_s = time.monotonic() - t0 - started_s
         time.sleep(1.0)  # sip.json is written once each session has closed
     finally:
@@ -115,7 +107,7 @@ def test_eight_calls_through_the_proxy_and_503_for_the_ninth(tmp_path):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(5)
-        _stop(server)
+        stop_server(server)
         for listener in listeners:
             listener.close()
     print(f"server start {started_s:.1f} s; 8 calls, the 9th and a stranger in {calls_s:.1f} s")
@@ -124,7 +116,7 @@ def test_eight_calls_through_the_proxy_and_503_for_the_ninth(tmp_path):
     call_dirs = [p for p in (tmp_path / "calls").iterdir() if p.is_dir()]
     assert len(call_dirs) == CALLS, sorted(p.name for p in call_dirs)
     for call_dir in call_dirs:
-        events = _events(call_dir)
+        events = call_events(call_dir)
         nodes = [e["node"] for e in events if e["type"] == "dialog" and e["event"] == "DigitsEntered"]
         assert nodes == ["balance"], (call_dir.name, nodes)
         meta = json.loads((call_dir / "sip.json").read_text())

@@ -20,20 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from ivr.errors import IvrError
+from models.errors import AgentError
 from telephony.sip.config import SipConfig, load_sip_config
+from tests.sip import sipp
 from tests.sip.rtp_pcap import CallerTrack
 from tests.sip.serve import start_serve, stop_serve
-from tests.sip.sipp import (
-    RTP_OFFSET,
-    SIPP,
-    RtpListener,
-    finish_sipp,
-    free_media_base,
-    free_udp_port,
-    render,
-    start_sipp,
-)
 
 PASSWORD = "Tr0ub4dor-3-secret"
 
@@ -47,20 +38,20 @@ def test_security_settings_are_checked(monkeypatch):
     assert config.digest_user == "agent"
     assert SipConfig(register="sip:agent@pbx", auth_user="trunk7").digest_user == "trunk7"
     monkeypatch.delenv("IVR_TEST_SIP_PW", raising=False)
-    with pytest.raises(IvrError, match="IVR_TEST_SIP_PW"):
+    with pytest.raises(AgentError, match="IVR_TEST_SIP_PW"):
         config.auth_password()
     monkeypatch.setenv("IVR_TEST_SIP_PW", PASSWORD)
     assert config.auth_password() == PASSWORD
     assert SipConfig().auth_password() == ""
-    with pytest.raises(IvrError, match="not one of"):
+    with pytest.raises(AgentError, match="not one of"):
         SipConfig(srtp="always")
-    with pytest.raises(IvrError, match="private key"):
+    with pytest.raises(AgentError, match="private key"):
         SipConfig(tls_cert="cert.pem")
-    with pytest.raises(IvrError, match="sip:user@registrar"):
+    with pytest.raises(AgentError, match="sip:user@registrar"):
         SipConfig(register="pbx.example.com")
-    with pytest.raises(IvrError, match="need register"):
+    with pytest.raises(AgentError, match="need register"):
         SipConfig(auth_password_env="X")
-    with pytest.raises(IvrError, match="NAME of an environment variable"):
+    with pytest.raises(AgentError, match="NAME of an environment variable"):
         SipConfig(register="sip:a@b", auth_password_env="pass word!")
 
 
@@ -83,7 +74,7 @@ def test_serve_help_lists_the_security_flags_and_a_missing_password_fails_at_onc
 # ---- real peers over loopback -----------------------------------------------------------------------
 
 def _serve(log: Path, port: int, extra: list[str]) -> subprocess.Popen[bytes]:
-    return start_serve(log, port, ["--rtp-port", str(free_udp_port(even=True)), *extra],
+    return start_serve(log, port, ["--rtp-port", str(sipp.free_udp_port(even=True)), *extra],
                        env={"IVR_TEST_SIP_PW": PASSWORD})
 
 
@@ -118,17 +109,18 @@ def _tls_options(port: int, cafile: Path) -> str:
 @pytest.mark.sip
 @pytest.mark.slow
 def test_register_with_digest_tls_options_and_mandatory_srtp(tmp_path):
-    if SIPP is None:
+    if sipp.SIPP is None:
         pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
                     "-days", "1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True,
                    timeout=30)
-    registrar_port, port, tls_port = free_udp_port(), free_udp_port(), free_udp_port()
+    registrar_port, port, tls_port = sipp.free_udp_port(), sipp.free_udp_port(), sipp.free_udp_port()
     (tmp_path / "registrar").mkdir()
-    registrar = start_sipp(render("registrar_digest.xml", tmp_path / "registrar" / "s.xml", NONCE="f00dcafe1234",
+    registrar = sipp.start_sipp(sipp.render("registrar_digest.xml", tmp_path / "registrar" / "s.xml",
+                                            NONCE="f00dcafe1234",
                                   USER="agent", PASSWORD=PASSWORD),
-                           None, registrar_port, free_media_base(), tmp_path / "registrar")
+                           None, registrar_port, sipp.free_media_base(), tmp_path / "registrar")
     procs = [registrar]
     log = tmp_path / "serve.log"
     server = None
@@ -137,7 +129,7 @@ def test_register_with_digest_tls_options_and_mandatory_srtp(tmp_path):
         server = _serve(log, port, ["--register", f"sip:agent@127.0.0.1:{registrar_port}",
                                     "--auth-password-env", "IVR_TEST_SIP_PW", "--tls-cert", str(cert),
                                     "--tls-key", str(key), "--tls-port", str(tls_port), "--srtp", "mandatory"])
-        code = finish_sipp(registrar, 20)[0]
+        code = sipp.finish_sipp(registrar, 20)[0]
         assert code == 0, f"the registrar did not accept the agent's digest: {registrar.stderr}"
         deadline = time.monotonic() + 5
         while "registration: registered" not in log.read_text() and time.monotonic() < deadline:
@@ -147,10 +139,10 @@ def test_register_with_digest_tls_options_and_mandatory_srtp(tmp_path):
         assert _tls_options(tls_port, cert) == "SIP/2.0 200 OK"
 
         (tmp_path / "plain").mkdir()
-        plain = start_sipp(render("expect_refused.xml", tmp_path / "plain" / "s.xml", STATUS=488), port,
-                           free_udp_port(), free_media_base(), tmp_path / "plain")
+        plain = sipp.start_sipp(sipp.render("expect_refused.xml", tmp_path / "plain" / "s.xml", STATUS=488), port,
+                           sipp.free_udp_port(), sipp.free_media_base(), tmp_path / "plain")
         procs.append(plain)
-        assert finish_sipp(plain, 20)[0] == 0, "a plain RTP offer was not refused with 488 under --srtp mandatory"
+        assert sipp.finish_sipp(plain, 20)[0] == 0, "a plain RTP offer was not refused with 488 under --srtp mandatory"
         assert server.poll() is None
     finally:
         for proc in procs:
@@ -167,23 +159,24 @@ def test_register_with_digest_tls_options_and_mandatory_srtp(tmp_path):
 @pytest.mark.sip
 @pytest.mark.slow
 def test_optional_srtp_answers_a_plain_rtp_call(tmp_path):
-    if SIPP is None:
+    if sipp.SIPP is None:
         pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
     track = CallerTrack()
     track.silence(4.0)
     track.write_pcap(tmp_path / "quiet.pcap")
-    port = free_udp_port()
+    port = sipp.free_udp_port()
     server = _serve(tmp_path / "serve.log", port, ["--srtp", "optional"])
     listener = None
     call = None
     try:
-        base = free_media_base()
-        listener = RtpListener(base + RTP_OFFSET)
+        base = sipp.free_media_base()
+        listener = sipp.RtpListener(base + sipp.RTP_OFFSET)
         (tmp_path / "call").mkdir()
-        call = start_sipp(render("caller_hangs_up.xml", tmp_path / "call" / "s.xml", PCAP=tmp_path / "quiet.pcap",
-                                 INFO_AFTER_MS=1500, INFO_KEY=1, BYE_AFTER_MS=1500), port, free_udp_port(), base,
+        call = sipp.start_sipp(sipp.render("caller_hangs_up.xml", tmp_path / "call" / "s.xml",
+                                           PCAP=tmp_path / "quiet.pcap",
+                                 INFO_AFTER_MS=1500, INFO_KEY=1, BYE_AFTER_MS=1500), port, sipp.free_udp_port(), base,
                           tmp_path / "call")
-        assert finish_sipp(call, 40)[0] == 0, "the plain RTP call failed under --srtp optional"
+        assert sipp.finish_sipp(call, 40)[0] == 0, "the plain RTP call failed under --srtp optional"
         assert listener.packets, "the answered call got no RTP"
     finally:
         if call is not None and call.poll() is None:

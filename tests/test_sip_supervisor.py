@@ -25,14 +25,14 @@ from pathlib import Path
 
 import pytest
 
-from telephony.sip.bench import free_port, free_port_range
-from telephony.sip.children import Backoff, Child, describe_exit
+from ivr.serve.bench import free_port, free_port_range
+from ivr.serve.children import Backoff, Child, describe_exit
+from ivr.serve.front import READY_LINE, Supervisor
+from ivr.serve.kamailio import KamailioRpc, dispatcher_list, kamailio_config, sip_ping
 from telephony.sip.config import SipConfig
-from telephony.sip.front import READY_LINE, Supervisor
-from telephony.sip.kamailio import KamailioRpc, dispatcher_list, kamailio_config, sip_ping
 from tests.sip.rtp_pcap import CallerTrack
+from tests.sip.serve import call_events, start_server, stop_server
 from tests.sip.sipp import SIPP, finish_sipp, free_media_base, free_udp_port, render, sipp_errors, start_sipp
-from tests.test_sip_call import _events, _start_server, _stop
 
 REPO = Path(__file__).resolve().parents[1]
 KAMAILIO = shutil.which("kamailio", path="/usr/sbin:/usr/bin:/sbin")
@@ -64,7 +64,7 @@ def _until(predicate, timeout_s: float, step_s: float = 0.05, tick=None) -> floa
 
 
 def test_child_watchdog_counts_only_its_own_pings():
-    script = ("import time\nfrom telephony.sdnotify import Notifier\nn = Notifier()\nprint('ready', flush=True)\n"
+    script = ("import time\nfrom ivr.serve.sdnotify import Notifier\nn = Notifier()\nprint('ready', flush=True)\n"
               "for _ in range(5):\n    n.notify('WATCHDOG=1')\n    time.sleep(0.1)\ntime.sleep(60)\n")
     child = Child("pinger", [sys.executable, "-c", script], ready_line="ready", watchdog_s=1.0,
                   popen={"cwd": str(REPO)})
@@ -287,7 +287,7 @@ def test_a_killed_worker_is_back_and_the_other_workers_calls_go_on(tmp_path, mon
     notify = _NotifyListener()  # the supervisor talks to "systemd"; its workers talk to the supervisor
     monkeypatch.setenv("NOTIFY_SOCKET", "@" + notify.name)
     monkeypatch.setenv("WATCHDOG_USEC", "2000000")
-    server = _start_server(calls, port, ["--max-calls", "6", "--allow", "127.0.0.1/32"])
+    server = start_server(calls, port, ["--max-calls", "6", "--allow", "127.0.0.1/32"])
     output = _Output(server)
     procs: list[subprocess.Popen] = []
     try:
@@ -338,14 +338,14 @@ def test_a_killed_worker_is_back_and_the_other_workers_calls_go_on(tmp_path, mon
         assert server.poll() is None, "the supervisor stopped"
         meta = _call_meta(calls, long_call.pid)
         assert meta["outcome"] == "caller-hangup", meta
-        events = _events(calls / meta["call_id"])
+        events = call_events(calls / meta["call_id"])
         assert [e["node"] for e in events if e["type"] == "dialog" and e["event"] == "DigitsEntered"] == ["balance"]
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(5)
-        _stop(server)
+        stop_server(server)
         time.sleep(0.5)
         notify.close()
     print(f"worker on port {victim_port} back (answers OPTIONS) {back_s:.1f} s after SIGKILL; the call placed "

@@ -22,19 +22,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.sip import sipp
 from tests.sip.rtp_pcap import CallerTrack
-from tests.sip.sipp import (
-    RTP_OFFSET,
-    SIPP,
-    RtpListener,
-    finish_sipp,
-    free_media_base,
-    free_udp_port,
-    render,
-    sipp_errors,
-    start_sipp,
-)
-from tests.test_sip_call import _events, _start_server, _stop, _words
+from tests.sip.serve import call_events, heard_words, start_server, stop_server
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
 
@@ -58,7 +48,7 @@ def _tone_share(samples: np.ndarray, freq_hz: int) -> float:
     return float(spectrum[np.abs(freqs - freq_hz) < 50].sum() / total) if total else 0.0
 
 
-def _has_tone(listener: RtpListener, freq_hz: int) -> bool:
+def _has_tone(listener: sipp.RtpListener, freq_hz: int) -> bool:
     """Whether any 1 s of what the listener received is mostly the tone."""
     audio = listener.audio()
     return any(_tone_share(audio[i:i + 8000], freq_hz) > 0.6 for i in range(0, max(0, audio.size - 8000), 4000))
@@ -90,7 +80,7 @@ class _Webhook:
 
 @pytest.fixture(scope="module")
 def transfers(tmp_path_factory):
-    if SIPP is None:
+    if sipp.SIPP is None:
         pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
     work = tmp_path_factory.mktemp("transfer")
     tracks = {}
@@ -117,12 +107,12 @@ def transfers(tmp_path_factory):
     human_voice.audio(_tone(HUMAN_TONE_HZ, 5.0))
     human_voice.write_pcap(work / "human.pcap")
 
-    human_port, busy_port = free_udp_port(), free_udp_port()
+    human_port, busy_port = sipp.free_udp_port(), sipp.free_udp_port()
     human_uri = f"sip:agent@127.0.0.1:{human_port}"
     busy_uri = f"sip:cards@127.0.0.1:{busy_port}"
     webhook = _Webhook()
-    port = free_udp_port()
-    server = _start_server(work / "calls", port, [
+    port = sipp.free_udp_port()
+    server = start_server(work / "calls", port, [
         "--transfer-target", f"sip:queue@agents={human_uri}", "--transfer-target", f"sip:cards@agents={busy_uri}",
         "--webhook", webhook.url, "--grace", "0"])
     procs, listeners, runs = [], [], {}
@@ -131,12 +121,12 @@ def transfers(tmp_path_factory):
             ("human", "human_agent.xml", {"PCAP": work / "human.pcap", "TALK_MS": 7000, "REASON": "caller-request"}),
             ("busy", "human_busy.xml", {"REASON": "lost-card"}),
         ):
-            base = free_media_base()
-            listener = RtpListener(base + RTP_OFFSET)
+            base = sipp.free_media_base()
+            listener = sipp.RtpListener(base + sipp.RTP_OFFSET)
             listeners.append(listener)
             (work / name).mkdir()
-            scenario = render(template, work / name / template, **values)
-            proc = start_sipp(scenario, None, human_port if name == "human" else busy_port, base, work / name)
+            scenario = sipp.render(template, work / name / template, **values)
+            proc = sipp.start_sipp(scenario, None, human_port if name == "human" else busy_port, base, work / name)
             procs.append(proc)
             runs[name] = (proc, listener, work / name)
         time.sleep(0.5)  # the phones listen
@@ -149,25 +139,25 @@ def transfers(tmp_path_factory):
                                                         "HUMAN_URI": busy_uri, "REASON": "lost-card",
                                                         "NODE": "card_lost"}),
         ):
-            base = free_media_base()
-            listener = RtpListener(base + RTP_OFFSET)
+            base = sipp.free_media_base()
+            listener = sipp.RtpListener(base + sipp.RTP_OFFSET)
             listeners.append(listener)
             (work / name).mkdir()
             values["PCAP"] = work / f"{name}.pcap"
-            scenario = render(template, work / name / template, **values)
-            proc = start_sipp(scenario, port, free_udp_port(), base, work / name)
+            scenario = sipp.render(template, work / name / template, **values)
+            proc = sipp.start_sipp(scenario, port, sipp.free_udp_port(), base, work / name)
             procs.append(proc)
             runs[name] = (proc, listener, work / name)
         results = {}
         for name, (proc, listener, log_dir) in runs.items():
-            rc, err = finish_sipp(proc, CALL_TIMEOUT_S)
-            results[name] = {"rc": rc, "err": err + sipp_errors(log_dir), "listener": listener, "log_dir": log_dir}
+            rc, err = sipp.finish_sipp(proc, CALL_TIMEOUT_S)
+            results[name] = {"rc": rc, "err": err + sipp.sipp_errors(log_dir), "listener": listener, "log_dir": log_dir}
         time.sleep(1.0)  # sip.json is written once the session has closed
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
-        _stop(server)
+        stop_server(server)
         for listener in listeners:
             listener.close()
         webhook.close()
@@ -201,7 +191,7 @@ def test_refer_carries_the_context_and_the_webhook_gets_it(transfers):
     assert hook["flow_target"] == "sip:queue@agents" and hook["transfer_uri"].startswith("sip:agent@127.0.0.1:")
     assert hook["sip_call_id"] == meta["sip_call_id"] and "transfer_agent" in hook["summary"]
     assert "caller@" not in json.dumps(hook)
-    types = [e["type"] for e in _events(accepted["call_dir"])]
+    types = [e["type"] for e in call_events(accepted["call_dir"])]
     assert "transfer_refer" in types and "transfer_done" in types
 
 
@@ -213,7 +203,7 @@ def test_refused_refer_falls_back_to_a_bridged_call_the_human_receives(transfers
     assert _has_tone(human["listener"], CALLER_TONE_HZ), "the human did not hear the caller"
     meta = json.loads((bridged["call_dir"] / "sip.json").read_text())
     assert meta["outcome"] == "transferred" and meta["transfer"]["method"] == "bridge", meta
-    types = [e["type"] for e in _events(bridged["call_dir"])]
+    types = [e["type"] for e in call_events(bridged["call_dir"])]
     assert types.index("transfer_refer_failed") < types.index("transfer_done") < types.index("bridge_ended")
     recording, rate = sf.read(bridged["call_dir"] / "recording.wav", dtype="int16")
     assert rate == 8000
@@ -228,10 +218,10 @@ def test_when_no_human_answers_the_caller_is_offered_a_callback(transfers):
     _ok(callback)
     meta = json.loads((callback["call_dir"] / "sip.json").read_text())
     assert meta["outcome"] == "callback", meta
-    events = _events(callback["call_dir"])
+    events = call_events(callback["call_dir"])
     failed = [e for e in events if e["type"] == "transfer_failed"]
     assert failed and failed[0]["status"] == 486, failed
     heard = callback["listener"].audio()
-    words = _words(heard[-8000 * 12:])
+    words = heard_words(heard[-8000 * 12:])
     assert "call you back" in words or "agent" in words, words
     assert any(h["event"] == "callback_requested" and h["call_id"] == meta["call_id"] for h in transfers["webhook"])

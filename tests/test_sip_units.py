@@ -10,10 +10,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from ivr.errors import IvrError
+from ivr.call.events import CallEnded, DialogStep, Emotion
+from ivr.serve.transfer import TransferContext, context_from_session, header_value, post_webhook, refer_to
+from models.errors import AgentError
 from telephony.sip.config import SipConfig, load_sip_config
 from telephony.sip.security import AllowList, source_ip
-from telephony.sip.transfer import TransferContext, context_from_session, header_value, post_webhook, refer_to
 
 
 def test_allow_list_matches_sources_by_cidr():
@@ -38,11 +39,11 @@ def test_sip_config_from_yaml_and_flags(tmp_path):
     assert config.resolve_transfer("failure") == ""
     assert SipConfig(transfer_default="sip:desk@h").resolve_transfer("failure") == "sip:desk@h"
     path.write_text("alow: [1.2.3.4]\n")
-    with pytest.raises(IvrError, match="unknown SIP setting"):
+    with pytest.raises(AgentError, match="unknown SIP setting"):
         load_sip_config(path)
-    with pytest.raises(IvrError, match="not an address or CIDR"):
+    with pytest.raises(AgentError, match="not an address or CIDR"):
         load_sip_config(None, allow=["10.0.0.0/33"])
-    with pytest.raises(IvrError, match="not a sip: URI"):
+    with pytest.raises(AgentError, match="not a sip: URI"):
         load_sip_config(None, transfer_targets={"sip:queue@agents": "http://x"})
 
 
@@ -61,13 +62,13 @@ def test_transfer_context_headers_are_single_safe_lines():
 
 
 def test_context_from_session_reads_the_event_log():
-    events = [{"type": "dialog", "node": "main_menu"}, {"type": "dialog", "node": "main_menu"},
-              {"type": "emotion", "label": "angry"}, {"type": "dialog", "node": "transfer_agent"},
-              {"type": "call_ended", "node": "transfer_agent"}]
+    events = [DialogStep("CallStarted", "main_menu"), DialogStep("Utterance", "main_menu"),
+              Emotion("angry", {"angry": 0.9}, 0.9), DialogStep("Utterance", "transfer_agent"),
+              CallEnded("transferred", "caller-request", "sip:queue@agents", "transfer_agent")]
     session = SimpleNamespace(log=SimpleNamespace(events=events), end_reason="caller-request",
                               transfer_target="sip:queue@agents",
-                              _state=SimpleNamespace(last_intent="agent", turn=3))
-    ctx = context_from_session(session, "c1", "s1", time.time() - 5)
+                              state=SimpleNamespace(last_intent="agent", turn=3))
+    ctx = context_from_session(session, "c1", "s1", time.time() - 5)  # type: ignore[arg-type]
     assert ctx.path == ["main_menu", "transfer_agent"] and ctx.node == "transfer_agent"
     assert ctx.intent == "agent" and ctx.emotion == "angry" and ctx.turns == 3
     assert "caller sounds angry" in ctx.summary
@@ -127,7 +128,7 @@ def test_strict_media_locks_only_to_a_source_the_signalling_vouches_for():
 def test_media_lock_drops_datagrams_from_others_and_unlocks():
     import socket
 
-    from telephony.sip.bench import free_port
+    from ivr.serve.bench import free_port
     from telephony.sip.strict import MediaLock
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp, \

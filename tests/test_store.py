@@ -15,11 +15,13 @@ import pytest
 import soundfile as sf
 from sqlalchemy import select, text
 
-from ivr.errors import IvrError
-from ivr.store import CallFilter, Store, privacy, schema
+from ivr.call import privacy
+from ivr.call.events import from_dict
+from ivr.store import CallFilter, Store, schema
 from ivr.store.config import parse_key
 from ivr.store.importer import import_call_dir
 from ivr.store.migrations import LATEST, migrate
+from models.errors import AgentError
 from tests.test_store_support import (
     TEST_KEY,
     add_call,
@@ -128,10 +130,10 @@ def test_recording_unreadable_without_the_key(store, tmp_path):
     with pytest.raises(sf.LibsndfileError):
         sf.read(str(path))
     other = Store(dataclasses.replace(store.config, recording_key=bytes(32)), engine=store.engine)
-    with pytest.raises(IvrError, match="wrong key"):
+    with pytest.raises(AgentError, match="wrong key"):
         other.read_recording("enc")
     # a file moved to another call does not decrypt either (the call id is bound into the tag)
-    with pytest.raises(IvrError):
+    with pytest.raises(AgentError):
         privacy.decrypt(blob, TEST_KEY, b"another-call")
     assert store.read_recording("enc") == wav.read_bytes()
 
@@ -167,7 +169,7 @@ def test_migrations_are_versioned(store):
     with store.engine.begin() as conn:
         assert conn.execute(select(schema.schema_version.c.version)).scalars().all() == list(range(1, LATEST + 1))
         conn.execute(schema.schema_version.insert().values(version=LATEST + 1, applied_at=datetime.now(UTC)))
-    with pytest.raises(IvrError, match="newer than this program"):
+    with pytest.raises(AgentError, match="newer than this program"):
         migrate(store.engine)
 
 
@@ -226,7 +228,7 @@ def test_key_formats():
     assert parse_key(TEST_KEY.hex()) == TEST_KEY
     import base64
     assert parse_key(base64.urlsafe_b64encode(TEST_KEY).decode()) == TEST_KEY
-    with pytest.raises(IvrError):
+    with pytest.raises(AgentError):
         parse_key("too-short")
 
 
@@ -282,9 +284,9 @@ def test_sip_observer_stores_a_call_with_its_caller(tmp_path):
     """What `ivr serve` does per call: a writer subscribed to the session's log, finished when it closes."""
     from types import SimpleNamespace
 
-    from ivr.clock import VirtualClock
-    from ivr.eventlog import EventLog
+    from ivr.call.eventlog import EventLog
     from ivr.store.hook import SipStoreObserver, caller_number
+    from telephony.clock import VirtualClock
 
     assert caller_number('"Alice" <sip:+1-555-010-1234@10.0.0.1:5060>;tag=x') == "+1-555-010-1234"
     assert caller_number("sip:anonymous@example.com") is None
@@ -294,7 +296,7 @@ def test_sip_observer_stores_a_call_with_its_caller(tmp_path):
         observer = SipStoreObserver(store)
         observer.call_started(session, '"Alice" <sip:+15550101234@10.0.0.1>')
         for event in call_events("sip1", ["hello from the phone"]):
-            session.log.emit(event.pop("type"), **{k: v for k, v in event.items() if k != "t_ms"})
+            session.log.emit(from_dict(event))
         out = tmp_path / "sip1"
         plain = stereo_wav(out / "recording.wav").read_bytes()
         observer.call_closed(session, out)

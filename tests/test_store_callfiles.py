@@ -10,14 +10,15 @@ from types import SimpleNamespace
 
 from dialog.flow import load_default_flow
 from dialog.machine import Machine
-from ivr.clock import VirtualClock
+from ivr.call.eventlog import EventLog
+from ivr.call.events import Said, Transcript, from_dict
+from ivr.call.privacy import redact_event
+from ivr.call.services import Services
+from ivr.call.session import CallSession
 from ivr.config import AgentConfig, CallConfig
-from ivr.eventlog import EventLog
-from ivr.services import Services
-from ivr.session import CallSession
 from ivr.store import Store
 from ivr.store.hook import SipStoreObserver
-from ivr.store.privacy import redact_event
+from telephony.clock import VirtualClock
 from tests.test_store_support import call_events, stereo_wav, store_config
 
 READ_BACK = "I heard 4 5 1 2 9 8 7. Is that right?"
@@ -30,8 +31,8 @@ def _lines(path: Path) -> list[dict]:
 
 def test_event_log_redacts_only_what_it_writes(tmp_path):
     log = EventLog(VirtualClock(), tmp_path / "events.jsonl", redact=redact_event)
-    say = log.emit("say", text=READ_BACK, barge_in=True)
-    log.emit("transcript", text=SPOKEN, confidence=0.9)
+    say = log.emit(Said(text=READ_BACK, barge_in=True))
+    log.emit(Transcript(text=SPOKEN, confidence=0.9))
     log.close()
     on_disk = _lines(tmp_path / "events.jsonl")
     assert on_disk[0]["text"] == "I heard [account number]. Is that right?"
@@ -49,8 +50,8 @@ def test_session_events_file_is_redacted_unless_record_digits(tmp_path):
     for record_digits in (False, True):
         out = tmp_path / str(record_digits)
         session = _session(out, record_digits)
-        session.log.emit("say", text=READ_BACK, barge_in=True)
-        session.log.emit("transcript", text=SPOKEN, confidence=0.9)
+        session.log.emit(Said(text=READ_BACK, barge_in=True))
+        session.log.emit(Transcript(text=SPOKEN, confidence=0.9))
         session.close()
         text = (out / "events.jsonl").read_text(encoding="utf-8")
         assert ("4 5 1 2 9 8 7" in text and "one two three" in text) is record_digits
@@ -62,7 +63,7 @@ def _sip_call(tmp_path: Path, store: Store, keep_files: bool = False) -> tuple[P
     observer = SipStoreObserver(store, keep_files=keep_files)
     observer.call_started(session, "<sip:+15550101234@10.0.0.1>")
     for event in call_events("s1", ["my account is 12345678"]):
-        session.log.emit(event.pop("type"), **{k: v for k, v in event.items() if k != "t_ms"})
+        session.log.emit(from_dict(event))
     out = tmp_path / "calls" / "s1"
     plain = stereo_wav(out / "recording.wav").read_bytes()
     (out / "events.jsonl").write_text("{}\n", encoding="utf-8")

@@ -63,8 +63,10 @@ def call_events(call_id: str, caller_texts: list[str], outcome: str = "completed
         if emotions and i < len(emotions):
             events.append({"t_ms": t + 1810, "type": "emotion", "scores": emotions[i]})
         node = intents[i] if intents and i < len(intents) else "main_menu"
-        events.append({"t_ms": t + 1820, "type": "dialog", "event": "Utterance", "node": node,
-                       **({"intent": intents[i]} if intents and i < len(intents) else {})})
+        if intents and i < len(intents):
+            events.append({"t_ms": t + 1815, "type": "nlu", "intent": intents[i], "confidence": 0.9, "faq": "",
+                           "faq_score": 0.0, "latency_ms": 2.0})
+        events.append({"t_ms": t + 1820, "type": "dialog", "event": "Utterance", "node": node})
         events += [
             {"t_ms": t + 1840, "type": "say", "text": f"Answer number {i + 1}.", "barge_in": True},
             {"t_ms": t + 2500, "type": "reply_started", "turn_end_ms": t + 1200, "latency_ms": 1300.0},

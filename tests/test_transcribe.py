@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ivr.audiofile import read_audio, write_wav
 from ivr.cli import main
-from ivr.resample import resample
 from ivr.wer import wer
+from telephony.audio.audiofile import read_audio, write_wav
+from telephony.audio.resample import resample
 from tests.test_transcribe_units import check_srt, check_vtt
 
 pytestmark = pytest.mark.models

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from asr.base import Word
-from ivr.audiofile import read_audio, write_wav
 from ivr.cli import main
-from ivr.resample import resample
 from ivr.transcribe.engine import Segment
 from ivr.transcribe.enrich import relabel
+from telephony.audio.audiofile import read_audio, write_wav
+from telephony.audio.resample import resample
 from tests.diarization_support import RATE_HZ, conversation
 
 pytestmark = pytest.mark.models

@@ -7,12 +7,12 @@ import re
 import pytest
 
 from asr.base import Word
-from ivr.atomicfile import atomic_write
-from ivr.errors import IvrError
 from ivr.transcribe.engine import FileResult, Segment, split_words
 from ivr.transcribe.formats import parse_formats, to_srt, to_vtt
 from ivr.transcribe.inputs import discover
 from ivr.transcribe.store import OutputStore, remove_stale_temp_files
+from models.atomicfile import atomic_write
+from models.errors import AgentError
 
 SRT_TIME = r"\d\d:\d\d:\d\d,\d\d\d --> \d\d:\d\d:\d\d,\d\d\d"
 VTT_TIME = r"\d\d:\d\d:\d\d\.\d\d\d --> \d\d:\d\d:\d\d\.\d\d\d"
@@ -75,7 +75,7 @@ def test_discover_walks_folders_and_names_outputs(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     found = {f.output_stem for f in discover([tmp_path / "calls"])}
     assert found == {"a.wav", "a.flac", "2024/b"}
-    with pytest.raises(IvrError, match="no such file"):
+    with pytest.raises(AgentError, match="no such file"):
         discover([tmp_path / "missing"])
 
 
@@ -135,8 +135,8 @@ def test_read_span_gives_the_samples_of_the_whole_file(tmp_path, suffix):
     import numpy as np
     import soundfile as sf
 
-    from ivr.audiofile import read_audio
     from ivr.transcribe.engine import read_span
+    from telephony.audio.audiofile import read_audio
 
     rng = np.random.default_rng(0)
     stereo = (rng.standard_normal((24000, 2)) * 3000).astype(np.int16)
@@ -147,7 +147,7 @@ def test_read_span_gives_the_samples_of_the_whole_file(tmp_path, suffix):
     assert rate == 8000 and np.array_equal(mono, whole.mono()[5000:17000])
     right, _ = read_span(str(path), 0, 100, channel=1)
     assert np.array_equal(right, whole.channel(1)[:100])
-    with pytest.raises(IvrError, match="changed"):
+    with pytest.raises(AgentError, match="changed"):
         read_span(str(path), 20000, 30000)
 
 

@@ -6,14 +6,14 @@ import importlib.util
 
 import pytest
 
-from ivr.errors import IvrError, ModelMissingError
+from models.errors import AgentError, ModelMissingError
 from tts.factory import ENGINES, load_synthesizer
 
 HAVE_COQUI = importlib.util.find_spec("TTS") is not None
 
 
 def test_unknown_engine_lists_the_valid_ones() -> None:
-    with pytest.raises(IvrError, match="unknown TTS engine 'festival'") as info:
+    with pytest.raises(AgentError, match="unknown TTS engine 'festival'") as info:
         load_synthesizer("festival")
     for engine in ENGINES:
         assert engine in str(info.value)
@@ -32,7 +32,7 @@ def test_piper_voice_without_its_config_says_so(tmp_path) -> None:
 
 
 def test_coqui_needs_a_model_path() -> None:
-    with pytest.raises(IvrError, match="coqui engine needs a voice"):
+    with pytest.raises(AgentError, match="coqui engine needs a voice"):
         load_synthesizer("coqui")
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ivr.audiofile import write_wav
-from ivr.errors import ModelMissingError
-from ivr.resample import resample
+from models.errors import ModelMissingError
+from telephony.audio.audiofile import write_wav
+from telephony.audio.resample import resample
 from tts.base import SpeechAudio, Synthesizer
 from tts.cache import CachedSynthesizer, PromptCache, cache_everything
 from tts.stream import speak

@@ -7,10 +7,11 @@ import pytest
 
 from asr.turns import SpeechDropped, SpeechStarted, TurnConfig, TurnDetector, TurnEnded
 from asr.vad import make_vad
-from ivr.audiofile import read_audio
-from ivr.errors import FrameError, IvrError
-from ivr.frame import FRAME_MS, Frame, split
-from ivr.resample import resample
+from models.errors import AgentError
+from telephony.audio.audiofile import read_audio
+from telephony.audio.frame import FRAME_MS, Frame, split
+from telephony.audio.resample import resample
+from telephony.errors import FrameError
 
 RATE_HZ = 16000
 LEAD_MS = 1000
@@ -128,5 +129,5 @@ def test_bad_input_is_a_clear_error():
     detector = TurnDetector(make_vad("webrtc"), TurnConfig(), RATE_HZ)
     with pytest.raises(FrameError):
         detector.process(Frame.silence(8000))
-    with pytest.raises(IvrError):
+    with pytest.raises(AgentError):
         TurnConfig(threshold=2.0)

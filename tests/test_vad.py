@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from asr.vad import SileroVad, WebRtcVad, make_vad
-from ivr.audiofile import read_audio
-from ivr.errors import IvrError
-from ivr.frame import FRAME_MS, split
-from ivr.resample import resample
+from models.errors import AgentError
+from telephony.audio.audiofile import read_audio
+from telephony.audio.frame import FRAME_MS, split
+from telephony.audio.resample import resample
 
 PAD_S = 1.0
 PROMPT = "speech/ivr-prompts/agent-pass.flac"  # "Please enter your password followed by the pound key."
@@ -56,9 +56,9 @@ def test_webrtc_gives_hard_decisions():
 
 
 def test_unknown_vad_or_rate_is_a_clear_error():
-    with pytest.raises(IvrError, match="webrtc, silero"):
+    with pytest.raises(AgentError, match="webrtc, silero"):
         make_vad("nonsense")
-    with pytest.raises(IvrError, match="resample"):
+    with pytest.raises(AgentError, match="resample"):
         WebRtcVad().speech_probability(bytes(2 * 441 * 2), 44100)
-    with pytest.raises(IvrError, match="resample"):
+    with pytest.raises(AgentError, match="resample"):
         SileroVad().speech_probability(bytes(2 * 441 * 2), 44100)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ivr.clock import VirtualClock
-from ivr.work import Work
+from ivr.call.work import Work
+from telephony.clock import VirtualClock
 
 
 def test_result_visible_only_after_its_compute_time_on_a_virtual_clock():

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ivr.audiofile import read_audio, write_wav
-from ivr.errors import AudioFileError
+from telephony.audio.audiofile import read_audio, write_wav
+from telephony.errors import AudioFileError
 from tts._audio import concatenate
 from tts.base import SpeechAudio, Synthesizer
 from tts.sentences import split_sentences

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ivr.errors import ModelMissingError
+from models.errors import ModelMissingError
 from tts._audio import concatenate, float_to_int16
 from tts.base import SpeechAudio, Synthesizer, TtsCapabilities
 from tts.sentences import split_sentences

@@ -10,9 +10,10 @@ from collections.abc import Iterator
 import numpy as np
 import soundfile as sf
 
-from ivr.errors import IvrError, ModelMissingError
+from models.errors import ModelMissingError
 from tts._audio import concatenate
 from tts.base import SpeechAudio, Synthesizer, TtsCapabilities
+from tts.errors import TtsError
 from tts.sentences import split_sentences
 
 ESPEAK_BINARY = "espeak-ng"
@@ -54,7 +55,7 @@ class EspeakSynthesizer(Synthesizer):
         except FileNotFoundError:
             raise ModelMissingError(INSTALL_HINT) from None
         except subprocess.TimeoutExpired:
-            raise IvrError(f"espeak-ng took more than {TIMEOUT_S:.0f} s") from None
+            raise TtsError(f"espeak-ng took more than {TIMEOUT_S:.0f} s") from None
         if result.returncode != 0:
             reason = result.stderr.decode("utf-8", "replace").strip().splitlines()
             detail = reason[-1] if reason else f"exit status {result.returncode}"
@@ -64,5 +65,5 @@ class EspeakSynthesizer(Synthesizer):
             return np.zeros(0, dtype=np.int16)
         samples, rate = sf.read(io.BytesIO(result.stdout), dtype="int16", always_2d=True)
         if rate != ESPEAK_RATE_HZ:
-            raise IvrError(f"espeak-ng produced {rate} Hz audio, expected {ESPEAK_RATE_HZ} Hz")
+            raise TtsError(f"espeak-ng produced {rate} Hz audio, expected {ESPEAK_RATE_HZ} Hz")
         return np.ascontiguousarray(samples[:, 0])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ivr.errors import IvrError
 from tts.base import Synthesizer
+from tts.errors import TtsError
 
 ENGINES = ("piper", "espeak-ng", "coqui")
 _ALIASES = {"espeak": "espeak-ng"}
@@ -27,11 +27,11 @@ def load_synthesizer(engine: str = "piper", voice: str = "",
         synth = EspeakSynthesizer(voice or "en-us")
     elif name == "coqui":
         if not voice:
-            raise IvrError("the coqui engine needs a voice: the path of a local Coqui TTS model")
+            raise TtsError("the coqui engine needs a voice: the path of a local Coqui TTS model")
         from tts.coqui import CoquiSynthesizer
         synth = CoquiSynthesizer(voice)
     else:
-        raise IvrError(f"unknown TTS engine '{engine}': choose one of {', '.join(ENGINES)}")
+        raise TtsError(f"unknown TTS engine '{engine}': choose one of {', '.join(ENGINES)}")
     if cache_dir is not None:
         from tts.cache import CachedSynthesizer, PromptCache
         synth = CachedSynthesizer(synth, PromptCache(cache_dir))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ivr.errors import ModelMissingError
+from models.errors import ModelMissingError
 from models.registry import piper_voice_files
 from tts._audio import concatenate, float_to_int16
 from tts.base import SpeechAudio, Synthesizer, TtsCapabilities

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ivr.resample import resample
+from telephony.audio.resample import resample
 from tts.base import Synthesizer
 from tts.sentences import split_sentences
 

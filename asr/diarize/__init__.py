@@ -19,15 +19,15 @@ PYANNOTE_UNAVAILABLE = (
 
 
 def load_diarizer(backend: str = "auto") -> Diarizer:
-    """`mfcc`, or `auto` (today: mfcc); `pyannote` raises IvrError saying why it cannot run."""
+    """`mfcc`, or `auto` (today: mfcc); `pyannote` raises AsrError saying why it cannot run."""
     if backend == "pyannote":
-        from ivr.errors import IvrError
+        from asr.errors import AsrError
 
-        raise IvrError(PYANNOTE_UNAVAILABLE)
+        raise AsrError(PYANNOTE_UNAVAILABLE)
     if backend not in ("auto", "mfcc"):
-        from ivr.errors import IvrError
+        from asr.errors import AsrError
 
-        raise IvrError(f"unknown diarizer {backend!r}: mfcc or auto")
+        raise AsrError(f"unknown diarizer {backend!r}: mfcc or auto")
     from asr.diarize.mfcc import MfccDiarizer
 
     return MfccDiarizer()

@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from dialog.emotion.features import FEATURE_VERSION, extract
+from dialog.emotion.features import FEATURE_VERSION, Resampler, extract
 from dialog.emotion.text import default_model_dir
-from ivr.errors import ModelMissingError
+from models.errors import ModelMissingError
 
 NEGATIVE_WEIGHTS = {"angry": 1.0, "sad": 0.3}
 """How much each class counts towards negativity."""
@@ -64,7 +64,9 @@ def voice_weight(distance: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 class AcousticEmotionModel:
-    def __init__(self, model_dir: Path | None = None) -> None:
+    def __init__(self, model_dir: Path | None = None, resample: Resampler | None = None) -> None:
+        self.resample = resample
+        """Brings a turn at another rate to the features' 8 kHz (given by the application)."""
         model_dir = model_dir or default_model_dir()
         meta_path, weights_path = model_dir / "acoustic-emotion.json", model_dir / "acoustic-emotion.npz"
         if not meta_path.is_file() or not weights_path.is_file():
@@ -136,7 +138,7 @@ class AcousticEmotionModel:
 
     def predict(self, samples: np.ndarray, sample_rate_hz: int) -> VoiceEmotion:
         """The emotion of one turn of caller audio (int16 or float, any rate)."""
-        features = extract(samples, sample_rate_hz)
+        features = extract(samples, sample_rate_hz, self.resample)
         probs = self.probabilities_from_features(features)[0]
         distance = self.ood_distance(features)
         ood = None if distance is None else float(distance[0])

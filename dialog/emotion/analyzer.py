@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from dialog.emotion.acoustic import AcousticEmotionModel, VoiceEmotion
+from dialog.emotion.features import Resampler
 from dialog.emotion.fusion import FusionWeights, TurnEmotion, fuse
 from dialog.emotion.text import TextEmotion, TextEmotionModel
-from ivr.errors import IvrError
+from models.errors import AgentError
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +32,18 @@ class EmotionAnalyzer:
         self.weights = weights or FusionWeights()
 
     @classmethod
-    def load(cls, model_dir: Path | None = None) -> EmotionAnalyzer | None:
-        """Both models from `model_dir` (default: the shipped ones); None when neither loads."""
+    def load(cls, model_dir: Path | None = None, resample: Resampler | None = None) -> EmotionAnalyzer | None:
+        """Both models from `model_dir` (default: the shipped ones); None when neither loads. `resample`:
+        for voice turns at another rate than 8 kHz."""
         acoustic: AcousticEmotionModel | None = None
         text: TextEmotionModel | None = None
         try:
-            acoustic = AcousticEmotionModel(model_dir)
-        except IvrError as exc:
+            acoustic = AcousticEmotionModel(model_dir, resample)
+        except AgentError as exc:
             log.warning("no acoustic emotion: %s", exc)
         try:
             text = TextEmotionModel(model_dir)
-        except IvrError as exc:
+        except AgentError as exc:
             log.warning("no text emotion: %s", exc)
         if acoustic is None and text is None:
             return None
@@ -62,5 +64,6 @@ class EmotionAnalyzer:
 
     def prewarm(self) -> None:
         rng = np.random.default_rng(0)
-        self.voice((rng.standard_normal(16000) * 1000).astype(np.int16), 16000)
+        rate_hz = 16000 if self.acoustic is not None and self.acoustic.resample is not None else 8000
+        self.voice((rng.standard_normal(rate_hz) * 1000).astype(np.int16), rate_hz)
         self.text("hello")

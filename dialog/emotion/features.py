@@ -23,9 +23,13 @@ delta/delta-delta spread relative to the turn's own range). Everything is comput
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 FEATURE_RATE_HZ = 8000
+Resampler = Callable[[np.ndarray, int, int], np.ndarray]
+"""(samples, from_hz, to_hz) -> samples: the caller's resampler (dialog imports no audio code)."""
 FRAME_SAMPLES = 256
 """32 ms analysis frames at 8 kHz."""
 HOP_SAMPLES = 128
@@ -63,18 +67,20 @@ def _quantiles(values: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     return [float(v) for v in np.quantile(values, qs)]
 
 
-def to_feature_rate(samples: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+def to_feature_rate(samples: np.ndarray, sample_rate_hz: int, resample: Resampler | None = None) -> np.ndarray:
     """float32 mono at 8 kHz, low-passed at BAND_TOP_HZ, scaled to a peak of 1 (the level of a line says
-    nothing)."""
+    nothing). Audio at another rate needs `resample`."""
     from scipy.signal import sosfiltfilt
 
-    from ivr.frame import to_float32
-    from ivr.resample import resample
-
-    audio = to_float32(np.asarray(samples))
+    audio = np.asarray(samples)
+    audio = audio.astype(np.float32) / 32768.0 if audio.dtype == np.int16 else audio.astype(np.float32)
     if audio.ndim > 1:
         audio = audio.mean(axis=1)
-    audio = resample(audio, sample_rate_hz, FEATURE_RATE_HZ).astype(np.float64)
+    if sample_rate_hz != FEATURE_RATE_HZ:
+        if resample is None:
+            raise ValueError(f"{sample_rate_hz} Hz audio needs a resampler to {FEATURE_RATE_HZ} Hz")
+        audio = resample(audio, sample_rate_hz, FEATURE_RATE_HZ)
+    audio = audio.astype(np.float64)
     if audio.size > 64:  # sosfiltfilt pads by 3 * (2 * sections + 1) samples
         audio = sosfiltfilt(_BAND_SOS, audio)
     audio = audio.astype(np.float32)
@@ -100,11 +106,12 @@ def _runs(mask: np.ndarray) -> np.ndarray:
     return (edges[1::2] - edges[0::2]).astype(np.float64)
 
 
-def extract(samples: np.ndarray, sample_rate_hz: int) -> np.ndarray:
-    """The feature vector (float32, length `feature_count()`) of one turn at any rate."""
+def extract(samples: np.ndarray, sample_rate_hz: int, resample: Resampler | None = None) -> np.ndarray:
+    """The feature vector (float32, length `feature_count()`) of one turn (another rate than 8 kHz needs
+    `resample`)."""
     import librosa
 
-    audio = to_feature_rate(samples, sample_rate_hz)
+    audio = to_feature_rate(samples, sample_rate_hz, resample)
     if audio.size < MIN_SAMPLES:
         audio = np.pad(audio, (0, MIN_SAMPLES - audio.size))
     spec = np.abs(librosa.stft(audio, n_fft=FRAME_SAMPLES, hop_length=HOP_SAMPLES, center=True)) ** 2

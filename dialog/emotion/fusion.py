@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dialog.emotion.acoustic import VoiceEmotion
-from dialog.emotion.corpus import CLASSES
 from dialog.emotion.text import TextEmotion
+
+CLASSES: tuple[str, ...] = ("neutral", "happy", "sad", "angry")
+"""The emotions the models tell apart (the training corpora's labels are folded into these)."""
 
 TEXT_TO_CLASS = {"anger": "angry", "disgust": "angry", "sadness": "sad", "fear": "sad", "joy": "happy",
                  "neutral": "neutral", "surprise": "neutral"}

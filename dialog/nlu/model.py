@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from dialog.nlu.text import ngram_features, normalize_text
-from ivr.errors import ModelMissingError
+from models.errors import ModelMissingError
+from models.registry import bundled_dir
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "intents.npz"
@@ -47,7 +48,7 @@ turns them into FAQ candidates, never into intents."""
 
 def default_model_dir() -> Path:
     """The bank flow's intent model shipped with the package."""
-    return Path(__file__).resolve().parents[2] / "models" / "intents"
+    return bundled_dir("intents")
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,8 @@ class IntentModel:
                 embed = EmbeddingHead(arrays["weights"].astype(np.float32), arrays["bias"].astype(np.float32),
                                       float(head["temperature"]), float(head["blend"]),
                                       float(head["oos_threshold"]), bool(head.get("normalize", False)))
-            from dialog.nlu.embed import INSTALL_HINT, shared_encoder
+            from dialog.nlu.embed import shared_encoder
+            from models.encoder import INSTALL_HINT
 
             try:
                 encoder = shared_encoder()

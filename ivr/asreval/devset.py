@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ivr.audiofile import read_audio, write_wav
-from ivr.resample import resample
-from ivr.yamlfile import read_yaml
+from telephony.audio.audiofile import read_audio, write_wav
+from telephony.audio.resample import resample
+from telephony.yamlfile import read_yaml
 
 LINE_RATE_HZ = 8000
 BAND_HZ = (300.0, 3400.0)
@@ -118,7 +118,7 @@ def telephone_line(samples: np.ndarray, rate_hz: int, snr_db: float | None, seed
     """int16 speech at any rate -> int16 8 kHz as heard after a G.711 mu-law telephone line."""
     from scipy.signal import butter, sosfilt
 
-    from telephony.g711 import mulaw_decode, mulaw_encode
+    from telephony.audio.g711 import mulaw_decode, mulaw_encode
 
     x = samples.astype(np.float64)
     sos = butter(4, BAND_HZ, btype="bandpass", fs=rate_hz, output="sos")

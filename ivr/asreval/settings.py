@@ -7,8 +7,8 @@
     yesno, digits   the yes/no and the digit-string prompts
     grammar         the digit-string grammar (asr.grammar)
     beamN           beam search of width N (default greedy)
-    nbestN          N-1 alternatives, rescored by what the node expects (ivr.recognition.pick_hypothesis)
-    phonetic        node keywords recovered by sound (ivr.recognition.correct_keywords)
+    nbestN          N-1 alternatives, rescored by what the node expects (ivr.call.recognition.pick_hypothesis)
+    phonetic        node keywords recovered by sound (ivr.call.recognition.correct_keywords)
     base            Whisper base instead of tiny.en
 
 e.g. `fit+menu=phrases+digits`.
@@ -67,7 +67,7 @@ def listen_for(turn: Turn, flow: Flow) -> tuple[Listen, str | None, str]:
 
 
 def make(name: str) -> Setting:
-    from ivr.recognition import listen_options
+    from ivr.call.recognition import listen_options
 
     levers = name.split("+")
     if levers == ["baseline"]:
@@ -111,7 +111,7 @@ def make(name: str) -> Setting:
 
     pick = None
     if n_best > 1 or phonetic:
-        from ivr.recognition import TurnContext, understand_hypotheses
+        from ivr.call.recognition import TurnContext, understand_hypotheses
 
         def pick(turn: Turn, result: Transcript) -> str:
             listen, node, said = listen_for(turn, flow)

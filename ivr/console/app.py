@@ -35,8 +35,8 @@ from ivr.console import views
 from ivr.console.auth import ROLES, User, Users, WebSession
 from ivr.console.guards import BUSY_RETRY_AFTER_S, GateFull, HashGate, LoginThrottle, client_key
 from ivr.console.params import filter_from
-from ivr.errors import IvrError
 from ivr.store import CallFilter, Store
+from models.errors import AgentError
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "ivr_session"
@@ -248,7 +248,7 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
         get_call_or_404(call_id)
         try:
             wav = store.read_recording(call_id)
-        except IvrError as exc:
+        except AgentError as exc:
             raise HTTPException(500, str(exc)) from None
         if wav is None:
             raise HTTPException(404, "this call has no recording")
@@ -341,7 +341,7 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
         try:
             user = await gate.run(users.add, str(form.get("username") or ""), str(form.get("role") or ""),
                                   str(form.get("password") or ""))
-        except IvrError as exc:
+        except AgentError as exc:
             return back_to_users(str(exc))
         except GateFull:
             return back_to_users("the console is busy: try again in a few seconds")
@@ -362,7 +362,7 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
         form = await request.form()
         try:
             done = await gate.run(users.reset_password, name, str(form.get("password") or ""))
-        except IvrError as exc:
+        except AgentError as exc:
             return back_to_users(str(exc))
         except GateFull:
             return back_to_users("the console is busy: try again in a few seconds")

@@ -21,10 +21,19 @@ import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from ivr.call.events import (
+    CallEvent,
+    DialogStep,
+    Listening,
+    NluResult,
+    Said,
+    SpeechDropped,
+    SpeechStarted,
+    SpeechStopped,
+)
 from ivr.convtest.scenario import React, Reply, ScenarioTurn
 from telephony.wavfile import CallerTurn, ScriptedCaller
 
@@ -79,24 +88,24 @@ class ReactiveCaller(ScriptedCaller):
                 return spec
         return None
 
-    def on_event(self, event: dict[str, Any]) -> None:
+    def on_event(self, event: CallEvent) -> None:
         """An event of the call (subscribed to the session's log)."""
-        kind = event["type"]
-        if kind == "speech_started":
-            self._in_speech = True
-        elif kind in ("speech_stopped", "speech_dropped"):
-            self._in_speech = False
-        elif kind == "dialog":
-            self._last_dialog_event = str(event.get("event", ""))
-        elif kind == "say":
-            self._last_said = str(event.get("text", ""))
-        elif kind == "nlu" and event.get("faq"):
-            self._last_faq = str(event["faq"])
-        elif kind == "listening" and not self._in_speech and self._in_a_row() < MAX_REACTIONS_IN_A_ROW:
-            # (a caller already talking answers nothing)
-            role, reply = self._reaction(str(event.get("asks", "")), str(event.get("about", "")))
-            if reply is not None:
-                self._play_next(role, reply)
+        match event:
+            case SpeechStarted():
+                self._in_speech = True
+            case SpeechStopped() | SpeechDropped():
+                self._in_speech = False
+            case DialogStep():
+                self._last_dialog_event = event.event
+            case Said():
+                self._last_said = event.text
+            case NluResult(faq=faq) if faq:
+                self._last_faq = faq
+            case Listening() if not self._in_speech and self._in_a_row() < MAX_REACTIONS_IN_A_ROW:
+                # (a caller already talking answers nothing)
+                role, reply = self._reaction(event.asks, event.about)
+                if reply is not None:
+                    self._play_next(role, reply)
 
     def _in_a_row(self) -> int:
         """Reactions played since the last scripted turn."""

@@ -13,7 +13,7 @@ EXIT_BAD_SUITE = 2
 
 
 def register(sub: Any) -> None:
-    from ivr.cli import _common_model_args
+    from ivr.cliargs import add_model_args
 
     p = sub.add_parser("test", help="run conversation-test scenarios (whole simulated calls) and check them")
     p.add_argument("suite", help="a scenario .yaml file or a folder of them (searched recursively)")
@@ -27,7 +27,7 @@ def register(sub: Any) -> None:
                    help="where synthesized caller turns are kept for reruns (default ~/.cache/ivr/caller-turns)")
     p.add_argument("--no-cache", action="store_true", help="synthesize every caller turn afresh, keep nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="only the totals and failures")
-    _common_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_test)
 
 
@@ -48,15 +48,15 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def run_suite(args: argparse.Namespace, scenarios: list[Any], cache: Path | None, tmp: Path) -> int:
-    from ivr.cli import _config
+    from ivr.call.services import Services
+    from ivr.cliargs import agent_config
     from ivr.convtest import report
     from ivr.convtest.runner import ScenarioResult, SuiteRunner, agent_piper
     from ivr.convtest.scenario import FlowCatalog, ScenarioError
     from ivr.convtest.voices import CallerVoices
-    from ivr.services import Services
 
     out = sys.stdout
-    config = _config(args)
+    config = agent_config(args)
     print(f"ivr test: {len(scenarios)} scenario(s) from {args.suite}; loading models ...", file=out, flush=True)
     services = Services.load(config)
     voices = CallerVoices(cache, agent_piper(services))

@@ -7,6 +7,19 @@ from typing import Any
 
 from dialog.emotion.policy import REASON_NEGATIVE_EMOTION
 from dialog.flow import Flow
+from ivr.call.events import (
+    CallEnded,
+    CallEvent,
+    DialogStep,
+    Dtmf,
+    Listening,
+    NluResult,
+    NoInput,
+    ReplyStarted,
+    Said,
+    SpeechStopped,
+    Transcript,
+)
 from ivr.convtest.caller import StartedTurn
 from ivr.convtest.scenario import Expect
 from ivr.wer import edit_distance, normalize_words
@@ -100,53 +113,53 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def happened(events: list[dict[str, Any]], played: list[StartedTurn], flow: Flow) -> Happened:
+def happened(events: list[CallEvent], played: list[StartedTurn], flow: Flow) -> Happened:
     turns = [TurnRecord(p.t_ms, p.role, p.turn.say, p.turn.dtmf, p.turn.wav, p.means) for p in played]
     nodes: list[str] = []
     faqs: list[str] = []
     last_faq = ""
     onset = 0.0
     current: TurnRecord | None = None
-    ended: dict[str, Any] = {}
+    ended: CallEnded | None = None
     pass_through = {name: " ".join(node.say) for name, node in flow.nodes.items()
                     if node.kind == "next" and node.say}
     for event in events:
-        kind = event["type"]
-        if kind == "speech_stopped":
-            onset = float(event.get("onset_ms", 0.0))
-        elif kind == "transcript":
-            current = _turn_at(turns, onset)
-            if current is not None:
-                current.heard.append(str(event.get("text", "")).strip())
-        elif kind in ("dtmf", "no_input"):
-            current = _turn_at(turns, float(event["t_ms"]))
-        elif kind == "nlu":
-            last_faq = str(event.get("faq") or "")
-            if current is not None:
-                intent = str(event.get("intent") or "")
-                current.intents.append(intent or (f"faq:{last_faq}" if last_faq else ""))
-        elif kind == "say":
-            text = str(event.get("text", ""))
-            for _, name in sorted((text.find(say), name) for name, say in pass_through.items() if say in text):
-                # said after the dialog event of its step: it came before the node that step stopped in
-                at = len(nodes) - 1 if nodes and nodes[-1] in _next_chain(flow, name) else len(nodes)
-                nodes.insert(at, name)
-        elif kind == "dialog":
-            nodes.append(str(event.get("node", "")))
-            if current is not None and event.get("event") != "CallStarted":
-                current.nodes.append(str(event.get("node", "")))
-        elif kind == "listening" and event.get("asks") == "faq":
-            faqs.append(last_faq)
-        elif kind == "call_ended":
-            ended = event
-            nodes.append(str(event.get("node", "")))
+        match event:
+            case SpeechStopped():
+                onset = event.onset_ms
+            case Transcript():
+                current = _turn_at(turns, onset)
+                if current is not None:
+                    current.heard.append(event.text.strip())
+            case Dtmf() | NoInput():
+                current = _turn_at(turns, event.t_ms)
+            case NluResult():
+                last_faq = event.faq or ""
+                if current is not None:
+                    current.intents.append(event.intent or (f"faq:{last_faq}" if last_faq else ""))
+            case Said():
+                text = event.text
+                for _, name in sorted((text.find(say), name) for name, say in pass_through.items() if say in text):
+                    # said after the dialog event of its step: it came before the node that step stopped in
+                    at = len(nodes) - 1 if nodes and nodes[-1] in _next_chain(flow, name) else len(nodes)
+                    nodes.insert(at, name)
+            case DialogStep():
+                nodes.append(event.node)
+                if current is not None and event.event != "CallStarted":
+                    current.nodes.append(event.node)
+            case Listening(asks="faq"):
+                faqs.append(last_faq)
+            case CallEnded():
+                ended = event
+                nodes.append(event.node)
     visited = [n for i, n in enumerate(nodes) if n and (i == 0 or n != nodes[i - 1])]
     if visited and visited[0] != flow.start:
         visited = _start_chain(flow, visited[0]) + visited
-    latencies = [float(e["latency_ms"]) for e in events if e["type"] == "reply_started"]
-    return Happened(str(ended.get("outcome", "unfinished")), str(ended.get("reason", "")),
-                    str(ended.get("target", "")), visited, [f for f in faqs if f],
-                    {str(k): str(v) for k, v in dict(ended.get("slots") or {}).items()}, turns, latencies)
+    latencies = [e.latency_ms for e in events if isinstance(e, ReplyStarted)]
+    if ended is None:
+        return Happened("unfinished", "", "", visited, [f for f in faqs if f], {}, turns, latencies)
+    return Happened(ended.outcome, ended.reason, ended.target, visited, [f for f in faqs if f],
+                    {str(k): str(v) for k, v in ended.slots.items()}, turns, latencies)
 
 
 def _turn_at(turns: list[TurnRecord], t_ms: float) -> TurnRecord | None:

@@ -22,15 +22,15 @@ import numpy as np
 
 from dialog.flow import Choice
 from dialog.machine import Machine
-from ivr.audiofile import read_audio
+from ivr.call.services import Services
 from ivr.convtest.caller import ReactiveCaller
 from ivr.convtest.expect import Check, Happened, check, happened
 from ivr.convtest.scenario import FlowCatalog, Scenario, ScenarioError, VoiceSpec
 from ivr.convtest.voices import CallerVoices
-from ivr.errors import IvrError
-from ivr.resample import resample
-from ivr.services import Services
 from ivr.simulate import simulate_call
+from models.errors import AgentError
+from telephony.audio.audiofile import read_audio
+from telephony.audio.resample import resample
 from telephony.line import LineSpec, apply_line
 from telephony.wavfile import CallerTurn
 from tts.base import SpeechAudio, Synthesizer
@@ -77,7 +77,7 @@ class SuiteRunner:
         for voice in dict.fromkeys(s.voice for s in scenarios):
             try:
                 self._voices.check(voice)
-            except IvrError as exc:
+            except AgentError as exc:
                 users = [str(s.path) for s in scenarios if s.voice == voice]
                 raise ScenarioError(f"{users[0]}: caller: {exc}") from None
 
@@ -115,7 +115,7 @@ class SuiteRunner:
                     {"name": scenario.name, "passed": result.passed, "failures": result.failures(),
                      **facts.as_dict(), "turns": [t.as_dict() for t in facts.turns]}, indent=2, ensure_ascii=False),
                     encoding="utf-8")
-        except IvrError as exc:
+        except AgentError as exc:
             result = ScenarioResult(scenario, error=str(exc))
         except Exception as exc:  # one broken call must not stop the suite; the report says what broke
             log.error("scenario %s crashed:\n%s", scenario.path, traceback.format_exc())

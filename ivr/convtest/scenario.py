@@ -15,9 +15,10 @@ from typing import Any
 
 from dialog.flow import Flow
 from ivr.errors import IvrError
-from ivr.yamlfile import read_yaml
+from models.errors import AgentError
 from telephony.line import BANDS, CODECS, NOISES, LineSpec
 from telephony.wavfile import TURN_KEYS, CallerTurn
+from telephony.yamlfile import read_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_VAR = "${SHARED}"
@@ -281,7 +282,7 @@ def _flow(where: _Where, value: Any, catalog: FlowCatalog) -> str:
         key = str(p.resolve())
     try:
         catalog.flow(key)
-    except IvrError as exc:
+    except AgentError as exc:
         raise where.error("flow", str(exc)) from None
     return key
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ivr.convtest.scenario import VoiceSpec
-from ivr.resample import resample
+from telephony.audio.resample import resample
 from tts._audio import concatenate
 from tts.base import SpeechAudio, Synthesizer
 from tts.cache import PromptCache

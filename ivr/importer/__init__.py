@@ -22,10 +22,21 @@ import numpy as np
 from asr.base import SpeechRecognizer
 from asr.diarize import Diarizer, Segment, merge_segments
 from asr.diarize.mfcc import speech_regions, to_float16k
-from ivr.audiofile import read_audio, write_wav
+from ivr.call.events import (
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    Imported,
+    PromptFinished,
+    Said,
+    SpeechStarted,
+    SpeechStopped,
+    Transcript,
+)
 from ivr.errors import IvrError
 from ivr.store.db import Store
 from ivr.store.writer import StoreWriter
+from telephony.audio.audiofile import read_audio, write_wav
 
 log = logging.getLogger(__name__)
 
@@ -93,23 +104,18 @@ def transcribe_turns(samples: np.ndarray, rate_hz: int, segments: list[Segment],
 
 
 def call_events(call_id: str, rate_hz: int, turns: list[ImportedTurn], duration_s: float,
-                how: str) -> list[dict[str, Any]]:
+                how: str) -> list[CallEvent]:
     """The event log a live call with these turns would have written."""
-    events: list[dict[str, Any]] = [{"t_ms": 0.0, "type": "call_started", "call_id": call_id,
-                                     "sample_rate_hz": rate_hz},
-                                    {"t_ms": 0.0, "type": "imported", "speakers_from": how}]
+    events: list[CallEvent] = [CallStarted(call_id, rate_hz), Imported(how)]
     for turn in turns:
         start, end = round(turn.start_s * 1000, 1), round(turn.end_s * 1000, 1)
         if turn.speaker == "agent":
-            events += [{"t_ms": start, "type": "say", "text": turn.text, "barge_in": False},
-                       {"t_ms": end, "type": "prompt_finished"}]
+            events += [Said(turn.text, False, t_ms=start), PromptFinished(t_ms=end)]
         else:  # the caller, or a further speaker (stored as a caller-side turn)
-            events += [{"t_ms": start, "type": "speech_started", "onset_ms": start},
-                       {"t_ms": end, "type": "speech_stopped", "onset_ms": start, "end_ms": end},
-                       {"t_ms": end, "type": "transcript", "text": turn.text, "confidence": round(turn.confidence, 3),
-                        **({"speaker": turn.speaker} if turn.speaker != "caller" else {})}]
-    events.append({"t_ms": round(duration_s * 1000, 1), "type": "call_ended", "outcome": "imported",
-                   "reason": "imported recording", "target": "", "node": ""})
+            speaker = turn.speaker if turn.speaker != "caller" else None
+            events += [SpeechStarted(start, t_ms=start), SpeechStopped(start, end, t_ms=end),
+                       Transcript(turn.text, round(turn.confidence, 3), speaker, t_ms=end)]
+    events.append(CallEnded("imported", "imported recording", "", "", t_ms=round(duration_s * 1000, 1)))
     return events
 
 
@@ -124,7 +130,7 @@ def import_recording(store: Store, path: Path, recognizer: SpeechRecognizer, dia
     events = call_events(call_id, rate, turns, clip.duration_s, how)
     started = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     writer = StoreWriter(store, source="import", caller=caller, background=False)
-    batch = [(started + timedelta(milliseconds=float(e["t_ms"])), e) for e in events]
+    batch = [(started + timedelta(milliseconds=e.t_ms), e) for e in events]
     transcript = [{"speaker": "caller", "start_ms": t.start_s * 1000, "end_ms": t.end_s * 1000, "text": t.text,
                    "words": t.words} for t in turns if t.speaker != "agent"]
     with tempfile.TemporaryDirectory(prefix="ivr-import-") as tmp:  # the store's WAV, removed at once

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from ivr.call.events import CallStarted, from_dict
 from ivr.errors import IvrError
 
 
@@ -44,8 +45,8 @@ class CallDirSource:
             started = datetime.fromtimestamp(path.stat().st_mtime - last_ms / 1000.0, tz=UTC)
             if since is not None and started < since:
                 continue
-            call_id = next((str(e["call_id"]) for e in events if e.get("type") == "call_started"
-                            and e.get("call_id")), path.parent.name)
+            call_id = next((e.call_id for e in map(from_dict, events) if isinstance(e, CallStarted) and e.call_id),
+                           path.parent.name)
             yield StoredCall(call_id, started, events)
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ivr.call.events import CallEnded, DialogStep, FaqMiss, Listening, NluResult, Transcript, from_dict
 from ivr.errors import IvrError
 from ivr.report.calls import CallDirSource, CallSource, StoredCall
 from ivr.report.grouping import group
@@ -54,26 +55,25 @@ def failed_turns(call: StoredCall) -> tuple[int, list[FailedTurn], list[FailedTu
     node = ""
     text: str | None = None
     last_text = ""
-    nlu: dict[str, Any] | None = None
-    for event in call.events:
-        kind = event.get("type")
-        if kind == "listening":
-            node = str(event.get("node", node))
-        elif kind == "transcript" and str(event.get("text", "")).strip():
-            text, nlu = str(event["text"]).strip(), None
-            last_text = text
-            turns += 1
-        elif kind == "nlu":
-            nlu = event
-        elif kind == "faq_miss" and last_text:
-            misses.append(FailedTurn(call.call_id, str(event.get("node", node)), "faq-miss", last_text))
-        elif kind == "dialog" and event.get("event") == "Utterance" and text is not None:
-            after = str(event.get("node", ""))
-            if nlu is not None and not nlu.get("intent") and not nlu.get("faq"):
-                failed.append(FailedTurn(call.call_id, node, "out-of-scope", text))
-            elif nlu is None and after == node:
-                failed.append(FailedTurn(call.call_id, node, "no-match", text))
-            text = None
+    nlu: NluResult | None = None
+    for event in map(from_dict, call.events):
+        match event:
+            case Listening():
+                node = event.node or node
+            case Transcript() if event.text.strip():
+                text, nlu = event.text.strip(), None
+                last_text = text
+                turns += 1
+            case NluResult():
+                nlu = event
+            case FaqMiss() if last_text:
+                misses.append(FailedTurn(call.call_id, event.node or node, "faq-miss", last_text))
+            case DialogStep(event="Utterance") if text is not None:
+                if nlu is not None and not nlu.intent and not nlu.faq:
+                    failed.append(FailedTurn(call.call_id, node, "out-of-scope", text))
+                elif nlu is None and event.node == node:
+                    failed.append(FailedTurn(call.call_id, node, "no-match", text))
+                text = None
     return turns, failed, misses
 
 
@@ -87,9 +87,9 @@ def build_report(source: CallSource, since: datetime | None = None, threshold: f
         report.turns += turns
         report.failed += failed
         report.faq_misses += misses
-        ended = next((e for e in reversed(call.events) if e.get("type") == "call_ended"), None)
+        ended = next((e for e in map(from_dict, reversed(call.events)) if isinstance(e, CallEnded)), None)
         if ended is not None:
-            outcome, reason = str(ended.get("outcome", "")), str(ended.get("reason", ""))
+            outcome, reason = ended.outcome, ended.reason
             report.outcomes[f"{outcome} ({reason})" if reason else outcome] += 1
             if outcome in ESCALATION_OUTCOMES:
                 report.escalations[reason or "unknown"] += 1

@@ -34,12 +34,13 @@ from sqlalchemy import table as sql_table
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql.elements import ColumnElement
 
-from ivr.atomicfile import atomic_write
+from ivr.call import privacy
 from ivr.errors import IvrError
-from ivr.store import privacy, schema
+from ivr.store import schema
 from ivr.store.config import StoreConfig
 from ivr.store.files import private_dir, private_file, tighten
 from ivr.store.migrations import FTS_TABLE, TS_CONFIG, TSV_COLUMN, fulltext_kind, migrate
+from models.atomicfile import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,14 @@ or sip.json (`ivr serve`). The events go through the same StoreWriter as a live 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ivr.call.events import CallStarted, from_dict
 from ivr.errors import IvrError
 from ivr.store.db import Store
 from ivr.store.writer import StoreWriter
@@ -42,7 +44,7 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
 
 def import_call_dir(store: Store, call_dir: Path, caller: str | None = None) -> str:
     """Store one call directory; returns the call id. Importing the same directory again replaces it."""
-    events = _read_events(call_dir / "events.jsonl")
+    events = [from_dict(e) for e in _read_events(call_dir / "events.jsonl")]
     if not events:
         raise IvrError(f"{call_dir}: events.jsonl has no events")
     meta: dict[str, Any] = {}
@@ -52,18 +54,19 @@ def import_call_dir(store: Store, call_dir: Path, caller: str | None = None) -> 
             meta = json.loads((call_dir / name).read_text(encoding="utf-8"))
             source = "sip" if name == "sip.json" else "sim"
             break
-    if events[0].get("type") != "call_started":
-        events.insert(0, {"t_ms": 0.0, "type": "call_started", "call_id": meta.get("call_id") or call_dir.name})
-    elif not events[0].get("call_id"):
-        events[0]["call_id"] = meta.get("call_id") or call_dir.name
+    first = events[0]
+    if not isinstance(first, CallStarted):
+        events.insert(0, CallStarted(meta.get("call_id") or call_dir.name))
+    elif not first.call_id:
+        events[0] = dataclasses.replace(first, call_id=meta.get("call_id") or call_dir.name)
     started = meta.get("started_at")
     if isinstance(started, int | float):
         start_wall = datetime.fromtimestamp(float(started), UTC)
     else:  # the events file was last written when the call ended
         end_wall = datetime.fromtimestamp((call_dir / "events.jsonl").stat().st_mtime, UTC)
-        start_wall = end_wall - timedelta(milliseconds=float(events[-1].get("t_ms", 0.0)))
+        start_wall = end_wall - timedelta(milliseconds=events[-1].t_ms)
     writer = StoreWriter(store, source=source, caller=caller, background=False)
-    batch = [(start_wall + timedelta(milliseconds=float(e.get("t_ms", 0.0))), e) for e in events]
+    batch = [(start_wall + timedelta(milliseconds=e.t_ms), e) for e in events]
     transcript: list[Any] = []
     if (call_dir / "transcript.json").is_file():
         transcript = json.loads((call_dir / "transcript.json").read_text(encoding="utf-8"))

@@ -24,7 +24,25 @@ from typing import Any
 
 from sqlalchemy import Connection, update
 
-from ivr.store import privacy, schema
+from ivr.call import privacy
+from ivr.call.events import (
+    BargeIn,
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    DialogStep,
+    Emotion,
+    Listening,
+    NluResult,
+    OtherEvent,
+    PromptFinished,
+    Said,
+    SpeechStopped,
+    Transcript,
+    from_dict,
+    to_dict,
+)
+from ivr.store import schema
 from ivr.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -79,15 +97,16 @@ class StoreWriter:
 
     # ---- listener side (the call's thread) ----------------------------------------------------------
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        item = (datetime.now(UTC), dict(event))
+    def __call__(self, event: CallEvent) -> None:
+        item = (datetime.now(UTC), event)
         if self._thread is None:
             self._apply_batch([item])
         else:
             self._queue.put(item)
 
     def apply(self, items: list[Any]) -> None:
-        """Write (wall time, event) pairs and ("finish", transcript, recording) jobs now, in one transaction."""
+        """Write (wall time, event) pairs (a CallEvent, or its record as read from events.jsonl) and
+        ("finish", transcript, recording) jobs now, in one transaction."""
         self._apply_batch(items)
 
     def finish(self, transcript: Iterable[Any] | None = None, recording: Path | None = None,
@@ -136,62 +155,60 @@ class StoreWriter:
             log.error("call store: cannot write call %s (%s: %s); the call is not stored",
                       self.state.call_id, type(exc).__name__, exc)
 
-    def _apply(self, conn: Connection, wall: datetime, event: dict[str, Any]) -> None:
+    def _apply(self, conn: Connection, wall: datetime, item: CallEvent | dict[str, Any]) -> None:
+        event = item if isinstance(item, CallEvent) else from_dict(item)
         st = self.state
-        kind = str(event.get("type", ""))
-        t_ms = float(event.get("t_ms", 0.0))
-        if kind == "call_started":
-            st.call_id = str(event.get("call_id") or st.call_id or "call")
+        t_ms = event.t_ms
+        if isinstance(event, CallStarted):
+            st.call_id = event.call_id or st.call_id or "call"
             st.started_at = wall - timedelta(milliseconds=t_ms)
-            self.store.begin_call(conn, st.call_id, st.started_at, self.source, self.caller,
-                                  event.get("sample_rate_hz"))
+            self.store.begin_call(conn, st.call_id, st.started_at, self.source, self.caller, event.sample_rate_hz)
         if st.call_id is None:
             return
         call_id = st.call_id
-        clean = privacy.redact_event(event) if self.store.config.redact else dict(event)
+        record = to_dict(event)
+        clean = privacy.redact_event(record) if self.store.config.redact else record
         data = {k: v for k, v in clean.items() if k not in ("t_ms", "type")}
         st.seq_event += 1
-        conn.execute(schema.events.insert().values(call_id=call_id, seq=st.seq_event, t_ms=t_ms, type=kind,
+        conn.execute(schema.events.insert().values(call_id=call_id, seq=st.seq_event, t_ms=t_ms, type=record["type"],
                                                    data=data))
         calls = update(schema.calls).where(schema.calls.c.id == call_id)
         turns = schema.turns
-        if kind == "speech_stopped":
-            st.speech = (float(event.get("onset_ms", t_ms)), float(event.get("end_ms", t_ms)))
-        elif kind == "transcript" and str(event.get("text", "")).strip():
-            start, end = st.speech or (t_ms, t_ms)
-            st.caller_turn = self._turn(conn, "caller", start, end, clean["text"], event.get("confidence"))
-            st.caller_turns.append(st.caller_turn)
-            conn.execute(calls.values(last_text=clean["text"]))
-        elif kind == "say":
-            st.agent_turn = self._turn(conn, "agent", t_ms, None, clean.get("text", ""), None)
-        elif kind == "prompt_finished" and st.agent_turn is not None:
-            conn.execute(update(turns).where(turns.c.id == st.agent_turn).values(end_ms=t_ms))
-            st.agent_turn = None
-        elif kind == "barge_in" and st.agent_turn is not None:
-            conn.execute(update(turns).where(turns.c.id == st.agent_turn).values(
-                end_ms=float(event.get("stopped_ms", t_ms)), interrupted=True))
-            st.agent_turn = None
-        elif kind == "emotion":
-            label, scores = emotion_of(event)
-            if st.caller_turn is not None:
-                conn.execute(update(turns).where(turns.c.id == st.caller_turn).values(
-                    emotion=label, emotion_scores=scores))
-            if label:
-                conn.execute(calls.values(emotion=label))
-        if kind in ("dialog", "listening") and event.get("node"):
-            conn.execute(calls.values(node=str(event["node"])))
-        intent = event.get("intent")
-        if isinstance(intent, str) and intent:
-            conn.execute(calls.values(intent=intent))
-            if st.caller_turn is not None and kind != "emotion":
-                conn.execute(update(turns).where(turns.c.id == st.caller_turn).values(
-                    intent=intent, slots=clean.get("slots") if isinstance(clean.get("slots"), dict) else None))
-        if kind == "call_ended":
-            outcome = str(event.get("outcome", ""))
-            conn.execute(calls.values(
-                outcome=outcome, reason=str(event.get("reason", "")), transfer_target=str(event.get("target", "")),
-                escalated=outcome in ESCALATED_OUTCOMES, node=str(event.get("node") or "") or None,
-                ended_at=st.started_at + timedelta(milliseconds=t_ms), duration_ms=t_ms))
+        match event:
+            case SpeechStopped():
+                st.speech = (event.onset_ms, event.end_ms)
+            case Transcript() if event.text.strip():
+                start, end = st.speech or (t_ms, t_ms)
+                st.caller_turn = self._turn(conn, "caller", start, end, clean["text"], event.confidence)
+                st.caller_turns.append(st.caller_turn)
+                conn.execute(calls.values(last_text=clean["text"]))
+            case Said():
+                st.agent_turn = self._turn(conn, "agent", t_ms, None, clean.get("text", ""), None)
+            case PromptFinished() if st.agent_turn is not None:
+                conn.execute(update(turns).where(turns.c.id == st.agent_turn).values(end_ms=t_ms))
+                st.agent_turn = None
+            case BargeIn() if st.agent_turn is not None:
+                conn.execute(update(turns).where(turns.c.id == st.agent_turn).values(
+                    end_ms=event.stopped_ms, interrupted=True))
+                st.agent_turn = None
+            case Emotion() | OtherEvent(type_name="emotion"):
+                label, scores = emotion_of(record)
+                if st.caller_turn is not None:
+                    conn.execute(update(turns).where(turns.c.id == st.caller_turn).values(
+                        emotion=label, emotion_scores=scores))
+                if label:
+                    conn.execute(calls.values(emotion=label))
+            case DialogStep() | Listening() if event.node:
+                conn.execute(calls.values(node=event.node))
+            case NluResult() if event.intent:
+                conn.execute(calls.values(intent=event.intent))
+                if st.caller_turn is not None:
+                    conn.execute(update(turns).where(turns.c.id == st.caller_turn).values(intent=event.intent))
+            case CallEnded():
+                conn.execute(calls.values(
+                    outcome=event.outcome, reason=event.reason, transfer_target=event.target,
+                    escalated=event.outcome in ESCALATED_OUTCOMES, node=event.node or None,
+                    ended_at=st.started_at + timedelta(milliseconds=t_ms), duration_ms=t_ms))
 
     def _turn(self, conn: Connection, speaker: str, start_ms: float, end_ms: float | None, text: str,
               confidence: Any) -> int:

@@ -69,8 +69,8 @@ def _manifest(shared: Path, name: str) -> list[tuple[Path, str]]:
 def build_archives(shared: Path, out_dir: Path, sets: list[str], archives: int,
                    archive_s: float) -> list[dict[str, Any]]:
     """Write `archives` WAV files per set; returns [{path, set, reference, duration_s, prompts}]."""
-    from ivr.audiofile import read_audio, write_wav
-    from ivr.resample import resample
+    from telephony.audio.audiofile import read_audio, write_wav
+    from telephony.audio.resample import resample
 
     out_dir.mkdir(parents=True, exist_ok=True)
     gap = np.zeros(int(GAP_S * ARCHIVE_RATE_HZ), dtype=np.int16)
@@ -130,8 +130,8 @@ class CpuMeter:
 
 def run_sequential(files: list[str], options: EngineOptions, cores: int, model: Any) -> tuple[dict[str, str], float]:
     """Plain faster-whisper, file by file; returns ({path: text}, wall seconds)."""
-    from ivr.audiofile import read_audio
-    from ivr.resample import resample
+    from telephony.audio.audiofile import read_audio
+    from telephony.audio.resample import resample
 
     texts: dict[str, str] = {}
     t0 = time.perf_counter()

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from asr.base import Word
-from ivr.errors import IvrError, ModelMissingError
+from models.errors import AgentError, ModelMissingError
 
 if TYPE_CHECKING:
-    from ivr.audiofile import AudioClip
+    from telephony.audio.audiofile import AudioClip
 
 WHISPER_RATE_HZ = 16000
 WINDOW_S = 30.0
@@ -194,13 +194,13 @@ def transcribe_file(path: str, options: EngineOptions) -> FileResult:
 
 def plan_file(path: str, options: EngineOptions) -> FilePlan:
     """Read the file, find its speech (VAD) and cut it into pieces; never raises for a bad file."""
-    from ivr.audiofile import read_audio
+    from telephony.audio.audiofile import read_audio
 
     t0 = time.perf_counter()
     worker = worker_name()
     try:
         clip = read_audio(path)
-    except IvrError as exc:
+    except AgentError as exc:
         return FilePlan(path, error=_reason(str(exc), path), worker=worker)
     except MemoryError:
         return FilePlan(path, error="too large to read into memory", worker=worker)
@@ -233,7 +233,7 @@ def decode_piece(path: str, options: EngineOptions, piece: Piece) -> PieceResult
     t0 = time.perf_counter()
     try:
         samples, rate = read_span(path, piece.start_frame, piece.stop_frame, piece.channel)
-    except IvrError as exc:
+    except AgentError as exc:
         return PieceResult(error=_reason(str(exc), path))
     offset_s = piece.start_frame / rate
     audio = _to_whisper(samples, rate)
@@ -265,8 +265,8 @@ def read_span(path: str, start_frame: int, stop_frame: int, channel: int = -1) -
     whole and cut, so a span is always the same samples `plan_file` saw."""
     import soundfile as sf
 
-    from ivr.audiofile import AudioClip, read_audio
-    from ivr.errors import AudioFileError
+    from telephony.audio.audiofile import AudioClip, read_audio
+    from telephony.errors import AudioFileError
 
     try:
         with sf.SoundFile(path) as f:
@@ -292,7 +292,7 @@ _SEEKABLE_FORMATS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "CAF", "FL
 
 
 def _to_whisper(samples: np.ndarray, rate_hz: int) -> np.ndarray:
-    from ivr.resample import resample
+    from telephony.audio.resample import resample
 
     return resample(samples, rate_hz, WHISPER_RATE_HZ).astype(np.float32) / 32768.0
 

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from asr.base import Word
-from ivr.errors import IvrError, ModelMissingError
 from ivr.transcribe.engine import EngineOptions, FileResult, Segment, segments_from_words, tracks_of
+from models.errors import AgentError, ModelMissingError
 
 EMOTION_PAD_S = 0.1
 """Audio kept on each side of a segment's words for its voice emotion."""
@@ -54,8 +54,9 @@ def emotion_analyzer() -> Any:
     with _LOCK:
         if not _ANALYZER:
             from dialog.emotion.analyzer import EmotionAnalyzer
+            from telephony.audio.resample import resample
 
-            analyzer = EmotionAnalyzer.load()
+            analyzer = EmotionAnalyzer.load(resample=resample)
             if analyzer is None:
                 raise ModelMissingError("--emotion needs the emotion models in models/emotion (acoustic-emotion.* "
                                         "and the text model); reinstall the project or retrain them with "
@@ -68,11 +69,11 @@ def enrich_file(result: FileResult, options: EngineOptions) -> FileResult:
     """`result` with speakers and/or emotions added; never raises for a bad file."""
     if not result.ok or not result.segments or not needs_enrich(options):
         return result
-    from ivr.audiofile import read_audio
+    from telephony.audio.audiofile import read_audio
 
     try:
         clip = read_audio(result.path)
-    except (IvrError, MemoryError) as exc:
+    except (AgentError, MemoryError) as exc:
         return replace(result, segments=(), error=f"cannot be read again for speakers or emotion ({exc})")
     tracks = {name: (samples, clip.sample_rate_hz) for _, name, samples in tracks_of(clip, options.split_channels)}
     segments = list(result.segments)

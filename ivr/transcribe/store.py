@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivr.atomicfile import atomic_write
 from ivr.transcribe.inputs import InputFile
+from models.atomicfile import atomic_write
 
 MARKER_DIR = ".ivr-transcribe"
 MARKER_VERSION = 1

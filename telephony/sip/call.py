@@ -1,55 +1,41 @@
-"""One SIP call: pjsua2 callbacks (SIP thread) and the runner thread that drives its CallSession.
+"""One SIP call on pjsua2: the caller's leg (`SipCall`) and the agent's own leg to a human (`HumanCall`).
 
-The runner is paced by the media clock: it blocks on the media port for the caller's next 20 ms
-frame, ticks the session with it, and queues the agent's frame for the port's next request.
-A tick never waits on a model, so the runner keeps up; the port's outbound deque absorbs jitter.
-
-When the session ends with a transfer, the runner carries it out (see `_transfer`): REFER first; if
-the caller's side refuses it or the human does not answer, a second call to the human (`HumanCall`)
-bridged to the caller's audio, recorded on the agent's channel; if that fails too, the caller hears
-that an agent will call back. The session keeps recording throughout.
+Every pjsua2 callback runs on the SIP thread and must never raise. Once the call is confirmed and its
+audio is active, the server starts the application's runner (a `CallHandler`), which the call tells of
+hangups and keys; the runner itself belongs to the application (`ivr.serve.runner`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pjsua2 as pj
 
-from ivr.clock import WallClock
-from ivr.frame import Frame
-from ivr.services import Services
-from ivr.session import CallSession
-from telephony.sip.media import FRAME_BYTES, LINE_RATE_HZ, CallMediaPort
-from telephony.sip.security import peer_text
+from telephony.sip.media import CallMediaPort
 from telephony.sip.strict import MediaLock, caller_media, host_port
-from telephony.sip.transfer import TransferContext, context_from_session, post_webhook
 
 log = logging.getLogger(__name__)
 
-READ_TIMEOUT_S = 0.1
-"""With no frame from the media clock for this long, the session ticks on silence anyway."""
-DRAIN_TIMEOUT_S = 2.0
-"""After the session ends, how long its last words may take to leave before the hangup."""
-TAIL_S = 0.3
-"""Silence after the last agent frame, so the caller's jitter buffer plays it out before BYE."""
 DTMF_METHODS = {0: "rfc4733", 1: "sip-info", 2: "inband"}
 ANNOUNCE_LIMIT_S = 30.0
 """Longest wait for an announcement (the callback offer) to be spoken before the hangup."""
 
 
-def redact(value: str) -> str:
-    """A stable, non-reversible tag for a caller number or URI (never logged in plain text)."""
-    return "h:" + hashlib.sha256(value.encode()).hexdigest()[:12]
+class CallHandler(Protocol):
+    """What drives a call once it is answered (the application's runner), told of the line's events."""
+
+    def remote_hung_up(self) -> None: ...
+
+    def rtp_timed_out(self) -> None: ...
+
+    def key(self, digit: str, method: str) -> None: ...
+
+    def is_alive(self) -> bool: ...
 
 
 class SipCall(pj.Call):
@@ -59,7 +45,7 @@ class SipCall(pj.Call):
         super().__init__(account, call_id)
         self.server = server
         self.id = uuid.uuid4().hex[:12]
-        self.runner: CallRunner | None = None
+        self.runner: CallHandler | None = None
         self.port: CallMediaPort | None = None
         self.disconnected = False
         self.sip_call_id = ""
@@ -142,9 +128,7 @@ class SipCall(pj.Call):
     def _start_runner(self) -> None:
         """The session starts once the call is both confirmed (ACK) and has active audio."""
         if self.runner is None and self.confirmed and self.port is not None and not self.disconnected:
-            self.runner = CallRunner(self, self.port, self.server.services, self.server.config.out_dir)
-            self.server.runner_started()
-            self.runner.start()
+            self.runner = self.server.start_runner(self)
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802 (RFC 4733 and SIP INFO)
         def deliver() -> None:
@@ -237,188 +221,3 @@ class HumanCall(pj.Call):
         caller.audio.startTransmit(self.audio)
         self.audio.startTransmit(caller.audio)
         self.bridged = True
-
-class CallRunner(threading.Thread):
-    """Drives one CallSession from the media port until either side ends the call."""
-
-    def __init__(self, call: SipCall, port: CallMediaPort, services: Services, out_root: Path) -> None:
-        super().__init__(name=f"call-{call.id}", daemon=True)
-        self.call = call
-        self.port = port
-        self.out_dir = out_root / call.id
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.clock = WallClock()
-        self.session = CallSession(services, self.clock, LINE_RATE_HZ, self.out_dir, call_id=call.id)
-        self.observers = list(getattr(call.server, "observers", ()))  # e.g. the call store
-        for observer in self.observers:
-            observer.call_started(self.session, peer_text(call.getInfo().remoteUri))
-        self._hung_up = threading.Event()
-        self._rtp_timed_out = threading.Event()
-        self.result = ""
-        self.transfer: dict[str, Any] = {}
-        self._keys: deque[tuple[str, str]] = deque()
-        self.started_at = time.time()
-        self.finished = threading.Event()
-
-    def remote_hung_up(self) -> None:
-        self._hung_up.set()
-
-    def rtp_timed_out(self) -> None:
-        """From the SIP thread: no RTP from the caller for too long; the call ends (BYE)."""
-        self._rtp_timed_out.set()
-
-    def key(self, digit: str, method: str) -> None:
-        """A key press, from the SIP thread; the runner hands it to the session (digits are never logged)."""
-        self._keys.append((digit, method))
-
-    def _take_keys(self) -> None:
-        while self._keys:
-            digit, method = self._keys.popleft()
-            self.session.log.emit("dtmf_received", method=method)
-            self.session.dtmf(digit)
-
-    def run(self) -> None:
-        session = self.session
-        try:
-            session.start()
-            while not session.ended:
-                if self._hung_up.is_set():
-                    if self.call.ended_by_server:
-                        session.line_closed("agent-hangup", self.call.ended_by_server)
-                    else:
-                        session.caller_hung_up()
-                    break
-                if self._rtp_timed_out.is_set():
-                    session.log.emit("rtp_timeout", after_s=self.call.server.config.rtp_timeout_s)
-                    self.result = "rtp-timeout"
-                    session.line_closed("rtp-timeout", "no RTP from the caller")
-                    self.call.server.hang_up(self.call)
-                    break
-                _, pcm = self.port.read(READ_TIMEOUT_S)
-                self._take_keys()
-                frame = Frame(pcm, LINE_RATE_HZ, self.clock.now_ms()) if pcm is not None else None
-                self.port.write(session.tick(frame).pcm)
-            if not self._hung_up.is_set() and not self.result:
-                self._drain()
-                if session.outcome == "transferred":
-                    self.result = self._transfer()
-                else:
-                    self.call.server.hang_up(self.call)
-        except Exception:
-            log.exception("call %s: the session failed", self.call.id)
-            self.result = "error"
-            self.call.server.hang_up(self.call)
-        finally:
-            try:
-                session.close()
-            finally:
-                self._write_metadata()
-                for observer in self.observers:
-                    try:
-                        observer.call_closed(self.session, self.out_dir)
-                    except Exception:
-                        log.exception("call %s: observer failed", self.call.id)
-                self.finished.set()
-                self.call.server.runner_finished()
-
-    # ---- transfer to a human ---------------------------------------------------------------------------
-
-    def _transfer(self) -> str:
-        """REFER, else a bridged call, else a callback offer; returns the call's outcome."""
-        server, call, session = self.call.server, self.call, self.session
-        cfg = server.config
-        uri = cfg.resolve_transfer(session.transfer_target)
-        context = context_from_session(session, call.id, call.sip_call_id, self.started_at)
-        self.transfer = {"flow_target": session.transfer_target, "uri": uri, "summary": context.summary}
-        if not uri:
-            session.log.emit("transfer_failed", step="route", target=session.transfer_target)
-            return self._offer_callback(context, uri, "no transfer target configured")
-        post_webhook(cfg.webhook_url, context.webhook_payload("transfer", uri), cfg.webhook_timeout_s)
-        # 1. blind transfer: the caller's phone calls the human
-        session.log.emit("transfer_refer", uri=uri)
-        server.refer(call, uri, context)
-        self._keep_line(lambda: call.transfer_done.is_set(), cfg.refer_timeout_s)
-        if self._hung_up.is_set():  # the caller's phone left us for the human
-            self.transfer["method"] = "refer"
-            return "transferred"
-        if 200 <= call.transfer_status < 300:
-            session.log.emit("transfer_done", method="refer", status=call.transfer_status)
-            self.transfer["method"] = "refer"
-            server.hang_up(call)
-            return "transferred"
-        session.log.emit("transfer_refer_failed", status=call.transfer_status or "timeout")
-        # 2. bridged transfer: the agent calls the human and joins the audio
-        session.log.emit("transfer_bridge", uri=uri)
-        server.dial_human(call, uri, context)
-        self._keep_line(lambda: call.human is not None and (call.human.connected.is_set()
-                                                             or call.human.ended.is_set()),
-                        cfg.bridge_timeout_s)
-        human = call.human
-        if human is not None and human.connected.is_set() and not human.ended.is_set() \
-                and not self._hung_up.is_set():
-            session.log.emit("transfer_done", method="bridge")
-            self.transfer["method"] = "bridge"
-            self._bridge(human)
-            server.hang_up(call)
-            return "transferred"
-        server.hang_up_human(call)
-        if self._hung_up.is_set():
-            return "caller-hangup"
-        status = human.status_code if human is not None else 0
-        session.log.emit("transfer_failed", step="bridge", status=status or "timeout")
-        return self._offer_callback(context, uri, f"bridged call failed ({status or 'no answer'})")
-
-    def _offer_callback(self, context: TransferContext, uri: str, why: str) -> str:
-        cfg = self.call.server.config
-        log.warning("call %s: transfer failed (%s); offering a callback", self.call.id, why)
-        post_webhook(cfg.webhook_url, context.webhook_payload("callback_requested", uri, error=why),
-                     cfg.webhook_timeout_s)
-        self.transfer["method"] = "callback"
-        self.session.announce(cfg.callback_prompt)
-        self._keep_line(lambda: not self.session.playing, ANNOUNCE_LIMIT_S)
-        if not self._hung_up.is_set():
-            self._drain()
-            self.call.server.hang_up(self.call)
-        return "callback"
-
-    def _keep_line(self, done: Callable[[], bool], timeout_s: float) -> None:
-        """Tick the (ended) session, so the recording goes on and announcements play, until done()."""
-        deadline = time.monotonic() + timeout_s
-        while not done() and not self._hung_up.is_set() and time.monotonic() < deadline:
-            _, pcm = self.port.read(READ_TIMEOUT_S)
-            frame = Frame(pcm, LINE_RATE_HZ, self.clock.now_ms()) if pcm is not None else None
-            self.port.write(self.session.tick(frame).pcm)
-
-    def _bridge(self, human: HumanCall) -> None:
-        """Caller and human talk; the recording gets the caller left and the human right."""
-        silence = bytes(FRAME_BYTES)
-        while not self._hung_up.is_set() and not human.ended.is_set():
-            _, pcm = self.port.read(READ_TIMEOUT_S)
-            other = None
-            if human.port is not None:
-                _, other = human.port.read(0.0)
-            now = self.clock.now_ms()
-            self.session.record(Frame(pcm or silence, LINE_RATE_HZ, now), Frame(other or silence, LINE_RATE_HZ, now))
-        self.session.log.emit("bridge_ended", by="caller" if self._hung_up.is_set() else "human")
-
-    def _drain(self) -> None:
-        """Let the agent's last frames reach the caller before hanging up."""
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while self.port.queued_out and time.monotonic() < deadline and not self._hung_up.is_set():
-            self.port.read(READ_TIMEOUT_S)
-        time.sleep(TAIL_S)
-
-    def _write_metadata(self) -> None:
-        session = self.session
-        meta = {"call_id": self.call.id, "sip_call_id": self.call.sip_call_id, "caller": self.call.caller,
-                "started_at": self.started_at, "ended_at": time.time(),
-                "outcome": self.result or session.outcome
-                or ("caller-hangup" if self._hung_up.is_set() else "unfinished"),
-                "reason": session.end_reason, "transfer_target": session.transfer_target,
-                "transfer": self.transfer,
-                "frames_received": self.port.frames_received, "frames_sent": self.port.frames_sent,
-                "voice_to_voice_ms": [e["latency_ms"] for e in session.log.of_type("reply_started")]}
-        try:
-            (self.out_dir / "sip.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        except OSError as exc:
-            log.error("call %s: cannot write metadata: %s", self.call.id, exc)

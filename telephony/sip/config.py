@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ivr.errors import IvrError
-from ivr.yamlfile import read_yaml
+from telephony.errors import TelephonyError
+from telephony.yamlfile import read_yaml
 
 DEFAULT_SIP_PORT = 5060
 DEFAULT_TLS_PORT = 5061
@@ -90,33 +90,33 @@ class SipConfig:
 
     def __post_init__(self) -> None:
         if self.srtp not in SRTP_MODES:
-            raise IvrError(f"srtp: {self.srtp!r} is not one of {', '.join(SRTP_MODES)}")
+            raise TelephonyError(f"srtp: {self.srtp!r} is not one of {', '.join(SRTP_MODES)}")
         if bool(self.tls_cert) != bool(self.tls_key):
-            raise IvrError("TLS needs both a certificate (tls_cert) and its private key (tls_key)")
+            raise TelephonyError("TLS needs both a certificate (tls_cert) and its private key (tls_key)")
         if self.register:
             if not self.register.startswith(("sip:", "sips:")) or "@" not in self.register:
-                raise IvrError(f"register: {self.register!r} is not a sip:user@registrar URI")
+                raise TelephonyError(f"register: {self.register!r} is not a sip:user@registrar URI")
             if self.register_interval_s < 60:
-                raise IvrError("register_interval_s must be at least 60")
+                raise TelephonyError("register_interval_s must be at least 60")
         elif self.auth_user or self.auth_password_env:
-            raise IvrError("auth_user / auth_password_env need register (a sip:user@registrar URI)")
+            raise TelephonyError("auth_user / auth_password_env need register (a sip:user@registrar URI)")
         if self.auth_password_env and not self.auth_password_env.replace("_", "").isalnum():
-            raise IvrError("auth_password_env is the NAME of an environment variable (letters, digits, _), "
+            raise TelephonyError("auth_password_env is the NAME of an environment variable (letters, digits, _), "
                            "not the password")
         if self.rtp_port_range < 0 or self.rtp_port_range and self.rtp_port_range < 8:
-            raise IvrError("rtp_port_range must be 0 (no bound) or at least 8 ports")
+            raise TelephonyError("rtp_port_range must be 0 (no bound) or at least 8 ports")
         if not 2.0 <= self.transaction_timeout_s <= 32.0:
-            raise IvrError("transaction_timeout_s must be between 2 and 32 seconds")
+            raise TelephonyError("transaction_timeout_s must be between 2 and 32 seconds")
         for cidr in self.allow:
             try:
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError:
-                raise IvrError(f"allow: {cidr!r} is not an address or CIDR (e.g. 203.0.113.0/24)") from None
+                raise TelephonyError(f"allow: {cidr!r} is not an address or CIDR (e.g. 203.0.113.0/24)") from None
         for name, uri in self.transfer_targets.items():
             if not uri.startswith(("sip:", "sips:")):
-                raise IvrError(f"transfer_targets: {name}: {uri!r} is not a sip: URI")
+                raise TelephonyError(f"transfer_targets: {name}: {uri!r} is not a sip: URI")
         if self.transfer_default and not self.transfer_default.startswith(("sip:", "sips:")):
-            raise IvrError(f"transfer_default: {self.transfer_default!r} is not a sip: URI")
+            raise TelephonyError(f"transfer_default: {self.transfer_default!r} is not a sip: URI")
 
     @property
     def registrar_uri(self) -> str:
@@ -136,7 +136,7 @@ class SipConfig:
             return ""
         password = os.environ.get(self.auth_password_env, "")
         if not password:
-            raise IvrError(f"the environment variable {self.auth_password_env} (auth_password_env) is not set")
+            raise TelephonyError(f"the environment variable {self.auth_password_env} (auth_password_env) is not set")
         return password
 
     def resolve_transfer(self, target: str) -> str:
@@ -157,11 +157,11 @@ def load_sip_config(path: str | Path | None, **overrides: Any) -> SipConfig:
         if isinstance(data, dict) and isinstance(data.get("sip"), dict):
             data = data["sip"]
         if not isinstance(data, dict):
-            raise IvrError(f"{p}: the SIP config must be a mapping of settings")
+            raise TelephonyError(f"{p}: the SIP config must be a mapping of settings")
         known = {f.name for f in dataclasses.fields(SipConfig)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise IvrError(f"{p}: unknown SIP setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise TelephonyError(f"{p}: unknown SIP setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values.update(data)
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "out_dir" in values:
@@ -171,6 +171,6 @@ def load_sip_config(path: str | Path | None, **overrides: Any) -> SipConfig:
         values["allow"] = tuple([allow] if isinstance(allow, str) else allow)
     if "transfer_targets" in values:
         if not isinstance(values["transfer_targets"], dict):
-            raise IvrError("transfer_targets must map flow targets to SIP URIs")
+            raise TelephonyError("transfer_targets must map flow targets to SIP URIs")
         values["transfer_targets"] = {str(k): str(v) for k, v in values["transfer_targets"].items()}
     return SipConfig(**values)

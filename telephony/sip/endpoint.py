@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pjsua2 as pj
 
-from ivr.errors import IvrError
+from telephony.errors import TelephonyError
 from telephony.sip.config import SipConfig
 from telephony.sip.timers import set_transaction_timeout
 
@@ -193,7 +193,7 @@ class SipEndpoint:
                 with open(path, "rb"):
                     pass
             except OSError as exc:
-                raise IvrError(f"TLS {what} {path}: {exc.strerror}") from None
+                raise TelephonyError(f"TLS {what} {path}: {exc.strerror}") from None
         tls = pj.TransportConfig()
         tls.boundAddress = cfg.bind
         tls.port = cfg.tls_port
@@ -202,6 +202,6 @@ class SipEndpoint:
         try:
             ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tls)
         except pj.Error as exc:
-            raise IvrError(f"SIP TLS transport on {cfg.bind}:{cfg.tls_port} failed: {exc.reason} "
+            raise TelephonyError(f"SIP TLS transport on {cfg.bind}:{cfg.tls_port} failed: {exc.reason} "
                            "(is TLS compiled into this pjsua2, and are the certificate and key PEM files "
                            "that match?)") from None

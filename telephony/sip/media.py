@@ -19,7 +19,7 @@ from collections import deque
 
 import pjsua2 as pj
 
-from ivr.frame import BYTES_PER_SAMPLE, FRAME_MS, samples_per_frame
+from telephony.audio.frame import BYTES_PER_SAMPLE, FRAME_MS, samples_per_frame
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from telephony.g711 import mulaw_encode
+from telephony.audio.g711 import mulaw_encode
 
 RATE_HZ = 8000
 PACKET_SAMPLES = 160

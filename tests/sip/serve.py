@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,11 +12,62 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from tests.sip.rtp_pcap import CallerTrack
 from tests.sip.sipp import finish_sipp, free_media_base, free_udp_port, render, sipp_errors, start_sipp
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 120
+
+
+def say(text: str) -> np.ndarray:
+    from telephony.audio.resample import resample
+    from tts.factory import load_synthesizer
+
+    audio = load_synthesizer("piper", "").synthesize(text)
+    return resample(audio.samples, audio.sample_rate_hz, 8000)
+
+
+def start_server(out_dir: Path, port: int, extra: list[str] | None = None) -> subprocess.Popen[str]:
+    """`ivr serve` on 127.0.0.1:port with its call folders (kept) in `out_dir`; returns once it listens."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ivr", "serve", "--port", str(port), "--out", str(out_dir),
+                             "--keep-call-files",  # the tests read the call folders
+                             "--rtp-port", str(free_udp_port(even=True)), *(extra or [])],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if "listening on sip:" in line:
+            os.set_blocking(proc.stdout.fileno(), False)
+            return proc
+    proc.kill()
+    raise AssertionError(f"ivr serve did not start: {proc.stdout.read() if proc.stdout else ''}")
+
+
+def stop_server(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def call_events(call_dir: Path) -> list[dict]:
+    """The records of a call folder's events.jsonl."""
+    return [json.loads(line) for line in (call_dir / "events.jsonl").read_text().splitlines()]
+
+
+def heard_words(samples: np.ndarray) -> str:
+    from asr.whisper import WhisperRecognizer
+
+    return re.sub(r"[^a-z ]", " ", WhisperRecognizer().transcribe(samples, 8000).text.lower())
 
 
 def start_serve(log: Path, port: int, extra: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -83,7 +135,7 @@ def keyed_call_nodes(work: Path, port: int, calls_dir: Path, timeout_s: float = 
     while time.monotonic() < deadline:
         new = [d for d in calls_dir.iterdir() if d not in before and (d / "sip.json").exists()]
         if new:
-            events = [json.loads(line) for line in (new[0] / "events.jsonl").read_text().splitlines()]
+            events = call_events(new[0])
             return [e["node"] for e in events if e["type"] == "dialog" and e.get("event") == "DigitsEntered"]
         time.sleep(0.2)
     raise AssertionError("the ordinary call left no sip.json")

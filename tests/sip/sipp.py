@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from telephony.g711 import mulaw_decode
-from telephony.sip.bench import free_media_base as free_media_base  # one implementation, shared with ivr bench-sip
-from telephony.sip.bench import free_port
+from ivr.serve.bench import free_media_base as free_media_base  # one implementation, shared with ivr bench-sip
+from ivr.serve.bench import free_port
+from telephony.audio.g711 import mulaw_decode
 
 free_udp_port = free_port
 

@@ -1,0 +1,507 @@
+"""One call: transport audio -> VAD and turns -> ASR -> dialog -> TTS -> transport audio.
+
+The session is driven by a 20 ms tick (`tick(caller_frame) -> agent_frame`) from whatever carries
+the call: the WAV-file transport for `ivr call`, the SIP media port for real calls. A tick never
+waits for a model: ASR and TTS run on the call's worker lanes and their results join the call's
+timeline when they are ready (see ivr.call.work). Barge-in (caller speech or a key press during an
+interruptible prompt) clears the agent's audio on the very tick it is detected.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asr.base import Transcript
+from asr.turns import SpeechDropped, SpeechStarted, TurnConfig, TurnDetector, TurnEnded
+from asr.vad import make_vad
+from dialog.actions import Action, Hangup, Listen, Play, Say, Transfer
+from dialog.events import (
+    CallStarted,
+    DigitsEntered,
+    Event,
+    MaxDurationReached,
+    NoInput,
+    RecognitionFailed,
+    Utterance,
+)
+from dialog.machine import DialogState
+from ivr.call import events as ev
+from ivr.call.emotionlane import EmotionLane
+from ivr.call.eventlog import EventLog
+from ivr.call.privacy import redact_event
+from ivr.call.recognition import TurnRecognition, end_of_turn_silence_ms, expectation
+from ivr.call.services import Services
+from ivr.call.work import Cancelled, Work
+from models.errors import AgentError
+from telephony.audio.audiofile import read_audio
+from telephony.audio.frame import INTERNAL_RATE_HZ, Frame, FrameBuffer
+from telephony.audio.recorder import StereoRecorder
+from telephony.audio.resample import Resampler, resample
+from telephony.clock import Clock
+from tts.base import Synthesizer
+from tts.stream import speak
+
+log = logging.getLogger(__name__)
+
+TRANSFER_ON_FAILURE = "failure"
+MAX_SILENCE_TO_ASR_MS = 200
+"""Silence inside a caller turn passed on to the recognizer before the rest is left out."""
+
+
+@dataclass
+class TranscriptLine:
+    speaker: str
+    start_ms: float
+    text: str
+    end_ms: float = 0.0
+    confidence: float = 1.0
+    words: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+class CallSession:
+    def __init__(self, services: Services, clock: Clock, sample_rate_hz: int,
+                 out_dir: Path | None = None, call_id: str = "call") -> None:
+        self.call_id = call_id
+        self.sample_rate_hz = sample_rate_hz
+        self._services = services
+        self._cfg = services.config.call
+        self._clock = clock
+        self._out_dir = out_dir
+        # events.jsonl on disk gets the store's redaction (read-backs of account numbers); memory keeps all
+        self.log = EventLog(clock, out_dir / "events.jsonl" if out_dir else None,
+                            redact=None if self._cfg.record_digits else redact_event)
+        self._recorder = StereoRecorder(out_dir / "recording.wav", sample_rate_hz) if out_dir else None
+        self._inbound = Resampler(sample_rate_hz, INTERNAL_RATE_HZ)
+        self._inbound_buf = FrameBuffer(INTERNAL_RATE_HZ)
+        self._turns = TurnDetector(make_vad(self._cfg.vad), TurnConfig(
+            end_of_turn_silence_ms=self._cfg.end_of_turn_silence_ms), INTERNAL_RATE_HZ)
+        self._asr_lane = ThreadPoolExecutor(1, thread_name_prefix=f"asr-{call_id}")
+        self._tts_lane = ThreadPoolExecutor(1, thread_name_prefix=f"tts-{call_id}")
+        self._out = FrameBuffer(sample_rate_hz)
+        self._actions: deque[Action] = deque()
+        self._speech: Work[np.ndarray] | None = None
+        self._speech_barge_in = True
+        self._speech_line: TranscriptLine | None = None
+        self._listen: Listen | None = None
+        self._listen_deadline_ms = 0.0
+        self._recognition: TurnRecognition | None = None
+        self._silence_fed_ms = 0.0
+        self._digits = ""
+        self._digit_deadline_ms = 0.0
+        self._entry_complete = False
+        """The last keypad entry ended by its length: a terminator right after it belongs to it."""
+        self._keys: deque[str] = deque()
+        self._keys_lock = threading.Lock()
+        self._awaiting_reply_since_ms: float | None = None
+        self._started_ms = clock.now_ms()
+        self._max_duration_sent = False
+        self._state: DialogState | None = None
+        self._emotion = EmotionLane(services.emotion, clock, call_id) if services.emotion else None
+        self._held: tuple[str, float] | None = None
+        """A transcript waiting for its turn's voice emotion."""
+        self.transcript: list[TranscriptLine] = []
+        self.ended = False
+        self.outcome = ""
+        self.end_reason = ""
+        self.transfer_target = ""
+
+    # ---- inputs from the transport -------------------------------------------------------------
+
+    def start(self) -> None:
+        self.log.emit(ev.CallStarted(call_id=self.call_id, sample_rate_hz=self.sample_rate_hz))
+        self._dispatch(CallStarted())
+
+    def dtmf(self, digit: str) -> None:
+        """A key press from the transport (RFC 4733 or SIP INFO); safe from any thread."""
+        with self._keys_lock:
+            self._keys.append(digit)
+
+    def caller_hung_up(self) -> None:
+        self.line_closed("caller-hangup", "caller hung up")
+
+    def line_closed(self, outcome: str, reason: str) -> None:
+        """The transport ended the call (the caller hung up, the server shut down, RTP stopped)."""
+        if not self.ended:
+            self._end(outcome, reason)
+
+    def tick(self, caller: Frame | None) -> Frame:
+        """One 20 ms step: hear the caller's frame, move the call on, return the agent's frame."""
+        now = self._clock.now_ms()
+        if caller is None:
+            caller = Frame.silence(self.sample_rate_hz, now)
+        if not self.ended:
+            self._hear(caller)
+            self._take_keys()
+            self._collect_results()
+            self._check_timers(now)
+            self._run_actions()
+        agent = self._next_agent_frame(now)
+        if self._recorder is not None:
+            self._recorder.write(caller, agent)
+        return agent
+
+    # ---- hearing -------------------------------------------------------------------------------
+
+    def _hear(self, caller: Frame) -> None:
+        self._inbound_buf.push(self._inbound.process(caller).samples())
+        end_ms = caller.timestamp_ms + caller.duration_ms
+        while (frame := self._inbound_buf.pop(end_ms - len(self._inbound_buf) * 1000.0 / INTERNAL_RATE_HZ)):
+            events = self._turns.process(frame)
+            self._feed_recognition(frame)
+            for event in events:
+                if isinstance(event, SpeechStarted):
+                    self._on_speech_started(event)
+                elif isinstance(event, TurnEnded):
+                    self._on_turn_ended(event)
+                elif isinstance(event, SpeechDropped):
+                    self._on_speech_dropped(event)
+
+    def _feed_recognition(self, frame: Frame) -> None:
+        """Speech frames of the turn go to the recognizer; long silences inside or after it don't
+        (Whisper invents words in trailing silence)."""
+        if self._recognition is None or self._recognition.result is not None or not self._turns.in_speech:
+            return
+        if self._turns.last_probability >= self._turns.config.threshold:
+            self._silence_fed_ms = 0.0
+        else:
+            self._silence_fed_ms += frame.duration_ms
+            if self._silence_fed_ms > MAX_SILENCE_TO_ASR_MS:
+                return
+        self._recognition.feed(frame.pcm)
+
+    def _speaking(self) -> bool:
+        return self._speech is not None or len(self._out) > 0
+
+    def _on_speech_started(self, event: SpeechStarted) -> None:
+        self.log.emit(ev.SpeechStarted(onset_ms=round(event.onset_ms, 1)))
+        if self._speaking() and self._speech_barge_in and self._cfg.barge_in:
+            self._barge_in("speech", event.onset_ms)
+        if self._listen is None or self._recognition is not None:
+            return
+        said = next((line.text for line in reversed(self.transcript) if line.speaker == "agent"), "")
+        options, context = expectation(self._listen, self._state.node if self._state else None,
+                                       self._services.machine.flow, said, self._services.config.asr)
+        self._turns.config = replace(self._turns.config, end_of_turn_silence_ms=end_of_turn_silence_ms(
+            options, self._cfg.end_of_turn_silence_ms))
+        self._recognition = TurnRecognition(self._services.recognizer, self._asr_lane, self._clock,
+                                            INTERNAL_RATE_HZ, options, context)
+        self._recognition.feed(np.asarray(event.audio, dtype="<i2").tobytes())
+
+    def _on_turn_ended(self, event: TurnEnded) -> None:
+        self.log.emit(ev.SpeechStopped(onset_ms=round(event.onset_ms, 1), end_ms=round(event.end_ms, 1)))
+        if self._recognition is None or self._recognition.result is not None:
+            self.log.emit(ev.SpeechIgnored(reason="agent not listening"))
+            return
+        self._recognition.finish()
+        if self._emotion is not None:
+            self._emotion.start(event.audio, INTERNAL_RATE_HZ)
+        self._awaiting_reply_since_ms = event.end_ms
+        self.transcript.append(TranscriptLine("caller", event.onset_ms, "", event.end_ms))
+
+    def _on_speech_dropped(self, event: SpeechDropped) -> None:
+        """Too short to be a turn (a click, a cough): forget the recognition it started."""
+        self.log.emit(ev.SpeechDropped(onset_ms=round(event.onset_ms, 1), end_ms=round(event.end_ms, 1)))
+        if self._recognition is not None and self._recognition.result is None:
+            self._recognition = None
+            if self._listen is not None:
+                self._listen_deadline_ms = self._clock.now_ms() + self._listen.no_input_timeout_ms
+
+    def _barge_in(self, source: str, onset_ms: float) -> None:
+        now = self._clock.now_ms()
+        if self._speech is not None:
+            self._speech.cancel()
+            self._speech = None
+        self._out.clear()
+        while self._actions and isinstance(self._actions[0], Say | Play):
+            self._actions.popleft()
+        if self._speech_line is not None:
+            self._speech_line.end_ms = now
+            self._speech_line.interrupted = True
+            self._speech_line = None
+        self.log.emit(ev.BargeIn(source=source, onset_ms=round(onset_ms, 1), stopped_ms=round(now, 1),
+                      reaction_ms=round(now - onset_ms, 1)))
+        self._run_actions()
+
+    def _take_keys(self) -> None:
+        with self._keys_lock:
+            keys, self._keys = list(self._keys), deque()
+        for key in keys:
+            now = self._clock.now_ms()
+            self.log.emit(ev.Dtmf(digit=key if self._cfg.record_digits else "*"))
+            complete, self._entry_complete = self._entry_complete, False
+            if complete and key == "#":  # "123456#" for a 6-digit entry: the '#' ends nothing new
+                continue
+            if self._speaking() and self._speech_barge_in and self._cfg.barge_in:
+                self._barge_in("dtmf", now)
+            if self._listen is None:
+                continue
+            listen = self._listen
+            if key == listen.digit_terminator and self._digits:
+                self._digits_done()
+                continue
+            self._digits += key
+            self._digit_deadline_ms = now + listen.inter_digit_timeout_ms
+            if len(self._digits) >= listen.max_digits:
+                self._entry_complete = True
+                self._digits_done()
+
+    def _digits_done(self) -> None:
+        digits, self._digits = self._digits, ""
+        self._awaiting_reply_since_ms = self._clock.now_ms()
+        self._stop_listening()
+        self._dispatch(DigitsEntered(digits))
+
+    # ---- results from the worker lanes -----------------------------------------------------------
+
+    def _collect_results(self) -> None:
+        if self._held is not None and self._emotion is not None and self._emotion.ready():
+            (text, confidence), self._held = self._held, None
+            self._dispatch_utterance(text, confidence)
+        rec = self._recognition
+        if rec is not None:
+            for partial in rec.take_partials():
+                self.log.emit(ev.AsrPartial(text=partial.text))
+            if rec.result is not None:
+                rec.received.extend(rec.result.poll())
+                if rec.result.finished:
+                    self._recognition = None
+                    self._on_recognized(rec.received[0] if rec.received else None, rec.result.error)
+
+    def _on_recognized(self, result: Transcript | None, error: BaseException | None) -> None:
+        line = self.transcript[-1] if self.transcript and self.transcript[-1].speaker == "caller" else None
+        if error is not None or result is None:
+            log.warning("call %s: recognition failed: %s", self.call_id, type(error).__name__)
+            self.log.emit(ev.AsrFailed(error=type(error).__name__ if error else "no result"))
+            self._stop_listening()
+            self._dispatch(RecognitionFailed(type(error).__name__ if error else "no result"))
+            return
+        self.log.emit(ev.Transcript(text=result.text, confidence=round(result.confidence, 3)))
+        if line is not None:
+            line.text, line.confidence = result.text, result.confidence
+            line.words = [{"text": w.text, "start_s": w.start_s, "end_s": w.end_s,
+                           "confidence": w.confidence} for w in result.words]
+        if not result.text.strip():
+            if line is not None:
+                self.transcript.remove(line)
+            self._awaiting_reply_since_ms = None
+            if self._listen is not None:
+                self._listen_deadline_ms = self._clock.now_ms() + self._listen.no_input_timeout_ms
+            return
+        self._stop_listening()
+        if self._emotion is not None and not self._emotion.ready():
+            self._held = (result.text, result.confidence)
+            return
+        self._dispatch_utterance(result.text, result.confidence)
+
+    def _dispatch_utterance(self, text: str, confidence: float) -> None:
+        """Runs the NLU (intent, FAQ) on the turn, then the dialog; an FAQ miss that the flow could
+        not place either is logged as `faq_miss` for review (no caller text in the log line)."""
+        nlu = self._services.nlu
+        if nlu is None:
+            self._dispatch(Utterance(text, confidence))
+            return
+        found = nlu.understand(text)
+        self.log.emit(ev.NluResult(intent=found.intent, confidence=round(found.intent_confidence, 3),
+                      faq=found.faq_id, faq_score=round(found.faq_score, 3), latency_ms=round(found.latency_ms, 2)))
+        misses = self._state.no_match_count if self._state else 0
+        self._dispatch(found.utterance(text, confidence))
+        if not found.intent and not found.faq_id and self._state and self._state.no_match_count > misses:
+            self.log.emit(ev.FaqMiss(node=self._state.node))
+
+    # ---- timers --------------------------------------------------------------------------------
+
+    def _check_timers(self, now: float) -> None:
+        if not self._max_duration_sent and now - self._started_ms >= self._cfg.max_call_ms:
+            self._max_duration_sent = True
+            if self._speech is not None:
+                self._speech.cancel()
+                self._speech = None
+            self._out.clear()
+            self._actions.clear()
+            self._stop_listening()
+            self._dispatch(MaxDurationReached())
+            return
+        if self._listen is None:
+            return
+        if self._digits and now >= self._digit_deadline_ms:
+            self._digits_done()
+        elif (not self._digits and self._recognition is None and not self._turns.in_speech
+              and now >= self._listen_deadline_ms):
+            self.log.emit(ev.NoInput(timeout_ms=self._listen.no_input_timeout_ms))
+            self._stop_listening()
+            self._dispatch(NoInput())
+
+    def _stop_listening(self) -> None:
+        self._listen = None
+        self._digits = ""
+
+    # ---- dialog and actions --------------------------------------------------------------------
+
+    def _dispatch(self, event: Event) -> None:
+        machine = self._services.machine
+        if isinstance(event, Utterance) and self._emotion is not None:
+            event = self._emotion.annotate(event, self.log)
+        try:
+            if self._state is None:
+                self._state, actions = machine.start()
+            else:
+                self._state, actions = machine.step(self._state, event)
+        except AgentError as exc:
+            log.error("call %s: dialog error: %s", self.call_id, exc)
+            self.log.emit(ev.DialogFailed(error=str(exc)))
+            actions = [Say("Sorry, something went wrong. Let me transfer you to an agent.", barge_in=False),
+                       Transfer(TRANSFER_ON_FAILURE, "dialog-error")]
+        self.log.emit(ev.DialogStep(event=type(event).__name__, node=self._state.node if self._state else ""))
+        self._actions.extend(actions)
+        self._run_actions()
+
+    def _run_actions(self) -> None:
+        while self._actions and not self.ended:
+            action = self._actions[0]
+            if isinstance(action, Say | Play):
+                if self._speaking():
+                    return
+                batch: list[Say | Play] = []
+                while self._actions and isinstance(self._actions[0], Say | Play):
+                    batch.append(self._actions.popleft())  # type: ignore[arg-type]
+                self._start_speech(batch)
+                continue
+            if self._speaking():
+                return
+            self._actions.popleft()
+            if isinstance(action, Listen):
+                self._listen = action
+                self._digits = ""
+                self._listen_deadline_ms = self._clock.now_ms() + action.no_input_timeout_ms
+                self.log.emit(ev.Listening(node=self._state.node if self._state else "",
+                              timeout_ms=action.no_input_timeout_ms, asks=action.kind, about=action.about))
+            elif isinstance(action, Transfer):
+                self._end("transferred", action.reason, action.target)
+            elif isinstance(action, Hangup):
+                self._end("completed", action.reason)
+
+    def _start_speech(self, items: list[Say | Play]) -> None:
+        rate = self.sample_rate_hz
+        primary = self._services.synthesizer
+        fallback = self._services.fallback_synthesizer
+        texts = [item.text for item in items if isinstance(item, Say)]
+        self._speech_barge_in = all(item.barge_in for item in items)
+        self._speech_line = TranscriptLine("agent", self._clock.now_ms(), " ".join(texts))
+        self.transcript.append(self._speech_line)
+        self.log.emit(ev.Said(text=" ".join(texts), barge_in=self._speech_barge_in))
+
+        def produce(emit: Any) -> None:
+            for item in items:
+                if isinstance(item, Play):
+                    clip = read_audio(item.path)
+                    emit(resample(clip.mono(), clip.sample_rate_hz, rate))
+                else:
+                    _speak_with_fallback(primary, fallback, item.text, rate, emit)
+
+        self._speech = Work(self._tts_lane, self._clock, produce, name="tts")
+
+    def _next_agent_frame(self, now: float) -> Frame:
+        speech = self._speech
+        if speech is not None:
+            for chunk in speech.poll():
+                self._out.push(chunk)
+            if speech.finished:
+                self._speech = None
+                if speech.error is not None:
+                    self._on_speech_failed(speech.error)
+        frame = self._out.pop(now, pad=self._speech is None)
+        if frame is None:
+            return Frame.silence(self.sample_rate_hz, now)
+        if self._awaiting_reply_since_ms is not None:
+            self.log.emit(ev.ReplyStarted(turn_end_ms=round(self._awaiting_reply_since_ms, 1),
+                          latency_ms=round(now - self._awaiting_reply_since_ms, 1)))
+            self._awaiting_reply_since_ms = None
+        if self._speech is None and len(self._out) == 0 and self._speech_line is not None:
+            self._speech_line.end_ms = now + frame.duration_ms
+            self._speech_line = None
+            self.log.emit(ev.PromptFinished())
+        return frame
+
+    def _on_speech_failed(self, error: BaseException) -> None:
+        log.error("call %s: speech synthesis failed: %s", self.call_id, type(error).__name__)
+        self.log.emit(ev.TtsFailed(error=type(error).__name__))
+        self._actions.clear()
+        self._end("transferred", "tts-failure", TRANSFER_ON_FAILURE)
+
+    def _end(self, outcome: str, reason: str, target: str = "") -> None:
+        self.ended = True
+        self.outcome, self.end_reason, self.transfer_target = outcome, reason, target
+        self._stop_listening()
+        if self._recognition is not None and self._recognition.result is not None:
+            self._recognition.result.cancel()
+        self.log.emit(ev.CallEnded(outcome=outcome, reason=reason, target=target,
+                      node=self._state.node if self._state else "",
+                      slots=dict(self._state.slots) if self._state else {}))
+
+    # ---- for drivers ---------------------------------------------------------------------------
+
+    def pending_work(self) -> list[Work[Any]]:
+        """Model work the call is waiting on (a virtual-clock driver waits for these)."""
+        works: list[Work[Any]] = []
+        if self._speech is not None:
+            works.append(self._speech)
+        if self._recognition is not None and self._recognition.result is not None:
+            works.append(self._recognition.result)
+        if self._emotion is not None and self._emotion.work is not None:
+            works.append(self._emotion.work)
+        return works
+
+    @property
+    def state(self) -> DialogState | None:
+        """The dialog's state (frozen; None before the call starts)."""
+        return self._state
+
+    @property
+    def playing(self) -> bool:
+        return self._speaking()
+
+    def announce(self, text: str) -> None:
+        """Say text after the dialog has ended (a transport's notice, e.g. that a transfer failed);
+        the transport keeps ticking while `playing`."""
+        self._start_speech([Say(text, barge_in=False)])
+
+    def record(self, caller: Frame, other: Frame) -> None:
+        """Record a frame pair the session did not produce (a human agent bridged in after the dialog)."""
+        if self._recorder is not None:
+            self._recorder.write(caller, other)
+
+    def close(self) -> None:
+        for work in self.pending_work():
+            work.cancel()
+        self._asr_lane.shutdown(wait=False, cancel_futures=True)
+        self._tts_lane.shutdown(wait=False, cancel_futures=True)
+        if self._emotion is not None:
+            self._emotion.close()
+        if self._recorder is not None:
+            self._recorder.close()
+        self.log.close()
+
+
+def _speak_with_fallback(primary: Synthesizer, fallback: Synthesizer | None, text: str, rate_hz: int,
+                         emit: Any) -> None:
+    """Speak with the primary engine; if it fails before any audio left, speak with the fallback."""
+    started = False
+    try:
+        for chunk in speak(primary, text, rate_hz):
+            started = True
+            emit(chunk)
+    except Exception as exc:
+        if started or fallback is None or isinstance(exc, Cancelled):
+            raise
+        log.warning("primary TTS failed (%s); using %s", type(exc).__name__, fallback.engine)
+        for chunk in speak(fallback, text, rate_hz):
+            emit(chunk)

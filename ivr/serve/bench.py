@@ -1,0 +1,460 @@
+"""`ivr bench-sip`: voice-to-voice latency and concurrent-call capacity, measured over real SIP from the
+caller's side.
+
+The bench starts `ivr serve` in a subprocess and calls it with sipp (signalling only). Each caller's RTP
+comes from this process (`CallerLine`, symmetric RTP on the port in sipp's SDP), so the bench knows
+the exact moment the last packet of each spoken question left the caller, and the arrival of the
+agent's first packet with speech after it: that gap is the voice-to-voice latency the caller hears.
+A call: hear the greeting and menu out, ask "What is my account balance?", hear the answer out, say
+"No, that's all, thank you.", hear the goodbye and the agent's BYE. Two latency samples per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import select
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ivr.errors import IvrError
+from telephony.audio.g711 import mulaw_decode, mulaw_encode
+
+RATE_HZ = 8000
+PACKET_SAMPLES = 160
+PACKET_S = 0.02
+SPEECH_RMS = 500.0
+"""An agent packet is speech when its RMS crosses this (int16 scale)."""
+QUIET_S = 1.0
+"""The agent has finished a prompt after this much quiet following speech."""
+TARGET_P95_S = 1.0
+QUESTIONS = ("What is my account balance?", "No, that's all, thank you.")
+RTP_OFFSET = 4
+SERVE_START_TIMEOUT_S = 180
+
+CALL_SETUP = """  <send retrans="500">
+    <![CDATA[
+      INVITE sip:ivr@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Bench" <sip:bench@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:ivr@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:bench@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=bench 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port+4] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=ptime:20
+      a=sendrecv
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send>
+    <![CDATA[
+      ACK sip:ivr@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Bench" <sip:bench@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:ivr@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:bench@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+"""A sipp caller's INVITE (its SDP offers PCMU and RFC 4733 keys on [media_port+4], where the bench's own
+CallerLine sends and listens) and ACK: the start of every bench scenario."""
+
+
+def sipp_scenario(name: str, rest: str) -> str:
+    """A sipp scenario: the call set-up, then `rest` (what the caller does once the call is up)."""
+    return ('<?xml version="1.0" encoding="ISO-8859-1" ?>\n<!DOCTYPE scenario SYSTEM "sipp.dtd">\n'
+            f'<scenario name="{name}">\n{CALL_SETUP}{rest}</scenario>\n')
+
+
+SCENARIO = sipp_scenario("ivr bench caller (signalling only; RTP from the bench)", """\
+  <recv request="BYE" timeout="120000"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+""")
+
+
+def free_port(even: bool = False) -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if not even or port % 2 == 0:
+            return port
+
+
+def free_port_range(count: int, even: bool = False, tcp: bool = False) -> int:
+    """A base port with base..base+count-1 free on 127.0.0.1 for UDP (and TCP too with `tcp`)."""
+    kinds = (socket.SOCK_DGRAM, socket.SOCK_STREAM) if tcp else (socket.SOCK_DGRAM,)
+    for _ in range(200):
+        base = free_port(even=even)
+        if base + count > 65535:
+            continue
+        socks = []
+        try:
+            for port in range(base, base + count):
+                for kind in kinds:
+                    s = socket.socket(socket.AF_INET, kind)
+                    socks.append(s)
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise IvrError(f"no range of {count} free ports")
+
+
+def free_media_base() -> int:
+    """An even base port with base..base+5 free (sipp's echo ports and the caller's RTP)."""
+    return free_port_range(6, even=True)
+
+
+class CallerLine:
+    """The caller's RTP: sends 20 ms PCMU packets (silence unless speaking) to wherever the agent's
+    RTP comes from, and notes the arrival time of every agent packet and whether it carries speech."""
+
+    def __init__(self, port: int) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind(("127.0.0.1", port))
+        self._sock.setblocking(False)
+        self.agent: tuple[str, int] | None = None
+        self.heard: list[tuple[float, bool]] = []
+        self._out: deque[bytes] = deque()
+        self._sent_last = threading.Event()
+        self.last_speech_sent = 0.0
+        self._stop = threading.Event()
+        self._seq, self._ts = 1, 0
+        self._thread = threading.Thread(target=self._run, name=f"caller-{port}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        silence = mulaw_encode(np.zeros(PACKET_SAMPLES, np.int16))
+        next_send = time.monotonic()
+        while not self._stop.is_set():
+            wait = max(0.0, next_send - time.monotonic())
+            readable, _, _ = select.select([self._sock], [], [], wait)
+            if readable:
+                try:
+                    data, addr = self._sock.recvfrom(2048)
+                except OSError:
+                    continue
+                if len(data) > 12 and data[0] >> 6 == 2 and data[1] & 0x7F == 0:
+                    self.agent = addr
+                    pcm = mulaw_decode(data[12:]).astype(np.float64)
+                    self.heard.append((time.monotonic(), float(np.sqrt(np.mean(pcm ** 2))) >= SPEECH_RMS))
+                continue
+            now = time.monotonic()
+            if now < next_send:
+                continue
+            next_send += PACKET_S
+            if next_send < now - 0.1:  # fell far behind: don't burst
+                next_send = now + PACKET_S
+            if self.agent is None:
+                continue
+            payload = self._out.popleft() if self._out else silence
+            header = struct.pack("!BBHII", 0x80, 0, self._seq & 0xFFFF, self._ts & 0xFFFFFFFF, 0xB0B0B0B0)
+            self._seq += 1
+            self._ts += PACKET_SAMPLES
+            try:
+                self._sock.sendto(header + payload, self.agent)
+            except OSError:
+                continue
+            if payload is not silence and not self._out:
+                self.last_speech_sent = time.monotonic()
+                self._sent_last.set()
+
+    def say(self, samples: np.ndarray, timeout_s: float = 30.0) -> float:
+        """Speak int16 8 kHz samples; returns the send time of the last packet."""
+        pad = (-samples.size) % PACKET_SAMPLES
+        data = mulaw_encode(np.concatenate([samples.astype(np.int16), np.zeros(pad, np.int16)]))
+        self._sent_last.clear()
+        self._out.extend(data[i:i + PACKET_SAMPLES] for i in range(0, len(data), PACKET_SAMPLES))
+        if not self._sent_last.wait(timeout_s):
+            raise TimeoutError("the caller's audio was not sent")
+        return self.last_speech_sent
+
+    def wait_agent_done(self, since: float, timeout_s: float, quiet_s: float = QUIET_S) -> bool:
+        """Until the agent has spoken after `since` and then been quiet for quiet_s."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            speech = [t for t, s in self.heard[-500:] if s and t > since]
+            if speech and time.monotonic() - speech[-1] >= quiet_s:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def first_speech_after(self, t0: float, timeout_s: float) -> float | None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for t, speech in self.heard[-500:]:
+                if speech and t > t0:
+                    return t
+            time.sleep(0.01)
+        return None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._sock.close()
+
+
+@dataclass
+class CallResult:
+    ok: bool
+    latencies_s: list[float] = field(default_factory=list)
+    error: str = ""
+
+
+def _one_call(sipp: str, scenario: Path, port: int, questions: list[np.ndarray], work: Path) -> CallResult:
+    base = free_media_base()
+    line = CallerLine(base + RTP_OFFSET)
+    log_dir = Path(tempfile.mkdtemp(prefix="call-", dir=work))
+    proc = subprocess.Popen([sipp, "-sf", str(scenario), f"127.0.0.1:{port}", "-m", "1", "-i", "127.0.0.1",
+                             "-p", str(free_port()), "-mi", "127.0.0.1", "-mp", str(base), "-nostdin",
+                             "-timeout", "150s", "-trace_err"], cwd=log_dir,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    result = CallResult(ok=False)
+    try:
+        start = time.monotonic()
+        if not line.wait_agent_done(start, 40):
+            result.error = "no greeting heard"
+            return result
+        for samples in questions:
+            asked = line.say(samples)
+            reply = line.first_speech_after(asked, 15)
+            if reply is None:
+                result.error = "no reply heard"
+                return result
+            result.latencies_s.append(reply - asked)
+            line.wait_agent_done(asked, 40)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            result.error = "the agent did not hang up"
+            return result
+        result.ok = proc.returncode == 0
+        if not result.ok:
+            log = "".join(p.read_text(errors="replace") for p in log_dir.glob("*_errors.log"))
+            result.error = f"sipp rc {proc.returncode}: {log.strip()[-300:]}"
+        return result
+    except Exception as exc:  # a bench call reports its failure and the bench goes on
+        result.error = f"{type(exc).__name__}: {exc}"
+        return result
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(5)
+        line.close()
+
+
+def trim_silence(samples: np.ndarray, threshold: float = SPEECH_RMS / 2) -> np.ndarray:
+    """The samples from the first to the last 10 ms with speech: the synthesized question's own leading and
+    trailing silence would otherwise count as the agent's latency."""
+    window = RATE_HZ // 100
+    n = samples.size // window
+    if n == 0:
+        return samples
+    rms = np.sqrt(np.mean(samples[:n * window].astype(np.float64).reshape(n, window) ** 2, axis=1))
+    loud = np.flatnonzero(rms >= threshold)
+    if loud.size == 0:
+        return samples
+    return samples[loud[0] * window:(loud[-1] + 1) * window]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def _level(concurrency: int, calls: int, sipp: str, scenario: Path, port: int, questions: list[np.ndarray],
+           work: Path) -> dict[str, Any]:
+    """`calls` calls, `concurrency` at a time (started together)."""
+    results: list[CallResult] = []
+    started = time.monotonic()
+    with ThreadPoolExecutor(concurrency) as pool:
+        remaining = calls
+        while remaining > 0:
+            wave = min(concurrency, remaining)
+            results.extend(pool.map(lambda _: _one_call(sipp, scenario, port, questions, work), range(wave)))
+            remaining -= wave
+    latencies = [x for r in results for x in r.latencies_s]
+    return {"concurrency": concurrency, "calls": calls, "completed": sum(r.ok for r in results),
+            "errors": [r.error for r in results if r.error], "samples": len(latencies),
+            "p50_ms": round(1000 * _percentile(latencies, 0.5), 1),
+            "p95_ms": round(1000 * _percentile(latencies, 0.95), 1),
+            "max_ms": round(1000 * max(latencies), 1) if latencies else float("nan"),
+            "wall_s": round(time.monotonic() - started, 1),
+            "latencies_ms": [round(1000 * x, 1) for x in latencies]}
+
+
+def _start_serve(args: argparse.Namespace, port: int, out_dir: Path, max_calls: int) -> subprocess.Popen[str]:
+    """`ivr serve` for a bench; its output goes to args.serve_log when set (else it is read and dropped)."""
+    log_path = getattr(args, "serve_log", None)
+    verbose = ["-v"] if log_path else []
+    cmd = [sys.executable, "-X", "faulthandler", "-m", "ivr", *verbose, "serve", "--port", str(port),
+           "--out", str(out_dir), "--keep-call-files", "--rtp-port", str(free_port(even=True)),
+           "--max-calls", str(max_calls),
+           "--grace", "0", *getattr(args, "extra_serve", ["--rtp-timeout", "0"])]
+    for flag in ("config", "flow", "asr", "asr_model", "tts", "voice", "vad"):
+        value = getattr(args, flag, None)
+        if value:
+            cmd += [f"--{flag.replace('_', '-')}", str(value)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.stdout is not None
+    deadline = time.monotonic() + SERVE_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if "listening on sip:" in line:
+            threading.Thread(target=_drain, args=(proc, log_path), daemon=True).start()
+            return proc
+    proc.kill()
+    raise IvrError("ivr serve did not start for the bench")
+
+
+def _drain(proc: subprocess.Popen[str], log_path: Path | None) -> None:
+    """Reads the server's output to its end, into log_path when given."""
+    assert proc.stdout is not None
+    if log_path is None:
+        proc.stdout.read()
+        return
+    with open(log_path, "a", encoding="utf-8") as log:
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+
+
+def run_bench_sip(args: argparse.Namespace) -> dict[str, Any]:
+    from telephony.audio.resample import resample
+    from telephony.sip.endpoint import MAX_ANSWERED_CALLS
+    from tts.factory import load_synthesizer
+
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        raise IvrError("bench-sip needs sipp: apt-get install sip-tester")
+    levels = [int(x) for x in args.ramp.split(",")] if args.ramp else []
+    top = min(args.max_concurrency, MAX_ANSWERED_CALLS)
+    if not levels:
+        levels, c = [], 1
+        while c < top:
+            levels.append(c)
+            c *= 2
+        levels.append(top)
+    synth = load_synthesizer("piper", "")
+    questions = []
+    for text in QUESTIONS:
+        audio = synth.synthesize(text)
+        questions.append(trim_silence(resample(audio.samples, audio.sample_rate_hz, RATE_HZ)))
+    with tempfile.TemporaryDirectory(prefix="bench-sip-") as tmp:
+        work = Path(tmp)
+        scenario = work / "caller.xml"
+        scenario.write_text(SCENARIO, encoding="utf-8")
+        port = free_port()
+        server = _start_serve(args, port, work / "calls", max(levels))
+        try:
+            print(f"bench-sip: {args.calls} call(s) one at a time, then concurrency {levels} "
+                  f"({os.cpu_count()} CPUs)", flush=True)
+            single = _level(1, args.calls, sipp, scenario, port, questions, work)
+            print(f"  1 call at a time: p50 {single['p50_ms']:.0f} ms, p95 {single['p95_ms']:.0f} ms "
+                  f"({single['samples']} replies, {single['completed']}/{single['calls']} calls)", flush=True)
+            ramp = []
+            for c in levels:
+                row = _level(c, c, sipp, scenario, port, questions, work)
+                ramp.append(row)
+                print(f"  {c} concurrent: p50 {row['p50_ms']:.0f} ms, p95 {row['p95_ms']:.0f} ms, "
+                      f"{row['completed']}/{row['calls']} calls completed", flush=True)
+                if row["completed"] < row["calls"]:
+                    break
+        finally:
+            server.terminate()
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        agent_side = [x / 1000 for meta in (work / "calls").glob("*/sip.json")
+                      for x in json.loads(meta.read_text())["voice_to_voice_ms"]]
+    held = [r["concurrency"] for r in ramp if r["p95_ms"] <= TARGET_P95_S * 1000 and r["completed"] == r["calls"]]
+    report = {"benchmark": "bench-sip", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+              "measured": "end of the caller's last RTP packet of speech to the first agent RTP packet with "
+                          f"speech (RMS >= {SPEECH_RMS:.0f}), seen from the caller over SIP/RTP on loopback",
+              "single": single, "ramp": ramp,
+              "agent_side": {"samples": len(agent_side), "p50_ms": round(1000 * _percentile(agent_side, 0.5), 1),
+                             "p95_ms": round(1000 * _percentile(agent_side, 0.95), 1),
+                             "measured": "the session's own end of turn to its first reply frame, all calls"},
+              "max_concurrent_calls_p95_under_1s": max(held) if held else 0,
+              "process_call_limit": MAX_ANSWERED_CALLS}
+    _print_table(report)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    print(f"results in {out}")
+    return report
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    print()
+    print(f"{'SIP voice-to-voice (caller side)':36} {'calls':>6} {'replies':>8} {'p50 ms':>8} {'p95 ms':>8} "
+          f"{'max ms':>8} {'done':>6}")
+    rows = [("1 call at a time", report["single"])] + [(f"{r['concurrency']} concurrent", r)
+                                                         for r in report["ramp"]]
+    for name, r in rows:
+        print(f"{name:36} {r['calls']:>6} {r['samples']:>8} {r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f} "
+              f"{r['max_ms']:>8.0f} {r['completed']:>3}/{r['calls']:<2}")
+    agent = report["agent_side"]
+    print(f"{'agent side (session end of turn)':36} {'':>6} {agent['samples']:>8} {agent['p50_ms']:>8.0f} "
+          f"{agent['p95_ms']:>8.0f}")
+    print(f"most concurrent calls with p95 under 1 s: {report['max_concurrent_calls_p95_under_1s']} "
+          f"(one process answers at most {report['process_call_limit']})")
+
+
+

@@ -1,0 +1,221 @@
+"""`ivr serve`: the subcommand, registered into the `ivr` CLI by `register(subparsers)`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import threading
+import time
+from typing import Any
+
+from telephony.sip.config import DEFAULT_SIP_PORT, DEFAULT_TLS_PORT, SRTP_MODES, SipConfig, load_sip_config
+
+log = logging.getLogger(__name__)
+
+SIP_STALL_S = 10.0
+"""The SIP thread polls every 10 ms; this long without a poll, it hangs and the watchdog pings stop."""
+
+
+def register(subparsers: Any) -> None:
+    from ivr.cliargs import add_model_args
+
+    serve = subparsers.add_parser("serve", help="answer SIP calls (UDP, TCP, optionally TLS) with the agent")
+    serve.add_argument("--sip-config", help="SIP settings YAML (a `sip:` mapping or the whole file): "
+                       "allow, transfer_targets, transfer_default, webhook_url, rtp_timeout_s, ...")
+    serve.add_argument("--bind", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help=f"SIP port (default {DEFAULT_SIP_PORT})")
+    serve.add_argument("--rtp-port", type=int, help="first RTP port (default 4000)")
+    serve.add_argument("--rtp-port-range", type=int, metavar="N", help="RTP/RTCP ports used from --rtp-port on, "
+                       "reused in turn (default 200; 0: no bound)")
+    serve.add_argument("--transaction-timeout", type=float, metavar="S", help="SIP transaction timeout (RFC "
+                       "3261's 64*T1, 32 s): an INVITE never ACKed or a BYE never answered frees its slot after "
+                       "S seconds (default 5)")
+    serve.add_argument("--out", help="per-call outputs under OUT/CALL_ID/ (default calls)")
+    serve.add_argument("--max-calls", type=int, help="concurrent calls; above: 503 (default 3); above 3, worker "
+                       "processes behind a Kamailio proxy on --port (workers on the next ports; needs kamailio)")
+    serve.add_argument("--worker-of", metavar="PROXY_ADDR", help=argparse.SUPPRESS)  # set by ivr.serve.front
+    serve.add_argument("--allow", action="append", metavar="CIDR",
+                       help="trunk source allowed to call (repeatable); others get 403 (default: any)")
+    serve.add_argument("--transfer-target", action="append", metavar="FLOW_TARGET=SIP_URI",
+                       help="where a flow's transfer target goes, e.g. sip:queue@agents=sip:desk@10.0.0.5 "
+                       "(repeatable); a bare SIP URI sets the default for all targets")
+    serve.add_argument("--webhook", help="URL that receives each transfer's call context as a JSON POST")
+    serve.add_argument("--rtp-timeout", type=float, help="end a call after this many seconds without RTP "
+                       "(default 30; 0: never)")
+    serve.add_argument("--grace", type=float, help="on SIGTERM, let live calls go on for up to this many "
+                       "seconds (default 30); a second signal hangs up at once")
+    serve.add_argument("--register", metavar="SIP_URI",
+                       help="REGISTER this address of record with its registrar/trunk, e.g. sip:agent@pbx.example.com")
+    serve.add_argument("--auth-user", help="digest user name for --register (default: the URI's user part)")
+    serve.add_argument("--auth-password-env", metavar="VAR",
+                       help="environment variable holding the digest password (never the password itself)")
+    serve.add_argument("--register-interval", type=int, help="registration lifetime in seconds; "
+                       "re-registered before it runs out (default 300)")
+    serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: also listen for SIP over TLS")
+    serve.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    serve.add_argument("--tls-port", type=int, help=f"SIP TLS port (default {DEFAULT_TLS_PORT})")
+    serve.add_argument("--srtp", choices=SRTP_MODES, help="SRTP with SDES keys: off (default), optional (when the "
+                       "caller offers it), mandatory (plain RTP offers get 488)")
+    serve.add_argument("--keep-call-files", action="store_true",
+                       help="keep each call's plain folder (recording.wav, events.jsonl, sip.json) after the call "
+                       "store has it encrypted; a privacy risk, for debugging (default: removed once stored)")
+    serve.add_argument("--pjsip-log-level", type=int,
+                       help="pjsip console log level 0-6 (default 1); above 3 prints SIP messages with caller numbers")
+    add_model_args(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    bench = subparsers.add_parser("bench-sip", help="voice-to-voice latency and concurrent calls, measured "
+                                  "over SIP from the caller's side (needs sipp)")
+    bench.add_argument("--calls", type=int, default=4, help="calls one at a time for p50/p95 (default 4)")
+    bench.add_argument("--ramp", help="concurrency levels, e.g. 1,2,3 (default 1,2,4,... up to the call limit)")
+    bench.add_argument("--max-concurrency", type=int, default=8, help="highest level of the default ramp")
+    bench.add_argument("--json", default="bench-results/bench-sip.json", help="where to write the JSON results")
+    add_model_args(bench)
+    bench.set_defaults(func=cmd_bench_sip)
+
+    soak = subparsers.add_parser("bench-soak", help="many sequential calls through ivr serve beside hostile "
+                                 "traffic; the server's open files, threads and memory at the start and end")
+    soak.add_argument("--calls", type=int, default=200, help="at least this many sequential calls (default 200)")
+    soak.add_argument("--minutes", type=float, default=30.0, help="and at least this long (default 30)")
+    soak.add_argument("--call-seconds", type=float, default=30.0,
+                      help="each call's length before the caller hangs up (default 30: greeting, question, answer)")
+    soak.add_argument("--json", default="bench-results/bench-soak.json", help="where to write the JSON results")
+    add_model_args(soak)
+    soak.set_defaults(func=cmd_bench_soak)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ivr.call.services import Services
+    from ivr.cliargs import agent_config
+    from ivr.errors import IvrError
+    from ivr.serve.sdnotify import Notifier
+    from ivr.serve.server import SipServer
+    from telephony.sip.endpoint import MAX_ANSWERED_CALLS
+
+    targets: dict[str, str] = {}
+    default = None
+    for item in args.transfer_target or []:
+        if "=" in item and not item.startswith(("sip:", "sips:")) or item.count("=") == 1 and "=sip" in item:
+            name, uri = item.split("=", 1)
+            targets[name] = uri
+        else:
+            default = item
+    config = load_sip_config(
+        args.sip_config, bind=args.bind, port=args.port, rtp_port=args.rtp_port, out_dir=args.out,
+        rtp_port_range=args.rtp_port_range, transaction_timeout_s=args.transaction_timeout,
+        max_calls=args.max_calls, pjsip_log_level=args.pjsip_log_level, allow=args.allow,
+        webhook_url=args.webhook, rtp_timeout_s=args.rtp_timeout, shutdown_grace_s=args.grace,
+        transfer_default=default, register=args.register, auth_user=args.auth_user,
+        auth_password_env=args.auth_password_env, register_interval_s=args.register_interval,
+        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_port=args.tls_port, srtp=args.srtp)
+    config.auth_password()  # fails now, before the models load, when the variable is not set
+    if targets:
+        config = dataclasses.replace(config, transfer_targets={**config.transfer_targets, **targets})
+    if args.worker_of:  # a worker behind the proxy, which applies the allow-list: only the proxy may call
+        config = dataclasses.replace(config, allow=(f"{args.worker_of}/32",))
+    elif config.max_calls > MAX_ANSWERED_CALLS:
+        if config.register or config.tls_cert:
+            raise IvrError("--register and --tls-cert work with one process (--max-calls up to "
+                           f"{MAX_ANSWERED_CALLS}); with more, the Kamailio proxy in front takes the calls")
+        return _serve_behind_front(config)
+    services = Services.load(agent_config(args))
+    server = SipServer(services, config)
+    from ivr.store.hook import SipStoreObserver, open_store_or_none
+    store = open_store_or_none()
+    if store is not None:
+        server.observers.append(SipStoreObserver(store, keep_files=args.keep_call_files
+                                                 or store.config.keep_call_files))
+    stop, hurry = _shutdown_signals()
+    server.start()
+    tls = f"; TLS on {config.tls_port}" if config.tls_cert else ""
+    print(f"ivr serve: listening on sip:{config.bind}:{config.port} (UDP, TCP{tls}); calls in {config.out_dir}/; "
+          f"at most {server.config.max_calls} calls at once", flush=True)
+    notifier = Notifier()
+    notifier.ready(f"answering calls on sip:{config.bind}:{config.port}")
+    stalled = False
+    while not stop.wait(0.5):
+        if not server.endpoint.running:
+            log.error("the SIP thread stopped")
+            return 1
+        # the watchdog hears from us only while the SIP thread polls: a hung one gets us restarted
+        idle_s = time.monotonic() - server.endpoint.last_poll
+        if idle_s < SIP_STALL_S:
+            notifier.watchdog()
+        elif not stalled:
+            log.error("the SIP thread has not polled for %.0f s; no more watchdog pings", idle_s)
+        stalled = idle_s >= SIP_STALL_S
+    notifier.stopping("stopping; live calls may finish")
+    if server.live_count():
+        print(f"ivr serve: stopping; {server.live_count()} call(s) may finish "
+              f"(up to {config.shutdown_grace_s:.0f} s)", flush=True)
+    server.stop(config.shutdown_grace_s, hurry)
+    print(f"ivr serve: stopped ({server.calls_answered} calls answered, {server.calls_rejected} refused, "
+          f"{server.calls_forbidden} forbidden)", flush=True)
+    return 0
+
+
+def _shutdown_signals() -> tuple[threading.Event, threading.Event]:
+    """(stop, hurry): SIGINT or SIGTERM sets `stop` (live calls may finish); a second one also sets
+    `hurry` (hang up now)."""
+    stop = threading.Event()
+    hurry = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            log.info("signal %d again: hanging up now", signum)
+            hurry.set()
+        else:
+            log.info("signal %d: shutting down (live calls may finish)", signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return stop, hurry
+
+
+def _serve_behind_front(config: SipConfig) -> int:
+    """`ivr serve --max-calls N` above one process's limit: workers behind Kamailio (ivr.serve.front)."""
+    import sys
+
+    from ivr.serve.front import TICK_S, Supervisor
+    from ivr.serve.sdnotify import Notifier
+
+    supervisor = Supervisor(config, sys.argv[1:])
+    notifier = Notifier()
+    stop, hurry = _shutdown_signals()
+    try:
+        supervisor.start()
+        print(f"ivr serve: listening on sip:{config.bind}:{config.port} (UDP, TCP; Kamailio in front of "
+              f"{len(supervisor.workers)} workers on ports {supervisor.ports[0]}-{supervisor.ports[-1]}); "
+              f"calls in {config.out_dir}/; at most {config.max_calls} calls at once", flush=True)
+        status = supervisor.status()
+        notifier.ready(status)
+        while not stop.wait(TICK_S):  # workers and the proxy are restarted when they stop (Supervisor.tick)
+            supervisor.tick()
+            notifier.watchdog()
+            if supervisor.status() != status:
+                status = supervisor.status()
+                notifier.status(status)
+        notifier.stopping("stopping; live calls may finish")
+        print("ivr serve: stopping; live calls may finish", flush=True)
+        code = supervisor.stop(config.shutdown_grace_s, hurry)
+    finally:
+        supervisor.kill()
+    print(f"ivr serve: stopped (exit code {code})", flush=True)
+    return code
+
+
+def cmd_bench_sip(args: argparse.Namespace) -> int:
+    from ivr.serve.bench import run_bench_sip
+
+    report = run_bench_sip(args)
+    return 0 if report["single"]["completed"] == report["single"]["calls"] else 1
+
+
+def cmd_bench_soak(args: argparse.Namespace) -> int:
+    from ivr.serve.soak import run_bench_soak
+
+    report = run_bench_soak(args)
+    return 0 if report["server_alive_at_end"] and report["server_exit_code"] == 0 else 1
