@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import platform
 import statistics
 import time
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ivr.errors import IvrError
+from ivr.jsonreport import write_json_report
 from ivr.wer import wer
 from models.errors import AgentError
 from telephony.audio.audiofile import read_audio
@@ -163,9 +163,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     except AgentError as exc:
         results["suite"] = {"skipped": str(exc)}
     _print_table(results)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    out = write_json_report(args.json, results)
     print(f"\nJSON written to {out}")
     return results
 

@@ -13,8 +13,7 @@ from fastapi.testclient import TestClient
 
 from ivr.console.app import PUBLIC_PATHS, SESSION_COOKIE, create_app
 from ivr.console.auth import MAX_FAILED_LOGINS, Users
-from ivr.store import Store
-from tests.test_store_support import add_call, stereo_wav, store_config
+from tests.test_store_support import add_call, console_store, stereo_wav
 
 PASSWORD = "correct horse battery"
 XSS = "<script>alert('x')</script> <img src=x onerror=alert(1)>"
@@ -23,20 +22,14 @@ SQL = "'; DROP TABLE calls; --"
 
 @pytest.fixture
 def store(tmp_path):
-    s = Store(store_config(tmp_path))
-    users = Users(s)
-    users.add("ada", "admin", PASSWORD)
-    users.add("sam", "supervisor", PASSWORD)
-    add_call(s, "call1", ["I want to check my balance", "thanks that is all"], caller="+15550001234",
-             recording=stereo_wav(tmp_path / "call1.wav"), emotions=[{"neutral": 0.8, "angry": 0.2},
-                                                                     {"neutral": 0.3, "angry": 0.7}],
-             intents=["balance", "goodbye"])
-    add_call(s, "hostile", [XSS, SQL], outcome="transferred", reason="<b>bold</b> reason")
-    add_call(s, "active", ["hello is anyone there"], ended=False)
-    try:
+    with console_store(tmp_path, PASSWORD) as s:
+        add_call(s, "call1", ["I want to check my balance", "thanks that is all"], caller="+15550001234",
+                 recording=stereo_wav(tmp_path / "call1.wav"), emotions=[{"neutral": 0.8, "angry": 0.2},
+                                                                         {"neutral": 0.3, "angry": 0.7}],
+                 intents=["balance", "goodbye"])
+        add_call(s, "hostile", [XSS, SQL], outcome="transferred", reason="<b>bold</b> reason")
+        add_call(s, "active", ["hello is anyone there"], ended=False)
         yield s
-    finally:
-        s.close()
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from ivr.console.app import SESSION_COOKIE, create_app
 from ivr.console.auth import MAX_FAILED_LOGINS, Users
 from ivr.store import Store, StoreConfig
 from tests.test_console import PASSWORD, csrf_of, login
-from tests.test_store_support import add_call, stereo_wav, store_config
+from tests.test_store_support import add_call, console_store, stereo_wav
 
 REPO = Path(__file__).resolve().parents[1]
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
@@ -35,15 +35,10 @@ CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
 
 @pytest.fixture
 def store(tmp_path):
-    s = Store(store_config(tmp_path))
-    Users(s).add("ada", "admin", PASSWORD)
-    Users(s).add("sam", "supervisor", PASSWORD)
-    add_call(s, "call1", ["I want to check my balance"], recording=stereo_wav(tmp_path / "call1.wav"))
-    add_call(s, "call2", ["thanks that is all"])
-    try:
+    with console_store(tmp_path, PASSWORD) as s:
+        add_call(s, "call1", ["I want to check my balance"], recording=stereo_wav(tmp_path / "call1.wav"))
+        add_call(s, "call2", ["thanks that is all"])
         yield s
-    finally:
-        s.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sip.sipp import SIPP
+from tests.sip.sipp import require_sipp
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
 
@@ -18,8 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_bench_sip_measures_voice_to_voice_from_the_caller_side(tmp_path):
-    if SIPP is None:
-        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
+    require_sipp()
     out = tmp_path / "bench-sip.json"
     proc = subprocess.run([sys.executable, "-m", "ivr", "bench-sip", "--calls", "1", "--ramp", "1", "--json", str(out)],
                           cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,

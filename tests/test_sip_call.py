@@ -30,8 +30,7 @@ GREETING_S = 8.0      # the greeting (~6 s) and the start of the menu, heard bef
 
 @pytest.fixture(scope="module")
 def calls(tmp_path_factory):
-    if sipp.SIPP is None:
-        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
+    sipp.require_sipp()
     work = tmp_path_factory.mktemp("sip")
     # the speaking caller
     talk = CallerTrack(ssrc=0x11111111)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.sip import sipp
-from tests.sip.rtp_pcap import CallerTrack
+from tests.sip.rtp_pcap import quiet_pcap
 from tests.sip.serve import call_events, start_server
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
@@ -22,14 +22,9 @@ HOLD_MS = 6000  # longer than the RTP timeout: a held call must not be timed out
 
 
 def test_rtp_timeout_hold_and_graceful_shutdown(tmp_path):
-    if sipp.SIPP is None:
-        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
-    short = CallerTrack()
-    short.silence(2.0)
-    short.write_pcap(tmp_path / "short.pcap")
-    talk = CallerTrack()
-    talk.silence(3.0)
-    talk.write_pcap(tmp_path / "talk.pcap")
+    sipp.require_sipp()
+    quiet_pcap(tmp_path / "short.pcap", 2.0)
+    quiet_pcap(tmp_path / "talk.pcap", 3.0)
     port = sipp.free_udp_port()
     server = start_server(tmp_path / "calls", port, ["--rtp-timeout", str(RTP_TIMEOUT_S), "--grace", "30"])
     procs: list[subprocess.Popen] = []

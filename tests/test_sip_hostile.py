@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from tests.sip.fuzz import datagrams
 from tests.sip.peer import SDP_BROKEN, SipPeer, media_port
 from tests.sip.serve import Usage, keyed_call_nodes, start_serve, stop_serve, usage
-from tests.sip.sipp import SIPP, free_udp_port
+from tests.sip.sipp import free_udp_port, require_sipp
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
 
@@ -89,8 +89,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if SIPP is None:
-        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
+    require_sipp()
     srv = Server(tmp_path_factory.mktemp("hostile"))
     try:
         time.sleep(1.0)
@@ -320,8 +319,7 @@ def test_an_ordinary_call_still_reaches_balance(server):
 # ---- shutdown --------------------------------------------------------------------------------------------
 
 def test_a_second_sigterm_hangs_up_at_once_and_exits_cleanly(tmp_path):
-    if SIPP is None:
-        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
+    require_sipp()
     port = free_udp_port()
     proc = start_serve(tmp_path / "serve.log", port, ["--rtp-port", str(free_udp_port(even=True)),
                                                       "--grace", "60"])

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.sip import sipp
-from tests.sip.rtp_pcap import CallerTrack
+from tests.sip.rtp_pcap import quiet_pcap
 from tests.sip.serve import start_server, stop_server
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
@@ -37,11 +37,8 @@ def _garbage(port: int) -> None:
 
 
 def test_garbage_then_good_call_then_503_above_the_limit(tmp_path):
-    if sipp.SIPP is None:
-        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
-    track = CallerTrack()
-    track.silence(8.0)
-    track.write_pcap(tmp_path / "quiet.pcap")
+    sipp.require_sipp()
+    quiet_pcap(tmp_path / "quiet.pcap", 8.0)
     port = sipp.free_udp_port()
     server = start_server(tmp_path / "calls", port, ["--max-calls", "1"])
     procs: list[subprocess.Popen] = []

@@ -32,8 +32,7 @@ def _loopback_alias_works(ip: str) -> bool:
 
 
 def test_simultaneous_calls_complete_the_next_gets_503_and_a_stranger_403(tmp_path):
-    if sipp.SIPP is None:
-        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
+    sipp.require_sipp()
     if not _loopback_alias_works("127.0.0.2"):
         pytest.skip("127.0.0.2 cannot be bound here (no 127.0.0.0/8 loopback routing)")
     track = CallerTrack()

@@ -20,7 +20,7 @@ from ivr.serve.front import kamailio_config, worker_limits
 from telephony.sip.config import SipConfig
 from telephony.sip.endpoint import MAX_ANSWERED_CALLS
 from tests.sip import sipp
-from tests.sip.rtp_pcap import CallerTrack
+from tests.sip.rtp_pcap import quiet_pcap
 from tests.sip.serve import call_events, start_server, stop_server
 
 KAMAILIO = shutil.which("kamailio", path="/usr/sbin:/usr/bin:/sbin")
@@ -55,13 +55,10 @@ def test_proxy_config_is_valid_and_binds_only_the_configured_address(tmp_path):
 @pytest.mark.sip
 @pytest.mark.slow
 def test_eight_calls_through_the_proxy_and_503_for_the_ninth(tmp_path):
-    if sipp.SIPP is None:
-        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
+    sipp.require_sipp()
     if KAMAILIO is None:
         pytest.skip("kamailio is not installed (Debian package kamailio; scripts/setup.sh installs it)")
-    track = CallerTrack()
-    track.silence(16.0)
-    track.write_pcap(tmp_path / "quiet.pcap")
+    quiet_pcap(tmp_path / "quiet.pcap", 16.0)
     port = free_port_range(4, tcp=True)  # the proxy, then the workers
     t0 = time.monotonic()
     server = start_server(tmp_path / "calls", port, ["--max-calls", str(CALLS), "--allow", "127.0.0.1/32"])

@@ -23,7 +23,7 @@ import pytest
 from models.errors import AgentError
 from telephony.sip.config import SipConfig, load_sip_config
 from tests.sip import sipp
-from tests.sip.rtp_pcap import CallerTrack
+from tests.sip.rtp_pcap import quiet_pcap
 from tests.sip.serve import start_serve, stop_serve
 
 PASSWORD = "Tr0ub4dor-3-secret"
@@ -109,8 +109,7 @@ def _tls_options(port: int, cafile: Path) -> str:
 @pytest.mark.sip
 @pytest.mark.slow
 def test_register_with_digest_tls_options_and_mandatory_srtp(tmp_path):
-    if sipp.SIPP is None:
-        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
+    sipp.require_sipp()
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
                     "-days", "1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True,
@@ -159,11 +158,8 @@ def test_register_with_digest_tls_options_and_mandatory_srtp(tmp_path):
 @pytest.mark.sip
 @pytest.mark.slow
 def test_optional_srtp_answers_a_plain_rtp_call(tmp_path):
-    if sipp.SIPP is None:
-        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
-    track = CallerTrack()
-    track.silence(4.0)
-    track.write_pcap(tmp_path / "quiet.pcap")
+    sipp.require_sipp()
+    quiet_pcap(tmp_path / "quiet.pcap", 4.0)
     port = sipp.free_udp_port()
     server = _serve(tmp_path / "serve.log", port, ["--srtp", "optional"])
     listener = None

@@ -30,9 +30,10 @@ from ivr.serve.children import Backoff, Child, describe_exit
 from ivr.serve.front import READY_LINE, Supervisor
 from ivr.serve.kamailio import KamailioRpc, dispatcher_list, kamailio_config, sip_ping
 from telephony.sip.config import SipConfig
-from tests.sip.rtp_pcap import CallerTrack
+from tests.sip.listener import DatagramListener, udp_socket
+from tests.sip.rtp_pcap import quiet_pcap
 from tests.sip.serve import call_events, start_server, stop_server
-from tests.sip.sipp import SIPP, finish_sipp, free_media_base, free_udp_port, render, sipp_errors, start_sipp
+from tests.sip.sipp import finish_sipp, free_media_base, free_udp_port, render, require_sipp, sipp_errors, start_sipp
 
 REPO = Path(__file__).resolve().parents[1]
 KAMAILIO = shutil.which("kamailio", path="/usr/sbin:/usr/bin:/sbin")
@@ -113,33 +114,18 @@ def test_supervisor_restarts_a_killed_child_with_backoff_and_leaves_the_others_a
     assert all(w.proc is None for w in supervisor.workers)
 
 
-class _FakeWorker:
+class _FakeWorker(DatagramListener):
     """Answers every SIP request with 200 (pjsua answers the dispatcher's OPTIONS the same way)."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        super().__init__(udp_socket())
         self.port = self.sock.getsockname()[1]
-        self.sock.settimeout(0.2)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, addr = self.sock.recvfrom(65536)
-            except OSError:
-                continue
-            head = data.decode("latin-1").split("\r\n\r\n", 1)[0].split("\r\n")
-            keep = [h for h in head[1:] if h.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq")]
-            reply = "SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
-            self.sock.sendto(reply.encode(), addr)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
+    def received(self, data: bytes, address: object) -> None:
+        head = data.decode("latin-1").split("\r\n\r\n", 1)[0].split("\r\n")
+        keep = [h for h in head[1:] if h.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq")]
+        reply = "SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
+        self.sock.sendto(reply.encode(), address)
 
 
 def test_front_config_runs_answers_options_and_follows_rpc_and_probing(tmp_path):
@@ -203,33 +189,21 @@ class _Output:
         return [int(m.group(1)) for m in pattern.finditer(self.text())]
 
 
-class _NotifyListener:
+class _NotifyListener(DatagramListener):
     """A stand-in for systemd's notify socket (an abstract name): every datagram, read on a thread."""
 
     def __init__(self) -> None:
         self.name = f"ivr-test-notify-{os.getpid()}-{time.monotonic_ns()}"
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind("\0" + self.name)
-        self.sock.settimeout(0.2)
         self.messages: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind("\0" + self.name)
+        super().__init__(sock)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.messages.append(self.sock.recv(4096).decode())
-            except OSError:
-                continue
+    def received(self, data: bytes, address: object) -> None:
+        self.messages.append(data.decode())
 
     def statuses(self) -> list[str]:
         return [line[len("STATUS="):] for m in self.messages for line in m.split("\n") if line.startswith("STATUS=")]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
 
 
 def _worker_pids(supervisor_pid: int) -> dict[int, int]:
@@ -274,13 +248,10 @@ def _call_meta(calls: Path, sipp_pid: int, timeout_s: float = 15.0) -> dict:
 @pytest.mark.sip
 @pytest.mark.slow
 def test_a_killed_worker_is_back_and_the_other_workers_calls_go_on(tmp_path, monkeypatch):
-    if SIPP is None:
-        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
+    require_sipp()
     if KAMAILIO is None:
         pytest.skip("kamailio is not installed (Debian package kamailio; scripts/setup.sh installs it)")
-    track = CallerTrack()
-    track.silence(30.0)
-    track.write_pcap(tmp_path / "quiet.pcap")
+    quiet_pcap(tmp_path / "quiet.pcap", 30.0)
     pcap = tmp_path / "quiet.pcap"
     calls = tmp_path / "calls"
     port = free_port_range(3, tcp=True)  # the front, then two workers

@@ -80,8 +80,7 @@ class _Webhook:
 
 @pytest.fixture(scope="module")
 def transfers(tmp_path_factory):
-    if sipp.SIPP is None:
-        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
+    sipp.require_sipp()
     work = tmp_path_factory.mktemp("transfer")
     tracks = {}
     accepted = CallerTrack(ssrc=0x31313131)

@@ -177,3 +177,18 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 def utc_days_ago(days: float) -> datetime:
     return datetime.now(UTC) - timedelta(days=days)
+
+
+@contextlib.contextmanager
+def console_store(tmp_path: Path, password: str) -> Iterator[Store]:
+    """A store with the console users ada (admin) and sam (supervisor), both with `password`; closed after."""
+    from ivr.console.auth import Users
+
+    store = Store(store_config(tmp_path))
+    users = Users(store)
+    users.add("ada", "admin", password)
+    users.add("sam", "supervisor", password)
+    try:
+        yield store
+    finally:
+        store.close()

@@ -10,8 +10,9 @@ classes, never on the `type` string. An event still reads like its record (`even
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 
 @dataclass(frozen=True)
@@ -36,52 +37,59 @@ class CallEvent:
             return default
 
 
-@dataclass(frozen=True)
+E = TypeVar("E", bound=CallEvent)
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def event(kind: str) -> Callable[[type[E]], type[E]]:
+    """Makes a class a frozen event dataclass whose records have `"type": kind`."""
+
+    def make(cls: type[E]) -> type[E]:
+        cls.kind = kind
+        return dataclass(frozen=True)(cls)
+
+    return make
+
+
+@event("call_started")
 class CallStarted(CallEvent):
-    kind = "call_started"
     call_id: str = ""
     sample_rate_hz: int | None = None
 
 
-@dataclass(frozen=True)
+@event("imported")
 class Imported(CallEvent):
     """A call imported from a recording (`ivr import`), with where its speakers came from."""
 
-    kind = "imported"
     speakers_from: str
 
 
-@dataclass(frozen=True)
+@event("speech_started")
 class SpeechStarted(CallEvent):
-    kind = "speech_started"
     onset_ms: float
 
 
-@dataclass(frozen=True)
+@event("speech_stopped")
 class SpeechStopped(CallEvent):
-    kind = "speech_stopped"
     onset_ms: float
     end_ms: float
 
 
-@dataclass(frozen=True)
+@event("speech_dropped")
 class SpeechDropped(CallEvent):
     """Speech too short to be a turn."""
 
-    kind = "speech_dropped"
     onset_ms: float
     end_ms: float
 
 
-@dataclass(frozen=True)
+@event("speech_ignored")
 class SpeechIgnored(CallEvent):
-    kind = "speech_ignored"
     reason: str
 
 
-@dataclass(frozen=True)
+@event("barge_in")
 class BargeIn(CallEvent):
-    kind = "barge_in"
     source: str
     """"speech" or "dtmf"."""
     onset_ms: float
@@ -89,45 +97,39 @@ class BargeIn(CallEvent):
     reaction_ms: float
 
 
-@dataclass(frozen=True)
+@event("dtmf")
 class Dtmf(CallEvent):
-    kind = "dtmf"
     digit: str
     """The key, or "*" when digits are not recorded (the default)."""
 
 
-@dataclass(frozen=True)
+@event("dtmf_received")
 class DtmfReceived(CallEvent):
     """How a key reached a SIP call (rfc4733, sip-info, inband); the key itself is never logged."""
 
-    kind = "dtmf_received"
     method: str
 
 
-@dataclass(frozen=True)
+@event("asr_partial")
 class AsrPartial(CallEvent):
-    kind = "asr_partial"
     text: str
 
 
-@dataclass(frozen=True)
+@event("asr_failed")
 class AsrFailed(CallEvent):
-    kind = "asr_failed"
     error: str
 
 
-@dataclass(frozen=True)
+@event("transcript")
 class Transcript(CallEvent):
-    kind = "transcript"
     text: str
     confidence: float
     speaker: str | None = None
     """Who spoke, when not the caller (a further speaker of an imported recording)."""
 
 
-@dataclass(frozen=True)
+@event("nlu")
 class NluResult(CallEvent):
-    kind = "nlu"
     intent: str
     confidence: float
     faq: str
@@ -135,15 +137,13 @@ class NluResult(CallEvent):
     latency_ms: float
 
 
-@dataclass(frozen=True)
+@event("faq_miss")
 class FaqMiss(CallEvent):
-    kind = "faq_miss"
     node: str
 
 
-@dataclass(frozen=True)
+@event("emotion")
 class Emotion(CallEvent):
-    kind = "emotion"
     label: str
     scores: dict[str, float]
     negativity: float
@@ -156,66 +156,58 @@ class Emotion(CallEvent):
     valence: float | None = None
 
 
-@dataclass(frozen=True)
+@event("no_input")
 class NoInput(CallEvent):
-    kind = "no_input"
     timeout_ms: float
 
 
-@dataclass(frozen=True)
+@event("dialog")
 class DialogStep(CallEvent):
     """The dialog took an event (`event`: its class name) at `node`."""
 
-    kind = "dialog"
     event: str
     node: str
 
 
-@dataclass(frozen=True)
+@event("dialog_error")
 class DialogFailed(CallEvent):
-    kind = "dialog_error"
     error: str
 
 
-@dataclass(frozen=True)
+@event("listening")
 class Listening(CallEvent):
-    kind = "listening"
     node: str
     timeout_ms: float
     asks: str
     about: str
 
 
-@dataclass(frozen=True)
+@event("say")
 class Said(CallEvent):
-    kind = "say"
     text: str
     barge_in: bool
 
 
-@dataclass(frozen=True)
+@event("reply_started")
 class ReplyStarted(CallEvent):
     """The agent's first audio after the caller's turn ended: the voice-to-voice latency."""
 
-    kind = "reply_started"
     turn_end_ms: float
     latency_ms: float
 
 
-@dataclass(frozen=True)
+@event("prompt_finished")
 class PromptFinished(CallEvent):
-    kind = "prompt_finished"
+    """The agent's prompt has been played out to its end."""
 
 
-@dataclass(frozen=True)
+@event("tts_failed")
 class TtsFailed(CallEvent):
-    kind = "tts_failed"
     error: str
 
 
-@dataclass(frozen=True)
+@event("call_ended")
 class CallEnded(CallEvent):
-    kind = "call_ended"
     outcome: str
     reason: str
     target: str
@@ -223,55 +215,48 @@ class CallEnded(CallEvent):
     slots: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@event("rtp_timeout")
 class RtpTimeout(CallEvent):
-    kind = "rtp_timeout"
     after_s: float
 
 
-@dataclass(frozen=True)
+@event("transfer_refer")
 class TransferRefer(CallEvent):
-    kind = "transfer_refer"
     uri: str
 
 
-@dataclass(frozen=True)
+@event("transfer_refer_failed")
 class TransferReferFailed(CallEvent):
-    kind = "transfer_refer_failed"
     status: int | str
     """The final SIP status, or "timeout"."""
 
 
-@dataclass(frozen=True)
+@event("transfer_bridge")
 class TransferBridge(CallEvent):
-    kind = "transfer_bridge"
     uri: str
 
 
-@dataclass(frozen=True)
+@event("transfer_done")
 class TransferDone(CallEvent):
-    kind = "transfer_done"
     method: str
     """"refer" or "bridge"."""
     status: int | None = None
 
 
-@dataclass(frozen=True)
+@event("transfer_failed")
 class TransferFailed(CallEvent):
-    kind = "transfer_failed"
     step: str
     """"route" (no target configured) or "bridge"."""
     target: str = ""
     status: int | str = ""
 
 
-@dataclass(frozen=True)
+@event("bridge_ended")
 class BridgeEnded(CallEvent):
-    kind = "bridge_ended"
     by: str
 
 
-@dataclass(frozen=True)
+@event("")
 class OtherEvent(CallEvent):
     """A record of a kind this code does not know (an older or newer log): kept, not interpreted."""
 
@@ -291,9 +276,6 @@ EVENT_TYPES: dict[str, type[CallEvent]] = {
         DialogFailed, Listening, Said, ReplyStarted, PromptFinished, TtsFailed, CallEnded, RtpTimeout,
         TransferRefer, TransferReferFailed, TransferBridge, TransferDone, TransferFailed, BridgeEnded)}
 """Every kind of event by its record's `type`."""
-
-E = TypeVar("E", bound=CallEvent)
-
 
 def _field_names(cls: type[CallEvent]) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))

@@ -23,15 +23,7 @@ from asr.base import Transcript
 from asr.turns import SpeechDropped, SpeechStarted, TurnConfig, TurnDetector, TurnEnded
 from asr.vad import make_vad
 from dialog.actions import Action, Hangup, Listen, Play, Say, Transfer
-from dialog.events import (
-    CallStarted,
-    DigitsEntered,
-    Event,
-    MaxDurationReached,
-    NoInput,
-    RecognitionFailed,
-    Utterance,
-)
+from dialog.events import CallStarted, DigitsEntered, Event, MaxDurationReached, NoInput, RecognitionFailed, Utterance
 from dialog.machine import DialogState
 from ivr.call import events as ev
 from ivr.call.emotionlane import EmotionLane

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ivr.errors import IvrError
+from ivr.jsonreport import write_json_report
 from telephony.audio.g711 import mulaw_decode, mulaw_encode
 
 RATE_HZ = 8000
@@ -46,6 +47,25 @@ TARGET_P95_S = 1.0
 QUESTIONS = ("What is my account balance?", "No, that's all, thank you.")
 RTP_OFFSET = 4
 SERVE_START_TIMEOUT_S = 180
+
+def in_dialog_request(method: str, cseq: int, retrans_ms: int | None = None) -> str:
+    """A sipp <send> of the bench caller's request `method` inside the call (ACK, BYE)."""
+    retrans = f' retrans="{retrans_ms}"' if retrans_ms is not None else ""
+    return f"""  <send{retrans}>
+    <![CDATA[
+      {method} sip:ivr@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Bench" <sip:bench@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:ivr@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: {cseq} {method}
+      Contact: <sip:bench@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+
 
 CALL_SETUP = """  <send retrans="500">
     <![CDATA[
@@ -75,20 +95,7 @@ CALL_SETUP = """  <send retrans="500">
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="200" rtd="true"/>
-  <send>
-    <![CDATA[
-      ACK sip:ivr@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Bench" <sip:bench@[local_ip]:[local_port]>;tag=[call_number]
-      To: <sip:ivr@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: <sip:bench@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-"""
+""" + in_dialog_request("ACK", 1)
 """A sipp caller's INVITE (its SDP offers PCMU and RFC 4733 keys on [media_port+4], where the bench's own
 CallerLine sends and listens) and ACK: the start of every bench scenario."""
 
@@ -434,9 +441,7 @@ def run_bench_sip(args: argparse.Namespace) -> dict[str, Any]:
               "max_concurrent_calls_p95_under_1s": max(held) if held else 0,
               "process_call_limit": MAX_ANSWERED_CALLS}
     _print_table(report)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    out = write_json_report(args.json, report)
     print(f"results in {out}")
     return report
 

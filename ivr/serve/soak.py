@@ -10,7 +10,6 @@ The table compares the start and the end; the JSON keeps every sample.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ivr.errors import IvrError
+from ivr.jsonreport import write_json_report
 from ivr.serve.bench import (
     RATE_HZ,
     RTP_OFFSET,
@@ -35,6 +35,7 @@ from ivr.serve.bench import (
     _start_serve,
     free_media_base,
     free_port,
+    in_dialog_request,
     sipp_scenario,
     trim_silence,
 )
@@ -49,19 +50,7 @@ GREETING_QUIET_S = 2.5
 
 SCENARIO = sipp_scenario("ivr soak caller (signalling only; RTP from the bench; the caller hangs up)", """\
   <pause milliseconds="{{CALL_MS}}"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE sip:ivr@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Bench" <sip:bench@[local_ip]:[local_port]>;tag=[call_number]
-      To: <sip:ivr@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: <sip:bench@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
+""" + in_dialog_request("BYE", 2, retrans_ms=500) + """\
   <recv response="200"/>
 """)
 
@@ -242,9 +231,7 @@ def run_bench_soak(args: argparse.Namespace) -> dict[str, Any]:
                              "p50": _percentile(lat, 0.5), "p95": _percentile(lat, 0.95)},
               "samples": samples}
     _print_table(report)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    out = write_json_report(args.json, report)
     print(f"results in {out}")
     return report
 

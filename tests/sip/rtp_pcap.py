@@ -101,3 +101,11 @@ class CallerTrack:
             usec = int(round((p.time_s - sec) * 1e6))
             out.append(struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame)
         path.write_bytes(b"".join(out))
+
+
+def quiet_pcap(path: Path, seconds: float) -> Path:
+    """A caller's pcap of `seconds` of silence (a call that only listens) written at `path`."""
+    track = CallerTrack()
+    track.silence(seconds)
+    track.write_pcap(path)
+    return path

@@ -9,18 +9,17 @@ the test hears exactly what the caller hears.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ivr.serve.bench import free_media_base as free_media_base  # one implementation, shared with ivr bench-sip
 from ivr.serve.bench import free_port
 from telephony.audio.g711 import mulaw_decode
+from tests.sip.listener import DatagramListener, udp_socket
 
 free_udp_port = free_port
 
@@ -38,35 +37,17 @@ def render(template: str, out: Path, **values: object) -> Path:
     return out
 
 
-@dataclass
-class RtpListener:
+class RtpListener(DatagramListener):
     """The caller's RTP endpoint: keeps what the agent sends (PCMU), with arrival times."""
 
-    port: int
-    packets: list[tuple[float, int, int, bytes]] = field(default_factory=list)  # time, seq, pt, payload
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.packets: list[tuple[float, int, int, bytes]] = []  # time, seq, pt, payload
+        super().__init__(udp_socket(port))
 
-    def __post_init__(self) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.bind(("127.0.0.1", self.port))
-        self._sock.settimeout(0.2)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, _ = self._sock.recvfrom(4096)
-            except OSError:
-                continue
-            if len(data) > 12 and data[0] >> 6 == 2:
-                self.packets.append((time.monotonic(), int.from_bytes(data[2:4], "big"), data[1] & 0x7F,
-                                     data[12:]))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self._sock.close()
+    def received(self, data: bytes, address: object) -> None:
+        if len(data) > 12 and data[0] >> 6 == 2:
+            self.packets.append((time.monotonic(), int.from_bytes(data[2:4], "big"), data[1] & 0x7F, data[12:]))
 
     def audio(self) -> np.ndarray:
         """What the caller heard, as int16 8 kHz samples in arrival order."""
@@ -114,3 +95,9 @@ def finish_sipp(proc: subprocess.Popen[bytes], timeout_s: float) -> tuple[int, s
 def sipp_errors(log_dir: Path, tail: int = 1500) -> str:
     """The end of each error log sipp wrote in `log_dir` (for an assertion's message)."""
     return "".join(p.read_text(errors="replace")[-tail:] for p in sorted(log_dir.glob("*_errors.log")))
+
+
+def require_sipp() -> None:
+    """Skip the test when sipp is missing, saying how to install it."""
+    if SIPP is None:
+        pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
