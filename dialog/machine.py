@@ -48,15 +48,7 @@ from dialog.decide import decide
 from dialog.emotion.policy import REASON_NEGATIVE_EMOTION, EmotionTrack, is_upset, should_escalate
 from dialog.emotion.policy import update as update_emotion
 from dialog.errors import FlowError
-from dialog.events import (
-    CallStarted,
-    DigitsEntered,
-    Event,
-    MaxDurationReached,
-    NoInput,
-    RecognitionFailed,
-    Utterance,
-)
+from dialog.events import CallStarted, DigitsEntered, Event, MaxDurationReached, NoInput, RecognitionFailed, Utterance
 from dialog.flow import Choice, CollectSpec, Flow, Node
 from dialog.matching import match_digits, normalize
 from dialog.nlu.slots import parse_amount, parse_digits, parse_yes_no, read_back_digits, say_amount
