@@ -9,13 +9,12 @@ import zipfile
 
 import pytest
 from fastapi.routing import APIRoute
-from fastapi.testclient import TestClient
 
 from ivr.console.app import PUBLIC_PATHS, SESSION_COOKIE, create_app
 from ivr.console.auth import MAX_FAILED_LOGINS, Users
+from tests.console_client import PASSWORD, client_for, csrf_of, login
 from tests.test_store_support import add_call, console_store, stereo_wav
 
-PASSWORD = "correct horse battery"
 XSS = "<script>alert('x')</script> <img src=x onerror=alert(1)>"
 SQL = "'; DROP TABLE calls; --"
 
@@ -35,23 +34,6 @@ def store(tmp_path):
 @pytest.fixture
 def app(store):
     return create_app(store)
-
-
-def client_for(app, base_url="http://testserver"):
-    return TestClient(app, base_url=base_url, follow_redirects=False)
-
-
-def login(app, name, password=PASSWORD, base_url="http://testserver"):
-    client = client_for(app, base_url)
-    page = client.get("/login")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    response = client.post("/login", data={"username": name, "password": password, "csrf": csrf, "next": "/calls"})
-    return client, response
-
-
-def csrf_of(client):
-    page = client.get("/calls")
-    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
 
 
 def concrete_routes(app):

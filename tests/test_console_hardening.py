@@ -26,7 +26,7 @@ from ivr.console import auth
 from ivr.console.app import SESSION_COOKIE, create_app
 from ivr.console.auth import MAX_FAILED_LOGINS, Users
 from ivr.store import Store, StoreConfig
-from tests.test_console import PASSWORD, csrf_of, login
+from tests.console_client import PASSWORD, csrf_of, login
 from tests.test_store_support import add_call, console_store, stereo_wav
 
 REPO = Path(__file__).resolve().parents[1]

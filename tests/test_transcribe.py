@@ -22,43 +22,11 @@ import pytest
 from ivr.cli import main
 from ivr.wer import wer
 from telephony.audio.audiofile import read_audio, write_wav
-from telephony.audio.resample import resample
-from tests.test_transcribe_units import check_srt, check_vtt
+from tests.transcribe_support import PROMPTS, check_srt, check_vtt, joined_recording, manifest, outputs
 
 pytestmark = pytest.mark.models
 
 REPO = Path(__file__).resolve().parents[1]
-PROMPTS = {
-    "agent-pass.flac": "password",
-    "cannot-complete-as-dialed.flac": "dialed",
-    "check-number-dial-again.flac": "number",
-    "conf-getchannel.flac": "channel",
-    "conf-invalidpin.flac": "conference",
-}
-
-
-def manifest(shared: Path) -> dict[str, str]:
-    rows = (shared / "speech" / "ivr-prompts" / "manifest.tsv").read_text(encoding="utf-8").splitlines()[1:]
-    return dict(r.split("\t", 1) for r in rows)
-
-
-def joined_recording(shared: Path, names: list[str], path: Path, rate_hz: int = 8000) -> str:
-    """Write the prompts one after another with 0.6 s pauses; returns their joined text."""
-    texts = manifest(shared)
-    pieces = []
-    for name in names:
-        clip = read_audio(shared / "speech" / "ivr-prompts" / name)
-        pieces += [resample(clip.mono(), clip.sample_rate_hz, rate_hz), np.zeros(int(0.6 * rate_hz), np.int16)]
-    write_wav(path, np.concatenate(pieces), rate_hz)
-    return " ".join(texts[n] for n in names)
-
-
-def outputs(out: Path) -> dict[str, bytes]:
-    """Every output file except the run summary, by relative path."""
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and p.name != "transcribe-summary.json"}
-
-
 def test_folder_with_good_corrupt_and_empty_files(shared_data, tmp_path, capsys):
     src = tmp_path / "recordings"
     (src / "day1").mkdir(parents=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from ivr.cli import main
-from tests.test_transcribe import PROMPTS, joined_recording, manifest, outputs
+from tests.transcribe_support import PROMPTS, joined_recording, manifest, outputs
 
 pytest.importorskip("distributed")
 pytestmark = pytest.mark.models

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from asr.base import Word
@@ -13,34 +11,7 @@ from ivr.transcribe.inputs import discover
 from ivr.transcribe.store import OutputStore, remove_stale_temp_files
 from models.atomicfile import atomic_write
 from models.errors import AgentError
-
-SRT_TIME = r"\d\d:\d\d:\d\d,\d\d\d --> \d\d:\d\d:\d\d,\d\d\d"
-VTT_TIME = r"\d\d:\d\d:\d\d\.\d\d\d --> \d\d:\d\d:\d\d\.\d\d\d"
-
-
-def check_srt(text: str) -> int:
-    """Numbered cues 1..n, each 'start --> end' with start < end, then text, blank-line separated."""
-    blocks = [b for b in text.strip("\n").split("\n\n") if b]
-    for n, block in enumerate(blocks, 1):
-        lines = block.split("\n")
-        assert lines[0] == str(n)
-        assert re.fullmatch(SRT_TIME, lines[1]), lines[1]
-        start, end = lines[1].split(" --> ")
-        assert start < end
-        assert lines[2].strip()
-    return len(blocks)
-
-
-def check_vtt(text: str) -> int:
-    assert text.startswith("WEBVTT\n\n")
-    blocks = [b for b in text.split("\n\n")[1:] if b.strip()]
-    for block in blocks:
-        lines = block.strip("\n").split("\n")
-        assert re.fullmatch(VTT_TIME, lines[0]), lines[0]
-        start, end = lines[0].split(" --> ")
-        assert start < end
-        assert lines[1].strip() and "-->" not in lines[1]
-    return len(blocks)
+from tests.transcribe_support import check_srt, check_vtt
 
 
 def _result() -> FileResult:
