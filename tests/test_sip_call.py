@@ -18,7 +18,7 @@ import pytest
 
 from tests.sip import sipp
 from tests.sip.rtp_pcap import CallerTrack
-from tests.sip.serve import call_events, heard_words, say, start_server, stop_server
+from tests.sip.serve import call_events, heard_words, say, start_server, tear_down
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
 
@@ -75,12 +75,7 @@ def calls(tmp_path_factory):
             results[name] = {"rc": rc, "err": err, "listener": listener, "log_dir": log_dir}
         time.sleep(1.0)  # the server writes sip.json once the session has closed
     finally:
-        for proc in sipps:
-            if proc.poll() is None:
-                proc.kill()
-        stop_server(server)
-        for listener in listeners:
-            listener.close()
+        tear_down(server, sipps, listeners)
     call_dirs = sorted(p for p in (work / "calls").iterdir() if p.is_dir())
     by_sip_id = {}
     for d in call_dirs:

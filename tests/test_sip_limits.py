@@ -12,7 +12,7 @@ import pytest
 
 from tests.sip import sipp
 from tests.sip.rtp_pcap import quiet_pcap
-from tests.sip.serve import start_server, stop_server
+from tests.sip.serve import start_server, tear_down
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
 
@@ -64,10 +64,7 @@ def test_garbage_then_good_call_then_503_above_the_limit(tmp_path):
         assert sipp.finish_sipp(good, 60)[0] == 0, "the call within the limit failed"
         assert listener.packets, "the answered call got no RTP"
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-        stop_server(server)
+        tear_down(server, procs)
         if listener is not None:
             listener.close()
     assert server.returncode == 0

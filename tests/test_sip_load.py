@@ -14,7 +14,7 @@ import pytest
 
 from tests.sip import sipp
 from tests.sip.rtp_pcap import CallerTrack
-from tests.sip.serve import call_events, start_server, stop_server
+from tests.sip.serve import call_events, start_server, tear_down
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
 
@@ -49,13 +49,10 @@ def test_simultaneous_calls_complete_the_next_gets_503_and_a_stranger_403(tmp_pa
         callers = []
         started = time.monotonic()
         for i in range(CALLS):
-            base = sipp.free_media_base()
-            listeners.append(sipp.RtpListener(base + sipp.RTP_OFFSET))
             log_dir = tmp_path / f"caller{i}"
-            log_dir.mkdir()
-            scenario = sipp.render("caller_hangs_up.xml", log_dir / "s.xml", PCAP=tmp_path / "keys.pcap",
-                              INFO_AFTER_MS=12500, INFO_KEY=3, BYE_AFTER_MS=3000)
-            proc = sipp.start_sipp(scenario, port, sipp.free_udp_port(), base, log_dir)
+            proc, listener = sipp.start_caller(log_dir, "caller_hangs_up.xml", port, PCAP=tmp_path / "keys.pcap",
+                                               INFO_AFTER_MS=12500, INFO_KEY=3, BYE_AFTER_MS=3000)
+            listeners.append(listener)
             procs.append(proc)
             callers.append((proc, log_dir))
         time.sleep(3.0)  # all answered
@@ -80,12 +77,7 @@ def test_simultaneous_calls_complete_the_next_gets_503_and_a_stranger_403(tmp_pa
         wall_s = time.monotonic() - started
         time.sleep(1.0)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-        stop_server(server)
-        for listener in listeners:
-            listener.close()
+        tear_down(server, procs, listeners)
     assert not failures, "\n".join(failures)
     assert server.returncode == 0
     call_dirs = [d for d in (tmp_path / "calls").iterdir() if (d / "sip.json").exists()]

@@ -21,7 +21,7 @@ from telephony.sip.config import SipConfig
 from telephony.sip.endpoint import MAX_ANSWERED_CALLS
 from tests.sip import sipp
 from tests.sip.rtp_pcap import quiet_pcap
-from tests.sip.serve import call_events, start_server, stop_server
+from tests.sip.serve import call_events, start_server, tear_down
 
 KAMAILIO = shutil.which("kamailio", path="/usr/sbin:/usr/bin:/sbin")
 
@@ -68,13 +68,11 @@ def test_eight_calls_through_the_proxy_and_503_for_the_ninth(tmp_path):
     try:
         dirs = []
         for i in range(CALLS):
-            base = sipp.free_media_base()
-            listeners.append(sipp.RtpListener(base + sipp.RTP_OFFSET))
             log_dir = tmp_path / f"caller{i}"
-            log_dir.mkdir()
-            scenario = sipp.render("caller_routed.xml", log_dir / "s.xml", PCAP=tmp_path / "quiet.pcap",
-                              INFO_AFTER_MS=7000, INFO_KEY=1, BYE_AFTER_MS=5000)
-            procs.append(sipp.start_sipp(scenario, port, sipp.free_udp_port(), base, log_dir))
+            proc, listener = sipp.start_caller(log_dir, "caller_routed.xml", port, PCAP=tmp_path / "quiet.pcap",
+                                               INFO_AFTER_MS=7000, INFO_KEY=1, BYE_AFTER_MS=5000)
+            listeners.append(listener)
+            procs.append(proc)
             dirs.append(log_dir)
         time.sleep(3.0)  # all eight answered
         over_dir = tmp_path / "over"
@@ -100,13 +98,7 @@ def test_eight_calls_through_the_proxy_and_503_for_the_ninth(tmp_path):
         calls_s = time.monotonic() - t0 - started_s
         time.sleep(1.0)  # sip.json is written once each session has closed
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
-        stop_server(server)
-        for listener in listeners:
-            listener.close()
+        tear_down(server, procs, listeners)
     print(f"server start {started_s:.1f} s; 8 calls, the 9th and a stranger in {calls_s:.1f} s")
     assert not failures, "\n".join(failures)
     assert all(listener.packets for listener in listeners), "a caller got no RTP from its worker"

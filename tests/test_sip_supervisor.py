@@ -32,7 +32,7 @@ from ivr.serve.kamailio import KamailioRpc, dispatcher_list, kamailio_config, si
 from telephony.sip.config import SipConfig
 from tests.sip.listener import DatagramListener, udp_socket
 from tests.sip.rtp_pcap import quiet_pcap
-from tests.sip.serve import call_events, start_server, stop_server
+from tests.sip.serve import call_events, start_server, tear_down
 from tests.sip.sipp import finish_sipp, free_media_base, free_udp_port, render, require_sipp, sipp_errors, start_sipp
 
 REPO = Path(__file__).resolve().parents[1]
@@ -312,11 +312,7 @@ def test_a_killed_worker_is_back_and_the_other_workers_calls_go_on(tmp_path, mon
         events = call_events(calls / meta["call_id"])
         assert [e["node"] for e in events if e["type"] == "dialog" and e["event"] == "DigitsEntered"] == ["balance"]
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
-        stop_server(server)
+        tear_down(server, procs)
         time.sleep(0.5)
         notify.close()
     print(f"worker on port {victim_port} back (answers OPTIONS) {back_s:.1f} s after SIGKILL; the call placed "

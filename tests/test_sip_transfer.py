@@ -24,7 +24,7 @@ import soundfile as sf
 
 from tests.sip import sipp
 from tests.sip.rtp_pcap import CallerTrack
-from tests.sip.serve import call_events, heard_words, start_server, stop_server
+from tests.sip.serve import call_events, heard_words, start_server, tear_down
 
 pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
 
@@ -153,12 +153,7 @@ def transfers(tmp_path_factory):
             results[name] = {"rc": rc, "err": err + sipp.sipp_errors(log_dir), "listener": listener, "log_dir": log_dir}
         time.sleep(1.0)  # sip.json is written once the session has closed
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-        stop_server(server)
-        for listener in listeners:
-            listener.close()
+        tear_down(server, procs, listeners)
         webhook.close()
     by_sip_id = {}
     for d in (work / "calls").iterdir():

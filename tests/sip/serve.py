@@ -9,8 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +70,17 @@ def heard_words(samples: np.ndarray) -> str:
     from asr.whisper import WhisperRecognizer
 
     return re.sub(r"[^a-z ]", " ", WhisperRecognizer().transcribe(samples, 8000).text.lower())
+
+
+def tear_down(server: subprocess.Popen, procs: Sequence[subprocess.Popen], listeners: Sequence[Any] = ()) -> None:
+    """After a SIP test: kill the sipp callers still running, stop the server, close the RTP listeners."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    stop_server(server)
+    for listener in listeners:
+        listener.close()
 
 
 def start_serve(log: Path, port: int, extra: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -101,3 +102,12 @@ def require_sipp() -> None:
     """Skip the test when sipp is missing, saying how to install it."""
     if SIPP is None:
         pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
+
+
+def start_caller(log_dir: Path, template: str, port: int, **values: Any) -> tuple[subprocess.Popen, RtpListener]:
+    """A sipp caller from `template` (rendered with `values`) calling 127.0.0.1:port, its logs in `log_dir`,
+    with the RTP listener that keeps what it hears."""
+    base = free_media_base()
+    listener = RtpListener(base + RTP_OFFSET)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return start_sipp(render(template, log_dir / "s.xml", **values), port, free_udp_port(), base, log_dir), listener
