@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,3 +14,11 @@ def write_json_report(path: str | Path, report: dict[str, Any]) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2), encoding="utf-8")
     return out
+
+
+def publish_report(report: dict[str, Any], path: str | Path, table: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Print `report` as a table, write it as JSON at `path`, say where; returns the report."""
+    table(report)
+    out = write_json_report(path, report)
+    print(f"results in {out}")
+    return report

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ivr.errors import IvrError
-from ivr.jsonreport import write_json_report
+from ivr.jsonreport import publish_report
 from telephony.audio.g711 import mulaw_decode, mulaw_encode
 
 RATE_HZ = 8000
@@ -291,10 +291,15 @@ def _one_call(sipp: str, scenario: Path, port: int, questions: list[np.ndarray],
         result.error = f"{type(exc).__name__}: {exc}"
         return result
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(5)
-        line.close()
+        end_bench_call(proc, line)
+
+
+def end_bench_call(proc: subprocess.Popen[bytes], line: CallerLine) -> None:
+    """After a bench call, however it went: sipp stopped, the caller's RTP line closed."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(5)
+    line.close()
 
 
 def trim_silence(samples: np.ndarray, threshold: float = SPEECH_RMS / 2) -> np.ndarray:
@@ -440,10 +445,7 @@ def run_bench_sip(args: argparse.Namespace) -> dict[str, Any]:
                              "measured": "the session's own end of turn to its first reply frame, all calls"},
               "max_concurrent_calls_p95_under_1s": max(held) if held else 0,
               "process_call_limit": MAX_ANSWERED_CALLS}
-    _print_table(report)
-    out = write_json_report(args.json, report)
-    print(f"results in {out}")
-    return report
+    return publish_report(report, args.json, _print_table)
 
 
 def _print_table(report: dict[str, Any]) -> None:

@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 
 from ivr.errors import IvrError
-from ivr.jsonreport import write_json_report
+from ivr.jsonreport import publish_report
 from ivr.serve.bench import (
     RATE_HZ,
     RTP_OFFSET,
     CallerLine,
     _percentile,
     _start_serve,
+    end_bench_call,
     free_media_base,
     free_port,
     in_dialog_request,
@@ -157,10 +158,7 @@ def _soak_call(sipp: str, scenario: Path, port: int, question: np.ndarray, work:
         result["error"] = f"{type(exc).__name__}: {exc}"
         return result
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(5)
-        line.close()
+        end_bench_call(proc, line)
 
 
 def run_bench_soak(args: argparse.Namespace) -> dict[str, Any]:
@@ -230,10 +228,7 @@ def run_bench_soak(args: argparse.Namespace) -> dict[str, Any]:
               "latency_ms": {"first_20_p50": _percentile(lat[:20], 0.5), "last_20_p50": _percentile(lat[-20:], 0.5),
                              "p50": _percentile(lat, 0.5), "p95": _percentile(lat, 0.95)},
               "samples": samples}
-    _print_table(report)
-    out = write_json_report(args.json, report)
-    print(f"results in {out}")
-    return report
+    return publish_report(report, args.json, _print_table)
 
 
 def _print_table(r: dict[str, Any]) -> None:

@@ -51,16 +51,6 @@ def start_server(out_dir: Path, port: int, extra: list[str] | None = None) -> su
     raise AssertionError(f"ivr serve did not start: {proc.stdout.read() if proc.stdout else ''}")
 
 
-def stop_server(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 def call_events(call_dir: Path) -> list[dict]:
     """The records of a call folder's events.jsonl."""
     return [json.loads(line) for line in (call_dir / "events.jsonl").read_text().splitlines()]
@@ -78,7 +68,7 @@ def tear_down(server: subprocess.Popen, procs: Sequence[subprocess.Popen], liste
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
-    stop_server(server)
+    stop_serve(server)
     for listener in listeners:
         listener.close()
 
@@ -100,7 +90,8 @@ def start_serve(log: Path, port: int, extra: list[str], env: dict[str, str] | No
     raise AssertionError(f"ivr serve did not start: {log.read_text(errors='replace')[-3000:]}")
 
 
-def stop_serve(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+def stop_serve(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
+    """Stop `ivr serve` with `sig` (SIGTERM: a graceful stop), killing it after 30 s; its exit code."""
     if proc.poll() is None:
         proc.send_signal(sig)
         try:
