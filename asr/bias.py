@@ -33,6 +33,10 @@ class BiasSettings:
     digits: bool = False
     """expect='digits': prompt with `digits_prompt`."""
     digits_prompt: str = DIGITS_PROMPT
+    digits_unprompted: bool = False
+    """expect='digits' with a prompt: decode a second time without it (same encoder output) and add its
+    hypotheses after the prompted ones, so the N-best choice can take the one with the wanted length.
+    The prompt brings "oh" back as 0 but sometimes drops a digit the plain decode keeps."""
     digit_grammar: bool = False
     """expect='digits': only digit tokens, digit words and the phrases (global choices) may be decoded
     (asr.grammar)."""

@@ -181,22 +181,29 @@ class WhisperRecognizer(SpeechRecognizer):
         content_frames = min(features.shape[-1] - 1, N_WINDOW_FRAMES)
         window = N_WINDOW_FRAMES if options.expect == "digits" else self._window_frames(content_frames)
         encoder_output = model.encode(pad_or_trim(features[:, :content_frames], window))
-        prompt = self._prompt_tokens(tokenizer, initial_prompt(options, self.bias))
+        prompt_text = initial_prompt(options, self.bias)
+        prompts = [self._prompt_tokens(tokenizer, prompt_text)]
+        if options.expect == "digits" and prompt_text and self.bias.digits_unprompted:
+            prompts.append(self._prompt_tokens(tokenizer, ""))
         hypotheses = max(1, 1 + options.alternatives)
         beam = max(self.beam_size, hypotheses)
-        result = model.model.generate(
-            encoder_output, [prompt], beam_size=beam, num_hypotheses=hypotheses, length_penalty=1.0,
-            max_length=len(prompt) + _max_tokens(audio_16k.size, options), return_scores=True,
-            return_no_speech_prob=True, suppress_blank=True, suppress_tokens=suppress)[0]
         scored = []
-        for tokens, score in zip(result.sequences_ids, result.scores, strict=True):
-            tokens = [t for t in tokens if t < tokenizer.eot]
-            log_prob = float(score) * len(tokens) / (len(tokens) + 1)  # faster-whisper's average log prob
-            scored.append((tokens, tokenizer.decode(tokens).strip(), log_prob))
+        no_speech_prob = 0.0
+        for i, prompt in enumerate(prompts):
+            result = model.model.generate(
+                encoder_output, [prompt], beam_size=beam, num_hypotheses=hypotheses, length_penalty=1.0,
+                max_length=len(prompt) + _max_tokens(audio_16k.size, options, unprompted=i > 0), return_scores=True,
+                return_no_speech_prob=True, suppress_blank=True, suppress_tokens=suppress)[0]
+            if i == 0:
+                no_speech_prob = result.no_speech_prob
+            for tokens, score in zip(result.sequences_ids, result.scores, strict=True):
+                tokens = [t for t in tokens if t < tokenizer.eot]
+                log_prob = float(score) * len(tokens) / (len(tokens) + 1)  # faster-whisper's average log prob
+                scored.append((tokens, tokenizer.decode(tokens).strip(), log_prob))
         best_tokens, text, log_prob = scored[0]
         if options.expect != "digits":  # "5 1 5 1 5 1" is what a caller may say
             text = collapse_repeats(text)
-        if result.no_speech_prob > NO_SPEECH_THRESHOLD and log_prob < LOG_PROB_THRESHOLD:
+        if no_speech_prob > NO_SPEECH_THRESHOLD and log_prob < LOG_PROB_THRESHOLD:
             return Transcript("", 0.0, (), True, language)
         words: list[Word] = []
         if text:
@@ -254,12 +261,14 @@ def collapse_repeats(text: str) -> str:
     return text
 
 
-def _max_tokens(samples_16k: int, options: RecognitionOptions | None = None) -> int:
+def _max_tokens(samples_16k: int, options: RecognitionOptions | None = None, unprompted: bool = False) -> int:
     """The longest output for a turn: by its length, and for a digit string of known length at most
-    DIGIT_TOKENS_EACH per digit and DIGIT_TOKENS_MORE more (a loop, "5 1 5 1 5 1 5 1 ...", stops there)."""
+    DIGIT_TOKENS_EACH per digit and DIGIT_TOKENS_MORE more (a loop, "5 1 5 1 5 1 5 1 ...", stops there).
+    Without the digit prompt Whisper writes "4, 0, 6, 2, 1, 5": twice the tokens per digit."""
     by_audio = MIN_MAX_TOKENS + int(MAX_TOKENS_PER_S * samples_16k / WHISPER_RATE_HZ)
     if options is not None and options.expect == "digits" and options.digits:
-        return min(by_audio, DIGIT_TOKENS_MORE + DIGIT_TOKENS_EACH * options.digits)
+        each = DIGIT_TOKENS_EACH * (2 if unprompted else 1)
+        return min(by_audio, DIGIT_TOKENS_MORE + each * options.digits)
     return by_audio
 
 

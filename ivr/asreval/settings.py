@@ -73,7 +73,7 @@ def make(name: str) -> Setting:
     if levers == ["baseline"]:
         return Setting(_whisper("tiny.en", False, 30.0, 1, BiasSettings()), lambda turn: RecognitionOptions())
     model, window_s, beam, n_best, menu = "tiny.en", 30.0, 1, 1, "off"
-    yes_no = digits = grammar = phonetic = False
+    yes_no = digits = grammar = phonetic = unprompted = False
     digits_prompt = DIGITS_PROMPT
     for lever in levers:
         if lever == "turn":
@@ -88,6 +88,8 @@ def make(name: str) -> Setting:
             digits = True
         elif lever.startswith("dprompt="):
             digits_prompt = DIGIT_PROMPTS[lever.split("=", 1)[1]]
+        elif lever == "unprompted":
+            unprompted = True
         elif lever == "grammar":
             grammar = True
         elif lever.startswith("beam"):
@@ -101,7 +103,7 @@ def make(name: str) -> Setting:
         else:
             raise ValueError(f"unknown lever {lever!r} in {name!r}")
     bias = BiasSettings(menu=menu, yes_no=yes_no, digits=digits, digit_grammar=grammar,  # type: ignore[arg-type]
-                        digits_prompt=digits_prompt)
+                        digits_prompt=digits_prompt, digits_unprompted=unprompted)
     recognizer = _whisper(model, True, window_s, beam, bias)
     flow = _flow()
 

@@ -25,7 +25,7 @@ YES_NO_PHRASES = ("yes", "no")
 """The phrases of the Listen the dialog sends after "Did you mean ...?" and read-backs."""
 YES_NO_KINDS = ("confirm", "yes_no", "faq")
 """Listen kinds that wait for a yes or a no (dialog.actions.Listen.kind)."""
-PROMPTS = BiasSettings(menu="question", yes_no=True, digits=True)
+PROMPTS = BiasSettings(menu="question", yes_no=True, digits=True, digits_unprompted=True)
 """The prompts `asr.prompts: true` turns on (the measured choice, see README)."""
 NO_PROMPTS = BiasSettings(menu="off", yes_no=False, digits=False)
 WINDOWS = {"fit": 0.0, "full": 30.0}
