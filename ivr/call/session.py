@@ -10,10 +10,9 @@ interruptible prompt) clears the agent's audio on the very tick it is detected.
 from __future__ import annotations
 
 import logging
-import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,35 +27,23 @@ from dialog.machine import DialogState
 from ivr.call import events as ev
 from ivr.call.emotionlane import EmotionLane
 from ivr.call.eventlog import EventLog
+from ivr.call.keypad import Keypad
 from ivr.call.privacy import redact_event
 from ivr.call.recognition import TurnRecognition, end_of_turn_silence_ms, expectation
 from ivr.call.services import Services
-from ivr.call.work import Cancelled, Work
+from ivr.call.speaking import Speaking, TranscriptLine
+from ivr.call.work import Work
 from models.errors import AgentError
-from telephony.audio.audiofile import read_audio
 from telephony.audio.frame import INTERNAL_RATE_HZ, Frame, FrameBuffer
 from telephony.audio.recorder import StereoRecorder
-from telephony.audio.resample import Resampler, resample
+from telephony.audio.resample import Resampler
 from telephony.clock import Clock
-from tts.base import Synthesizer
-from tts.stream import speak
 
 log = logging.getLogger(__name__)
 
 TRANSFER_ON_FAILURE = "failure"
 MAX_SILENCE_TO_ASR_MS = 200
 """Silence inside a caller turn passed on to the recognizer before the rest is left out."""
-
-
-@dataclass
-class TranscriptLine:
-    speaker: str
-    start_ms: float
-    text: str
-    end_ms: float = 0.0
-    confidence: float = 1.0
-    words: list[dict[str, Any]] = field(default_factory=list)
-    interrupted: bool = False
 
 
 class CallSession:
@@ -77,22 +64,14 @@ class CallSession:
         self._turns = TurnDetector(make_vad(self._cfg.vad), TurnConfig(
             end_of_turn_silence_ms=self._cfg.end_of_turn_silence_ms), INTERNAL_RATE_HZ)
         self._asr_lane = ThreadPoolExecutor(1, thread_name_prefix=f"asr-{call_id}")
-        self._tts_lane = ThreadPoolExecutor(1, thread_name_prefix=f"tts-{call_id}")
-        self._out = FrameBuffer(sample_rate_hz)
+        self.transcript: list[TranscriptLine] = []
+        self._voice = Speaking(services, clock, sample_rate_hz, call_id, self.log, self.transcript)
+        self._keypad = Keypad()
         self._actions: deque[Action] = deque()
-        self._speech: Work[np.ndarray] | None = None
-        self._speech_barge_in = True
-        self._speech_line: TranscriptLine | None = None
         self._listen: Listen | None = None
         self._listen_deadline_ms = 0.0
         self._recognition: TurnRecognition | None = None
         self._silence_fed_ms = 0.0
-        self._digits = ""
-        self._digit_deadline_ms = 0.0
-        self._entry_complete = False
-        """The last keypad entry ended by its length: a terminator right after it belongs to it."""
-        self._keys: deque[str] = deque()
-        self._keys_lock = threading.Lock()
         self._awaiting_reply_since_ms: float | None = None
         self._started_ms = clock.now_ms()
         self._max_duration_sent = False
@@ -100,7 +79,6 @@ class CallSession:
         self._emotion = EmotionLane(services.emotion, clock, call_id) if services.emotion else None
         self._held: tuple[str, float] | None = None
         """A transcript waiting for its turn's voice emotion."""
-        self.transcript: list[TranscriptLine] = []
         self.ended = False
         self.outcome = ""
         self.end_reason = ""
@@ -114,8 +92,7 @@ class CallSession:
 
     def dtmf(self, digit: str) -> None:
         """A key press from the transport (RFC 4733 or SIP INFO); safe from any thread."""
-        with self._keys_lock:
-            self._keys.append(digit)
+        self._keypad.press(digit)
 
     def caller_hung_up(self) -> None:
         self.line_closed("caller-hangup", "caller hung up")
@@ -171,11 +148,11 @@ class CallSession:
         self._recognition.feed(frame.pcm)
 
     def _speaking(self) -> bool:
-        return self._speech is not None or len(self._out) > 0
+        return self._voice.busy
 
     def _on_speech_started(self, event: SpeechStarted) -> None:
         self.log.emit(ev.SpeechStarted(onset_ms=round(event.onset_ms, 1)))
-        if self._speaking() and self._speech_barge_in and self._cfg.barge_in:
+        if self._speaking() and self._voice.interruptible and self._cfg.barge_in:
             self._barge_in("speech", event.onset_ms)
         if self._listen is None or self._recognition is not None:
             return
@@ -209,45 +186,28 @@ class CallSession:
 
     def _barge_in(self, source: str, onset_ms: float) -> None:
         now = self._clock.now_ms()
-        if self._speech is not None:
-            self._speech.cancel()
-            self._speech = None
-        self._out.clear()
+        self._voice.interrupt(now)
         while self._actions and isinstance(self._actions[0], Say | Play):
             self._actions.popleft()
-        if self._speech_line is not None:
-            self._speech_line.end_ms = now
-            self._speech_line.interrupted = True
-            self._speech_line = None
         self.log.emit(ev.BargeIn(source=source, onset_ms=round(onset_ms, 1), stopped_ms=round(now, 1),
                       reaction_ms=round(now - onset_ms, 1)))
         self._run_actions()
 
     def _take_keys(self) -> None:
-        with self._keys_lock:
-            keys, self._keys = list(self._keys), deque()
-        for key in keys:
+        for key in self._keypad.take():
             now = self._clock.now_ms()
             self.log.emit(ev.Dtmf(digit=key if self._cfg.record_digits else "*"))
-            complete, self._entry_complete = self._entry_complete, False
-            if complete and key == "#":  # "123456#" for a 6-digit entry: the '#' ends nothing new
+            if self._keypad.ends_last_entry(key):
                 continue
-            if self._speaking() and self._speech_barge_in and self._cfg.barge_in:
+            if self._speaking() and self._voice.interruptible and self._cfg.barge_in:
                 self._barge_in("dtmf", now)
             if self._listen is None:
                 continue
-            listen = self._listen
-            if key == listen.digit_terminator and self._digits:
-                self._digits_done()
-                continue
-            self._digits += key
-            self._digit_deadline_ms = now + listen.inter_digit_timeout_ms
-            if len(self._digits) >= listen.max_digits:
-                self._entry_complete = True
-                self._digits_done()
+            digits = self._keypad.type(key, self._listen, now)
+            if digits is not None:
+                self._digits_done(digits)
 
-    def _digits_done(self) -> None:
-        digits, self._digits = self._digits, ""
+    def _digits_done(self, digits: str) -> None:
         self._awaiting_reply_since_ms = self._clock.now_ms()
         self._stop_listening()
         self._dispatch(DigitsEntered(digits))
@@ -314,19 +274,16 @@ class CallSession:
     def _check_timers(self, now: float) -> None:
         if not self._max_duration_sent and now - self._started_ms >= self._cfg.max_call_ms:
             self._max_duration_sent = True
-            if self._speech is not None:
-                self._speech.cancel()
-                self._speech = None
-            self._out.clear()
+            self._voice.silence()
             self._actions.clear()
             self._stop_listening()
             self._dispatch(MaxDurationReached())
             return
         if self._listen is None:
             return
-        if self._digits and now >= self._digit_deadline_ms:
-            self._digits_done()
-        elif (not self._digits and self._recognition is None and not self._turns.in_speech
+        if self._keypad.digits and now >= self._keypad.deadline_ms:
+            self._digits_done(self._keypad.finish())
+        elif (not self._keypad.digits and self._recognition is None and not self._turns.in_speech
               and now >= self._listen_deadline_ms):
             self.log.emit(ev.NoInput(timeout_ms=self._listen.no_input_timeout_ms))
             self._stop_listening()
@@ -334,7 +291,7 @@ class CallSession:
 
     def _stop_listening(self) -> None:
         self._listen = None
-        self._digits = ""
+        self._keypad.clear()
 
     # ---- dialog and actions --------------------------------------------------------------------
 
@@ -372,7 +329,7 @@ class CallSession:
             self._actions.popleft()
             if isinstance(action, Listen):
                 self._listen = action
-                self._digits = ""
+                self._keypad.clear()
                 self._listen_deadline_ms = self._clock.now_ms() + action.no_input_timeout_ms
                 self.log.emit(ev.Listening(node=self._state.node if self._state else "",
                               timeout_ms=action.no_input_timeout_ms, asks=action.kind, about=action.about))
@@ -382,45 +339,20 @@ class CallSession:
                 self._end("completed", action.reason)
 
     def _start_speech(self, items: list[Say | Play]) -> None:
-        rate = self.sample_rate_hz
-        primary = self._services.synthesizer
-        fallback = self._services.fallback_synthesizer
-        texts = [item.text for item in items if isinstance(item, Say)]
-        self._speech_barge_in = all(item.barge_in for item in items)
-        self._speech_line = TranscriptLine("agent", self._clock.now_ms(), " ".join(texts))
-        self.transcript.append(self._speech_line)
-        self.log.emit(ev.Said(text=" ".join(texts), barge_in=self._speech_barge_in))
-
-        def produce(emit: Any) -> None:
-            for item in items:
-                if isinstance(item, Play):
-                    clip = read_audio(item.path)
-                    emit(resample(clip.mono(), clip.sample_rate_hz, rate))
-                else:
-                    _speak_with_fallback(primary, fallback, item.text, rate, emit)
-
-        self._speech = Work(self._tts_lane, self._clock, produce, name="tts")
+        self._voice.start(items)
 
     def _next_agent_frame(self, now: float) -> Frame:
-        speech = self._speech
-        if speech is not None:
-            for chunk in speech.poll():
-                self._out.push(chunk)
-            if speech.finished:
-                self._speech = None
-                if speech.error is not None:
-                    self._on_speech_failed(speech.error)
-        frame = self._out.pop(now, pad=self._speech is None)
+        error = self._voice.poll()
+        if error is not None:
+            self._on_speech_failed(error)
+        frame = self._voice.next_frame(now)
         if frame is None:
             return Frame.silence(self.sample_rate_hz, now)
         if self._awaiting_reply_since_ms is not None:
             self.log.emit(ev.ReplyStarted(turn_end_ms=round(self._awaiting_reply_since_ms, 1),
                           latency_ms=round(now - self._awaiting_reply_since_ms, 1)))
             self._awaiting_reply_since_ms = None
-        if self._speech is None and len(self._out) == 0 and self._speech_line is not None:
-            self._speech_line.end_ms = now + frame.duration_ms
-            self._speech_line = None
-            self.log.emit(ev.PromptFinished())
+        self._voice.sent(frame, now)
         return frame
 
     def _on_speech_failed(self, error: BaseException) -> None:
@@ -444,8 +376,8 @@ class CallSession:
     def pending_work(self) -> list[Work[Any]]:
         """Model work the call is waiting on (a virtual-clock driver waits for these)."""
         works: list[Work[Any]] = []
-        if self._speech is not None:
-            works.append(self._speech)
+        if self._voice.work is not None:
+            works.append(self._voice.work)
         if self._recognition is not None and self._recognition.result is not None:
             works.append(self._recognition.result)
         if self._emotion is not None and self._emotion.work is not None:
@@ -475,25 +407,10 @@ class CallSession:
         for work in self.pending_work():
             work.cancel()
         self._asr_lane.shutdown(wait=False, cancel_futures=True)
-        self._tts_lane.shutdown(wait=False, cancel_futures=True)
+        self._voice.close()
         if self._emotion is not None:
             self._emotion.close()
         if self._recorder is not None:
             self._recorder.close()
         self.log.close()
 
-
-def _speak_with_fallback(primary: Synthesizer, fallback: Synthesizer | None, text: str, rate_hz: int,
-                         emit: Any) -> None:
-    """Speak with the primary engine; if it fails before any audio left, speak with the fallback."""
-    started = False
-    try:
-        for chunk in speak(primary, text, rate_hz):
-            started = True
-            emit(chunk)
-    except Exception as exc:
-        if started or fallback is None or isinstance(exc, Cancelled):
-            raise
-        log.warning("primary TTS failed (%s); using %s", type(exc).__name__, fallback.engine)
-        for chunk in speak(fallback, text, rate_hz):
-            emit(chunk)
