@@ -16,6 +16,7 @@ from asr.errors import AsrError
 from asr.vad_base import VoiceActivityDetector
 from models.errors import ModelMissingError
 from telephony.audio.frame import BYTES_PER_SAMPLE
+from telephony.audio.pcm import to_float32
 
 SUPPORTED_RATES_HZ = (8000, 16000)
 WEBRTC_FRAME_MS = (10, 20, 30)
@@ -129,8 +130,8 @@ class SileroVad(VoiceActivityDetector):
             if stream is None:
                 stream = soxr.ResampleStream(sample_rate_hz, SILERO_RATE_HZ, 1, dtype="float32", quality="HQ")
                 self._resamplers[sample_rate_hz] = stream
-            return np.asarray(stream.resample_chunk(samples.astype(np.float32) / 32768.0), dtype=np.float32)
-        return samples.astype(np.float32) / 32768.0
+            return np.asarray(stream.resample_chunk(to_float32(samples)), dtype=np.float32)
+        return to_float32(samples)
 
     def speech_probability(self, pcm: bytes, sample_rate_hz: int) -> float:
         _check_rate(self.name, sample_rate_hz)

@@ -38,6 +38,7 @@ from asr.base import (
 from asr.bias import BiasSettings, initial_prompt
 from asr.errors import AsrError
 from models.errors import ModelMissingError
+from telephony.audio.pcm import to_float32
 from telephony.audio.resample import resample
 
 log = logging.getLogger(__name__)
@@ -327,5 +328,5 @@ class WhisperStream(RecognizerStream):
             pcm, self._chunks = b"".join(self._chunks), []
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.int16)
         samples = resample(samples, self.sample_rate_hz, WHISPER_RATE_HZ)
-        audio = samples.astype(np.float32) / 32768.0
+        audio = to_float32(samples)
         return self._recognizer.decode(audio, self._options)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from telephony.audio.g711 import roundtrip
+from telephony.audio.pcm import clip_int16
 
 BANDS = ("telephone", "wide")
 CODECS = ("pcmu", "pcma", "none")
@@ -68,7 +69,7 @@ def apply_line(samples: np.ndarray, rate_hz: int, spec: LineSpec, salt: str = ""
             speech = speech + noise * np.sqrt(level / 10 ** (spec.noise_snr_db / 10) / noise_power)
     else:
         speech = band_limit(speech, rate_hz, spec.band)
-    pcm = np.clip(np.round(speech), -32768, 32767).astype(np.int16)
+    pcm = clip_int16(speech)
     if spec.codec == "none":
         return pcm
     return roundtrip(pcm, spec.codec.upper()).astype(np.int16)

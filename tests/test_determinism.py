@@ -27,7 +27,8 @@ import soxr
 from asr.turns import TurnConfig, TurnDetector, TurnEnded
 from asr.vad import make_vad
 from telephony.audio.frame import Frame, samples_per_frame
-from telephony.audio.resample import STREAM_QUALITY, Resampler, float_to_int16, resample
+from telephony.audio.pcm import to_int16
+from telephony.audio.resample import STREAM_QUALITY, Resampler, resample
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,13 +98,13 @@ def test_stream_resampler_is_soxr_rounded_without_dither_like_one_shot():
     n = samples_per_frame(8000)
     floats = [expected.resample_chunk(samples[i:i + n] / 32768.0) for i in range(0, samples.size, n)]
     floats.append(expected.resample_chunk(np.zeros(0, dtype=np.float64), last=True))
-    assert np.array_equal(stream(Resampler(8000, 16000), samples), float_to_int16(np.concatenate(floats)))
+    assert np.array_equal(stream(Resampler(8000, 16000), samples), to_int16(np.concatenate(floats)))
     one_shot = soxr.resample(samples.astype(np.float32) / 32768.0, 8000, 16000, quality="HQ")
-    assert np.array_equal(resample(samples, 8000, 16000), float_to_int16(one_shot))
+    assert np.array_equal(resample(samples, 8000, 16000), to_int16(one_shot))
     halves = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 40000.0, -40000.0]) / 32768.0
     rounded = np.array([0, 2, 2, 0, -2, 32767, -32768], dtype=np.int16)
-    assert np.array_equal(float_to_int16(halves), rounded)
-    assert np.array_equal(float_to_int16(halves.astype(np.float32)), rounded)
+    assert np.array_equal(to_int16(halves), rounded)
+    assert np.array_equal(to_int16(halves.astype(np.float32)), rounded)
 
 
 def test_a_turn_is_the_same_audio_whatever_the_frame_times():

@@ -6,9 +6,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from telephony.audio.pcm import to_int16
 from tts.base import SpeechAudio
-
-INT16_PEAK = 32767
 
 
 def float_to_int16(audio: np.ndarray, peak: float | None = None) -> np.ndarray:
@@ -17,7 +16,7 @@ def float_to_int16(audio: np.ndarray, peak: float | None = None) -> np.ndarray:
     if peak is not None and samples.size:
         loudest = float(np.max(np.abs(samples)))
         samples = samples * (peak / loudest) if loudest > 1e-8 else np.zeros_like(samples)
-    return np.clip(np.round(samples * INT16_PEAK), -INT16_PEAK - 1, INT16_PEAK).astype(np.int16)
+    return to_int16(samples)
 
 
 def concatenate(pieces: Iterable[SpeechAudio], sample_rate_hz: int) -> SpeechAudio:

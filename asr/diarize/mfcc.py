@@ -15,6 +15,7 @@ from scipy.ndimage import median_filter
 from sklearn.cluster import AgglomerativeClustering
 
 from asr.diarize.base import Diarizer, Segment, merge_segments
+from telephony.audio.pcm import to_int16
 
 RATE_HZ = 16000
 VAD_FRAME_MS = 30
@@ -45,7 +46,7 @@ def speech_regions(audio: np.ndarray, aggressiveness: int = 2) -> list[tuple[flo
     """(start_s, end_s) of speech in 16 kHz float audio: WebRTC VAD, short pauses bridged, blips dropped."""
     vad = webrtcvad.Vad(aggressiveness)
     step = RATE_HZ * VAD_FRAME_MS // 1000
-    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+    pcm = to_int16(audio).astype("<i2")
     flags = [vad.is_speech(pcm[i:i + step].tobytes(), RATE_HZ) for i in range(0, len(pcm) - step + 1, step)]
     regions: list[tuple[float, float]] = []
     frame_s = VAD_FRAME_MS / 1000

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from telephony.audio.audiofile import read_audio, write_wav
+from telephony.audio.pcm import clip_int16
 from telephony.audio.resample import resample
 from telephony.yamlfile import read_yaml
 
@@ -123,7 +124,7 @@ def telephone_line(samples: np.ndarray, rate_hz: int, snr_db: float | None, seed
     x = samples.astype(np.float64)
     sos = butter(4, BAND_HZ, btype="bandpass", fs=rate_hz, output="sos")
     x = sosfilt(sos, x)
-    x = resample(np.clip(np.round(x), -32768, 32767).astype(np.int16), rate_hz, LINE_RATE_HZ).astype(np.float64)
+    x = resample(clip_int16(x), rate_hz, LINE_RATE_HZ).astype(np.float64)
     pad = np.zeros(LINE_RATE_HZ * PAD_MS // 1000)
     x = np.concatenate([pad, x, pad])
     if snr_db is not None:
@@ -133,7 +134,7 @@ def telephone_line(samples: np.ndarray, rate_hz: int, snr_db: float | None, seed
         noise = sosfilt(butter(4, BAND_HZ, btype="bandpass", fs=LINE_RATE_HZ, output="sos"), noise)
         noise *= np.sqrt(speech_power / (10 ** (snr_db / 10)) / float(np.mean(noise ** 2)))
         x = x + noise
-    pcm = np.clip(np.round(x), -32768, 32767).astype(np.int16)
+    pcm = clip_int16(x)
     return mulaw_decode(mulaw_encode(pcm)).astype(np.int16)
 
 

@@ -47,6 +47,7 @@ import numpy as np
 from ivr.errors import IvrError
 from ivr.transcribe.engine import WHISPER_RATE_HZ, EngineOptions
 from ivr.wer import wer
+from telephony.audio.pcm import to_float32
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def run_sequential(files: list[str], options: EngineOptions, cores: int, model: 
     t0 = time.perf_counter()
     for path in files:
         clip = read_audio(path)
-        audio = resample(clip.mono(), clip.sample_rate_hz, WHISPER_RATE_HZ).astype(np.float32) / 32768.0
+        audio = to_float32(resample(clip.mono(), clip.sample_rate_hz, WHISPER_RATE_HZ))
         segments, _ = model.transcribe(audio, language=options.language or None, beam_size=options.beam_size,
                                        word_timestamps=True)
         texts[path] = " ".join(s.text.strip() for s in segments)

@@ -28,6 +28,7 @@ import numpy as np
 
 from asr.base import Word
 from models.errors import AgentError, ModelMissingError
+from telephony.audio.pcm import to_float32
 
 if TYPE_CHECKING:
     from telephony.audio.audiofile import AudioClip
@@ -294,7 +295,7 @@ _SEEKABLE_FORMATS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "CAF", "FL
 def _to_whisper(samples: np.ndarray, rate_hz: int) -> np.ndarray:
     from telephony.audio.resample import resample
 
-    return resample(samples, rate_hz, WHISPER_RATE_HZ).astype(np.float32) / 32768.0
+    return to_float32(resample(samples, rate_hz, WHISPER_RATE_HZ))
 
 
 def _even_groups(windows: list[dict[str, float]], size: int) -> list[list[dict[str, float]]]:

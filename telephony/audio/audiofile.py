@@ -9,6 +9,7 @@ import numpy as np
 import soundfile as sf
 
 from telephony.audio.frame import to_pcm16
+from telephony.audio.pcm import clip_int16
 from telephony.errors import AudioFileError
 
 
@@ -32,7 +33,7 @@ class AudioClip:
         if self.samples.ndim == 1:
             return self.samples
         mixed = self.samples.astype(np.int32).mean(axis=1)
-        return np.clip(np.round(mixed), -32768, 32767).astype(np.int16)
+        return clip_int16(mixed)
 
     def channel(self, index: int) -> np.ndarray:
         return self.samples if self.samples.ndim == 1 else self.samples[:, index]

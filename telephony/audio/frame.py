@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from telephony.audio.pcm import to_int16
 from telephony.errors import FrameError
 
 FRAME_MS = 20
@@ -55,18 +56,9 @@ class Frame:
 
 
 def to_pcm16(samples: np.ndarray) -> bytes:
-    """int16 samples as-is, floats in [-1, 1] scaled and clipped, as little-endian bytes."""
-    if samples.dtype == np.int16:
-        return samples.astype("<i2", copy=False).tobytes()
-    scaled = np.clip(np.asarray(samples, dtype=np.float64) * 32768.0, -32768, 32767)
-    return scaled.astype("<i2").tobytes()
-
-
-def to_float32(samples: np.ndarray) -> np.ndarray:
-    """int16 samples as float32 in [-1, 1]; float input passes through as float32."""
-    if samples.dtype == np.int16:
-        return samples.astype(np.float32) / 32768.0
-    return np.asarray(samples, dtype=np.float32)
+    """int16 samples as-is, floats in [-1, 1) as the one PCM convention has them (telephony.audio.pcm), as
+    little-endian bytes."""
+    return to_int16(samples).astype("<i2", copy=False).tobytes()
 
 
 def check_same_rate(frames: list[Frame]) -> int:

@@ -1,6 +1,6 @@
 """Sample-rate conversion with soxr: one stateful stream per direction per call, and one-shot.
 
-Both run soxr on floats and convert back to int16 here, with one rounding rule (`float_to_int16`:
+Both run soxr on floats and convert back to int16 here, with one rounding rule (`telephony.audio.pcm.to_int16`:
 round half to even, then clip; no dither). soxr's own int16 output is not used: it adds dither noise
 from a generator seeded per stream, so identical input gave different samples in every run and
 instance (up to 43% of samples off by +-2), which moved turn ends and changed what Whisper heard.
@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
-from telephony.audio.frame import Frame, to_float32
+from telephony.audio.frame import Frame
+from telephony.audio.pcm import INT16_SCALE, to_float32, to_int16
 from telephony.errors import FrameError
 
 QUALITY = "HQ"
@@ -29,27 +30,13 @@ STREAM_QUALITY = "VHQ"
 STREAM_DTYPE = np.float64
 """Stream conversion: soxr's double-precision core, so a signal gives the same samples wherever it
 starts in the stream."""
-INT16_SCALE = 32768.0
-"""int16 <-> float: divide by this on the way in (telephony.audio.frame.to_float32), multiply on the way out."""
-
-
-def float_to_int16(samples: np.ndarray) -> np.ndarray:
-    """Float audio in [-1, 1) (int16 / 32768) back to int16: rounded half to even, clipped, no dither.
-
-    float64 input is scaled and rounded in float64; anything else in float32."""
-    values = np.asarray(samples)
-    values = values if values.dtype == np.float64 else values.astype(np.float32)
-    scaled = values * values.dtype.type(INT16_SCALE)
-    return np.clip(np.round(scaled), -32768, 32767).astype(np.int16)
-
-
 def resample(samples: np.ndarray, from_rate_hz: int, to_rate_hz: int) -> np.ndarray:
     """Whole-signal conversion; int16 in gives int16 out, float in gives float32 out."""
     if from_rate_hz == to_rate_hz or samples.size == 0:
         return samples
     out = soxr.resample(to_float32(samples), from_rate_hz, to_rate_hz, quality=QUALITY)
     if samples.dtype == np.int16:
-        return float_to_int16(out)
+        return to_int16(out)
     return np.asarray(out, dtype=np.float32)
 
 
@@ -75,9 +62,9 @@ class Resampler:
         if self._stream is None:
             return frame
         out = self._stream.resample_chunk(frame.samples().astype(STREAM_DTYPE) / INT16_SCALE)
-        return Frame.from_samples(float_to_int16(out), self.to_rate_hz, frame.timestamp_ms)
+        return Frame.from_samples(to_int16(out), self.to_rate_hz, frame.timestamp_ms)
 
     def flush(self) -> np.ndarray:
         if self._stream is None:
             return np.zeros(0, dtype=np.int16)
-        return float_to_int16(self._stream.resample_chunk(np.zeros(0, dtype=STREAM_DTYPE), last=True))
+        return to_int16(self._stream.resample_chunk(np.zeros(0, dtype=STREAM_DTYPE), last=True))

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dialog.emotion.features import FEATURE_VERSION
+from telephony.audio.pcm import clip_int16
 
 VARIANTS: dict[str, tuple[str, bool]] = {
     "mulaw": ("PCMU", False),
@@ -47,7 +48,7 @@ def perturb(pcm: np.ndarray, seed: int) -> np.ndarray:
     audio = pcm.astype(np.float64) * 10.0 ** (rng.uniform(*GAIN_DB) / 20.0)
     rms = float(np.sqrt(np.mean(audio**2))) if audio.size else 0.0
     audio += rng.standard_normal(audio.size) * rms * 10.0 ** (-rng.uniform(*SNR_DB) / 20.0)
-    return np.clip(np.round(audio), -32768, 32767).astype(np.int16)
+    return clip_int16(audio)
 
 
 def clip_features(path: str, variant: str = "mulaw") -> np.ndarray:
