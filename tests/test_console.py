@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from urllib.parse import quote
 
 import pytest
 from fastapi.routing import APIRoute
@@ -55,20 +56,26 @@ def is_public(path):
 
 
 def test_logged_out_gets_401_everywhere(app):
+    """The API and every POST answer 401; a page asked for with GET redirects to the login page, which
+    comes back to it after logging in."""
     client = client_for(app)
     checked = 0
     for method, path in concrete_routes(app):
         if is_public(path):
             continue
         response = client.request(method, path, data={"csrf": "x"})
-        assert response.status_code == 401, (method, path, response.status_code)
-        if not path.startswith("/api/"):
-            assert 'href="/login?next=' in response.text
+        if method == "GET" and not path.startswith("/api/"):
+            assert response.status_code == 303, (method, path, response.status_code)
+            assert response.headers["location"] == "/login?next=" + quote(path)
+        else:
+            assert response.status_code == 401, (method, path, response.status_code)
+            if not path.startswith("/api/"):
+                assert 'href="/login?next=' in response.text
         checked += 1
     assert checked >= 15
     # a forged or expired session cookie is the same as none
     client.cookies.set(SESSION_COOKIE, "forged")
-    assert client.get("/calls").status_code == 401
+    assert client.get("/calls").status_code == 303
     assert client.get("/api/calls/call1/audio").status_code == 401
 
 
@@ -119,7 +126,7 @@ def test_logout_ends_the_session(app):
     assert client.post("/logout", data={"csrf": csrf_of(client)}).status_code == 303
     stale = client_for(app)
     stale.cookies.set(SESSION_COOKIE, token)
-    assert stale.get("/calls").status_code == 401
+    assert stale.get("/calls").status_code == 303
 
 
 def test_five_wrong_passwords_lock_the_account(app):
@@ -220,8 +227,10 @@ def test_admin_manages_users(app):
     assert response.status_code == 303 and tia.get("/calls").status_code == 200
     short = client.post("/admin/users", data={"csrf": csrf, "username": "x", "role": "admin", "password": "short"})
     assert "at least" in client.get(short.headers["location"]).text
-    assert client.post("/admin/users/tia/delete", data={"csrf": csrf}).status_code == 303
-    assert tia.get("/calls").status_code == 401  # the deleted user's session ended with it
+    kept = client.post("/admin/users/tia/delete", data={"csrf": csrf})  # not confirmed: nothing happens
+    assert "confirm first" in client.get(kept.headers["location"]).text and tia.get("/calls").status_code == 200
+    assert client.post("/admin/users/tia/delete", data={"csrf": csrf, "confirm": "yes"}).status_code == 303
+    assert tia.get("/calls").status_code == 303  # the deleted user's session ended with it
     assert "you cannot delete yourself" in client.get(
         client.post("/admin/users/ada/delete", data={"csrf": csrf}).headers["location"]).text
     audit = client.get("/admin/audit").text

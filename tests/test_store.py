@@ -63,7 +63,8 @@ def test_live_call_is_written_as_it_happens(store, tmp_path):
     call = store.get_call("c1")
     assert call["outcome"] == "transferred" and call["escalated"] is True
     assert call["reason"] == "caller asked for an agent" and call["transfer_target"] == "sip:agents@example.com"
-    assert call["intent"] == "agent" and call["emotion"] == "angry" and call["node"] == "goodbye"
+    # the call's intent is what it is about (the first topic), its emotion the caller's last
+    assert call["intent"] == "lost_card" and call["emotion"] == "angry" and call["node"] == "goodbye"
     assert call["ended_at"] > call["started_at"] and call["duration_ms"] == pytest.approx(10500.0)
     assert call["caller_tail"] == "77" and "4477" not in (call["caller_hash"] or "")
     speakers = [t["speaker"] for t in call["turns"]]

@@ -1,8 +1,10 @@
 """Personal data in the store: redaction of numbers and e-mails, caller numbers as keyed hashes,
 recordings encrypted with AES-256-GCM.
 
-Redaction is deliberately greedy: a stored transcript that loses an order number is a small price
-for one that never keeps a card number.
+Redaction is deliberately greedy with what callers say: a stored transcript that loses an order number
+is a small price for one that never keeps a card number. The agent's own prompts are the flow's words
+(menus, amounts): of those only digit strings long enough to be a read-back of the caller's number go.
+Amounts ("$1,250.40", "1,250.40 dollars") are no account numbers.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ _DIGIT_WORD = "(?:" + "|".join(_DIGIT_WORDS) + ")"
 _SPOKEN_RUN = re.compile(r"\b(?:" + _DIGIT_WORD + r"[\s,.-]+){3,}" + _DIGIT_WORD + r"\b", re.IGNORECASE)
 _SENSITIVE_CONTEXT = re.compile(r"\b(pin|code|password|passcode|account|card|cvv|cvc|security|sort|iban)\b",
                                 re.IGNORECASE)
+_AMOUNT = re.compile(r"[$€£]\s?\d[\d,]*(?:\.\d{1,2})?|\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?"
+                     r"|\d+(?:\.\d{1,2})?(?=\s?(?:dollars?|euros?|pounds?|cents?|usd|eur|gbp)\b)", re.IGNORECASE)
 MIN_ACCOUNT_DIGITS = 5
 MIN_PHONE_DIGITS = 7
 MIN_CARD_DIGITS = 13
@@ -50,17 +54,25 @@ def _classify(run: str, context: str) -> str | None:
     return None
 
 
-def redact_text(text: str) -> str:
-    """Card, account and phone numbers (as digits or spoken digit words) and e-mails replaced by tags."""
+def redact_text(text: str, prompt: bool = False) -> str:
+    """Card, account and phone numbers (as digits or spoken digit words) and e-mails replaced by tags;
+    amounts of money kept. `prompt`: the agent's words, where only written digit strings of account
+    length (a read-back) and e-mails go, not the menu's spoken digits or short numbers."""
     if not text:
         return text
     text = _EMAIL.sub("[email]", text)
     text = _EMAIL_SPOKEN.sub("[email]", text)
-    text = _SPOKEN_RUN.sub("[number]", text)
+    if not prompt:
+        text = _SPOKEN_RUN.sub("[number]", text)
+    amounts = [m.span() for m in _AMOUNT.finditer(text)]
 
     def digits(match: re.Match[str]) -> str:
-        context = text[max(0, match.start() - 40):match.start()]
-        tag = _classify(match.group(0).strip(), context)
+        if any(a <= match.start() < b for a, b in amounts):
+            return match.group(0)
+        run = match.group(0).strip()
+        if prompt:
+            return "[number]" if len(re.sub(r"\D", "", run)) >= MIN_ACCOUNT_DIGITS else match.group(0)
+        tag = _classify(run, text[max(0, match.start() - 40):match.start()])
         return match.group(0) if tag is None else tag
 
     return _DIGIT_RUN.sub(digits, text)
@@ -69,12 +81,17 @@ def redact_text(text: str) -> str:
 TEXT_FIELDS = ("text", "last_utterance", "utterance", "transcript")
 
 
+AGENT_EVENTS = ("say",)
+
+
 def redact_event(event: dict[str, Any]) -> dict[str, Any]:
-    """A copy of an event with its free-text fields redacted (and slot values, which are caller data)."""
+    """A copy of an event with its free-text fields redacted (and slot values, which are caller data);
+    the agent's prompts (`say`) as prompts."""
     out = dict(event)
+    prompt = out.get("type") in AGENT_EVENTS
     for name in TEXT_FIELDS:
         if isinstance(out.get(name), str):
-            out[name] = redact_text(out[name])
+            out[name] = redact_text(out[name], prompt=prompt)
     slots = out.get("slots")
     if isinstance(slots, dict):
         out["slots"] = {k: redact_text(v) if isinstance(v, str) else v for k, v in slots.items()}

@@ -1,7 +1,7 @@
 """`ivr console`: the supervisor web app (FastAPI, server-rendered Jinja2 pages, a little vanilla JS).
 
 Access: every route but /login and /static needs a session; call review needs the supervisor or
-admin role, user management the admin role. Logged out: 401 (pages show a link to the login page);
+admin role, user management the admin role. Logged out: pages redirect to the login page (the API: 401);
 wrong role: 403; a POST without the session's CSRF token: 403. Every opening, listening and
 export of a call is written to the audit log. Cookies: HttpOnly, SameSite=Strict, Secure over HTTPS.
 
@@ -20,6 +20,7 @@ import secrets
 import zipfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,9 +33,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ivr.console import views
-from ivr.console.auth import ROLES, User, Users, WebSession
+from ivr.console.auth import DEFAULT_ROLE, ROLES, User, Users, WebSession
 from ivr.console.guards import BUSY_RETRY_AFTER_S, GateFull, HashGate, LoginThrottle, client_key
-from ivr.console.params import filter_from
+from ivr.console.params import MAX_LIMIT, MAX_OFFSET, filter_from, int_param
 from ivr.store import CallFilter, Store
 from models.errors import AgentError
 
@@ -43,6 +44,7 @@ SESSION_COOKIE = "ivr_session"
 LOGIN_CSRF_COOKIE = "ivr_login_csrf"
 PUBLIC_PATHS = ("/login", "/static", "/healthz")
 LIVE_POLL_S = 1.0
+AUDIT_PAGE = 100
 LIVE_STREAM_MAX_S = 300.0
 RANGE = re.compile(r"bytes=(\d{0,15})-(\d{0,15})")  # a byte range; longer numbers are no range at all
 LOGIN_FAILED = ("Wrong user name or password. After 5 failed logins an account is locked for 15 minutes: "
@@ -82,6 +84,7 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
     app = FastAPI(title="ivr console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape is on for .html
     templates.env.filters["clock"] = views.clock
+    templates.env.filters["utc_time"] = views.utc_time
     users = Users(store)
     app.state.store = store
     app.state.users = users
@@ -105,8 +108,12 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-        context = {"status": exc.status_code, "detail": exc.detail, "session": None,
-                   "login_url": "/login?next=" + quote(request.url.path)}
+        target = request.url.path + ("?" + request.url.query if request.url.query else "")
+        login_url = "/login?next=" + quote(target)
+        if exc.status_code == 401 and request.method == "GET":
+            return RedirectResponse(login_url, status_code=303)
+        context = {"status": exc.status_code, "detail": exc.detail, "session": session_of(request),
+                   "login_url": login_url}
         return templates.TemplateResponse(request, "error.html", context, status_code=exc.status_code,
                                           headers=exc.headers)
 
@@ -206,6 +213,7 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
     @app.post("/logout")
     def logout(request: Request, ws: WebSession = supervisor_post) -> Response:
         users.end_session(request.cookies.get(SESSION_COOKIE))
+        store.audit(ws.user.name, "logout")
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
@@ -219,14 +227,18 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
     @app.get("/calls", response_class=HTMLResponse)
     def calls_page(request: Request, ws: WebSession = supervisor) -> Response:
         params = request.query_params
-        calls = store.list_calls(filter_from(params))
+        f = filter_from(params)
+        calls = store.list_calls(f)
         choices = {col: store.distinct_values(col) for col in ("outcome", "intent", "emotion")}
-        return page(request, "calls.html", ws, calls=calls, params=params, choices=choices)
+        return page(request, "calls.html", ws, calls=calls, params=params, choices=choices,
+                    paging=views.paging(params, f.offset, f.limit, len(calls), store.count_calls(f)))
 
     @app.get("/api/calls")
     def calls_api(request: Request, ws: WebSession = supervisor) -> Response:
-        calls = store.list_calls(filter_from(request.query_params))
-        return Response(json.dumps({"calls": calls}, default=_json_default), media_type="application/json")
+        f = filter_from(request.query_params)
+        calls = store.list_calls(f)
+        body = {"calls": calls, "total": store.count_calls(f), "offset": f.offset, "limit": f.limit}
+        return Response(json.dumps(body, default=_json_default), media_type="application/json")
 
     @app.get("/calls/{call_id}", response_class=HTMLResponse)
     def call_page(request: Request, call_id: str, ws: WebSession = supervisor) -> Response:
@@ -236,7 +248,18 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
         intents = [t for t in call["turns"] if t.get("intent")]
         events = [{**e, "summary": views.event_summary(e)} for e in call["events"]]
         return page(request, "call.html", ws, call=call, plot=plot, intents=intents, events=events,
-                    has_audio=bool(call["recordings"]))
+                    has_audio=bool(call["recordings"]), speakers_from=views.speakers_from(call["events"]))
+
+    @app.get("/api/calls/{call_id}/progress")
+    def call_progress(call_id: str, after: int = 0, ws: WebSession = supervisor) -> Response:
+        """A live call's new turns (after the first `after`) and state, for its open page (audited on opening)."""
+        call = get_call_or_404(call_id)
+        turns = [{"speaker": t["speaker"], "text": t["text"], "start_ms": t["start_ms"],
+                  "clock": views.clock(t["start_ms"]), "intent": t.get("intent") or "", "emotion": t.get("emotion") or ""}
+                 for t in call["turns"][max(0, after):]]
+        body = {"ended": call["ended_at"] is not None, "outcome": call.get("outcome") or "", "node": call.get("node"),
+                "turns": turns}
+        return Response(json.dumps(body, default=_json_default), media_type="application/json")
 
     @app.get("/api/calls/{call_id}")
     def call_api(call_id: str, ws: WebSession = supervisor) -> Response:
@@ -298,7 +321,7 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
 
     def live_snapshot() -> list[dict[str, Any]]:
         rows = store.list_calls(CallFilter(active=True, limit=200))
-        return [{"id": c["id"], "started_at": _json_default(c["started_at"]), "node": c.get("node") or "",
+        return [{"id": c["id"], "started_at": views.utc_time(c["started_at"]), "node": c.get("node") or "",
                  "last_text": c.get("last_text") or "", "emotion": c.get("emotion") or "",
                  "intent": c.get("intent") or "", "source": c.get("source")} for c in rows]
 
@@ -317,8 +340,8 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
                 if data != last:
                     yield f"event: calls\ndata: {data}\n\n"
                     last = data
-                else:
-                    yield ": keep-alive\n\n"
+                else:  # nothing changed: say when it was checked (the page's clock goes on)
+                    yield f"event: checked\ndata: {json.dumps(views.utc_time(datetime.now(UTC)))}\n\n"
                 if once or await request.is_disconnected():
                     return
                 await asyncio.sleep(LIVE_POLL_S)
@@ -330,7 +353,8 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
 
     @app.get("/admin/users", response_class=HTMLResponse)
     def users_page(request: Request, ws: WebSession = admin, message: str = "") -> Response:
-        return page(request, "users.html", ws, users=users.list(), roles=ROLES, message=message)
+        return page(request, "users.html", ws, users=users.list(), roles=ROLES, default_role=DEFAULT_ROLE,
+                    message=message)
 
     def back_to_users(message: str) -> Response:
         return RedirectResponse("/admin/users?message=" + quote(message), status_code=303)
@@ -348,10 +372,16 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
         await run_in_threadpool(store.audit, ws.user.name, "user-create", None, f"{user.name} ({user.role})")
         return back_to_users(f"created {user.name}")
 
+    @app.get("/admin/users/{name}/delete", response_class=HTMLResponse)
+    def confirm_delete_user(request: Request, name: str, ws: WebSession = admin) -> Response:
+        return page(request, "confirm_delete.html", ws, user_name=name)
+
     @app.post("/admin/users/{name}/delete")
-    def delete_user(name: str, ws: WebSession = admin_post) -> Response:
+    async def delete_user(request: Request, name: str, ws: WebSession = admin_post) -> Response:
         if name == ws.user.name:
             return back_to_users("you cannot delete yourself")
+        if (await request.form()).get("confirm") != "yes":
+            return back_to_users(f"{name} not deleted: confirm first")
         done = users.delete(name)
         if done:
             store.audit(ws.user.name, "user-delete", None, name)
@@ -370,8 +400,33 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
             await run_in_threadpool(store.audit, ws.user.name, "user-reset", None, name)
         return back_to_users(f"new password set for {name}" if done else f"no user {name}")
 
+    @app.post("/admin/users/{name}/role")
+    async def change_role(request: Request, name: str, ws: WebSession = admin_post) -> Response:
+        role = str((await request.form()).get("role") or "")
+        if name == ws.user.name:
+            return back_to_users("you cannot change your own role")
+        try:
+            done = users.set_role(name, role)
+        except AgentError as exc:
+            return back_to_users(str(exc))
+        if done:
+            store.audit(ws.user.name, "user-role", None, f"{name} ({role})")
+        return back_to_users(f"{name} is now {role}" if done else f"no user {name}")
+
+    @app.post("/admin/users/{name}/unlock")
+    def unlock_user(name: str, ws: WebSession = admin_post) -> Response:
+        done = users.unlock(name)
+        if done:
+            store.audit(ws.user.name, "user-unlock", None, name)
+        return back_to_users(f"unlocked {name}" if done else f"no user {name}")
+
     @app.get("/admin/audit", response_class=HTMLResponse)
     def audit_page(request: Request, ws: WebSession = admin) -> Response:
-        return page(request, "audit.html", ws, entries=store.audit_log())
+        params = request.query_params
+        offset = int_param(params, "offset", 0, 0, MAX_OFFSET)
+        limit = int_param(params, "limit", AUDIT_PAGE, 1, MAX_LIMIT)
+        entries = store.audit_log(limit=limit, offset=offset)
+        return page(request, "audit.html", ws, entries=entries,
+                    paging=views.paging(params, offset, limit, len(entries), store.count_audit()))
 
     return app

@@ -21,7 +21,9 @@ from ivr.errors import IvrError
 from ivr.store import Store, schema
 from ivr.store.db import utc
 
-ROLES = ("admin", "supervisor")
+ROLES = ("supervisor", "admin")
+DEFAULT_ROLE = "supervisor"
+"""A new user gets the least power unless an admin picks more."""
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
@@ -106,6 +108,25 @@ class Users:
             conn.execute(delete(schema.web_sessions).where(schema.web_sessions.c.user_id == row[0]))
             conn.execute(delete(schema.users).where(schema.users.c.id == row[0]))
         return True
+
+    def set_role(self, name: str, role: str) -> bool:
+        """A user's new role; their sessions end (they log in again with the new rights)."""
+        if role not in ROLES:
+            raise IvrError(f"role must be one of {', '.join(ROLES)}")
+        with self.store.engine.begin() as conn:
+            row = conn.execute(select(schema.users.c.id).where(schema.users.c.name == name)).first()
+            if row is None:
+                return False
+            conn.execute(update(schema.users).where(schema.users.c.id == row[0]).values(role=role))
+            conn.execute(delete(schema.web_sessions).where(schema.web_sessions.c.user_id == row[0]))
+        return True
+
+    def unlock(self, name: str) -> bool:
+        """Clear a lockout (and the failed-login count) without changing the password."""
+        with self.store.engine.begin() as conn:
+            done = conn.execute(update(schema.users).where(schema.users.c.name == name).values(
+                failed_logins=0, locked_until=None))
+        return bool(done.rowcount)
 
     def reset_password(self, name: str, password: str) -> bool:
         """New password, lock cleared, every session of the user ended."""

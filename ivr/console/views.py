@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import numpy as np
 import soundfile as sf
@@ -15,6 +18,8 @@ EMOTION_COLORS = {
     "disgust": "#8c564b", "surprised": "#ff7f0e", "surprise": "#ff7f0e", "frustrated": "#e377c2",
 }
 OTHER_COLORS = ("#17becf", "#bcbd22", "#7f7f7f", "#e377c2", "#8c564b")
+DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 2")
+"""Each series its own line pattern too (and its label at its end): emotions are not told apart by colour only."""
 PEAK_BUCKETS = 1200
 
 
@@ -23,6 +28,33 @@ def clock(ms: float | None) -> str:
         return ""
     s = max(0.0, ms / 1000.0)
     return f"{int(s // 60)}:{s % 60:04.1f}"
+
+
+def utc_time(value: datetime | None) -> str:
+    """'2026-11-20 14:03:07 UTC': every time the console shows is UTC, said so, to the second."""
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def paging(params: Mapping[str, str], offset: int, limit: int, shown: int, total: int) -> dict[str, Any]:
+    """'Showing 101-200 of 5,321' and the links to the pages before and after (the other filters kept)."""
+    kept = {k: v for k, v in params.items() if k not in ("offset", "limit") and v}
+
+    def link(at: int) -> str:
+        return "?" + urlencode({**kept, "offset": at, **({"limit": limit} if "limit" in params else {})})
+
+    return {"first": offset + 1 if shown else 0, "last": offset + shown, "total": total,
+            "prev": link(max(0, offset - limit)) if offset > 0 else None,
+            "next": link(offset + limit) if offset + shown < total else None}
+
+
+def speakers_from(events: list[dict[str, Any]]) -> str:
+    """'channels' (stereo: caller left, agent right), a diarizer's name (one mono channel), or ''."""
+    for event in events:
+        if event.get("type") == "imported":
+            return str(event.get("speakers_from") or "")
+    return "channels"
 
 
 def emotion_plot(turns: list[dict[str, Any]], duration_ms: float | None) -> dict[str, Any] | None:
@@ -54,7 +86,7 @@ def emotion_plot(turns: list[dict[str, Any]], duration_ms: float | None) -> dict
     for i, label in enumerate(labels):
         pts = [(x(t), y(scores[label])) for t, scores in points if label in scores]
         color = EMOTION_COLORS.get(label.lower(), OTHER_COLORS[i % len(OTHER_COLORS)])
-        series.append({"label": label, "color": color, "points": pts,
+        series.append({"label": label, "color": color, "points": pts, "dash": DASHES[i % len(DASHES)],
                        "polyline": " ".join(f"{px},{py}" for px, py in pts)})
     ticks = [{"x": x(end_ms * k / 4), "text": clock(end_ms * k / 4)} for k in range(5)]
     return {"width": PLOT_W, "height": PLOT_H, "pad": PLOT_PAD, "series": series, "ticks": ticks,

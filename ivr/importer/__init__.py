@@ -5,12 +5,16 @@ agent's own recordings); mono recordings are diarized (asr.diarize). Of two diar
 speaks first is taken as the agent (an agent greets first); further speakers are `speaker3`, ... Each
 speaker turn is transcribed (Whisper tiny.en by default) and the call goes through the store's writer,
 so its texts are redacted and its audio encrypted like a live call's. No plain copy is left on disk.
+A mono recording is stored as it is, one channel (not copied into two). The call's start is the
+recording's own: its date tag, else a date and time in its file name, else its modification time less
+its length (a recorder writes the file until the call ends).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,6 +57,31 @@ class ImportedTurn:
     text: str
     confidence: float
     words: list[dict[str, Any]]
+
+
+_NAME_TIME = re.compile(r"(20\d\d)-?(\d\d)-?(\d\d)[T_ -]?(\d\d)[-:h]?(\d\d)[-:m]?(\d\d)")
+
+
+def recording_started(path: Path, duration_s: float) -> datetime:
+    """When the recording began (UTC; a time without a zone is taken as UTC)."""
+    import soundfile as sf
+
+    stamps: list[str] = []
+    try:
+        with sf.SoundFile(str(path)) as f:
+            stamps.append(f.date or "")
+    except (RuntimeError, sf.LibsndfileError):
+        pass
+    match = _NAME_TIME.search(path.stem)
+    if match:
+        stamps.append("{}-{}-{}T{}:{}:{}".format(*match.groups()))
+    for stamp in stamps:
+        try:
+            when = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC) - timedelta(seconds=duration_s)
 
 
 def call_id_for(path: Path) -> str:
@@ -128,14 +157,14 @@ def import_recording(store: Store, path: Path, recognizer: SpeechRecognizer, dia
     turns = transcribe_turns(samples, rate, segments, recognizer)
     call_id = call_id_for(path)
     events = call_events(call_id, rate, turns, clip.duration_s, how)
-    started = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    started = recording_started(path, clip.duration_s)
     writer = StoreWriter(store, source="import", caller=caller, background=False)
     batch = [(started + timedelta(milliseconds=e.t_ms), e) for e in events]
     transcript = [{"speaker": "caller", "start_ms": t.start_s * 1000, "end_ms": t.end_s * 1000, "text": t.text,
                    "words": t.words} for t in turns if t.speaker != "agent"]
     with tempfile.TemporaryDirectory(prefix="ivr-import-") as tmp:  # the store's WAV, removed at once
-        stereo = samples if samples.ndim == 2 else np.stack([samples, samples], axis=1)
-        wav = write_wav(Path(tmp) / "recording.wav", stereo[:, :2], rate)
+        kept = samples[:, :2] if samples.ndim == 2 else samples  # mono stays one channel
+        wav = write_wav(Path(tmp) / "recording.wav", kept, rate)
         writer.apply([*batch, ("finish", transcript, wav)])
     if writer.failed or not writer.finished:
         raise IvrError(f"{path}: could not be stored (see the log)")

@@ -7,6 +7,7 @@ redacted (see ivr.store.writer); caller numbers never arrive in plain text at al
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
 import re
@@ -94,8 +95,9 @@ class CallFilter:
     intent: str | None = None
     emotion: str | None = None
     escalated: bool | None = None
-    caller: str | None = None  # a phone number (matched by hash) or its last two digits
+    caller: str | None = None  # a phone number in any form, or its last 2-4 digits
     text: str | None = None  # words from the transcript
+    speaker: str | None = None  # whose turns `text` searches: caller, agent, or None (anyone)
     active: bool | None = None  # True: calls not ended yet
     limit: int = 100
     offset: int = 0
@@ -143,18 +145,41 @@ class Store:
 
     # ---- writing calls -----------------------------------------------------------------------------
 
+    def _suffix_hash(self, digits: str) -> str:
+        """A keyed hash of the last digits of a number (the caller filter's match for 7 or 10 digits)."""
+        self.caller_hash("0")  # the pepper
+        assert self._pepper is not None
+        return hmac.new(self._pepper, b"caller-suffix:" + digits.encode(), hashlib.sha256).hexdigest()
+
+    def _caller_columns(self, caller: str | None) -> dict[str, str | None]:
+        if not caller:
+            return {}
+        digits = re.sub(r"\D", "", privacy.normalize_number(caller))
+        return {"caller_hash": self.caller_hash(caller), "caller_tail": privacy.caller_tail(caller),
+                "caller_last4": digits[-4:] or None,
+                "caller_hash7": self._suffix_hash(digits[-7:]) if len(digits) >= 7 else None,
+                "caller_hash10": self._suffix_hash(digits[-10:]) if len(digits) >= 7 else None}
+
     def begin_call(self, conn: Connection, call_id: str, started_at: datetime, source: str,
                    caller: str | None = None, sample_rate_hz: int | None = None) -> None:
         """A new call row; a call with the same id is replaced (re-importing a directory is idempotent)."""
         self._delete_calls(conn, [call_id])
         conn.execute(schema.calls.insert().values(
             id=call_id, source=source, started_at=started_at, escalated=False, sample_rate_hz=sample_rate_hz,
-            caller_hash=self.caller_hash(caller) if caller else None,
-            caller_tail=privacy.caller_tail(caller) if caller else None))
+            **self._caller_columns(caller)))
 
     def set_caller(self, conn: Connection, call_id: str, caller: str) -> None:
-        conn.execute(update(schema.calls).where(schema.calls.c.id == call_id).values(
-            caller_hash=self.caller_hash(caller), caller_tail=privacy.caller_tail(caller)))
+        conn.execute(update(schema.calls).where(schema.calls.c.id == call_id).values(**self._caller_columns(caller)))
+
+    @staticmethod
+    def note_filter_value(conn: Connection, name: str, value: str | None) -> None:
+        """Remember a value for the call list's filter menus (outcome, intent, emotion)."""
+        if not value:
+            return
+        fv = schema.filter_values
+        value = value[:80]
+        if conn.execute(select(fv.c.value).where(and_(fv.c.name == name, fv.c.value == value))).first() is None:
+            conn.execute(fv.insert().values(name=name, value=value))
 
     def attach_recording(self, conn: Connection, call_id: str, wav: Path, kind: str = "stereo") -> None:
         """Copy a finished recording into the store, encrypted (AES-256-GCM bound to the call id)."""
@@ -171,54 +196,74 @@ class Store:
 
     # ---- reading -----------------------------------------------------------------------------------
 
-    def list_calls(self, f: CallFilter) -> list[dict[str, Any]]:
-        c = schema.calls.c
-        query = select(schema.calls).order_by(c.started_at.desc()).limit(max(1, min(f.limit, 1000)))
-        query = query.offset(max(0, f.offset))
+    def _where(self, f: CallFilter) -> list[ColumnElement[bool]]:
+        c, t = schema.calls.c, schema.turns.c
+        where: list[ColumnElement[bool]] = []
         if f.date_from:
-            query = query.where(c.started_at >= datetime.combine(f.date_from, time.min, UTC))
+            where.append(c.started_at >= datetime.combine(f.date_from, time.min, UTC))
         if f.date_to:
-            query = query.where(c.started_at < datetime.combine(f.date_to + timedelta(days=1), time.min, UTC))
+            where.append(c.started_at < datetime.combine(f.date_to + timedelta(days=1), time.min, UTC))
         if f.outcome:
-            query = query.where(c.outcome == f.outcome)
-        t = schema.turns.c
+            where.append(c.outcome == f.outcome)
         for column, turn_column, value in ((c.intent, t.intent, f.intent), (c.emotion, t.emotion, f.emotion)):
-            if value:  # the call's last value, or any turn's: "calls where the caller was angry"
-                query = query.where(or_(column == value, exists(select(t.id).where(and_(
+            if value:  # the call's value, or any turn's: "calls where the caller was angry"
+                where.append(or_(column == value, exists(select(t.id).where(and_(
                     t.call_id == c.id, turn_column == value)))))
         if f.escalated is not None:
-            query = query.where(c.escalated.is_(f.escalated))
+            where.append(c.escalated.is_(f.escalated))
         if f.active is not None:
-            query = query.where(c.ended_at.is_(None) if f.active else c.ended_at.is_not(None))
-        if f.caller:
-            caller = f.caller.strip()
-            digits = "".join(ch for ch in caller if ch.isdigit())
-            if 0 < len(digits) <= 2 and len(caller) <= 2:
-                query = query.where(c.caller_tail == digits)
-            else:
-                query = query.where(c.caller_hash == self.caller_hash(caller))
+            where.append(c.ended_at.is_(None) if f.active else c.ended_at.is_not(None))
+        if f.caller and f.caller.strip():
+            where.append(self._caller_condition(f.caller))
         if f.text and f.text.strip():
-            for condition in self._text_conditions(f.text):
-                query = query.where(condition)
+            where += self._text_conditions(f.text, f.speaker)
+        return where
+
+    def _caller_condition(self, caller: str) -> ColumnElement[bool]:
+        """Any way of writing the number: '+1 555 010 4477', '(555) 010-4477', '5550104477', '010-4477'
+        (the last 7 or 10 digits, by keyed hash), or its last 2 to 4 digits; a SIP URI by its full hash."""
+        c = schema.calls.c
+        digits = re.sub(r"\D", "", privacy.normalize_number(caller))
+        if 1 <= len(digits) <= 2:
+            return c.caller_tail == digits
+        if len(digits) <= 4:
+            return c.caller_last4.like("%" + digits) if len(digits) < 4 else c.caller_last4 == digits
+        if len(digits) >= 10:
+            return or_(c.caller_hash10 == self._suffix_hash(digits[-10:]), c.caller_hash == self.caller_hash(caller))
+        if len(digits) >= 7:
+            return or_(c.caller_hash7 == self._suffix_hash(digits[-7:]), c.caller_hash == self.caller_hash(caller))
+        return c.caller_hash == self.caller_hash(caller)
+
+    def list_calls(self, f: CallFilter) -> list[dict[str, Any]]:
+        c = schema.calls.c
+        query = select(schema.calls).where(*self._where(f)).order_by(c.started_at.desc())
+        query = query.limit(max(1, min(f.limit, 1000))).offset(max(0, f.offset))
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [_call_dict(dict(r)) for r in rows]
 
-    def _text_conditions(self, words_text: str) -> list[ColumnElement[bool]]:
-        """One condition per word: some turn of the call has a word starting with it (full-text index),
-        or, without one, contains it (LIKE)."""
+    def count_calls(self, f: CallFilter | None = None) -> int:
+        """How many calls match the filter (all calls without one); paging is ignored."""
+        query = select(func.count()).select_from(schema.calls).where(*self._where(f or CallFilter()))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def _text_conditions(self, words_text: str, speaker: str | None = None) -> list[ColumnElement[bool]]:
+        """One condition per word: some turn of the call (of `speaker`'s, when given) has a word starting
+        with it (full-text index), or, without one, contains it (LIKE)."""
         c, t = schema.calls.c, schema.turns.c
+        whose: list[ColumnElement[bool]] = [t.speaker == speaker] if speaker else []
         tokens = re.findall(r"\w+", words_text)[:MAX_SEARCH_WORDS]
         if self.fulltext == "fts5" and tokens:
             return [c.id.in_(select(t.call_id).where(t.id.in_(
-                select(_FTS.c.rowid).where(_FTS.c.text.match(f'"{token}"*'))))) for token in tokens]
+                select(_FTS.c.rowid).where(_FTS.c.text.match(f'"{token}"*'))), *whose)) for token in tokens]
         if self.fulltext == "tsvector" and tokens:
             config: ColumnElement[Any] = literal_column(f"'{TS_CONFIG}'::regconfig")
             return [c.id.in_(select(t.call_id).where(literal_column(f"turns.{TSV_COLUMN}").op("@@")(
-                func.to_tsquery(config, f"{token}:*")))) for token in tokens]
+                func.to_tsquery(config, f"{token}:*")), *whose)) for token in tokens]
         words = [w for w in words_text.split() if w][:MAX_SEARCH_WORDS]
         return [exists(select(t.id).where(and_(t.call_id == c.id, t.text.ilike(
-            "%" + _like_escape(word) + "%", escape="\\")))) for word in words]
+            "%" + _like_escape(word) + "%", escape="\\"), *whose))) for word in words]
 
     def get_call(self, call_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -237,15 +282,11 @@ class Store:
         return call
 
     def distinct_values(self, column: str) -> list[str]:
-        """Values of a calls column (for intent and emotion, also those of any turn) for filter menus."""
-        values: set[str] = set()
+        """The values seen of outcome, intent or emotion (of calls and turns), for the filter menus: read
+        from the small table the writer keeps, never by scanning calls or turns."""
+        fv = schema.filter_values
         with self.engine.connect() as conn:
-            for table in (schema.calls, schema.turns):
-                if column in table.c and (table is schema.calls or column in ("intent", "emotion")):
-                    col = table.c[column]
-                    values.update(v for v in conn.execute(select(col).distinct().where(col.is_not(None))).scalars()
-                                  if v)
-        return sorted(values)
+            return sorted(conn.execute(select(fv.c.value).where(fv.c.name == column)).scalars())
 
     def recording_path(self, call_id: str, kind: str = "stereo") -> tuple[Path, bool] | None:
         with self.engine.connect() as conn:
@@ -319,16 +360,16 @@ class Store:
         with self.engine.begin() as conn:
             self._audit(conn, user, action, call_id, detail)
 
-    def audit_log(self, limit: int = 500, call_id: str | None = None) -> list[dict[str, Any]]:
-        query = select(schema.audit).order_by(schema.audit.c.id.desc()).limit(limit)
+    def audit_log(self, limit: int = 500, call_id: str | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        query = select(schema.audit).order_by(schema.audit.c.id.desc()).limit(limit).offset(max(0, offset))
         if call_id:
             query = query.where(schema.audit.c.call_id == call_id)
         with self.engine.connect() as conn:
             return [{**dict(r), "at": utc(r["at"])} for r in conn.execute(query).mappings()]
 
-    def count_calls(self) -> int:
+    def count_audit(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(schema.calls)).scalar_one())
+            return int(conn.execute(select(func.count()).select_from(schema.audit)).scalar_one())
 
 
 def _like_escape(word: str) -> str:

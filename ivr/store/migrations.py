@@ -78,9 +78,36 @@ def fulltext_kind(conn: Connection) -> str:
     return "like"
 
 
+FILTER_NAMES = ("outcome", "intent", "emotion")
+
+
+def _v3_caller_match_and_filter_values(conn: Connection) -> None:
+    """Caller filter by the last 4, 7 or 10 digits (earlier calls keep only the full-number hash), and
+    the filter menus' values in a small table of their own, filled once from what is stored."""
+    have = {c["name"] for c in inspect(conn).get_columns("calls")}  # a new store has them from step 1
+    for name, kind in (("caller_last4", "VARCHAR(4)"), ("caller_hash7", "VARCHAR(64)"),
+                       ("caller_hash10", "VARCHAR(64)")):
+        if name in have:
+            continue
+        conn.execute(text(f"ALTER TABLE calls ADD COLUMN {name} {kind}"))
+        conn.execute(text(f"CREATE INDEX ix_calls_{name} ON calls ({name})"))
+    schema.filter_values.create(conn, checkfirst=True)
+    conn.execute(schema.filter_values.delete())
+    found: set[tuple[str, str]] = set()
+    for name in FILTER_NAMES:
+        tables = (schema.calls, schema.turns) if name != "outcome" else (schema.calls,)
+        for table in tables:
+            col = table.c[name]
+            found.update((name, v) for v in conn.execute(select(col).distinct().where(col.is_not(None))).scalars()
+                         if v)
+    if found:
+        conn.execute(schema.filter_values.insert(), [{"name": n, "value": v[:80]} for n, v in sorted(found)])
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "calls, turns, events, recordings, users, web sessions, audit", _v1_initial),
     (2, "full-text index over turns: SQLite FTS5 table + triggers, PostgreSQL tsvector + GIN", _v2_fulltext),
+    (3, "caller match by the last 4/7/10 digits; filter menu values table", _v3_caller_match_and_filter_values),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -30,6 +30,9 @@ calls = Table(
     Column("ended_at", DateTime(timezone=True), nullable=True, index=True),
     Column("caller_hash", String(64), nullable=True, index=True),  # keyed hash of the number
     Column("caller_tail", String(4), nullable=True),  # last two digits, to tell callers apart
+    Column("caller_last4", String(4), nullable=True, index=True),  # last four digits, for the caller filter only
+    Column("caller_hash7", String(64), nullable=True, index=True),  # keyed hash of the last 7 digits
+    Column("caller_hash10", String(64), nullable=True, index=True),  # keyed hash of the last 10 digits
     Column("outcome", String(32), nullable=True, index=True),
     Column("reason", String(200), nullable=True),  # escalation / end reason
     Column("transfer_target", String(200), nullable=True),
@@ -110,6 +113,12 @@ audit = Table(
     Column("action", String(40), nullable=False),  # open | listen | export | login | erase ...
     Column("call_id", String(64), nullable=True, index=True),  # no foreign key: kept after erasure
     Column("detail", Text, nullable=True),
+)
+
+filter_values = Table(
+    "filter_values", metadata,  # the call list's filter menus, kept by the writer (no scan of turns per page)
+    Column("name", String(16), primary_key=True),  # outcome | intent | emotion
+    Column("value", String(80), primary_key=True),
 )
 
 schema_version = Table(

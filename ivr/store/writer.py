@@ -48,6 +48,9 @@ from ivr.store.db import Store
 log = logging.getLogger(__name__)
 
 ESCALATED_OUTCOMES = ("transferred",)
+ANSWER_INTENTS = frozenset({"yes", "no", "goodbye", "repeat"})
+"""Intents that answer the agent rather than say what the call is about: the call's intent only when
+it has no other."""
 _STOP = object()
 
 
@@ -73,6 +76,10 @@ class _CallState:
         self.agent_turn: int | None = None
         self.caller_turn: int | None = None
         self.caller_turns: list[int] = []
+        self.intent_is_topic = False  # calls.intent holds what the call is about (not a yes/no answer)
+        self.has_intent = False
+        self.menu_node: str | None = None  # the first node that listened: where a call is routed from
+        self.node: str | None = None
 
 
 class StoreWriter:
@@ -198,17 +205,37 @@ class StoreWriter:
                         emotion=label, emotion_scores=scores))
                 if label:
                     conn.execute(calls.values(emotion=label))
+                    self.store.note_filter_value(conn, "emotion", label)
             case DialogStep() | Listening() if event.node:
+                if isinstance(event, Listening) and st.menu_node is None:
+                    st.menu_node = event.node
+                routed = (isinstance(event, DialogStep) and event.event in ("Utterance", "DigitsEntered")
+                          and st.node == st.menu_node and event.node != st.node)
+                if routed and not st.intent_is_topic:  # routed by a keyword or a key: the node it went to
+                    self._call_intent(conn, event.node)
+                st.node = event.node
                 conn.execute(calls.values(node=event.node))
             case NluResult() if event.intent:
-                conn.execute(calls.values(intent=event.intent))
+                self._call_intent(conn, event.intent)
                 if st.caller_turn is not None:
                     conn.execute(update(turns).where(turns.c.id == st.caller_turn).values(intent=event.intent))
             case CallEnded():
+                self.store.note_filter_value(conn, "outcome", event.outcome)
                 conn.execute(calls.values(
                     outcome=event.outcome, reason=event.reason, transfer_target=event.target,
                     escalated=event.outcome in ESCALATED_OUTCOMES, node=event.node or None,
                     ended_at=st.started_at + timedelta(milliseconds=t_ms), duration_ms=t_ms))
+
+    def _call_intent(self, conn: Connection, intent: str) -> None:
+        """The call's intent is its first topic (balance, lost card, ...); a yes/no answer only when no
+        topic came (the last intent was 'no' in a balance call: 'no, that's all')."""
+        st = self.state
+        topic = intent not in ANSWER_INTENTS
+        self.store.note_filter_value(conn, "intent", intent)
+        if st.intent_is_topic or (st.has_intent and not topic):
+            return
+        st.has_intent, st.intent_is_topic = True, topic
+        conn.execute(update(schema.calls).where(schema.calls.c.id == st.call_id).values(intent=intent))
 
     def _turn(self, conn: Connection, speaker: str, start_ms: float, end_ms: float | None, text: str,
               confidence: Any) -> int:
