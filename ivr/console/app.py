@@ -255,7 +255,8 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
         """A live call's new turns (after the first `after`) and state, for its open page (audited on opening)."""
         call = get_call_or_404(call_id)
         turns = [{"speaker": t["speaker"], "text": t["text"], "start_ms": t["start_ms"],
-                  "clock": views.clock(t["start_ms"]), "intent": t.get("intent") or "", "emotion": t.get("emotion") or ""}
+                  "clock": views.clock(t["start_ms"]), "intent": t.get("intent") or "",
+                  "emotion": t.get("emotion") or ""}
                  for t in call["turns"][max(0, after):]]
         body = {"ended": call["ended_at"] is not None, "outcome": call.get("outcome") or "", "node": call.get("node"),
                 "turns": turns}
