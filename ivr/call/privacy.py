@@ -70,9 +70,8 @@ def redact_text(text: str, prompt: bool = False) -> str:
         if any(a <= match.start() < b for a, b in amounts):
             return match.group(0)
         run = match.group(0).strip()
-        if prompt:
-            return "[number]" if len(re.sub(r"\D", "", run)) >= MIN_ACCOUNT_DIGITS else match.group(0)
-        tag = _classify(run, text[max(0, match.start() - 40):match.start()])
+        # in a prompt, no number is sensitive by its context ("account", "code"): only by its length
+        tag = _classify(run, "" if prompt else text[max(0, match.start() - 40):match.start()])
         return match.group(0) if tag is None else tag
 
     return _DIGIT_RUN.sub(digits, text)
