@@ -254,3 +254,11 @@ def test_logout_is_audited_and_an_admin_changes_roles_and_unlocks(tmp_path):
         assert "your own role" in ada.get(refused.headers["location"]).text
         actions = [(e["action"], e["detail"]) for e in store.audit_log()]
         assert ("user-unlock", "sam") in actions and ("user-role", "sam (admin)") in actions
+
+
+def test_a_filter_value_noted_twice_is_no_error(store):
+    with store.engine.begin() as conn:  # as two writers bringing the same new value at once
+        store.note_filter_value(conn, "intent", "hours")
+        store.note_filter_value(conn, "intent", "hours")
+    add_call(store, "c", ["hi"], intents=["hours"])
+    assert store.distinct_values("intent") == ["hours"] and store.get_call("c")["intent"] == "hours"

@@ -32,6 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -178,7 +180,12 @@ class Store:
             return
         fv = schema.filter_values
         value = value[:80]
-        if conn.execute(select(fv.c.value).where(and_(fv.c.name == name, fv.c.value == value))).first() is None:
+        # known already, or two calls bringing the same new value at once: the insert is ignored, never an error
+        if conn.dialect.name == "postgresql":
+            conn.execute(pg_insert(fv).values(name=name, value=value).on_conflict_do_nothing())
+        elif conn.dialect.name == "sqlite":
+            conn.execute(sqlite_insert(fv).values(name=name, value=value).on_conflict_do_nothing())
+        elif conn.execute(select(fv.c.value).where(and_(fv.c.name == name, fv.c.value == value))).first() is None:
             conn.execute(fv.insert().values(name=name, value=value))
 
     def attach_recording(self, conn: Connection, call_id: str, wav: Path, kind: str = "stereo") -> None:
