@@ -6,32 +6,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from ivr.console.app import create_app
 from ivr.console.auth import Users
 from ivr.store import Store
 from ivr.store.importer import import_call_dir
+from tests.browser_support import chromium, serve_console
 from tests.test_store_support import store_config
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 PASSWORD = "a long supervisor password"
 WAIT_S = 20
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -50,49 +39,20 @@ def real_call(tmp_path_factory):
 
 @pytest.fixture
 def console(tmp_path, real_call):
-    import uvicorn
-
     store = Store(store_config(tmp_path))
     Users(store).add("sam", "supervisor", PASSWORD)
     call_id = import_call_dir(store, real_call, caller="+15550107788")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "console did not start"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", store, call_id
+        with serve_console(store) as base:
+            yield base, store, call_id
     finally:
-        server.should_exit = True
-        thread.join(10)
         store.close()
 
 
 @pytest.fixture
 def browser(tmp_path):
-    if CHROMIUM is None or not os.path.exists(CHROMEDRIVER):
-        pytest.skip("Chromium not installed: apt-get install chromium chromium-driver (scripts/setup.sh does)")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required", "--mute-audio",
-                 "--window-size=1280,1600", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    try:
-        driver.set_page_load_timeout(30)
-        driver.set_script_timeout(WAIT_S)
+    with chromium(tmp_path / "chromium-profile", WAIT_S) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_supervisor_finds_plays_and_reads_a_call(console, browser, tmp_path):

@@ -7,16 +7,13 @@ live call's page following it, contrast, keyboard and screen-reader access, and 
 from __future__ import annotations
 
 import re
-import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
 
-from ivr.console.app import create_app
 from ivr.store import StoreWriter
-from tests.test_console_browser import CHROMEDRIVER, CHROMIUM, _free_port
-from tests.test_console_fixes import EchoRecognizer, HalvesDiarizer, mono_wav
+from tests.browser_support import chromium, serve_console
+from tests.import_support import EchoRecognizer, HalvesDiarizer, mono_wav
 from tests.test_store_support import add_call, call_events, console_store, stereo_wav
 
 pytestmark = [pytest.mark.slow]
@@ -45,7 +42,6 @@ function ratio(a, b) { const x = lum(a), y = lum(b); return (Math.max(x, y) + 0.
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    import uvicorn
 
     from ivr.importer import import_recording
 
@@ -62,46 +58,14 @@ def site(tmp_path_factory):
                                              HalvesDiarizer())
         live = StoreWriter(store, background=False)
         live.apply([(datetime.now(UTC), e) for e in call_events("live1", ["hello"], ended=False)])
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning",
-                                               access_log=False))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "console did not start"
-            time.sleep(0.05)
-        try:
-            yield {"base": f"http://127.0.0.1:{port}", "store": store, "mono": mono_id, "live": live}
-        finally:
-            server.should_exit = True
-            thread.join(10)
+        with serve_console(store) as base:
+            yield {"base": base, "store": store, "mono": mono_id, "live": live}
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    import os
-
-    if CHROMIUM is None or not os.path.exists(CHROMEDRIVER):
-        pytest.skip("Chromium not installed: apt-get install chromium chromium-driver (scripts/setup.sh does)")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                 "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--window-size=1280,1600",
-                 f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    try:
-        driver.set_page_load_timeout(30)
-        driver.set_script_timeout(WAIT_S)
+    with chromium(tmp_path_factory.mktemp("chromium-profile"), WAIT_S) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def by(kind):

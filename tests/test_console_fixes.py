@@ -6,60 +6,18 @@ filter menus without a scan of turns, paging totals, logout audited, role change
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 from sqlalchemy import event
 
-from asr.base import SpeechRecognizer, Transcript, Word
-from asr.diarize.base import Diarizer, Segment
 from ivr.call.privacy import redact_event, redact_text
 from ivr.console.app import create_app
 from ivr.console.auth import MAX_FAILED_LOGINS, Users
-from ivr.importer import import_recording
 from ivr.store import CallFilter, Store, StoreWriter
 from tests.console_client import PASSWORD, csrf_of, login
+from tests.import_support import import_mono, mono_wav
 from tests.test_store_support import add_call, call_events, console_store, store_config
-
-RATE_HZ = 8000
-
-
-class EchoRecognizer(SpeechRecognizer):
-    name = "echo"
-
-    def stream(self, sample_rate_hz, options=None):  # pragma: no cover - not used
-        raise NotImplementedError
-
-    def transcribe(self, samples, sample_rate_hz, options=None):
-        return Transcript("hello there", 0.9, (Word("hello", 0.0, 0.3, 0.9),))
-
-
-class HalvesDiarizer(Diarizer):
-    """First half one speaker, second half the other."""
-
-    name = "halves"
-
-    def diarize(self, samples, sample_rate_hz, num_speakers=2):
-        half = len(samples) / sample_rate_hz / 2
-        return [Segment(0.0, half, "A"), Segment(half, 2 * half, "B")]
-
-
-def mono_wav(path: Path, seconds: float = 2.0, date: str | None = None) -> Path:
-    t = np.arange(int(seconds * RATE_HZ)) / RATE_HZ
-    pcm = (0.4 * np.sin(2 * np.pi * 300 * t) * 32767).astype(np.int16)
-    with sf.SoundFile(str(path), "w", RATE_HZ, 1, "PCM_16", format="WAV") as f:
-        if date:
-            f.date = date
-        f.write(pcm)
-    return path
-
-
-def import_mono(store: Store, path: Path) -> str:
-    call_id, how, _turns = import_recording(store, path, EchoRecognizer(), HalvesDiarizer())
-    assert how == "halves"
-    return call_id
 
 
 @pytest.fixture
