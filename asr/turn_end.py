@@ -1,8 +1,8 @@
 """Has the caller finished their turn? Smart Turn v3.2, an audio end-of-turn model, read at a short pause.
 
-The model (8.7 MB ONNX, BSD-2-Clause, by Daily; `models/turn/`) looks at the last 8 s of the caller's
-speech at 16 kHz, as Whisper-style log-mel features (80 x 800, zero-mean unit-variance waveform first,
-zero padding in front of a shorter turn), and returns the probability that the turn is complete. It
+The model (8.7 MB ONNX, BSD-2-Clause, by Daily; from the pipecat-ai wheel, `models/turn/README.md`)
+looks at the last 8 s of the caller's speech at 16 kHz, as Whisper-style log-mel features (80 x 800,
+zero-mean unit-variance waveform first, zero padding in front of a shorter turn), and returns the probability that the turn is complete. It
 hears intonation and rhythm, not words, so it is one voice among the session's: the silence timeout
 stays the fallback, and what the dialog expects (a full digit string, a yes/no) can end a turn sooner
 (`python -m ivr.asreval.turn_end` measures each).
@@ -15,20 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from asr.errors import AsrError
-from models.registry import bundled_dir
+from models.registry import smart_turn_file
 
 MODEL_RATE_HZ = 16000
 WINDOW_S = 8
 FRAMES = WINDOW_S * MODEL_RATE_HZ // 160
-MODEL_FILE = "smart-turn-v3.2-cpu.onnx"
 
 
 def model_path() -> Path:
-    path = bundled_dir("turn") / MODEL_FILE
-    if not path.is_file():
-        raise AsrError(f"end-of-turn model missing: {path} (it ships with the project in models/turn/)")
-    return path
+    return smart_turn_file()
 
 
 class SmartTurn:

@@ -111,6 +111,23 @@ def vosk_model_dir(name_or_path: str) -> Path:
                      "download a Vosk model (e.g. vosk-model-small-en-us) and give its directory")
 
 
+SMART_TURN_INSTALL = "pip install --no-deps pipecat-ai==1.14.0"
+"""Smart Turn v3.2 (BSD-2-Clause) ships inside the pipecat-ai wheel; only its ONNX file is used, so none of
+pipecat's dependencies are needed (scripts/setup.sh installs it this way)."""
+
+
+def smart_turn_file() -> Path:
+    """The end-of-turn model's ONNX file inside the installed pipecat-ai package, found without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pipecat")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelMissingError(f"end-of-turn model not installed: run `{SMART_TURN_INSTALL}`")
+    root = Path(list(spec.submodule_search_locations)[0])
+    return _existing(root / "audio" / "turn" / "smart_turn" / "data" / "smart-turn-v3.2-cpu.onnx",
+                     "end-of-turn model", f"run `{SMART_TURN_INSTALL}`")
+
+
 def bundled_dir(name: str) -> Path:
     """A folder of small models shipped inside this package (`intents`, `emotion`), found through
     importlib.resources, so it is the same in a checkout and in an installed wheel."""

