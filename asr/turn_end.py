@@ -2,10 +2,10 @@
 
 The model (8.7 MB ONNX, BSD-2-Clause, by Daily; from the pipecat-ai wheel, `models/turn/README.md`)
 looks at the last 8 s of the caller's speech at 16 kHz, as Whisper-style log-mel features (80 x 800,
-zero-mean unit-variance waveform first, zero padding in front of a shorter turn), and returns the probability that the turn is complete. It
-hears intonation and rhythm, not words, so it is one voice among the session's: the silence timeout
-stays the fallback, and what the dialog expects (a full digit string, a yes/no) can end a turn sooner
-(`python -m ivr.asreval.turn_end` measures each).
+zero-mean unit-variance waveform first, zero padding in front of a shorter turn), and returns the
+probability that the turn is complete. It hears intonation and rhythm, not words, so it is one voice
+among the session's: the silence timeout stays the fallback, and what the dialog expects (a full digit
+string, a yes/no) can end a turn sooner (`python -m ivr.asreval.turn_end` measures each).
 """
 
 from __future__ import annotations
