@@ -10,6 +10,9 @@ frame caused:
   (or when a turn reaches `max_turn_ms`). `audio` is the whole turn, pre-roll included.
 - `SpeechDropped` instead of `TurnEnded` when the speech was shorter than `min_speech_ms` (a click,
   a cough): whoever acted on `SpeechStarted` can discard what it started.
+- `Paused` once per silence inside a turn, when it reaches `pause_ms` (0: never) after at least
+  `min_speech_ms` of speech: the turn may be over. Whoever decides that it is (from the words heard so
+  far) calls `end_now()`, which ends the turn there; otherwise the turn goes on, and ends as above.
 
 Streaming recognizers get the turn's audio as it arrives this way: on `SpeechStarted` feed
 `event.audio`; after that, feed each frame for which `in_speech` is True once `process(frame)` returned.
@@ -43,9 +46,11 @@ class TurnConfig:
     """VAD probability at or above which a frame counts as speech."""
     max_turn_ms: int = 20000
     """A turn this long (from its onset) is ended even while the caller keeps talking."""
+    pause_ms: int = 0
+    """Silence inside a turn that raises `Paused` (a chance to end the turn early); 0: off."""
 
     def __post_init__(self) -> None:
-        for name in ("start_speech_ms", "end_of_turn_silence_ms", "pre_roll_ms", "min_speech_ms"):
+        for name in ("start_speech_ms", "end_of_turn_silence_ms", "pre_roll_ms", "min_speech_ms", "pause_ms"):
             if getattr(self, name) < 0:
                 raise AsrError(f"turn config: {name} must be >= 0, got {getattr(self, name)}")
         if self.max_turn_ms <= 0:
@@ -87,7 +92,17 @@ class SpeechDropped:
     """The speech since SpeechStarted was too short (min_speech_ms) to be a turn."""
 
 
-TurnEvent = SpeechStarted | TurnEnded | SpeechDropped
+@dataclass(frozen=True)
+class Paused:
+    onset_ms: float
+    end_ms: float
+    """End of the last speech frame: the caller has been silent `pause_ms` since."""
+    audio: np.ndarray = field(compare=False, repr=False)
+    """int16 audio of the turn so far, as a TurnEnded here would carry it."""
+    sample_rate_hz: int = INTERNAL_RATE_HZ
+
+
+TurnEvent = SpeechStarted | TurnEnded | SpeechDropped | Paused
 
 
 class TurnDetector:
@@ -166,12 +181,16 @@ class TurnDetector:
         onset = self._onset_ms
         end_of_frame_ms = frame.timestamp_ms + frame.duration_ms
         self._turn_ms += frame.duration_ms
+        paused = False
         if speech:
             self._speech_ms += frame.duration_ms
             self._silence_ms = 0.0
             self._last_speech_end_ms = end_of_frame_ms
         else:
+            before = self._silence_ms
             self._silence_ms += frame.duration_ms
+            paused = (cfg.pause_ms > 0 and before < cfg.pause_ms <= self._silence_ms
+                      and self._speech_ms >= cfg.min_speech_ms)
         if self._silence_ms >= cfg.end_of_turn_silence_ms and not speech:
             audio = join(self._turn)
             self._end_turn()
@@ -183,7 +202,24 @@ class TurnDetector:
             audio = join(self._turn)
             self._end_turn()
             return [TurnEnded(onset, end_of_frame_ms, audio, self.sample_rate_hz, forced=True)]
+        if paused:
+            return [Paused(onset, self._last_speech_end_ms, join(self._turn), self.sample_rate_hz)]
         return []
+
+    @property
+    def silence_ms(self) -> float:
+        """Silence since the turn's last speech frame (0 outside a turn)."""
+        return self._silence_ms if self._onset_ms is not None else 0.0
+
+    def end_now(self) -> TurnEnded:
+        """End the turn in progress here (the words heard already complete it): the TurnEnded the
+        silence would have raised later, with the audio so far."""
+        if self._onset_ms is None:
+            raise AsrError("end_now: no turn in progress")
+        onset = self._onset_ms
+        audio = join(self._turn)
+        self._end_turn()
+        return TurnEnded(onset, self._last_speech_end_ms, audio, self.sample_rate_hz)
 
     def _end_turn(self) -> None:
         self._onset_ms = None

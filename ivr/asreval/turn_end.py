@@ -123,20 +123,31 @@ class _WordsJudge:
         self.flow = load_default_flow()
         self.meant = Judge(self.flow, None)
 
-    def heard(self, turn: Any, samples: np.ndarray, rate: int) -> tuple[str, bool]:
+    def heard(self, turn: Any, samples: np.ndarray, rate: int) -> tuple[str, bool, bool, float]:
         from ivr.asreval.settings import listen_for
-        from ivr.call.recognition import TurnContext, hypothesis_score, listen_options, understand_hypotheses
+        from ivr.call.recognition import (
+            TurnContext,
+            hypothesis_score,
+            listen_options,
+            lowest_confidence,
+            settled,
+            understand_hypotheses,
+        )
 
         listen, node, said = listen_for(turn, self.flow)
         options = listen_options(listen, node, self.flow, said, alternatives=2)
         context = TurnContext.of(options, self.flow, node, phonetic=True)
-        text = understand_hypotheses(self.setting.recognizer.transcribe(samples, rate, options), context).text
-        return text, hypothesis_score(text, context) > 0
+        raw = self.setting.recognizer.transcribe(samples, rate, options)
+        text = understand_hypotheses(raw, context).text
+        return text, hypothesis_score(text, context) > 0, settled(raw, context), lowest_confidence(raw)
 
     def judge(self, turn: Any, complete: np.ndarray, incomplete: np.ndarray | None, rate: int) -> dict[str, Any]:
-        full, full_acts = self.heard(turn, complete, rate)
-        part, part_acts = self.heard(turn, incomplete, rate) if incomplete is not None else ("", False)
+        full, full_acts, full_sure, full_low = self.heard(turn, complete, rate)
+        part, part_acts, part_sure, part_low = (self.heard(turn, incomplete, rate) if incomplete is not None
+                                                else ("", False, False, 0.0))
         return {"heard": full, "heard_part": part, "words_complete": full_acts, "words_incomplete": part_acts,
+                "sure_complete": full_sure, "sure_incomplete": part_sure,
+                "lowest_complete": round(full_low, 3), "lowest_incomplete": round(part_low, 3),
                 "right": self.meant(turn, full), "right_part": self.meant(turn, part)}
 
 
@@ -160,7 +171,8 @@ def words_table(result: dict[str, Any], fallback_ms: int) -> list[dict[str, Any]
     rows = [r for r in result["rows"] if r["incomplete"] is not None]
     policies = {"words": lambda r, k: r[f"words_{k}"],
                 "words and model >= 0.5": lambda r, k: r[f"words_{k}"] and r[k] >= 0.5,
-                "words or model >= 0.95": lambda r, k: r[f"words_{k}"] or r[k] >= 0.95}
+                "words or model >= 0.95": lambda r, k: r[f"words_{k}"] or r[k] >= 0.95,
+                "words, settled": lambda r, k: r[f"words_{k}"] and r.get(f"sure_{k}", False)}
     out = []
     for name, ends in policies.items():
         cut = [ends(r, "incomplete") for r in rows]

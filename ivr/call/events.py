@@ -73,6 +73,16 @@ class SpeechStarted(CallEvent):
 class SpeechStopped(CallEvent):
     onset_ms: float
     end_ms: float
+    early: bool = False
+    """The turn ended at a short pause, its words decoded ahead already settling it (not by silence)."""
+
+
+@event("speech_paused")
+class SpeechPaused(CallEvent):
+    """The caller paused inside a turn (call.decode_ahead_ms of silence since `end_ms`): the turn so far is
+    decoded ahead, in case it is over."""
+
+    end_ms: float
 
 
 @event("speech_dropped")
@@ -271,8 +281,8 @@ class OtherEvent(CallEvent):
 
 EVENT_TYPES: dict[str, type[CallEvent]] = {
     cls.kind: cls for cls in (
-        CallStarted, Imported, SpeechStarted, SpeechStopped, SpeechDropped, SpeechIgnored, BargeIn, Dtmf,
-        DtmfReceived, AsrPartial, AsrFailed, Transcript, NluResult, FaqMiss, Emotion, NoInput, DialogStep,
+        CallStarted, Imported, SpeechStarted, SpeechStopped, SpeechPaused, SpeechDropped, SpeechIgnored, BargeIn,
+        Dtmf, DtmfReceived, AsrPartial, AsrFailed, Transcript, NluResult, FaqMiss, Emotion, NoInput, DialogStep,
         DialogFailed, Listening, Said, ReplyStarted, PromptFinished, TtsFailed, CallEnded, RtpTimeout,
         TransferRefer, TransferReferFailed, TransferBridge, TransferDone, TransferFailed, BridgeEnded)}
 """Every kind of event by its record's `type`."""

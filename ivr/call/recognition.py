@@ -134,6 +134,18 @@ def doubtful_words(result: Transcript) -> list[bool] | None:
     return flags
 
 
+def lowest_confidence(result: Transcript) -> float:
+    """The lowest word probability of the transcript (1.0 without word probabilities or words)."""
+    return min((word.confidence for word in result.words), default=1.0)
+
+
+def settled(result: Transcript, context: TurnContext, sure_above: float = DOUBTFUL_BELOW) -> bool:
+    """Whether the turn heard so far already gives the node what it acts on, heard surely: the best
+    hypothesis itself fits (not a next-best one or a keyword recovered by sound) and no word of it was
+    recognized with a probability under `sure_above`. A turn that is settled may end at a short pause."""
+    return hypothesis_score(result.text, context) > 0 and lowest_confidence(result) >= sure_above
+
+
 def understand_hypotheses(result: Transcript, context: TurnContext) -> Transcript:
     """The transcript whose text is the first hypothesis (best first) that fits the turn; failing that,
     the best with a keyword recovered by sound from words it was unsure of (when the context has a
@@ -169,6 +181,12 @@ class TurnRecognition:
         self.result: Work[Transcript] | None = None
         self.received: list[Transcript] = []
         """Final transcripts polled from `result` so far (the session's side)."""
+        self._options = options
+        self._sample_rate_hz = sample_rate_hz
+        self._audio = bytearray()
+        self.ahead: Work[Transcript] | None = None
+        """The turn decoded ahead, at a pause (`decode_ahead`); dropped when the caller speaks again."""
+        self._ahead_text: list[Transcript] = []
         lane.submit(self._open, sample_rate_hz, options)
 
     def _open(self, sample_rate_hz: int, options: RecognitionOptions) -> None:
@@ -189,9 +207,52 @@ class TurnRecognition:
             with self._lock:
                 self._partials.append(partial)
 
-    def feed(self, pcm: bytes) -> None:
-        if pcm:
-            self._lane.submit(self._accept, pcm)
+    def feed(self, pcm: bytes, speech: bool = True) -> None:
+        """Audio of the turn; `speech`: the VAD heard speech in it (drops a decode made ahead)."""
+        if not pcm:
+            return
+        self._audio.extend(pcm)
+        if speech and self.ahead is not None:
+            self.ahead.cancel()
+            self.ahead, self._ahead_text = None, []
+        self._lane.submit(self._accept, pcm)
+
+    @property
+    def can_decode_ahead(self) -> bool:
+        """Decoding ahead pays where the recognizer decodes a turn at its end (Whisper), not where it
+        decodes as the audio comes (Vosk, whose partials already tell what was said)."""
+        return not self._recognizer.capabilities.streaming
+
+    def decode_ahead(self) -> None:
+        """Decode the turn so far, on the lane, as if it ended now (the caller paused). If the caller
+        does not speak again, `finish` takes this result instead of decoding again."""
+        if self.ahead is not None or self.result is not None or not self._audio:
+            return
+        audio = bytes(self._audio)
+
+        def produce(emit: object) -> None:
+            stream = self._recognizer.stream(self._sample_rate_hz, self._options)
+            stream.accept(audio)
+            result = stream.finish()
+            if self._context is not None:
+                result = understand_hypotheses(result, self._context)
+            emit(result)  # type: ignore[operator]
+
+        self.ahead = Work(self._lane, self._clock, produce, name="asr-ahead")
+
+    def settles(self, heard: Transcript) -> bool:
+        """Whether `heard` (the turn so far) already gives the node what it acts on, heard surely."""
+        return self._context is not None and settled(heard, self._context)
+
+    def heard_ahead(self) -> Transcript | None:
+        """The transcript decoded ahead, once it is in (None before, or when it failed or was dropped)."""
+        ahead = self.ahead
+        if ahead is None or self.result is not None:
+            return None
+        self._ahead_text.extend(ahead.poll())
+        if not ahead.finished or ahead.error is not None or not self._ahead_text:
+            return None
+        return self._ahead_text[0]
 
     def take_partials(self) -> list[Transcript]:
         with self._lock:
@@ -199,6 +260,13 @@ class TurnRecognition:
         return out
 
     def finish(self) -> Work[Transcript]:
+        """The turn's final transcript: the decode made ahead when the caller has not spoken since, else
+        the stream's."""
+        if self.ahead is not None and self.ahead.error is None:
+            self.result = self.ahead
+            self.received.extend(self._ahead_text)
+            return self.result
+
         def produce(emit: object) -> None:
             if self._error is not None:
                 raise self._error

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from asr.base import Transcript
-from asr.turns import SpeechDropped, SpeechStarted, TurnConfig, TurnDetector, TurnEnded
+from asr.turns import Paused, SpeechDropped, SpeechStarted, TurnConfig, TurnDetector, TurnEnded
 from asr.vad import make_vad
 from dialog.actions import Action, Hangup, Listen, Play, Say, Transfer
 from dialog.events import CallStarted, DigitsEntered, Event, MaxDurationReached, NoInput, RecognitionFailed, Utterance
@@ -62,7 +62,8 @@ class CallSession:
         self._inbound = Resampler(sample_rate_hz, INTERNAL_RATE_HZ)
         self._inbound_buf = FrameBuffer(INTERNAL_RATE_HZ)
         self._turns = TurnDetector(make_vad(self._cfg.vad), TurnConfig(
-            end_of_turn_silence_ms=self._cfg.end_of_turn_silence_ms), INTERNAL_RATE_HZ)
+            end_of_turn_silence_ms=self._cfg.end_of_turn_silence_ms, pause_ms=self._cfg.decode_ahead_ms),
+            INTERNAL_RATE_HZ)
         self._asr_lane = ThreadPoolExecutor(1, thread_name_prefix=f"asr-{call_id}")
         self.transcript: list[TranscriptLine] = []
         self._voice = Speaking(services, clock, sample_rate_hz, call_id, self.log, self.transcript)
@@ -79,6 +80,8 @@ class CallSession:
         self._emotion = EmotionLane(services.emotion, clock, call_id) if services.emotion else None
         self._held: tuple[str, float] | None = None
         """A transcript waiting for its turn's voice emotion."""
+        self._emotion_at_pause = False
+        """The voice emotion under way is of the turn up to its pause (kept if the caller said no more)."""
         self.ended = False
         self.outcome = ""
         self.end_reason = ""
@@ -133,19 +136,23 @@ class CallSession:
                     self._on_turn_ended(event)
                 elif isinstance(event, SpeechDropped):
                     self._on_speech_dropped(event)
+                elif isinstance(event, Paused):
+                    self._on_paused(event)
 
     def _feed_recognition(self, frame: Frame) -> None:
         """Speech frames of the turn go to the recognizer; long silences inside or after it don't
         (Whisper invents words in trailing silence)."""
         if self._recognition is None or self._recognition.result is not None or not self._turns.in_speech:
             return
-        if self._turns.last_probability >= self._turns.config.threshold:
+        speech = self._turns.last_probability >= self._turns.config.threshold
+        if speech:
             self._silence_fed_ms = 0.0
+            self._emotion_at_pause = False
         else:
             self._silence_fed_ms += frame.duration_ms
             if self._silence_fed_ms > MAX_SILENCE_TO_ASR_MS:
                 return
-        self._recognition.feed(frame.pcm)
+        self._recognition.feed(frame.pcm, speech)
 
     def _speaking(self) -> bool:
         return self._voice.busy
@@ -165,14 +172,39 @@ class CallSession:
                                             INTERNAL_RATE_HZ, options, context)
         self._recognition.feed(np.asarray(event.audio, dtype="<i2").tobytes())
 
-    def _on_turn_ended(self, event: TurnEnded) -> None:
-        self.log.emit(ev.SpeechStopped(onset_ms=round(event.onset_ms, 1), end_ms=round(event.end_ms, 1)))
+    def _on_paused(self, event: Paused) -> None:
+        """The caller paused inside a turn: decode it so far (and hear its voice emotion) ahead, in case
+        the turn is over; `_end_if_settled` may then end it before the silence does."""
+        rec = self._recognition
+        if rec is None or rec.result is not None or not rec.can_decode_ahead:
+            return
+        self.log.emit(ev.SpeechPaused(end_ms=round(event.end_ms, 1)))
+        rec.decode_ahead()
+        if self._emotion is not None:
+            self._emotion.start(event.audio, INTERNAL_RATE_HZ)
+            self._emotion_at_pause = True
+
+    def _end_if_settled(self) -> None:
+        """End the turn at its pause when the words decoded ahead already give the node what it acts on."""
+        rec = self._recognition
+        if (not self._cfg.end_when_settled or rec is None or rec.result is not None
+                or not self._turns.in_speech or self._turns.silence_ms <= 0):
+            return
+        heard = rec.heard_ahead()
+        if heard is not None and rec.settles(heard):
+            self._on_turn_ended(self._turns.end_now(), early=True)
+
+    def _on_turn_ended(self, event: TurnEnded, early: bool = False) -> None:
+        self.log.emit(ev.SpeechStopped(onset_ms=round(event.onset_ms, 1), end_ms=round(event.end_ms, 1),
+                                       early=early))
         if self._recognition is None or self._recognition.result is not None:
             self.log.emit(ev.SpeechIgnored(reason="agent not listening"))
             return
+        decoded_ahead = self._recognition.ahead is not None
         self._recognition.finish()
-        if self._emotion is not None:
+        if self._emotion is not None and not (decoded_ahead and self._emotion_at_pause):
             self._emotion.start(event.audio, INTERNAL_RATE_HZ)
+        self._emotion_at_pause = False
         self._awaiting_reply_since_ms = event.end_ms
         self.transcript.append(TranscriptLine("caller", event.onset_ms, "", event.end_ms))
 
@@ -218,6 +250,7 @@ class CallSession:
         if self._held is not None and self._emotion is not None and self._emotion.ready():
             (text, confidence), self._held = self._held, None
             self._dispatch_utterance(text, confidence)
+        self._end_if_settled()
         rec = self._recognition
         if rec is not None:
             for partial in rec.take_partials():
@@ -378,8 +411,9 @@ class CallSession:
         works: list[Work[Any]] = []
         if self._voice.work is not None:
             works.append(self._voice.work)
-        if self._recognition is not None and self._recognition.result is not None:
-            works.append(self._recognition.result)
+        if self._recognition is not None:
+            works.extend(w for w in (self._recognition.result, self._recognition.ahead)
+                         if w is not None and not w.finished)
         if self._emotion is not None and self._emotion.work is not None:
             works.append(self._emotion.work)
         return works

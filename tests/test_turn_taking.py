@@ -1,0 +1,152 @@
+"""When the caller's turn ends: decoded ahead at a short pause, ended there when the words settle it,
+never while the caller is still talking."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+
+from asr.base import AsrCapabilities, RecognitionOptions, RecognizerStream, SpeechRecognizer, Transcript, Word
+from asr.factory import load_recognizer
+from dialog.flow import load_default_flow
+from dialog.machine import Machine
+from ivr.call.events import DialogStep, ReplyStarted, Said, SpeechPaused, SpeechStopped
+from ivr.call.events import Transcript as TranscriptEvent
+from ivr.call.services import Services
+from ivr.config import AgentConfig, CallConfig
+from ivr.serve.bench import trim_silence
+from ivr.simulate import simulate_call
+from telephony.audio.audiofile import write_wav
+from telephony.wavfile import CallerTurn
+from tts.factory import load_synthesizer
+from tts.stream import speak
+
+pytestmark = pytest.mark.models
+
+RATE_HZ = 8000
+FRAMES = 40
+"""Two 20 ms frames: a turn's end is stamped on the caller's tick, its speech on the 16 kHz frames."""
+
+
+class _Stream(RecognizerStream):
+    def __init__(self, owner: CannedRecognizer) -> None:
+        self._owner = owner
+        self._bytes = 0
+
+    def accept(self, pcm: bytes) -> Transcript | None:
+        self._bytes += len(pcm)
+        return None
+
+    def finish(self) -> Transcript:
+        time.sleep(self._owner.delay_s)  # a decode takes time, paid on the call's clock
+        self._owner.decoded_s.append(self._bytes / 2 / 16000)
+        return Transcript(self._owner.text, 0.95, words=tuple(
+            Word(w, 0.0, 0.0, self._owner.word_confidence) for w in self._owner.text.split()))
+
+
+class CannedRecognizer(SpeechRecognizer):
+    """Says the same words for any audio, after a fixed decode time; records how much audio each decode had
+    (this tests when the session ends a turn, not recognition)."""
+
+    name = "canned"
+    capabilities = AsrCapabilities(streaming=False, partials=False)
+
+    def __init__(self, text: str, delay_s: float = 0.05, word_confidence: float = 0.95) -> None:
+        self.text, self.delay_s, self.word_confidence = text, delay_s, word_confidence
+        self.decoded_s: list[float] = []
+
+    def stream(self, sample_rate_hz: int, options: RecognitionOptions | None = None) -> RecognizerStream:
+        return _Stream(self)
+
+    def transcribe(self, samples: np.ndarray, sample_rate_hz: int,
+                   options: RecognitionOptions | None = None) -> Transcript:
+        return Transcript(self.text, 0.95)
+
+
+@pytest.fixture(scope="module")
+def piper():
+    return load_synthesizer("piper", "")
+
+
+def voice(piper, text: str) -> np.ndarray:
+    return trim_silence(np.concatenate(list(speak(piper, text, RATE_HZ))))
+
+
+def paused_turn(piper, tmp_path, first: str, second: str, pause_ms: int) -> tuple[str, float]:
+    """A WAV of `first`, `pause_ms` of silence, then `second`; and the length of `first` in seconds."""
+    a, b = voice(piper, first), voice(piper, second)
+    gap = np.zeros(RATE_HZ * pause_ms // 1000, dtype=np.int16)
+    path = tmp_path / "turn.wav"
+    write_wav(path, np.concatenate([a, gap, b]), RATE_HZ)
+    return str(path), a.size / RATE_HZ
+
+
+def services_with(recognizer, piper, **call) -> Services:
+    config = AgentConfig(call=dataclasses.replace(CallConfig(), **call))
+    return Services(config, recognizer, piper, Machine(load_default_flow()))
+
+
+def reply_to_first_turn(call) -> tuple[SpeechStopped, ReplyStarted]:
+    stopped = call.session.log.of_type(SpeechStopped)[0]
+    reply = next(r for r in call.session.log.of_type(ReplyStarted) if r.turn_end_ms == stopped.end_ms)
+    return stopped, reply
+
+
+def test_settled_words_end_the_turn_at_the_pause_not_after_the_silence(piper):
+    services = services_with(CannedRecognizer("What is my balance?"), piper)
+    call = simulate_call(services, [CallerTurn(say="What is my balance?")], fast=True)
+    stopped, reply = reply_to_first_turn(call)
+    assert stopped.early
+    assert stopped.t_ms - stopped.end_ms < services.config.call.end_of_turn_silence_ms
+    assert "balance" in [e.node for e in call.session.log.of_type(DialogStep)]
+
+    slow = services_with(CannedRecognizer("What is my balance?"), piper, decode_ahead_ms=0)
+    before, reply_before = reply_to_first_turn(simulate_call(slow, [CallerTurn(say="What is my balance?")], fast=True))
+    assert not before.early and before.t_ms - before.end_ms >= slow.config.call.end_of_turn_silence_ms - FRAMES
+    assert reply.turn_end_ms == stopped.end_ms and reply_before.turn_end_ms == before.end_ms
+    assert stopped.t_ms - stopped.end_ms < before.t_ms - before.end_ms  # the reply could start sooner
+
+
+@pytest.mark.parametrize(("text", "confidence"), [("I would like to", 0.95), ("What is my balance?", 0.4)])
+def test_words_that_do_not_settle_the_turn_wait_for_the_silence(piper, text, confidence):
+    """Nothing the menu acts on yet, or the keyword heard unsurely: the turn ends by silence, and the
+    transcript decoded ahead is still the one taken (one decode for the turn)."""
+    recognizer = CannedRecognizer(text, word_confidence=confidence)
+    services = services_with(recognizer, piper)
+    call = simulate_call(services, [CallerTurn(say="What is my balance?")], fast=True)
+    stopped = call.session.log.of_type(SpeechStopped)[0]
+    assert not stopped.early
+    assert stopped.t_ms - stopped.end_ms >= services.config.call.end_of_turn_silence_ms - FRAMES
+    assert len(recognizer.decoded_s) == 1
+
+
+def test_a_caller_who_goes_on_after_a_short_pause_is_not_cut_off(piper, tmp_path):
+    """The decode made at the pause is dropped when the caller speaks again; the turn's transcript is
+    decoded from the whole sentence, and the agent does not answer the first half."""
+    wav, first_s = paused_turn(piper, tmp_path, "What is my balance", "on my savings account", pause_ms=320)
+    recognizer = CannedRecognizer("What is my balance on my savings account?", delay_s=0.2)
+    call = simulate_call(services_with(recognizer, piper), [CallerTurn(wav=wav)], fast=True)
+    stopped = call.session.log.of_type(SpeechStopped)
+    paused = call.session.log.of_type(SpeechPaused)
+    assert len(stopped) == 1
+    assert len(paused) == 2 and paused[0].end_ms < stopped[0].end_ms - 300  # mid-sentence, then at the end
+    assert recognizer.decoded_s[-1] > first_s + 0.5  # the transcript taken is of the whole sentence
+    assert len(recognizer.decoded_s) <= 2
+
+
+def test_real_caller_pausing_mid_sentence_gets_one_whole_transcript(piper, tmp_path):
+    """Whisper and a Piper caller: "I lost ... my card" with a pause between; the turn is one, its
+    transcript holds both halves, and no reply starts before the caller has finished."""
+    wav, first_s = paused_turn(piper, tmp_path, "I think I lost", "my debit card", pause_ms=320)
+    services = services_with(load_recognizer("whisper", "tiny.en"), piper)
+    call = simulate_call(services, [CallerTurn(wav=wav)], fast=True)
+    stopped = call.session.log.of_type(SpeechStopped)
+    transcripts = call.session.log.of_type(TranscriptEvent)
+    assert len(stopped) == 1
+    assert "lost" in transcripts[0].text.lower() and "card" in transcripts[0].text.lower()
+    replies = [s for s in call.session.log.of_type(Said) if s.t_ms > stopped[0].onset_ms]
+    assert replies and min(s.t_ms for s in replies) >= stopped[0].end_ms
+    assert stopped[0].end_ms - stopped[0].onset_ms > first_s * 1000 + 300
