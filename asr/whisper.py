@@ -203,7 +203,9 @@ class WhisperRecognizer(SpeechRecognizer):
                 scored.append((tokens, tokenizer.decode(tokens).strip(), log_prob))
         best_tokens, text, log_prob = scored[0]
         if options.expect != "digits":  # "5 1 5 1 5 1" is what a caller may say
-            text = collapse_repeats(text)
+            collapsed = collapse_repeats(text)
+            if collapsed != text:
+                text, best_tokens = collapsed, _tokens_of(tokenizer, best_tokens, collapsed)
         if no_speech_prob > NO_SPEECH_THRESHOLD and log_prob < LOG_PROB_THRESHOLD:
             return Transcript("", 0.0, (), True, language)
         words: list[Word] = []
@@ -260,6 +262,16 @@ def collapse_repeats(text: str) -> str:
             if all(tail[i] == tail[i % unit] for i in range(len(tail))):
                 return " ".join(words[:start + unit]).rstrip(",")
     return text
+
+
+def _tokens_of(tokenizer: Any, tokens: list[int], text: str) -> list[int]:
+    """The shortest start of `tokens` that reads `text` (a transcript cut by collapse_repeats), so the word
+    timings and probabilities are those of the words kept; all of them when none does."""
+    want = text.strip().rstrip(",")
+    for end in range(1, len(tokens) + 1):
+        if tokenizer.decode(tokens[:end]).strip().rstrip(",") == want:
+            return tokens[:end]
+    return tokens
 
 
 def _max_tokens(samples_16k: int, options: RecognitionOptions | None = None, unprompted: bool = False) -> int:

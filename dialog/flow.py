@@ -38,6 +38,7 @@ Every problem is one FlowError line that names the file, the line, the node and 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Mapping
@@ -240,6 +241,17 @@ def default_flow_path() -> Path:
 
 def load_default_flow() -> Flow:
     return load_flow(default_flow_path())
+
+
+def spoken_texts(flow: Flow) -> list[str]:
+    """Everything the flow may say word for word: its nodes' prompts and its settings' fixed prompts and
+    prefixes (templates with `{...}` are said with values, so they are left out)."""
+    settings = flow.settings
+    texts = [getattr(settings, f.name) for f in dataclasses.fields(settings)
+             if f.name.endswith(("_prompt", "_prefix")) and isinstance(getattr(settings, f.name), str)]
+    for node in flow.nodes.values():
+        texts.extend((*node.say, *node.reprompt, *node.repair, *node.say_upset))
+    return [t for t in dict.fromkeys(texts) if t and "{" not in t]
 
 
 def load_flow(path_or_text: str | Path) -> Flow:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import platform
 import statistics
 import time
@@ -98,19 +99,47 @@ def bench_tts(engine: str) -> dict[str, Any]:
 
 
 def bench_calls(n_calls: int, services: Any) -> dict[str, Any]:
+    from ivr.call.stages import reply_stages, summarize
     from ivr.simulate import simulate_call
     from telephony.wavfile import CallerTurn
 
     latencies: list[float] = []
+    stages: list[dict[str, float]] = []
     outcomes: dict[str, int] = {}
     for i in range(n_calls):
         script = CALL_SCRIPTS[i % len(CALL_SCRIPTS)]
         call = simulate_call(services, turns=[CallerTurn(say=t) for t in script], fast=True)
         latencies.extend(call.latencies_ms())
+        stages.extend(reply_stages(call.session.log.events))
         outcomes[call.result.outcome] = outcomes.get(call.result.outcome, 0) + 1
     return {"calls": n_calls, "turns": len(latencies), "v2v_ms_p50": round(_percentile(latencies, 50), 1),
             "v2v_ms_p95": round(_percentile(latencies, 95), 1), "outcomes": outcomes,
-            "end_of_turn_silence_ms": services.config.call.end_of_turn_silence_ms}
+            "end_of_turn_silence_ms": services.config.call.end_of_turn_silence_ms, "stages": summarize(stages)}
+
+
+BEFORE = "before: silence, no cache"
+NOW = "now: ahead, presynth"
+"""The two settings `ivr bench` compares: the turn ended by 500 ms of silence and every prompt synthesized
+when said, as the agent ran before; the turn decoded ahead at a 200 ms pause and ended there when its words
+settle it, with the flow's prompts synthesized into the cache at start-up (the defaults now)."""
+
+
+def both_settings(services: Any, cache_dir: Path) -> dict[str, Any]:
+    """{setting: Services} over the same loaded models (`services` loaded with no prompt cache)."""
+    from dataclasses import replace
+
+    from ivr.call.services import Services
+    from ivr.config import CallConfig
+    from tts.cache import CachedSynthesizer, PromptCache
+
+    before_call = replace(services.config.call, decode_ahead_ms=0, complete_timeout_ms=0)
+    before: Services = replace(services, config=replace(services.config, call=before_call))
+    now_call = replace(services.config.call, decode_ahead_ms=CallConfig.decode_ahead_ms,
+                       complete_timeout_ms=CallConfig.complete_timeout_ms)
+    now: Services = replace(services, config=replace(services.config, call=now_call, tts_cache_dir=str(cache_dir)),
+                            synthesizer=CachedSynthesizer(services.synthesizer, PromptCache(cache_dir)))
+    now.presynthesize()
+    return {BEFORE: before, NOW: now}
 
 
 def default_suite() -> str:
@@ -140,56 +169,75 @@ def bench_suite(suite: str, services: Any) -> dict[str, Any]:
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     shared = Path(args.shared)
-    results: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": _cpus()},
+    parts = set(getattr(args, "parts", "asr,tts,calls").split(","))
+    results: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": _cpus(),
+                                           "load_avg_before": [round(x, 2) for x in os.getloadavg()]},
                                "asr": {}, "tts": {}, "calls": {}}
-    datasets = {name: _dataset(shared, name, args.limit) for name in ("ivr-prompts", "fsdd")}
+    datasets = {name: _dataset(shared, name, args.limit) for name in ("ivr-prompts", "fsdd")} if "asr" in parts else {}
     backends = [("whisper", "tiny.en")] + ([("vosk", args.vosk_model)] if args.vosk_model else [])
     for backend, model in backends:
         for name, items in datasets.items():
             results["asr"][f"{backend}/{name}"] = bench_asr(backend, model, items)
-    for engine in ("piper", "espeak-ng"):
+    for engine in ("piper", "espeak-ng") if "tts" in parts else ():
         try:
             results["tts"][engine] = bench_tts(engine)
         except AgentError as exc:
             results["tts"][engine] = {"error": str(exc)}
+    import tempfile
+
     from ivr.call.services import Services
     from ivr.config import AgentConfig
 
-    services = Services.load(AgentConfig(tts_cache_dir=""))
-    results["calls"] = bench_calls(args.calls, services)
-    suite = default_suite() if args.suite is None else args.suite
-    try:
-        results["suite"] = bench_suite(suite, services)
-    except AgentError as exc:
-        results["suite"] = {"skipped": str(exc)}
+    if "calls" in parts:
+        loaded = Services.load(AgentConfig(tts_cache_dir=""))
+        with tempfile.TemporaryDirectory(prefix="ivr-bench-prompts-") as cache_dir:
+            settings = both_settings(loaded, Path(cache_dir))
+            results["calls"] = {name: bench_calls(args.calls, services) for name, services in settings.items()}
+            results["suite"] = _suite_row(args, settings[NOW])
+    results["machine"]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     _print_table(results)
     out = write_json_report(args.json, results)
     print(f"\nJSON written to {out}")
     return results
 
 
-def _cpus() -> int:
-    import os
+def _suite_row(args: argparse.Namespace, services: Any) -> dict[str, Any]:
+    suite = default_suite() if args.suite is None else args.suite
+    try:
+        return bench_suite(suite, services)
+    except AgentError as exc:
+        return {"skipped": str(exc)}
 
+
+def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _print_table(results: dict[str, Any]) -> None:
-    print(f"\n{'ASR (8 kHz)':<28}{'files':>7}{'audio s':>9}{'WER':>8}{'RTF':>8}")
+    if results["asr"]:
+        print(f"\n{'ASR (8 kHz)':<28}{'files':>7}{'audio s':>9}{'WER':>8}{'RTF':>8}")
     for key, row in results["asr"].items():
         print(f"{key:<28}{row['files']:>7}{row['audio_s']:>9}{row['wer']:>8.3f}{row['rtf']:>8.3f}")
-    print(f"\n{'TTS (to 8 kHz)':<28}{'TTFA p50 ms':>12}{'TTFA max':>10}{'RTF':>8}")
+    if results["tts"]:
+        print(f"\n{'TTS (to 8 kHz)':<28}{'TTFA p50 ms':>12}{'TTFA max':>10}{'RTF':>8}")
     for key, row in results["tts"].items():
         if "error" in row:
             print(f"{key:<28}  {row['error']}")
         else:
             print(f"{key:<28}{row['ttfa_ms_p50']:>12}{row['ttfa_ms_max']:>10}{row['rtf']:>8.3f}")
-    c = results["calls"]
+    calls = results["calls"]
+    if not calls:
+        return
     print(f"\n{'Simulated calls (--fast)':<28}{'calls':>7}{'turns':>7}{'v2v p50 ms':>12}{'v2v p95 ms':>12}")
-    print(f"{'whisper tiny.en + piper':<28}{c['calls']:>7}{c['turns']:>7}{c['v2v_ms_p50']:>12}{c['v2v_ms_p95']:>12}")
-    print(f"  (voice-to-voice: end of caller speech to first agent audio, includes the "
-          f"{c['end_of_turn_silence_ms']} ms end-of-turn silence)")
+    for name, c in calls.items():
+        print(f"{name:<28}{c['calls']:>7}{c['turns']:>7}{c['v2v_ms_p50']:>12}{c['v2v_ms_p95']:>12}")
+    print("  (voice-to-voice: end of caller speech to first agent audio; whisper tiny.en + piper)\n")
+    from ivr.call.stages import table_lines
+
+    print("\n".join(table_lines({name: c["stages"] for name, c in calls.items()})))
     suite = results.get("suite", {})
+    load = results["machine"]["load_avg_after"]
+    print(f"  (load average {load[0]} over 1 min, {load[1]} over 5 min, on {results['machine']['cpus']} CPUs)")
     if "skipped" in suite:
         print(f"\nConversation tests: skipped ({suite['skipped']})")
     elif suite:

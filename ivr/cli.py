@@ -56,7 +56,7 @@ def cmd_call(args: argparse.Namespace) -> int:
             if turn.wav:
                 read_audio(turn.wav)
     out_dir = Path(args.out) if args.out else Path("calls") / time.strftime("%Y%m%d-%H%M%S")
-    services = Services.load(agent_config(args))
+    services = Services.load(agent_config(args), presynthesize=True)
     from ivr.store.hook import call_store_writer
     store = call_store_writer(args)
     listeners = [fn for fn in (None if args.quiet else _print_event, store) if fn is not None]
@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", default="bench-results/bench.json", help="where to write the JSON results")
     bench.add_argument("--limit", type=int, default=60, help="files per ASR data set")
     bench.add_argument("--calls", type=int, default=10, help="simulated calls for voice-to-voice latency")
+    bench.add_argument("--parts", default="asr,tts,calls", help="what to run, of asr,tts,calls (calls: the "
+                       "voice-to-voice rows, before and now, and the conversation-test row)")
     bench.add_argument("--vosk-model", help="a Vosk model directory to add a Vosk row (English data)")
     bench.add_argument("--suite", help="conversation-test suite for the calls-right row (default suites/bank/dev "
                        "when present; '' to skip)")

@@ -19,12 +19,14 @@ class CallConfig:
     """Voice activity detector: 'webrtc' or 'silero'."""
     end_of_turn_silence_ms: int = 500
     """Silence after speech that ends the caller's turn."""
-    decode_ahead_ms: int = 200
+    decode_ahead_ms: int = 100
     """A pause this long inside a turn has the turn so far decoded ahead, so its transcript is ready if
     the caller does not go on (0: decode only once the turn has ended)."""
-    end_when_settled: bool = True
-    """With decode_ahead_ms: end the turn at the pause when the words decoded ahead already give the node
-    what it acts on, heard surely (ivr.call.recognition.settled); otherwise wait for the silence."""
+    complete_timeout_ms: int = 300
+    """Silence that ends a turn whose words, decoded ahead, already settle what the node asks (VoiceXML's
+    complete timeout; ivr.call.recognition.settled); others wait end_of_turn_silence_ms. 0: off."""
+    settled_confidence: float = 0.7
+    """A turn settles the node only when no word of it was recognized with a lower probability."""
     barge_in: bool = True
     """Whether caller speech (or a key press) stops an interruptible prompt."""
     max_call_ms: int = 600_000

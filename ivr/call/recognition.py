@@ -240,9 +240,9 @@ class TurnRecognition:
 
         self.ahead = Work(self._lane, self._clock, produce, name="asr-ahead")
 
-    def settles(self, heard: Transcript) -> bool:
+    def settles(self, heard: Transcript, sure_above: float = DOUBTFUL_BELOW) -> bool:
         """Whether `heard` (the turn so far) already gives the node what it acts on, heard surely."""
-        return self._context is not None and settled(heard, self._context)
+        return self._context is not None and settled(heard, self._context, sure_above)
 
     def heard_ahead(self) -> Transcript | None:
         """The transcript decoded ahead, once it is in (None before, or when it failed or was dropped)."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +38,10 @@ class Services:
     """Voice and text emotion for caller turns (dialog.emotion); None: the flow sees no emotion."""
 
     @classmethod
-    def load(cls, config: AgentConfig, prewarm: bool = True) -> Services:
-        """Load the flow first (cheap, catches mistakes early), then the models, then warm them up."""
+    def load(cls, config: AgentConfig, prewarm: bool = True, presynthesize: bool = False) -> Services:
+        """Load the flow first (cheap, catches mistakes early), then the models, then warm them up;
+        `presynthesize`: fill the prompt cache with the flow's fixed prompts, in the background at a low
+        priority (the calls that come first are answered meanwhile; the cache lasts across runs)."""
         from asr.factory import load_recognizer
         from dialog.flow import load_default_flow, load_flow
         from ivr.call.recognition import whisper_settings
@@ -62,8 +67,45 @@ class Services:
                        emotion=EmotionAnalyzer.load(resample=resample))
         if prewarm:
             services.prewarm()
+        if presynthesize:
+            threading.Thread(target=services._presynthesize_quietly, name="presynthesize", daemon=True).start()
         services.load_s = time.perf_counter() - t0
         return services
+
+    def presynthesize(self) -> int:
+        """Synthesize every fixed prompt of the flow (and the FAQ's answers) into the prompt cache now, so
+        no caller waits for them; returns how many sentences were synthesized (0 without a cache, and for
+        sentences already cached)."""
+        from dialog.flow import spoken_texts
+        from tts.cache import CachedSynthesizer, PromptCache
+        from tts.sentences import split_sentences
+
+        synth = self.synthesizer
+        if not isinstance(synth, CachedSynthesizer):
+            return 0
+        texts = spoken_texts(self.machine.flow)
+        if self.nlu is not None and self.nlu.faq is not None:
+            texts += [entry.answer for entry in self.nlu.faq.entries]
+        rate = synth.capabilities.sample_rate_hz
+        made = 0
+        for text in texts:
+            for sentence in split_sentences(text):
+                key = PromptCache.key(synth.engine, synth.voice, sentence, rate)
+                if synth.should_cache(sentence) and not synth.cache.path(key).exists():
+                    synth.synthesize(sentence)
+                    made += 1
+        return made
+
+    def _presynthesize_quietly(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # this thread only (Linux)
+        try:
+            made = self.presynthesize()
+        except Exception as exc:  # noqa: BLE001 - a prompt left out is synthesized when first said
+            log.warning("prompt synthesis ahead of calls stopped: %s", type(exc).__name__)
+            return
+        if made:
+            log.info("synthesized %d prompt sentences into the cache", made)
 
     def prewarm(self) -> None:
         """One tiny inference per model, so the first caller does not pay for lazy initialisation."""

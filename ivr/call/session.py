@@ -185,13 +185,15 @@ class CallSession:
             self._emotion_at_pause = True
 
     def _end_if_settled(self) -> None:
-        """End the turn at its pause when the words decoded ahead already give the node what it acts on."""
+        """End the turn after `complete_timeout_ms` of silence when the words decoded ahead already give the
+        node what it acts on, heard surely; the others wait for the silence that ends every turn."""
         rec = self._recognition
-        if (not self._cfg.end_when_settled or rec is None or rec.result is not None
-                or not self._turns.in_speech or self._turns.silence_ms <= 0):
+        wait_ms = self._cfg.complete_timeout_ms
+        if (wait_ms <= 0 or rec is None or rec.result is not None or not self._turns.in_speech
+                or self._turns.silence_ms < wait_ms):
             return
         heard = rec.heard_ahead()
-        if heard is not None and rec.settles(heard):
+        if heard is not None and rec.settles(heard, self._cfg.settled_confidence):
             self._on_turn_ended(self._turns.end_now(), early=True)
 
     def _on_turn_ended(self, event: TurnEnded, early: bool = False) -> None:

@@ -58,7 +58,7 @@ def run_suite(args: argparse.Namespace, scenarios: list[Any], cache: Path | None
     out = sys.stdout
     config = agent_config(args)
     print(f"ivr test: {len(scenarios)} scenario(s) from {args.suite}; loading models ...", file=out, flush=True)
-    services = Services.load(config)
+    services = Services.load(config, presynthesize=True)
     voices = CallerVoices(cache, agent_piper(services))
     runner = SuiteRunner(services, FlowCatalog(args.flow or ""), voices, (cache or tmp) / "line",
                          Path(args.out) if args.out else None)

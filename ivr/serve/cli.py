@@ -120,7 +120,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise IvrError("--register and --tls-cert work with one process (--max-calls up to "
                            f"{MAX_ANSWERED_CALLS}); with more, the Kamailio proxy in front takes the calls")
         return _serve_behind_front(config)
-    services = Services.load(agent_config(args))
+    services = Services.load(agent_config(args), presynthesize=True)
     server = SipServer(services, config)
     from ivr.store.hook import SipStoreObserver, open_store_or_none
     store = open_store_or_none()
