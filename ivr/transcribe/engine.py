@@ -89,16 +89,15 @@ class Segment:
 
 
 @dataclass(frozen=True)
-class FileResult:
-    """What one recording gave: segments, or the reason it could not be transcribed."""
+class FileOutcome:
+    """What a step found of one recording; `error` is the reason it cannot be transcribed ("" when it can)."""
 
     path: str
     duration_s: float = 0.0
     language: str = ""
-    segments: tuple[Segment, ...] = ()
-    error: str = ""
-    decode_s: float = 0.0
-    worker: str = field(default="", compare=False)
+    error: str = field(default="", kw_only=True)
+    worker: str = field(default="", compare=False, kw_only=True)
+    """Where the step ran (`worker_name`)."""
 
     @property
     def ok(self) -> bool:
@@ -122,22 +121,25 @@ class Piece:
 
 
 @dataclass(frozen=True)
-class FilePlan:
+class FilePlan(FileOutcome):
     """What `plan_file` found: the file's pieces, or the reason it cannot be transcribed."""
 
-    path: str
-    duration_s: float = 0.0
-    language: str = ""
     pieces: tuple[Piece, ...] = ()
-    error: str = ""
     plan_s: float = 0.0
-    worker: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
 class PieceResult:
     segments: tuple[Segment, ...] = ()
     error: str = ""
+    decode_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class FileResult(FileOutcome):
+    """What one recording gave: segments, or the reason it could not be transcribed."""
+
+    segments: tuple[Segment, ...] = ()
     decode_s: float = 0.0
 
 
