@@ -79,6 +79,29 @@ APPEND_PUNCTUATION = "\"'.\u3002,\uff0c!\uff01?\uff1f:\uff1a\u201d)]}\u3001"
 """Punctuation joined to the word before or after it in word timings (faster-whisper's defaults)."""
 
 
+def load_whisper_model(path: str | os.PathLike[str], compute_type: str = "int8", cpu_threads: int = 0,
+                       num_workers: int = 1, user: str = "Whisper") -> Any:
+    """A faster-whisper WhisperModel from a local CTranslate2 directory (never from a model hub), on the CPU.
+
+    `num_workers` threads of the process may decode at the same time (the weights are shared). `user` names
+    what needs the model in the error raised when faster-whisper is not installed; a directory that holds no
+    model raises ModelMissingError too."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        from faster_whisper import WhisperModel
+    except ImportError:
+        raise ModelMissingError(f"{user} needs faster-whisper: run `pip install faster-whisper`") from None
+    t0 = time.perf_counter()
+    try:
+        model = WhisperModel(str(path), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads,
+                             num_workers=num_workers, local_files_only=True)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise ModelMissingError(f"cannot load the Whisper model at {path} ({exc}): give a CTranslate2 "
+                                "Whisper model directory or use 'tiny.en'") from None
+    log.info("whisper model %s loaded in %.2f s", os.path.basename(path), time.perf_counter() - t0)
+    return model
+
+
 class WhisperRecognizer(SpeechRecognizer):
     name = "whisper"
     capabilities = AsrCapabilities(streaming=False, partials=False, sample_rates_hz=(WHISPER_RATE_HZ,),
@@ -90,21 +113,8 @@ class WhisperRecognizer(SpeechRecognizer):
                  turn_decoder: bool = True, window_s: float = 30.0) -> None:
         from models.registry import whisper_model_dir
 
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         path = whisper_model_dir(model or "tiny.en")
-        try:
-            from faster_whisper import WhisperModel
-        except ImportError:
-            raise ModelMissingError("the Whisper backend needs faster-whisper: "
-                                    "run `pip install faster-whisper`") from None
-        t0 = time.perf_counter()
-        try:
-            self._model = WhisperModel(str(path), device="cpu", compute_type=compute_type,
-                                       cpu_threads=cpu_threads, local_files_only=True)
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise ModelMissingError(f"cannot load the Whisper model at {path} ({exc}): give a CTranslate2 "
-                                    "Whisper model directory or use 'tiny.en'") from None
-        log.info("whisper model %s loaded in %.2f s", path.name, time.perf_counter() - t0)
+        self._model = load_whisper_model(path, compute_type, cpu_threads, user="the Whisper backend")
         self.model_path = path
         self.beam_size = beam_size
         self.language = language

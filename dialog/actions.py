@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
-class Say:
-    text: str
-    barge_in: bool = True
+class Prompt:
+    """Something the caller hears: a text to say or a recording to play."""
+
+    barge_in: bool = field(default=True, kw_only=True)
     """Whether caller speech may interrupt this prompt."""
 
 
 @dataclass(frozen=True)
-class Play:
+class Say(Prompt):
+    text: str
+
+
+@dataclass(frozen=True)
+class Play(Prompt):
     path: str
-    barge_in: bool = True
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,31 @@ import sys
 import time
 from pathlib import Path
 
+from asr.errors import AsrError
+from dialog.errors import DialogError, FlowError
 from ivr.call.events import BargeIn, CallEnded, CallEvent, Dtmf, NoInput, ReplyStarted, Said, Transcript
 from ivr.cliargs import add_model_args, agent_config
 from ivr.errors import IvrError
-from models.errors import AgentError
+from models.errors import AgentError, ModelError
+from telephony.errors import TelephonyError
+from tts.errors import TtsError
+
+PARTS: tuple[tuple[type[AgentError], str], ...] = (
+    (AsrError, "speech recognition"),
+    (TtsError, "speech synthesis"),
+    (FlowError, "call flow"),
+    (DialogError, "dialog"),
+    (TelephonyError, "telephony"),
+    (ModelError, "model"),
+)
+"""Each package's error base and the part of the agent it names, the more specific first; an application
+error (IvrError: a bad argument, config or store) or any other AgentError is an `error`."""
+
+
+def error_line(exc: AgentError) -> str:
+    """The one line a user sees for `exc`: `ivr: speech recognition: MESSAGE`, `ivr: error: MESSAGE`, ..."""
+    part = next((name for kind, name in PARTS if isinstance(exc, kind)), "error")
+    return f"ivr: {part}: {exc}"
 
 
 def _print_event(event: CallEvent) -> None:
@@ -134,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except AgentError as exc:
-        print(f"ivr: error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

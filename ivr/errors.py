@@ -1,4 +1,5 @@
-"""Errors of the applications; the `ivr` command prints any `AgentError` as one line, never a traceback."""
+"""Errors of the applications; the `ivr` command prints any `AgentError` as one line naming the part that
+failed (`ivr.cli.error_line`), never a traceback."""
 
 from models.errors import AgentError
 

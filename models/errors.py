@@ -2,7 +2,8 @@
 
 Every package has its own error base (`asr.errors.AsrError`, `tts.errors.TtsError`,
 `dialog.errors.DialogError`, `telephony.errors.TelephonyError`, `ivr.errors.IvrError`); all derive from
-`AgentError`, so the `ivr` command maps any of them to `ivr: error: MESSAGE`, never a traceback.
+`AgentError`, so the `ivr` command prints any of them as one line that names the part that failed
+(`ivr: speech recognition: MESSAGE`, `ivr: model: MESSAGE`, ...; `ivr.cli.error_line`), never a traceback.
 """
 
 

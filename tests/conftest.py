@@ -1,11 +1,15 @@
-"""Shared test fixtures: where ../shared lives, and small audio helpers."""
+"""Shared test fixtures: where ../shared lives, and the bank flow's dialog machine."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from dialog.machine import Machine
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("IVR_SHARED_DIR", REPO.parent / "shared"))
@@ -19,3 +23,12 @@ def shared_data() -> Path:
         pytest.skip(f"shared data not found at {data}: clone the project with ../shared beside it "
                     "or set IVR_SHARED_DIR")
     return data
+
+
+@pytest.fixture(scope="module")
+def machine() -> Machine:
+    """The dialog machine of the bundled bank flow (its states are values, so tests can share it)."""
+    from dialog.flow import load_default_flow
+    from dialog.machine import Machine
+
+    return Machine(load_default_flow())

@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from asr.base import AsrCapabilities, RecognitionOptions, RecognizerStream, SpeechRecognizer
+from asr.base import RecognitionOptions
 from asr.factory import FallbackRecognizer, load_recognizer
 from asr.whisper import WhisperRecognizer
 from ivr.wer import wer
@@ -15,6 +15,7 @@ from models.errors import AgentError, ModelMissingError
 from telephony.audio.audiofile import read_audio
 from telephony.audio.frame import split
 from telephony.audio.resample import resample
+from tests.fakes import BrokenRecognizer
 
 PROMPTS = ["agent-pass.flac", "cannot-complete-as-dialed.flac", "check-number-dial-again.flac",
            "auth-incorrect.flac", "agent-newlocation.flac"]
@@ -112,36 +113,9 @@ def test_hotwords_when_asked_for_keep_long_prompts_right(manifest):
 def test_fallback_recognizer_uses_the_secondary_when_the_primary_fails(whisper, manifest):
     path, text = manifest["agent-pass.flac"]
     clip = read_audio(path)
-    for broken in (_Broken(fail_on="accept"), _Broken(fail_on="finish"), _Broken(fail_on="stream")):
+    for broken in (BrokenRecognizer("accept"), BrokenRecognizer("finish"), BrokenRecognizer("stream")):
         result = FallbackRecognizer(broken, whisper).transcribe(clip.mono(), clip.sample_rate_hz)
         assert wer([text], [result.text]) <= 0.3, broken.fail_on
-
-
-class _Broken(SpeechRecognizer):
-    """A backend that crashes (a failing primary, not a stand-in for a model)."""
-
-    capabilities = AsrCapabilities(streaming=True, partials=False)
-
-    def __init__(self, fail_on: str) -> None:
-        self.fail_on = fail_on
-
-    def stream(self, sample_rate_hz, options=None):
-        if self.fail_on == "stream":
-            raise RuntimeError("backend down")
-        return _BrokenStream(self.fail_on)
-
-
-class _BrokenStream(RecognizerStream):
-    def __init__(self, fail_on: str) -> None:
-        self.fail_on = fail_on
-
-    def accept(self, pcm):
-        if self.fail_on == "accept":
-            raise RuntimeError("backend down")
-        return None
-
-    def finish(self):
-        raise RuntimeError("backend down")
 
 
 def test_missing_model_path_is_a_helpful_error(tmp_path):

@@ -10,6 +10,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from asr.errors import AsrError
+from dialog.errors import DialogError, FlowError
+from ivr.cli import error_line, main
+from ivr.errors import IvrError
+from models.errors import AgentError, ModelMissingError
+from telephony.errors import AudioFileError, TelephonyError
+from tts.errors import TtsError
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -18,29 +26,54 @@ def ivr(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
                           cwd=cwd or REPO, timeout=600)
 
 
-def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+def one_line_error(proc: subprocess.CompletedProcess[str], part: str) -> str:
+    """The one line on stderr, which names the `part` of the agent that failed."""
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("ivr: error: ")
+    assert lines[0].startswith(f"ivr: {part}: "), lines[0]
     return lines[0]
+
+
+@pytest.mark.parametrize(("error", "line"), [
+    (AsrError("decoder crashed"), "ivr: speech recognition: decoder crashed"),
+    (TtsError("no voice"), "ivr: speech synthesis: no voice"),
+    (FlowError("flow.yaml, line 2: bad"), "ivr: call flow: flow.yaml, line 2: bad"),
+    (DialogError("bad FAQ file"), "ivr: dialog: bad FAQ file"),
+    (AudioFileError("x.wav: empty"), "ivr: telephony: x.wav: empty"),
+    (TelephonyError("port in use"), "ivr: telephony: port in use"),
+    (ModelMissingError("run setup"), "ivr: model: run setup"),
+    (IvrError("--repeat must be at least 1"), "ivr: error: --repeat must be at least 1"),
+    (AgentError("other"), "ivr: error: other"),
+])
+def test_each_part_names_itself_in_the_error_line(error, line):
+    assert error_line(error) == line
+
+
+def test_main_prints_the_error_line_and_returns_1(monkeypatch, capsys):
+    def fail(args):
+        raise AsrError("decoder crashed")
+
+    monkeypatch.setattr("ivr.cli.cmd_call", fail)
+    assert main(["call", "x.wav"]) == 1
+    assert capsys.readouterr().err == "ivr: speech recognition: decoder crashed\n"
 
 
 def test_non_audio_file(tmp_path):
     bad = tmp_path / "notes.wav"
     bad.write_text("hello, this is not audio\n" * 20)
-    assert "not a readable audio file" in one_line_error(ivr("call", str(bad)))
+    assert "not a readable audio file" in one_line_error(ivr("call", str(bad)), "telephony")
 
 
 def test_empty_file(tmp_path):
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
-    assert "empty" in one_line_error(ivr("call", str(empty)))
+    assert "empty" in one_line_error(ivr("call", str(empty)), "telephony")
 
 
 def test_missing_caller_file(tmp_path):
-    assert "no such file" in one_line_error(ivr("call", str(tmp_path / "nope.wav")))
+    assert "no such file" in one_line_error(ivr("call", str(tmp_path / "nope.wav")), "telephony")
 
 
 def test_flow_with_unknown_state(tmp_path):
@@ -49,7 +82,7 @@ def test_flow_with_unknown_state(tmp_path):
     flow = tmp_path / "flow.yaml"
     flow.write_text(
         "name: broken\nstart: welcome\nnodes:\n  welcome:\n    say: Hello.\n    next: nowhere\n")
-    message = one_line_error(ivr("call", str(wav), "--flow", str(flow)))
+    message = one_line_error(ivr("call", str(wav), "--flow", str(flow)), "call flow")
     assert "nowhere" in message
 
 
@@ -57,14 +90,14 @@ def test_flow_with_unknown_state(tmp_path):
 def test_missing_model_names_what_to_do(tmp_path):
     wav = tmp_path / "x.wav"
     sf.write(wav, np.zeros(8000, dtype=np.int16), 8000)
-    message = one_line_error(ivr("call", str(wav), "--asr-model", str(tmp_path / "no-model")))
+    message = one_line_error(ivr("call", str(wav), "--asr-model", str(tmp_path / "no-model")), "model")
     assert "no-model" in message and "tiny.en" in message
 
 
 def test_bad_script(tmp_path):
     script = tmp_path / "caller.yaml"
     script.write_text("turns:\n  - sya: hello\n")
-    assert "unknown key" in one_line_error(ivr("call", "--script", str(script)))
+    assert "unknown key" in one_line_error(ivr("call", "--script", str(script)), "telephony")
 
 
 @pytest.mark.models

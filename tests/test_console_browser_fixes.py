@@ -13,7 +13,8 @@ import pytest
 
 from ivr.store import StoreWriter
 from tests.browser_support import chromium, serve_console
-from tests.import_support import EchoRecognizer, HalvesDiarizer, mono_wav
+from tests.fakes import CannedRecognizer, HalvesDiarizer
+from tests.import_support import mono_wav
 from tests.test_store_support import add_call, call_events, console_store, stereo_wav
 
 pytestmark = [pytest.mark.slow]
@@ -54,7 +55,7 @@ def site(tmp_path_factory):
                  reason="caller asked for an agent")
         for i in range(6):
             add_call(store, f"more{i}", ["opening hours please"], intents=["hours"])
-        mono_id, _how, _n = import_recording(store, mono_wav(tmp / "desk-20260304-050607.wav"), EchoRecognizer(),
+        mono_id, _how, _n = import_recording(store, mono_wav(tmp / "desk-20260304-050607.wav"), CannedRecognizer(),
                                              HalvesDiarizer())
         live = StoreWriter(store, background=False)
         live.apply([(datetime.now(UTC), e) for e in call_events("live1", ["hello"], ended=False)])

@@ -19,20 +19,7 @@ from dialog.events import (
 )
 from dialog.flow import load_default_flow, load_flow
 from dialog.machine import DialogState, Machine
-
-
-@pytest.fixture(scope="module")
-def machine() -> Machine:
-    return Machine(load_default_flow())
-
-
-def says(actions) -> list[str]:
-    return [action.text for action in actions if isinstance(action, Say)]
-
-
-def at_menu(machine: Machine) -> DialogState:
-    state, _ = machine.start()
-    return state
+from tests.dialog_support import at_menu, says
 
 
 def run(machine: Machine, *events):

@@ -63,34 +63,38 @@ def broken(old: str, new: str) -> str:
     return GOOD.replace(old, new)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    (broken("say: Say balance.", "say: [Say balance."), r"line \d+, column \d+: invalid YAML"),
-    (broken("goto: done}", "goto: dnoe}"), r"unknown node 'dnoe' \(did you mean 'done'\?\)"),
-    (broken("start: menu", "start: main"), r"'start' goes to unknown node 'main'"),
-    (broken("    expect:", "    expcet:"),
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("say: Say balance.", "say: [Say balance.", r"line \d+, column \d+: invalid YAML"),
+    ("goto: done}", "goto: dnoe}", r"unknown node 'dnoe' \(did you mean 'done'\?\)"),
+    ("start: menu", "start: main", r"'start' goes to unknown node 'main'"),
+    ("    expect:", "    expcet:",
      r"line 8: node 'menu' has unknown key 'expcet' \(did you mean 'expect'\?\)"),
-    (broken("say: Say balance.", "say: ''"), r"node 'menu' 'say' is empty"),
-    (broken("say: Say balance.", "say: []"), r"node 'menu' 'say' is empty"),
-    (broken("say: Say balance.", "say:"), r"node 'menu' 'say' is empty"),
-    (broken(AGENT, "    say: Hi."), r"node 'agent' needs one of 'expect', 'next'"),
-    (broken(AGENT, "    transfer: {}"), r"node 'agent' 'transfer' has no 'reason'"),
-    (broken("{keywords: [balance]", "{keywords: [yes]"), r"quote words like 'yes'"),
-    (broken("digits: 1,", "digits: one,"), r"'digits' of the choice 'done' .* must be keypad keys"),
-    (broken("{keywords: [balance]", "{regex: '(', keywords: [balance]"), r"not a valid regular expression"),
-    (broken("nodes:", "setings: {}\nnodes:"),
+    ("say: Say balance.", "say: ''", r"node 'menu' 'say' is empty"),
+    ("say: Say balance.", "say: []", r"node 'menu' 'say' is empty"),
+    ("say: Say balance.", "say:", r"node 'menu' 'say' is empty"),
+    (AGENT, "    say: Hi.", r"node 'agent' needs one of 'expect', 'next'"),
+    (AGENT, "    transfer: {}", r"node 'agent' 'transfer' has no 'reason'"),
+    ("{keywords: [balance]", "{keywords: [yes]", r"quote words like 'yes'"),
+    ("digits: 1,", "digits: one,", r"'digits' of the choice 'done' .* must be keypad keys"),
+    ("{keywords: [balance]", "{regex: '(', keywords: [balance]", r"not a valid regular expression"),
+    ("nodes:", "setings: {}\nnodes:",
      r"the flow has unknown key 'setings' \(did you mean 'settings'\?\)"),
-    (broken("nodes:", "settings: {on_max_no_match: shrug}\nnodes:"), r"must be 'transfer' or 'hangup'"),
-    (broken("nodes:", "settings: {max_no_input: -1}\nnodes:"), r"'max_no_input' must be a whole number"),
-    (broken("  agent:\n", "  menu:\n"), r"line 12: duplicate key 'menu'"),
-    (broken(AGENT, "    say: Hi.\n    next: agent"), r"loop through 'next'"),
-    (broken(AGENT, "    next: menu\n    hangup: {reason: x}"), r"give it only one"),
-    ("just text", r"a flow must be a mapping"),
+    ("nodes:", "settings: {on_max_no_match: shrug}\nnodes:", r"must be 'transfer' or 'hangup'"),
+    ("nodes:", "settings: {max_no_input: -1}\nnodes:", r"'max_no_input' must be a whole number"),
+    ("  agent:\n", "  menu:\n", r"line 12: duplicate key 'menu'"),
+    (AGENT, "    say: Hi.\n    next: agent", r"loop through 'next'"),
+    (AGENT, "    next: menu\n    hangup: {reason: x}", r"give it only one"),
 ])
-def test_broken_flows_get_one_clear_line(text, message):
+def test_broken_flows_get_one_clear_line(old, new, message):
     with pytest.raises(FlowError, match=message) as caught:
-        load_flow(text if "\n" in text else text + "\n")
+        load_flow(broken(old, new))
     assert "\n" not in str(caught.value)
     assert str(caught.value).startswith("<flow text>")
+
+
+def test_a_flow_that_is_no_mapping_gets_one_clear_line():
+    with pytest.raises(FlowError, match=r"^<flow text>: a flow must be a mapping with 'start' and 'nodes'$"):
+        load_flow("just text\n")
 
 
 def test_the_file_name_is_in_the_error(tmp_path: Path):

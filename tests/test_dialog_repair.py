@@ -7,28 +7,15 @@ from __future__ import annotations
 import pytest
 
 from dialog import Machine, load_default_flow
-from dialog.actions import Hangup, Listen, Say, Transfer
+from dialog.actions import Hangup, Listen, Transfer
 from dialog.events import DigitsEntered, FaqCandidate, NoInput, Utterance
 from dialog.machine import DialogState
+from tests.dialog_support import at_menu, says
 
 INTENTS = ("balance", "lost_card", "hours", "statement", "agent", "goodbye", "yes", "no")
 """What the bank flow's intent model knows (besides out of scope and its FAQ labels)."""
 NEW_CARD = "New cards arrive by post within five to seven business days."
 OPEN_ACCOUNT = "You can open an account in the app in about ten minutes, with a photo ID and proof of address."
-
-
-@pytest.fixture(scope="module")
-def machine() -> Machine:
-    return Machine(load_default_flow())
-
-
-def says(actions) -> list[str]:
-    return [a.text for a in actions if isinstance(a, Say)]
-
-
-def menu(machine: Machine) -> DialogState:
-    state, _ = machine.start()
-    return state
 
 
 def heard(text: str, confidence: float = 0.9, faqs: tuple[FaqCandidate, ...] = (), **ranking: float) -> Utterance:
@@ -48,7 +35,7 @@ def heard(text: str, confidence: float = 0.9, faqs: tuple[FaqCandidate, ...] = (
 def test_a_card_that_has_not_come_is_a_faq_not_a_lost_card(machine):
     turn = heard("the replacement card you posted still isn't here", lost_card=0.06,
                  faqs=(FaqCandidate("new_card_delivery", 0.88, NEW_CARD),))
-    state, actions = machine.step(menu(machine), turn)
+    state, actions = machine.step(at_menu(machine), turn)
     assert not state.ended and state.node == "main_menu"
     assert says(actions) == [NEW_CARD, "Did that answer your question?"]
     assert state.last_faq == "new_card_delivery"
@@ -57,27 +44,27 @@ def test_a_card_that_has_not_come_is_a_faq_not_a_lost_card(machine):
 def test_opening_an_account_is_not_the_opening_hours(machine):
     turn = heard("what do I need for opening a joint account", hours=0.03,
                  faqs=(FaqCandidate("open_account", 0.9, OPEN_ACCOUNT),))
-    state, actions = machine.step(menu(machine), turn)
+    state, actions = machine.step(at_menu(machine), turn)
     assert says(actions)[0] == OPEN_ACCOUNT and state.last_faq == "open_account"
 
 
 def test_a_keyword_tips_an_undecided_model(machine):
-    state, actions = machine.step(menu(machine), heard("I've lost my Visa", lost_card=0.45))
+    state, actions = machine.step(at_menu(machine), heard("I've lost my Visa", lost_card=0.45))
     assert state.node == "card_lost" and actions[-1] == Transfer("sip:cards@agents", "lost-card")
 
 
 def test_a_confident_model_takes_a_request_without_keywords(machine):
-    state, _ = machine.step(menu(machine), heard("what have I got in my current account", balance=0.9))
+    state, _ = machine.step(at_menu(machine), heard("what have I got in my current account", balance=0.9))
     assert state.node == "balance"
 
 
 def test_a_doubtful_request_is_confirmed_with_its_spoken_name(machine):
-    state, actions = machine.step(menu(machine), heard("the money thing", balance=0.4))
+    state, actions = machine.step(at_menu(machine), heard("the money thing", balance=0.4))
     assert says(actions) == ["Did you mean your balance?"] and actions[-1].kind == "confirm"
 
 
 def test_a_spoken_key_alone_still_selects(machine):
-    state, _ = machine.step(menu(machine), heard("two", hours=0.7))
+    state, _ = machine.step(at_menu(machine), heard("two", hours=0.7))
     assert state.node == "card_lost"
 
 
@@ -91,7 +78,7 @@ def test_a_spoken_key_alone_still_selects(machine):
     ("what time has the branch opened since", "hours"),
 ])
 def test_other_word_forms_match_the_keywords(machine, text, node):
-    state, _ = machine.step(menu(machine), Utterance(text))
+    state, _ = machine.step(at_menu(machine), Utterance(text))
     assert state.node == node
 
 
@@ -117,7 +104,7 @@ def test_every_listening_node_hands_over_on_request(machine, text):
 
 
 def test_after_a_faq_answer_all_set_ends_the_call_well(machine):
-    state, _ = machine.step(menu(machine), heard("how long for a new card", faqs=(
+    state, _ = machine.step(at_menu(machine), heard("how long for a new card", faqs=(
         FaqCandidate("new_card_delivery", 0.9, NEW_CARD),)))
     state, actions = machine.step(state, Utterance("yes that's great"))
     assert state.node == "anything_else"
@@ -127,14 +114,14 @@ def test_after_a_faq_answer_all_set_ends_the_call_well(machine):
 
 
 def test_a_faq_answer_confirmed_and_finished_in_one_breath(machine):
-    state, _ = machine.step(menu(machine), heard("how long for a new card", faqs=(
+    state, _ = machine.step(at_menu(machine), heard("how long for a new card", faqs=(
         FaqCandidate("new_card_delivery", 0.9, NEW_CARD),)))
     state, actions = machine.step(state, Utterance("yes thanks, that's all"))
     assert state.node == "goodbye" and actions[-1] == Hangup("completed")
 
 
 def test_no_at_the_menu_ends_the_call(machine):
-    state, _ = machine.step(menu(machine), Utterance("no thanks"))
+    state, _ = machine.step(at_menu(machine), Utterance("no thanks"))
     assert state.node == "goodbye"
 
 
@@ -142,7 +129,7 @@ def test_no_at_the_menu_ends_the_call(machine):
 
 
 def asked_about_balance(machine: Machine) -> DialogState:
-    state, _ = machine.step(menu(machine), heard("the money thing", balance=0.4))
+    state, _ = machine.step(at_menu(machine), heard("the money thing", balance=0.4))
     assert state.pending.startswith("choice:")
     return state
 
@@ -169,9 +156,9 @@ def test_a_low_confidence_recognition_is_confirmed_first(machine):
     flow = load_default_flow()
     from dataclasses import replace
     careful = Machine(replace(flow, settings=replace(flow.settings, confirm_below_asr_confidence=0.5)))
-    state, actions = careful.step(menu(careful), heard("balance", confidence=0.3, balance=0.9))
+    state, actions = careful.step(at_menu(careful), heard("balance", confidence=0.3, balance=0.9))
     assert state.node == "main_menu" and says(actions) == ["Did you mean your balance?"]
-    state, _ = careful.step(menu(careful), heard("balance", confidence=0.8, balance=0.9))
+    state, _ = careful.step(at_menu(careful), heard("balance", confidence=0.8, balance=0.9))
     assert state.node == "balance"
 
 
@@ -179,7 +166,7 @@ def test_a_low_confidence_recognition_is_confirmed_first(machine):
 
 
 def test_misses_are_repaired_narrower_each_time_before_a_person(machine):
-    state = menu(machine)
+    state = at_menu(machine)
     prompts = []
     for count in (1, 2, 3):
         state, actions = machine.step(state, heard("hmm the purple thing", oos=0.9))
@@ -194,14 +181,14 @@ def test_misses_are_repaired_narrower_each_time_before_a_person(machine):
 
 
 def test_keys_offered_in_a_repair_work(machine):
-    state, _ = machine.step(menu(machine), heard("erm the thing", oos=0.9))
+    state, _ = machine.step(at_menu(machine), heard("erm the thing", oos=0.9))
     state, _ = machine.step(state, heard("the other thing", oos=0.9))
     state, _ = machine.step(state, DigitsEntered("1"))
     assert state.node == "balance"
 
 
 def test_silence_still_hangs_up_after_the_no_input_reprompts(machine):
-    state = menu(machine)
+    state = at_menu(machine)
     for _ in range(2):
         state, _ = machine.step(state, NoInput())
     state, actions = machine.step(state, NoInput())
@@ -212,7 +199,7 @@ def test_silence_still_hangs_up_after_the_no_input_reprompts(machine):
 
 
 def at_account_number(machine: Machine) -> DialogState:
-    state, _ = machine.step(menu(machine), Utterance("statement"))
+    state, _ = machine.step(at_menu(machine), Utterance("statement"))
     assert state.node == "statement_account"
     return state
 

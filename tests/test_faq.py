@@ -10,6 +10,7 @@ from dialog.events import Utterance
 from dialog.nlu.faq import load_faq
 from dialog.nlu.understand import Nlu
 from models.errors import AgentError
+from tests.dialog_support import at_menu
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +45,6 @@ def test_bad_faq_file_names_the_problem(tmp_path):
     bad.write_text("entries:\n  - question: only a question\n")
     with pytest.raises(AgentError, match="entry 1 needs"):
         load_faq(bad)
-
-
-def at_menu(machine):
-    state, _ = machine.start()
-    return state
 
 
 def test_flow_speaks_the_answer_then_asks_if_it_helped():

@@ -6,26 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asr.base import SpeechRecognizer, Transcript, Word
 from ivr.importer import import_recording, speaker_segments
 from ivr.store import CallFilter, Store
 from telephony.audio.audiofile import write_wav
 from tests.diarization_support import RATE_HZ, conversation
+from tests.fakes import CannedRecognizer
 from tests.test_store_support import store_config
 
-
-class CountingRecognizer(SpeechRecognizer):
-    """Says how long each piece is, so turns can be checked without a model."""
-
-    name = "counting"
-
-    def stream(self, sample_rate_hz, options=None):  # pragma: no cover - not used
-        raise NotImplementedError
-
-    def transcribe(self, samples, sample_rate_hz, options=None):
-        seconds = len(samples) / sample_rate_hz
-        return Transcript(f"piece of {seconds:.1f} seconds account 12345678", 0.9,
-                          (Word("piece", 0.0, 0.3, 0.9),))
+COUNTING = CannedRecognizer("piece of {seconds:.1f} seconds account 12345678")
+"""Says how long each piece is, so turns can be checked without a model."""
 
 
 def _stereo(shared_data, tmp_path):
@@ -56,7 +45,7 @@ def test_mono_import_is_diarized_and_stored(shared_data, tmp_path):
     path = write_wav(tmp_path / "mono.wav", audio, RATE_HZ)
     store = Store(store_config(tmp_path))
     try:
-        call_id, how, turns = import_recording(store, path, CountingRecognizer())
+        call_id, how, turns = import_recording(store, path, COUNTING)
         assert how == "mfcc" and turns == 12
         call = store.get_call(call_id)
         assert [t["speaker"] for t in call["turns"]] == ["agent", "caller"] * 6
@@ -66,7 +55,7 @@ def test_mono_import_is_diarized_and_stored(shared_data, tmp_path):
         assert call["source"] == "import" and call["outcome"] == "imported"
         assert call["recordings"][0]["encrypted"] is True and store.read_recording(call_id)[:4] == b"RIFF"
         assert [c["id"] for c in store.list_calls(CallFilter(text="piece"))] == [call_id]
-        again, _, _ = import_recording(store, path, CountingRecognizer())
+        again, _, _ = import_recording(store, path, COUNTING)
         assert again == call_id and store.count_calls() == 1  # importing again replaces the call
     finally:
         store.close()

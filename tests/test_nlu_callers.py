@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from dialog import Machine, load_default_flow
-from dialog.actions import Say, Transfer
+from dialog import Machine
+from dialog.actions import Transfer
 from dialog.events import Utterance
 from dialog.machine import DialogState
 from dialog.nlu.faq import load_faq
@@ -15,6 +15,7 @@ from dialog.nlu.model import default_model_dir
 from dialog.nlu.understand import Nlu
 from ivr.train.nlu.data import read_examples
 from ivr.train.nlu.turns_eval import evaluate_turns, summarize
+from tests.dialog_support import says
 
 pytestmark = pytest.mark.models
 
@@ -22,11 +23,6 @@ pytestmark = pytest.mark.models
 @pytest.fixture(scope="module")
 def nlu() -> Nlu:
     return Nlu.load()
-
-
-@pytest.fixture(scope="module")
-def machine() -> Machine:
-    return Machine(load_default_flow())
 
 
 def step(machine: Machine, nlu: Nlu, text: str, node: str = "main_menu") -> tuple[DialogState, list]:
@@ -65,7 +61,7 @@ def test_faq_questions_get_the_right_answer_not_a_neighbour_or_a_choice(machine,
     state, actions = step(machine, nlu, text)
     assert not state.ended and state.last_faq == entry, nlu.understand(text)
     answer = next(e.answer for e in load_faq().entries if e.id == entry)
-    assert [a.text for a in actions if isinstance(a, Say)] == [answer, "Did that answer your question?"]
+    assert says(actions) == [answer, "Did that answer your question?"]
 
 
 def test_a_card_that_has_not_arrived_is_not_sent_to_the_card_team(machine, nlu):

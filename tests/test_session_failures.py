@@ -7,7 +7,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-from asr.base import AsrCapabilities, RecognitionOptions, RecognizerStream, SpeechRecognizer, Transcript
 from dialog.flow import load_default_flow
 from dialog.machine import Machine
 from ivr.call.events import AsrFailed, Said, TtsFailed
@@ -15,40 +14,10 @@ from ivr.call.services import Services
 from ivr.config import AgentConfig, CallConfig
 from ivr.simulate import simulate_call
 from telephony.wavfile import CallerTurn
-from tts.base import SpeechAudio, Synthesizer, TtsCapabilities
+from tests.fakes import BrokenRecognizer, BrokenSynthesizer
 from tts.factory import load_synthesizer
 
 pytestmark = pytest.mark.models
-
-
-class BrokenStream(RecognizerStream):
-    def accept(self, pcm: bytes) -> Transcript | None:
-        return None
-
-    def finish(self) -> Transcript:
-        raise RuntimeError("decoder crashed")
-
-
-class BrokenRecognizer(SpeechRecognizer):
-    """A recognizer whose every decode fails, as a crashed backend would."""
-
-    name = "broken"
-    capabilities = AsrCapabilities(streaming=False, partials=False)
-
-    def stream(self, sample_rate_hz: int, options: RecognitionOptions | None = None) -> RecognizerStream:
-        return BrokenStream()
-
-    def transcribe(self, samples: np.ndarray, sample_rate_hz: int,
-                   options: RecognitionOptions | None = None) -> Transcript:
-        return Transcript("", 0.0)
-
-
-class BrokenSynthesizer(Synthesizer):
-    engine = "broken"
-    capabilities = TtsCapabilities(sample_rate_hz=16000)
-
-    def synthesize(self, text: str) -> SpeechAudio:
-        raise RuntimeError("voice crashed")
 
 
 @pytest.fixture(scope="module")

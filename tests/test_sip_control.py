@@ -35,13 +35,10 @@ def test_rtp_timeout_hold_and_graceful_shutdown(tmp_path):
             ("held", "caller_holds.xml", {"PCAP": tmp_path / "talk.pcap", "TALK_MS": 3500, "HOLD_MS": HOLD_MS}),
             ("silent", "agent_hangs_up.xml", {"PCAP": tmp_path / "short.pcap", "BYE_TIMEOUT_MS": 15000}),
         ):
-            base = sipp.free_media_base()
-            listeners.append(sipp.RtpListener(base + sipp.RTP_OFFSET))
             dirs[name] = tmp_path / name
-            dirs[name].mkdir()
-            procs.append(sipp.start_sipp(sipp.render(template, dirs[name] / "s.xml", **values), port,
-                                         sipp.free_udp_port(),
-                                    base, dirs[name]))
+            proc, listener = sipp.start_caller(dirs[name], template, port, **values)
+            procs.append(proc)
+            listeners.append(listener)
         held, silent = procs
         started = time.monotonic()
         rc, err = sipp.finish_sipp(silent, 30)
@@ -52,9 +49,7 @@ def test_rtp_timeout_hold_and_graceful_shutdown(tmp_path):
         time.sleep(max(0.0, 7.5 - (time.monotonic() - started)))  # the held caller is on hold now
         server.send_signal(signal.SIGTERM)
         time.sleep(1.0)
-        (tmp_path / "late").mkdir()
-        late = sipp.start_sipp(sipp.render("expect_503.xml", tmp_path / "late" / "s.xml"), port, sipp.free_udp_port(),
-                          sipp.free_media_base(), tmp_path / "late")
+        late = sipp.start_call(tmp_path / "late", "expect_503.xml", port)
         procs.append(late)
         rc, err = sipp.finish_sipp(late, 20)
         assert rc == 0, f"a call during shutdown did not get 503: {err[-500:]}"

@@ -47,18 +47,11 @@ def test_garbage_then_good_call_then_503_above_the_limit(tmp_path):
         _garbage(port)
         time.sleep(0.5)
         assert server.poll() is None, "the agent died on garbage input"
-        base = sipp.free_media_base()
-        listener = sipp.RtpListener(base + sipp.RTP_OFFSET)
-        (tmp_path / "good").mkdir()
-        good = sipp.start_sipp(sipp.render("caller_hangs_up.xml", tmp_path / "good" / "s.xml",
-                                           PCAP=tmp_path / "quiet.pcap",
-                                 INFO_AFTER_MS=3000, INFO_KEY=1, BYE_AFTER_MS=3000), port, sipp.free_udp_port(), base,
-                          tmp_path / "good")
+        good, listener = sipp.start_caller(tmp_path / "good", "caller_hangs_up.xml", port, PCAP=tmp_path / "quiet.pcap",
+                                           INFO_AFTER_MS=3000, INFO_KEY=1, BYE_AFTER_MS=3000)
         procs.append(good)
         time.sleep(1.5)
-        (tmp_path / "over").mkdir()
-        over = sipp.start_sipp(sipp.render("expect_503.xml", tmp_path / "over" / "s.xml"), port, sipp.free_udp_port(),
-                          sipp.free_media_base(), tmp_path / "over")
+        over = sipp.start_call(tmp_path / "over", "expect_503.xml", port)
         procs.append(over)
         assert sipp.finish_sipp(over, 30)[0] == 0, "the call above the limit did not get 503 with Retry-After"
         assert sipp.finish_sipp(good, 60)[0] == 0, "the call within the limit failed"

@@ -46,34 +46,19 @@ def test_simultaneous_calls_complete_the_next_gets_503_and_a_stranger_403(tmp_pa
     procs: list[subprocess.Popen] = []
     listeners: list[sipp.RtpListener] = []
     try:
-        callers = []
         started = time.monotonic()
-        for i in range(CALLS):
-            log_dir = tmp_path / f"caller{i}"
-            proc, listener = sipp.start_caller(log_dir, "caller_hangs_up.xml", port, PCAP=tmp_path / "keys.pcap",
-                                               INFO_AFTER_MS=12500, INFO_KEY=3, BYE_AFTER_MS=3000)
-            listeners.append(listener)
-            procs.append(proc)
-            callers.append((proc, log_dir))
+        dirs = sipp.start_callers(tmp_path, CALLS, "caller_hangs_up.xml", port, procs, listeners,
+                                  PCAP=tmp_path / "keys.pcap", INFO_AFTER_MS=12500, INFO_KEY=3, BYE_AFTER_MS=3000)
         time.sleep(3.0)  # all answered
-        (tmp_path / "over").mkdir()
-        over = sipp.start_sipp(sipp.render("expect_503.xml", tmp_path / "over" / "s.xml"), port, sipp.free_udp_port(),
-                          sipp.free_media_base(), tmp_path / "over")
+        over = sipp.start_call(tmp_path / "over", "expect_503.xml", port)
         procs.append(over)
-        (tmp_path / "stranger").mkdir()
-        stranger = sipp.start_sipp(sipp.render("expect_403.xml", tmp_path / "stranger" / "s.xml"), port,
-                                   sipp.free_udp_port(),
-                              sipp.free_media_base(), tmp_path / "stranger", local_ip="127.0.0.2")
+        stranger = sipp.start_call(tmp_path / "stranger", "expect_403.xml", port, local_ip="127.0.0.2")
         procs.append(stranger)
         rc, err = sipp.finish_sipp(stranger, 30)
         assert rc == 0, f"the call from outside the allow-list did not get 403: {err[-800:]}"
         rc, err = sipp.finish_sipp(over, 30)
         assert rc == 0, f"the call above the limit did not get 503 with Retry-After: {err[-800:]}"
-        failures = []
-        for i, (proc, log_dir) in enumerate(callers):
-            rc, err = sipp.finish_sipp(proc, CALL_TIMEOUT_S)
-            if rc != 0:
-                failures.append(f"caller {i}: rc {rc} {err[-300:]} {sipp.sipp_errors(log_dir, 600)}")
+        failures = sipp.finish_callers(procs[:CALLS], dirs, CALL_TIMEOUT_S)
         wall_s = time.monotonic() - started
         time.sleep(1.0)
     finally:

@@ -66,35 +66,17 @@ def test_eight_calls_through_the_proxy_and_503_for_the_ninth(tmp_path):
     procs: list[subprocess.Popen] = []
     listeners: list[sipp.RtpListener] = []
     try:
-        dirs = []
-        for i in range(CALLS):
-            log_dir = tmp_path / f"caller{i}"
-            proc, listener = sipp.start_caller(log_dir, "caller_routed.xml", port, PCAP=tmp_path / "quiet.pcap",
-                                               INFO_AFTER_MS=7000, INFO_KEY=1, BYE_AFTER_MS=5000)
-            listeners.append(listener)
-            procs.append(proc)
-            dirs.append(log_dir)
+        dirs = sipp.start_callers(tmp_path, CALLS, "caller_routed.xml", port, procs, listeners,
+                                  PCAP=tmp_path / "quiet.pcap", INFO_AFTER_MS=7000, INFO_KEY=1, BYE_AFTER_MS=5000)
         time.sleep(3.0)  # all eight answered
-        over_dir = tmp_path / "over"
-        over_dir.mkdir()
-        over = sipp.start_sipp(sipp.render("expect_503.xml", over_dir / "s.xml"), port, sipp.free_udp_port(),
-                               sipp.free_media_base(),
-                          over_dir)
+        over = sipp.start_call(tmp_path / "over", "expect_503.xml", port)
         procs.append(over)
-        stranger_dir = tmp_path / "stranger"
-        stranger_dir.mkdir()
-        stranger = sipp.start_sipp(sipp.render("expect_403.xml", stranger_dir / "s.xml"), port, sipp.free_udp_port(),
-                              sipp.free_media_base(), stranger_dir, local_ip="127.0.0.2")
+        stranger = sipp.start_call(tmp_path / "stranger", "expect_403.xml", port, local_ip="127.0.0.2")
         procs.append(stranger)
         assert sipp.finish_sipp(stranger, 20)[0] == 0, "the call from outside the allow-list did not get 403"
-        assert sipp.finish_sipp(over,
-                                20)[0] == 0, "call 9 did not get 503 with Retry-After: " + sipp.sipp_errors(over_dir)
-        failures = []
-        deadline = time.monotonic() + CALL_TIMEOUT_S
-        for i, proc in enumerate(procs[:CALLS]):
-            rc, err = sipp.finish_sipp(proc, max(1.0, deadline - time.monotonic()))
-            if rc != 0:
-                failures.append(f"caller {i}: rc {rc} {err[-300:]} {sipp.sipp_errors(dirs[i], 800)}")
+        assert sipp.finish_sipp(over, 20)[0] == 0, ("call 9 did not get 503 with Retry-After: "
+                                                    + sipp.sipp_errors(tmp_path / "over"))
+        failures = sipp.finish_callers(procs[:CALLS], dirs, CALL_TIMEOUT_S)
         calls_s = time.monotonic() - t0 - started_s
         time.sleep(1.0)  # sip.json is written once each session has closed
     finally:

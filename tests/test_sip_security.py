@@ -137,9 +137,7 @@ def test_register_with_digest_tls_options_and_mandatory_srtp(tmp_path):
 
         assert _tls_options(tls_port, cert) == "SIP/2.0 200 OK"
 
-        (tmp_path / "plain").mkdir()
-        plain = sipp.start_sipp(sipp.render("expect_refused.xml", tmp_path / "plain" / "s.xml", STATUS=488), port,
-                           sipp.free_udp_port(), sipp.free_media_base(), tmp_path / "plain")
+        plain = sipp.start_call(tmp_path / "plain", "expect_refused.xml", port, STATUS=488)
         procs.append(plain)
         assert sipp.finish_sipp(plain, 20)[0] == 0, "a plain RTP offer was not refused with 488 under --srtp mandatory"
         assert server.poll() is None
@@ -165,13 +163,8 @@ def test_optional_srtp_answers_a_plain_rtp_call(tmp_path):
     listener = None
     call = None
     try:
-        base = sipp.free_media_base()
-        listener = sipp.RtpListener(base + sipp.RTP_OFFSET)
-        (tmp_path / "call").mkdir()
-        call = sipp.start_sipp(sipp.render("caller_hangs_up.xml", tmp_path / "call" / "s.xml",
-                                           PCAP=tmp_path / "quiet.pcap",
-                                 INFO_AFTER_MS=1500, INFO_KEY=1, BYE_AFTER_MS=1500), port, sipp.free_udp_port(), base,
-                          tmp_path / "call")
+        call, listener = sipp.start_caller(tmp_path / "call", "caller_hangs_up.xml", port, PCAP=tmp_path / "quiet.pcap",
+                                           INFO_AFTER_MS=1500, INFO_KEY=1, BYE_AFTER_MS=1500)
         assert sipp.finish_sipp(call, 40)[0] == 0, "the plain RTP call failed under --srtp optional"
         assert listener.packets, "the answered call got no RTP"
     finally:

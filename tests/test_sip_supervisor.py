@@ -33,7 +33,7 @@ from telephony.sip.config import SipConfig
 from tests.sip.listener import DatagramListener, udp_socket
 from tests.sip.rtp_pcap import quiet_pcap
 from tests.sip.serve import call_events, start_server, tear_down
-from tests.sip.sipp import finish_sipp, free_media_base, free_udp_port, render, require_sipp, sipp_errors, start_sipp
+from tests.sip.sipp import finish_sipp, require_sipp, sipp_errors, start_call
 
 REPO = Path(__file__).resolve().parents[1]
 KAMAILIO = shutil.which("kamailio", path="/usr/sbin:/usr/bin:/sbin")
@@ -226,10 +226,8 @@ def _worker_pids(supervisor_pid: int) -> dict[int, int]:
 
 def _caller(tmp_path: Path, name: str, port: int, pcap: Path, talk_ms: int, after_ms: int):
     log_dir = tmp_path / name
-    log_dir.mkdir()
-    scenario = render("caller_routed.xml", log_dir / "s.xml", PCAP=pcap, INFO_AFTER_MS=talk_ms, INFO_KEY=1,
-                      BYE_AFTER_MS=after_ms)
-    return start_sipp(scenario, port, free_udp_port(), free_media_base(), log_dir), log_dir
+    return start_call(log_dir, "caller_routed.xml", port, PCAP=pcap, INFO_AFTER_MS=talk_ms, INFO_KEY=1,
+                      BYE_AFTER_MS=after_ms), log_dir
 
 
 def _call_meta(calls: Path, sipp_pid: int, timeout_s: float = 15.0) -> dict:

@@ -78,28 +78,25 @@ class _Webhook:
         self.server.server_close()
 
 
+def _presses(ssrc: int, key: str) -> CallerTrack:
+    """A caller who waits out the greeting (8 s) and presses `key`."""
+    track = CallerTrack(ssrc=ssrc)
+    track.silence(8.0)
+    track.key(key)
+    return track
+
+
 @pytest.fixture(scope="module")
 def transfers(tmp_path_factory):
     sipp.require_sipp()
     work = tmp_path_factory.mktemp("transfer")
-    tracks = {}
-    accepted = CallerTrack(ssrc=0x31313131)
-    accepted.silence(8.0)
-    accepted.key("0")
-    accepted.silence(25.0)
-    tracks["accepted"] = accepted
-    bridged = CallerTrack(ssrc=0x32323232)
-    bridged.silence(8.0)
-    bridged.key("0")
-    bridged.silence(4.0)
-    bridged.audio(_tone(CALLER_TONE_HZ, 16.0))
-    bridged.silence(5.0)
-    tracks["bridged"] = bridged
-    callback = CallerTrack(ssrc=0x33333333)
-    callback.silence(8.0)
-    callback.key("2")
-    callback.silence(35.0)
-    tracks["callback"] = callback
+    tracks = {"accepted": _presses(0x31313131, "0"), "bridged": _presses(0x32323232, "0"),
+              "callback": _presses(0x33333333, "2")}
+    tracks["accepted"].silence(25.0)
+    tracks["bridged"].silence(4.0)
+    tracks["bridged"].audio(_tone(CALLER_TONE_HZ, 16.0))
+    tracks["bridged"].silence(5.0)
+    tracks["callback"].silence(35.0)
     for name, track in tracks.items():
         track.write_pcap(work / f"{name}.pcap")
     human_voice = CallerTrack(ssrc=0x44444444)

@@ -27,6 +27,7 @@ from tests.test_store_support import (
     add_call,
     call_events,
     postgres_server,
+    sip_session,
     stereo_wav,
     store_config,
     utc_days_ago,
@@ -283,17 +284,13 @@ def test_ivr_call_is_stored(tmp_path):
 
 def test_sip_observer_stores_a_call_with_its_caller(tmp_path):
     """What `ivr serve` does per call: a writer subscribed to the session's log, finished when it closes."""
-    from types import SimpleNamespace
-
-    from ivr.call.eventlog import EventLog
     from ivr.store.hook import SipStoreObserver, caller_number
-    from telephony.clock import VirtualClock
 
     assert caller_number('"Alice" <sip:+1-555-010-1234@10.0.0.1:5060>;tag=x') == "+1-555-010-1234"
     assert caller_number("sip:anonymous@example.com") is None
     store = Store(store_config(tmp_path))
     try:
-        session = SimpleNamespace(log=EventLog(VirtualClock()), transcript=[])
+        session = sip_session()
         observer = SipStoreObserver(store)
         observer.call_started(session, '"Alice" <sip:+15550101234@10.0.0.1>')
         for event in call_events("sip1", ["hello from the phone"]):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 from dialog.flow import load_default_flow
 from dialog.machine import Machine
@@ -19,7 +18,7 @@ from ivr.config import AgentConfig, CallConfig
 from ivr.store import Store
 from ivr.store.hook import SipStoreObserver
 from telephony.clock import VirtualClock
-from tests.test_store_support import call_events, stereo_wav, store_config
+from tests.test_store_support import call_events, sip_session, stereo_wav, store_config
 
 READ_BACK = "I heard 4 5 1 2 9 8 7. Is that right?"
 SPOKEN = "my account is one two three four five six"
@@ -59,7 +58,7 @@ def test_session_events_file_is_redacted_unless_record_digits(tmp_path):
 
 
 def _sip_call(tmp_path: Path, store: Store, keep_files: bool = False) -> tuple[Path, bytes]:
-    session = SimpleNamespace(log=EventLog(VirtualClock()), transcript=[])
+    session = sip_session()
     observer = SipStoreObserver(store, keep_files=keep_files)
     observer.call_started(session, "<sip:+15550101234@10.0.0.1>")
     for event in call_events("s1", ["my account is 12345678"]):

@@ -25,6 +25,16 @@ TEST_KEY = bytes(range(32))
 RATE_HZ = 8000
 
 
+def sip_session() -> Any:
+    """What a SIP store observer reads of a call's session: its event log (on a virtual clock) and transcript."""
+    from types import SimpleNamespace
+
+    from ivr.call.eventlog import EventLog
+    from telephony.clock import VirtualClock
+
+    return SimpleNamespace(log=EventLog(VirtualClock()), transcript=[])
+
+
 def store_config(tmp: Path, db_url: str | None = None, key: bytes = TEST_KEY) -> StoreConfig:
     return StoreConfig(db_url=db_url or f"sqlite:///{tmp}/ivr.db", data_dir=tmp / "data", recording_key=key,
                        key_file=tmp / "unused.key")

@@ -56,6 +56,15 @@ class Problems:
         text = f"{self.split}/{file.name}: {where}"
         self.lines.append(text if self.split == "heldout" else f"{text}: {detail}")
 
+    def mapping(self, file: Path, where: str, value: Any, keys: set[str] | frozenset[str]) -> bool:
+        """Whether `value` is a mapping, reporting it if not, and each of its keys outside `keys`."""
+        if not isinstance(value, dict):
+            self.add(file, where, "must be a mapping")
+            return False
+        for key in sorted(set(value) - keys):
+            self.add(file, f"{where}.{key}", "unknown key")
+        return True
+
     def report(self) -> None:
         if self.lines:
             pytest.fail(f"{len(self.lines)} problem(s) in suites/bank/{self.split}:\n" + "\n".join(self.lines),
@@ -105,11 +114,8 @@ def _wav_path(file: Path, wav: str) -> Path:
 
 
 def check_caller(file: Path, caller: Any, out: Problems) -> None:
-    if not isinstance(caller, dict):
-        out.add(file, "caller", "must be a mapping")
+    if not out.mapping(file, "caller", caller, CALLER_KEYS):
         return
-    for key in sorted(set(caller) - CALLER_KEYS):
-        out.add(file, f"caller.{key}", "unknown key")
     voice = caller.get("voice")
     if voice not in ("piper", "espeak-ng"):
         out.add(file, "caller.voice", f"{voice!r} is not piper or espeak-ng")
@@ -120,11 +126,8 @@ def check_caller(file: Path, caller: Any, out: Problems) -> None:
     if not _is_number(caller.get("speed")) or not 0.5 <= caller["speed"] <= 2.0:
         out.add(file, "caller.speed", "must be a number from 0.5 to 2")
     line = caller.get("line")
-    if not isinstance(line, dict):
-        out.add(file, "caller.line", "must be a mapping")
+    if not out.mapping(file, "caller.line", line, LINE_KEYS):
         return
-    for key in sorted(set(line) - LINE_KEYS):
-        out.add(file, f"caller.line.{key}", "unknown key")
     if line.get("band") != "telephone" or line.get("codec") not in ("pcmu", "pcma"):
         out.add(file, "caller.line", "every call of this suite is on a telephone line with G.711 (pcmu or pcma)")
     if "noise_snr_db" in line and (not _is_number(line["noise_snr_db"]) or not 15 <= line["noise_snr_db"] <= 30
@@ -163,11 +166,8 @@ def check_turns(file: Path, turns: Any, bank: BankFlow, out: Problems) -> None:
 
 
 def check_react(file: Path, react: Any, out: Problems) -> None:
-    if not isinstance(react, dict):
-        out.add(file, "react", "must be a mapping")
+    if not out.mapping(file, "react", react, REACT_KEYS):
         return
-    for key in sorted(set(react) - REACT_KEYS):
-        out.add(file, f"react.{key}", "unknown key")
     confirm = react.get("confirm")
     if confirm is not None and (not isinstance(confirm, dict) or set(confirm) != {"yes", "no"}
                                 or not all(isinstance(v, str) for v in confirm.values())):

@@ -22,7 +22,6 @@ Trained on acted speech (RAVDESS, TESS) under non-commercial licenses: see model
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,20 +29,19 @@ from typing import Any
 import numpy as np
 
 from dialog.emotion.features import FEATURE_VERSION, Resampler, extract
-from dialog.emotion.text import default_model_dir
+from dialog.emotion.result import EmotionResult
+from dialog.emotion.text import default_model_dir, read_model
 from models.errors import ModelMissingError
 
+TRAIN_COMMAND = "ivr train acoustic-emotion --data ../shared/data/emotion"
 NEGATIVE_WEIGHTS = {"angry": 1.0, "sad": 0.3}
 """How much each class counts towards negativity."""
 
 
 @dataclass(frozen=True)
-class VoiceEmotion:
-    label: str
-    scores: dict[str, float]
-    """Probability per class (they sum to 1)."""
-    negativity: float
-    """0 .. 1: mostly P(angry), a little of P(sad)."""
+class VoiceEmotion(EmotionResult):
+    """The voice's scores sum to 1; its negativity is mostly P(angry), a little of P(sad)."""
+
     audio_s: float
     ood: float | None = None
     """Mahalanobis distance of the turn's features from the human training speakers' (None: no stats)."""
@@ -68,18 +66,13 @@ class AcousticEmotionModel:
         self.resample = resample
         """Brings a turn at another rate to the features' 8 kHz (given by the application)."""
         model_dir = model_dir or default_model_dir()
-        meta_path, weights_path = model_dir / "acoustic-emotion.json", model_dir / "acoustic-emotion.npz"
-        if not meta_path.is_file() or not weights_path.is_file():
-            raise ModelMissingError(f"acoustic emotion model not found in {model_dir}: run "
-                                    "`ivr train acoustic-emotion --data ../shared/data/emotion`")
-        meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta, data = read_model(model_dir, "acoustic-emotion", TRAIN_COMMAND)
         if meta.get("feature_version") != FEATURE_VERSION:
             # the weights would read features they were not trained on: wrong emotions, silently
-            raise ModelMissingError(f"{meta_path}: the acoustic emotion model was trained on features "
-                                    f"{meta.get('feature_version')!r}, this code extracts {FEATURE_VERSION!r}: "
-                                    "retrain it with `ivr train acoustic-emotion --data ../shared/data/emotion`")
-        with np.load(weights_path, allow_pickle=False) as data:
-            self._load(dict(data), meta)
+            raise ModelMissingError(f"{model_dir / 'acoustic-emotion.json'}: the acoustic emotion model was "
+                                    f"trained on features {meta.get('feature_version')!r}, this code extracts "
+                                    f"{FEATURE_VERSION!r}: retrain it with `{TRAIN_COMMAND}`")
+        self._load(data, meta)
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, Any], meta: dict[str, Any]) -> AcousticEmotionModel:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dialog.emotion.acoustic import VoiceEmotion
+from dialog.emotion.result import EmotionResult
 from dialog.emotion.text import TextEmotion
 
 CLASSES: tuple[str, ...] = ("neutral", "happy", "sad", "angry")
@@ -29,12 +30,9 @@ class FusionWeights:
 
 
 @dataclass(frozen=True)
-class TurnEmotion:
-    label: str
-    """neutral, happy, sad or angry ('' when neither side had anything)."""
-    scores: dict[str, float]
-    negativity: float
-    """0 .. 1, for the policy."""
+class TurnEmotion(EmotionResult):
+    """The label is neutral, happy, sad or angry ('' when neither side had anything)."""
+
     voice_negativity: float | None = None
     text_negativity: float | None = None
     voice_weight: float | None = None

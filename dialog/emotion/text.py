@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from dialog.emotion.result import EmotionResult
 from models.errors import ModelMissingError
 from models.registry import bundled_dir
 
@@ -40,33 +41,36 @@ def default_model_dir() -> Path:
     return bundled_dir("emotion")
 
 
+def read_model(model_dir: Path, stem: str, train: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The metadata (`{stem}.json`) and arrays (`{stem}.npz`) of an emotion model stored without pickle;
+    ModelMissingError naming `train`, the command that makes the model, when either file is missing."""
+    meta_path, weights_path = model_dir / f"{stem}.json", model_dir / f"{stem}.npz"
+    if not meta_path.is_file() or not weights_path.is_file():
+        raise ModelMissingError(f"{stem.replace('-', ' ')} model not found in {model_dir}: run `{train}`")
+    meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+    with np.load(weights_path, allow_pickle=False) as data:
+        return meta, dict(data)
+
+
 @dataclass(frozen=True)
-class TextEmotion:
-    label: str
-    """The most likely Ekman emotion."""
-    scores: dict[str, float]
-    """Probability per Ekman emotion (one logistic unit each; they need not sum to 1)."""
+class TextEmotion(EmotionResult):
+    """The words' label is the most likely Ekman emotion; the scores are one logistic unit per Ekman emotion
+    (they need not sum to 1); negativity weighs negative valence and the negative emotions."""
+
     valence: float
     """VADER compound score, -1 (very negative) .. 1 (very positive)."""
-    negativity: float
-    """0 .. 1: how negative the words are, for the emotion policy."""
 
 
 class TextEmotionModel:
     def __init__(self, model_dir: Path | None = None) -> None:
-        model_dir = model_dir or default_model_dir()
-        meta_path, weights_path = model_dir / "text-emotion.json", model_dir / "text-emotion.npz"
-        if not meta_path.is_file() or not weights_path.is_file():
-            raise ModelMissingError(f"text emotion model not found in {model_dir}: run "
-                                    "`ivr train text-emotion --data ../shared/data/text/goemotions/ekman`")
-        meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta, data = read_model(model_dir or default_model_dir(), "text-emotion",
+                                "ivr train text-emotion --data ../shared/data/text/goemotions/ekman")
         self.meta = meta
         self.labels: tuple[str, ...] = tuple(meta["labels"])
         self._index = {term: i for i, term in enumerate(meta["vocabulary"])}
-        with np.load(weights_path) as data:
-            self._idf = data["idf"].astype(np.float32)
-            self._weights = data["weights"].astype(np.float32)
-            self._bias = data["bias"].astype(np.float32)
+        self._idf = data["idf"].astype(np.float32)
+        self._weights = data["weights"].astype(np.float32)
+        self._bias = data["bias"].astype(np.float32)
         self._vader = _load_vader()
 
     def vectorize(self, text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -95,8 +99,8 @@ class TextEmotionModel:
         total = float(probs.sum()) or 1.0
         emotional = sum(w * scores.get(k, 0.0) for k, w in NEGATIVE_WEIGHTS.items()) / total
         negativity = VALENCE_WEIGHT * max(0.0, -valence) + (1.0 - VALENCE_WEIGHT) * min(1.0, emotional)
-        return TextEmotion(self.labels[int(np.argmax(probs))], scores, round(valence, 4),
-                           round(float(negativity), 4))
+        return TextEmotion(self.labels[int(np.argmax(probs))], scores, round(float(negativity), 4),
+                           valence=round(valence, 4))
 
 
 def _load_vader() -> Any:

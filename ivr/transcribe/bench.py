@@ -226,8 +226,7 @@ def _layout(workers: int, local: str, options: EngineOptions) -> str:
 
 
 def run_transcribe_bench(args: argparse.Namespace, workers: int, options: EngineOptions) -> int:
-    from faster_whisper import WhisperModel
-
+    from asr.whisper import load_whisper_model
     from ivr.transcribe.executors import available_cores
 
     cores = available_cores()
@@ -242,8 +241,8 @@ def run_transcribe_bench(args: argparse.Namespace, workers: int, options: Engine
     with tempfile.TemporaryDirectory(prefix="ivr-tbench-") as tmp:
         work = Path(args.work_dir) if args.work_dir else Path(tmp)
         archives = build_archives(Path(args.shared), work / "archives", sets, args.archives, args.archive_s)
-        model = WhisperModel(options.model_path, device="cpu", compute_type=options.compute_type,
-                             cpu_threads=cores, local_files_only=True)
+        model = load_whisper_model(options.model_path, options.compute_type, cores,
+                                   user="the transcription benchmark")
         for name in sets:
             chosen = [a for a in archives if a["set"] == name]
             print(f"{name}: {len(chosen)} archive files, {sum(a['duration_s'] for a in chosen) / 60:.1f} min of "

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from asr.base import Word
-from models.errors import AgentError, ModelMissingError
+from models.errors import AgentError
 from telephony.audio.pcm import to_float32
 
 if TYPE_CHECKING:
@@ -89,16 +89,15 @@ class Segment:
 
 
 @dataclass(frozen=True)
-class FileResult:
-    """What one recording gave: segments, or the reason it could not be transcribed."""
+class FileOutcome:
+    """What a step found of one recording; `error` is the reason it cannot be transcribed ("" when it can)."""
 
     path: str
     duration_s: float = 0.0
     language: str = ""
-    segments: tuple[Segment, ...] = ()
-    error: str = ""
-    decode_s: float = 0.0
-    worker: str = field(default="", compare=False)
+    error: str = field(default="", kw_only=True)
+    worker: str = field(default="", compare=False, kw_only=True)
+    """Where the step ran (`worker_name`)."""
 
     @property
     def ok(self) -> bool:
@@ -122,22 +121,25 @@ class Piece:
 
 
 @dataclass(frozen=True)
-class FilePlan:
+class FilePlan(FileOutcome):
     """What `plan_file` found: the file's pieces, or the reason it cannot be transcribed."""
 
-    path: str
-    duration_s: float = 0.0
-    language: str = ""
     pieces: tuple[Piece, ...] = ()
-    error: str = ""
     plan_s: float = 0.0
-    worker: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
 class PieceResult:
     segments: tuple[Segment, ...] = ()
     error: str = ""
+    decode_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class FileResult(FileOutcome):
+    """What one recording gave: segments, or the reason it could not be transcribed."""
+
+    segments: tuple[Segment, ...] = ()
     decode_s: float = 0.0
 
 
@@ -154,20 +156,13 @@ def load_model(model_path: str, compute_type: str = "int8", cpu_threads: int = 1
 
     `replicas` is CTranslate2's num_workers: that many threads of this process can decode at the
     same time (the weights are shared), each using `cpu_threads` cores."""
+    from asr.whisper import load_whisper_model
+
     key = (model_path, compute_type, cpu_threads, replicas)
     with _LOCK:
         if key not in _MODELS:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            try:
-                from faster_whisper import WhisperModel
-            except ImportError:
-                raise ModelMissingError("batch transcription needs faster-whisper: "
-                                        "run `pip install faster-whisper`") from None
-            try:
-                _MODELS[key] = WhisperModel(model_path, device="cpu", compute_type=compute_type,
-                                            cpu_threads=cpu_threads, num_workers=replicas, local_files_only=True)
-            except (RuntimeError, ValueError, OSError) as exc:
-                raise ModelMissingError(f"cannot load the Whisper model at {model_path} ({exc})") from None
+            _MODELS[key] = load_whisper_model(model_path, compute_type, cpu_threads, num_workers=replicas,
+                                              user="batch transcription")
         return _MODELS[key]
 
 

@@ -104,10 +104,41 @@ def require_sipp() -> None:
         pytest.skip("sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)")
 
 
+def start_call(log_dir: Path, template: str, port: int, media_base: int | None = None,
+               local_ip: str = "127.0.0.1", **values: Any) -> subprocess.Popen[bytes]:
+    """A sipp caller from `template` (rendered with `values` into `log_dir`, where sipp also logs) calling
+    127.0.0.1:port from local_ip, on free ports (`media_base` when given)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    base = free_media_base() if media_base is None else media_base
+    return start_sipp(render(template, log_dir / "s.xml", **values), port, free_udp_port(), base, log_dir, local_ip)
+
+
 def start_caller(log_dir: Path, template: str, port: int, **values: Any) -> tuple[subprocess.Popen, RtpListener]:
-    """A sipp caller from `template` (rendered with `values`) calling 127.0.0.1:port, its logs in `log_dir`,
-    with the RTP listener that keeps what it hears."""
+    """`start_call` with the RTP listener that keeps what the caller hears."""
     base = free_media_base()
     listener = RtpListener(base + RTP_OFFSET)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    return start_sipp(render(template, log_dir / "s.xml", **values), port, free_udp_port(), base, log_dir), listener
+    return start_call(log_dir, template, port, base, **values), listener
+
+
+def start_callers(work: Path, count: int, template: str, port: int, procs: list[subprocess.Popen],
+                  listeners: list[RtpListener], **values: Any) -> list[Path]:
+    """`count` callers at once (`start_caller`, logs in work/caller0, work/caller1, ...): their processes and
+    listeners are added to `procs` and `listeners` (for `tear_down`), their log folders returned."""
+    dirs = [work / f"caller{i}" for i in range(count)]
+    for log_dir in dirs:
+        proc, listener = start_caller(log_dir, template, port, **values)
+        procs.append(proc)
+        listeners.append(listener)
+    return dirs
+
+
+def finish_callers(procs: list[subprocess.Popen], dirs: list[Path], timeout_s: float) -> list[str]:
+    """What went wrong with each of the callers (`start_callers`) that did not end well within `timeout_s`
+    all together; an empty list when every one exited 0."""
+    failures = []
+    deadline = time.monotonic() + timeout_s
+    for i, (proc, log_dir) in enumerate(zip(procs, dirs, strict=True)):
+        rc, err = finish_sipp(proc, max(1.0, deadline - time.monotonic()))
+        if rc != 0:
+            failures.append(f"caller {i}: rc {rc} {err[-300:]} {sipp_errors(log_dir, 800)}")
+    return failures

@@ -17,13 +17,28 @@ from ivr.errors import IvrError
 from ivr.train.nlu.train import TrainConfig
 from models.encoder import INSTALL_HINT
 
+CSV_HELP = "CSV with a header: text,intent (or text,category)"
+MODEL_HELP = "intent model directory (default: the shipped bank model)"
+
+
+def _command(sub: Any, name: str, help: str, file_help: str) -> argparse.ArgumentParser:
+    """A subcommand that reads one labelled FILE."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    parser.add_argument("file", help=file_help)
+    return parser
+
+
+def _json_then(parser: argparse.ArgumentParser, func: Any, what: str = "the figures") -> None:
+    """The last option every subcommand has (--json) and the function that runs it."""
+    parser.add_argument("--json", dest="json_out", help=f"write {what} as JSON here")
+    parser.set_defaults(func=func)
+
 
 def register(sub: Any) -> None:
     """Adds `ivr train` (with its `intents` model) to the `ivr` command's subparsers."""
     train = sub.add_parser("train", help="train a model from labelled data")
     models = train.add_subparsers(dest="model", required=True)
-    intents = models.add_parser("intents", help="the intent classifier from a CSV of text,intent rows")
-    intents.add_argument("file", help="CSV with a header: text,intent (or text,category)")
+    intents = _command(models, "intents", "the intent classifier from a CSV of text,intent rows", CSV_HELP)
     intents.add_argument("--out", help="model directory to write (intents.npz + intents.json)")
     intents.add_argument("--eval", dest="eval_file", help="a test CSV: accuracy, macro-F1, latency")
     intents.add_argument("--extra", help="another labelled CSV whose labels --map turns into these intents")
@@ -47,24 +62,21 @@ def register(sub: Any) -> None:
                               f"(needs `{INSTALL_HINT}`); ensemble: both, blended")
     intents.add_argument("--embed-c", type=float, default=TrainConfig.embed_c,
                          help="inverse regularization of the sentence-vector head")
-    intents.add_argument("--json", dest="json_out", help="write the figures as JSON here")
-    intents.set_defaults(func=cmd_train_intents)
+    _json_then(intents, cmd_train_intents)
 
-    bench = sub.add_parser("bench-intents", help="accuracy, macro-F1 and per-utterance latency of a saved "
-                                                 "intent model on a test CSV: a table and JSON")
-    bench.add_argument("file", help="test CSV with a header: text,intent (or text,category)")
-    bench.add_argument("--model", help="model directory (default: the shipped bank model)")
+    bench = _command(sub, "bench-intents", "accuracy, macro-F1 and per-utterance latency of a saved intent model "
+                     "on a test CSV: a table and JSON", f"test {CSV_HELP}")
+    bench.add_argument("--model", help=MODEL_HELP)
     bench.add_argument("--backend", choices=BACKENDS, help="tfidf leaves a sentence-vector head unused")
     bench.add_argument("--encoder", choices=RUNTIMES,
                        help=f"sentence encoder runtime (default: ${ENCODER_ENV}, else {DEFAULT_RUNTIME})")
-    bench.add_argument("--json", dest="json_out", help="write the figures as JSON here")
-    bench.set_defaults(func=cmd_bench_intents)
+    _json_then(bench, cmd_bench_intents)
 
-    turns = sub.add_parser("eval-nlu", help="what the bank flow does with single caller turns from a CSV of "
-                                            "text,label rows (ivr.train.nlu.turns_eval): right, confirmed, miss, wrong")
-    turns.add_argument("file", help="CSV: text,label (a flow intent, faq:<id> or oos)")
+    turns = _command(sub, "eval-nlu", "what the bank flow does with single caller turns from a CSV of text,label "
+                     "rows (ivr.train.nlu.turns_eval): right, confirmed, miss, wrong",
+                     "CSV: text,label (a flow intent, faq:<id> or oos)")
     turns.add_argument("--flow", help="flow YAML (default: the bundled bank flow)")
-    turns.add_argument("--model", help="intent model directory (default: the shipped bank model)")
+    turns.add_argument("--model", help=MODEL_HELP)
     turns.add_argument("--faq", dest="faq_file", help="FAQ YAML (default: the bank flow's)")
     turns.add_argument("--asr-noise", type=int, default=0, help="score this many noisy copies of each turn")
     turns.add_argument("--map", dest="map_file",
@@ -72,11 +84,10 @@ def register(sub: Any) -> None:
                             " unmapped labels become oos, labels mapped to \"\" are left out")
     turns.add_argument("--show", choices=("none", "errors", "all"), default="errors",
                        help="print the turns that went wrong (default), every turn, or none")
-    turns.add_argument("--json", dest="json_out", help="write the figures and every turn as JSON here")
     turns.add_argument("--tune", action="store_true",
                        help="also try the grid of understanding settings (ivr.train.nlu.turns_eval.GRID) and print "
                             "the cheapest; tune on a dev file, never on the test file")
-    turns.set_defaults(func=cmd_eval_nlu)
+    _json_then(turns, cmd_eval_nlu, "the figures and every turn")
 
 
 def cmd_train_intents(args: argparse.Namespace) -> int:

@@ -1,0 +1,80 @@
+"""Stand-ins that tests share: backends that fail as a crashed one would, and a recognizer and a diarizer
+that need no model where a test checks what is done with their output, not the recognition itself."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from asr.base import AsrCapabilities, RecognitionOptions, RecognizerStream, SpeechRecognizer, Transcript, Word
+from asr.diarize.base import Diarizer, Segment
+from tts.base import SpeechAudio, Synthesizer, TtsCapabilities
+
+BACKEND_DOWN = "backend down"
+
+
+class BrokenStream(RecognizerStream):
+    def __init__(self, fail_on: str = "finish") -> None:
+        self.fail_on = fail_on
+
+    def accept(self, pcm: bytes) -> Transcript | None:
+        if self.fail_on == "accept":
+            raise RuntimeError(BACKEND_DOWN)
+        return None
+
+    def finish(self) -> Transcript:
+        raise RuntimeError(BACKEND_DOWN)
+
+
+class BrokenRecognizer(SpeechRecognizer):
+    """A recognizer whose every decode fails, as a crashed backend would: at `fail_on` ("stream": opening
+    a stream, "accept": feeding it audio, "finish": the end of the utterance)."""
+
+    name = "broken"
+    capabilities = AsrCapabilities(streaming=False, partials=False)
+
+    def __init__(self, fail_on: str = "finish") -> None:
+        self.fail_on = fail_on
+
+    def stream(self, sample_rate_hz: int, options: RecognitionOptions | None = None) -> RecognizerStream:
+        if self.fail_on == "stream":
+            raise RuntimeError(BACKEND_DOWN)
+        return BrokenStream(self.fail_on)
+
+
+class BrokenSynthesizer(Synthesizer):
+    """A voice that crashes on every text."""
+
+    engine = "broken"
+    capabilities = TtsCapabilities(sample_rate_hz=16000)
+
+    def synthesize(self, text: str) -> SpeechAudio:
+        raise RuntimeError("voice crashed")
+
+
+class CannedRecognizer(SpeechRecognizer):
+    """Hears every piece of audio as `text` (formatted with the piece's `seconds`), confidence 0.9, its first
+    word timed at 0.0-0.3 s; whole pieces only (`transcribe`), no streams."""
+
+    name = "canned"
+
+    def __init__(self, text: str = "hello there") -> None:
+        self.text = text
+
+    def stream(self, sample_rate_hz: int,
+               options: RecognitionOptions | None = None) -> RecognizerStream:  # pragma: no cover - not used
+        raise NotImplementedError
+
+    def transcribe(self, samples: np.ndarray, sample_rate_hz: int,
+                   options: RecognitionOptions | None = None) -> Transcript:
+        text = self.text.format(seconds=len(samples) / sample_rate_hz)
+        return Transcript(text, 0.9, (Word(text.split()[0], 0.0, 0.3, 0.9),))
+
+
+class HalvesDiarizer(Diarizer):
+    """First half one speaker (A), second half the other (B)."""
+
+    name = "halves"
+
+    def diarize(self, samples: np.ndarray, sample_rate_hz: int, num_speakers: int | None = 2) -> list[Segment]:
+        half = len(samples) / sample_rate_hz / 2
+        return [Segment(0.0, half, "A"), Segment(half, 2 * half, "B")]
