@@ -69,14 +69,18 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True)
-class TurnEnded:
+class _TurnSoFar:
     onset_ms: float
     """Same onset as the turn's SpeechStarted."""
     end_ms: float
-    """End of the last speech frame (the event itself comes end_of_turn_silence_ms later)."""
+    """End of the last speech frame (the event itself comes the silence it waited for later)."""
     audio: np.ndarray = field(compare=False, repr=False)
-    """int16 audio of the whole turn: pre-roll, speech, and the trailing silence that ended it."""
+    """int16 audio of the turn: pre-roll, speech, and the silence after it up to this event."""
     sample_rate_hz: int = INTERNAL_RATE_HZ
+
+
+@dataclass(frozen=True)
+class TurnEnded(_TurnSoFar):
     forced: bool = False
     """True when max_turn_ms cut the turn rather than silence."""
 
@@ -93,13 +97,9 @@ class SpeechDropped:
 
 
 @dataclass(frozen=True)
-class Paused:
-    onset_ms: float
-    end_ms: float
-    """End of the last speech frame: the caller has been silent `pause_ms` since."""
-    audio: np.ndarray = field(compare=False, repr=False)
-    """int16 audio of the turn so far, as a TurnEnded here would carry it."""
-    sample_rate_hz: int = INTERNAL_RATE_HZ
+class Paused(_TurnSoFar):
+    """The caller has been silent `pause_ms` since `end_ms`; `audio` is the turn so far, as a TurnEnded
+    here would carry it."""
 
 
 TurnEvent = SpeechStarted | TurnEnded | SpeechDropped | Paused

@@ -68,6 +68,8 @@ needs some 6 s of padding after speech to see where it ends: on 42 dev turns a 6
 them ("balance balance balance ..."), 8 s 3, 10 s none, with the WER of 30 s (0.44 vs 0.46) at a sixth of
 the time; on 5-9 s turns a window of the turn plus 7 s lost words (WER 0.29 vs 0.22). A digit string
 always gets 30 s: in 10 s a single spoken digit came out repeated ("8 8 8"; FSDD digits right 11/60 vs 26/60)."""
+MIN_PAD_S = 6
+"""Silence tiny.en needs after the speech in its window to see where the speech ends (see above)."""
 MAX_LENGTH = 448
 """Whisper's decoder context in tokens (prompt + output)."""
 NO_SPEECH_THRESHOLD = 0.6
@@ -110,7 +112,7 @@ class WhisperRecognizer(SpeechRecognizer):
     def __init__(self, model: str = "tiny.en", compute_type: str = "int8", cpu_threads: int = 0,
                  beam_size: int = DEFAULT_BEAM_SIZE, language: str = "en",
                  bias_vocabulary: bool = False, bias: BiasSettings | None = None,
-                 turn_decoder: bool = True, window_s: float = 30.0) -> None:
+                 turn_decoder: bool = True, window_s: float = 30.0, middle_window_s: float = 0.0) -> None:
         from models.registry import whisper_model_dir
 
         path = whisper_model_dir(model or "tiny.en")
@@ -127,6 +129,9 @@ class WhisperRecognizer(SpeechRecognizer):
         """Decode turns of up to 30 s in one window here (prompts, N-best); False: faster-whisper's loop."""
         self.window_s = window_s
         """Encoder window for a turn: 30 s as Whisper was trained; 0: fitted to the turn (faster)."""
+        self.middle_window_s = middle_window_s
+        """With window_s=0: a turn too long for the short window but with MIN_PAD_S of room in this one is
+        encoded in it instead of the full 30 s (0: no middle window)."""
         self._tokenizers: dict[str, tuple[Any, list[int]]] = {}
         self._grammars: dict[tuple[str, tuple[str, ...]], list[int]] = {}
         self.capabilities = AsrCapabilities(streaming=False, partials=False, sample_rates_hz=(WHISPER_RATE_HZ,),
@@ -242,7 +247,12 @@ class WhisperRecognizer(SpeechRecognizer):
         a sixth of 30 s."""
         if self.window_s > 0:
             return min(N_WINDOW_FRAMES, int(self.window_s * FRAMES_PER_S))
-        return SHORT_WINDOW_FRAMES if content_frames <= SHORT_TURN_FRAMES else N_WINDOW_FRAMES
+        if content_frames <= SHORT_TURN_FRAMES:
+            return SHORT_WINDOW_FRAMES
+        middle = int(self.middle_window_s * FRAMES_PER_S)
+        if middle and content_frames + MIN_PAD_S * FRAMES_PER_S <= middle:
+            return min(middle, N_WINDOW_FRAMES)
+        return N_WINDOW_FRAMES
 
     def _prompt_tokens(self, tokenizer: Any, text: str) -> list[int]:
         prompt: list[int] = []

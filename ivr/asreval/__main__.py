@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def main(argv: list[str] | None = None) -> int:
     from dialog.flow import load_default_flow
-    from ivr.asreval.devset import SPLITS, build
+    from ivr.asreval.devset import build, split_parser
     from ivr.asreval.run import Judge, evaluate
     from ivr.asreval.settings import make
 
-    p = argparse.ArgumentParser(prog="python -m ivr.asreval", description=__doc__)
-    p.add_argument("--split", choices=SPLITS, default="tune")
+    p = split_parser("python -m ivr.asreval", __doc__)
     p.add_argument("--setting", action="append", help="levers joined by '+' (see ivr.asreval.settings); repeat "
                    "to compare")
-    p.add_argument("--cache", type=Path, default=Path("~/.cache/ivr/asreval").expanduser())
     p.add_argument("--nlu", action="store_true", help="judge non-keyword turns with the NLU too")
     p.add_argument("--node", action="append", help="only these node kinds (menu, anything_else, confirm, digits)")
     p.add_argument("--limit", type=int, default=0)
-    p.add_argument("--json", type=Path)
     p.add_argument("--show", action="store_true", help="print every turn whose text differs from what was said")
     args = p.parse_args(argv)
 

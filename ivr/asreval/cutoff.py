@@ -12,7 +12,6 @@ silence, decoded once it has) waits out every pause shorter than that, so the se
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +24,8 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 FRAME_MS = 20
-SETTINGS = {"before": {"decode_ahead_ms": 0, "complete_timeout_ms": 0}, "now": {}}
+SETTINGS: dict[str, dict[str, Any]] = {"before": {"decode_ahead_ms": 0, "complete_timeout_ms": 0}, "now": {},
+                                     "any sure": {"settled_confidence": 0.0}}
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def hear(audio_8k: np.ndarray, call: Any, recognizer: Any, options: Any, context
         pause_ms=call.decode_ahead_ms), INTERNAL_RATE_HZ)
     audio = resample(audio_8k, 8000, INTERNAL_RATE_HZ).astype(np.int16)
     hop = INTERNAL_RATE_HZ * FRAME_MS // 1000
-    audio = np.pad(audio, (0, 2 * INTERNAL_RATE_HZ))  # the line stays open after the caller stops
+    audio = np.pad(audio, (0, 10 * INTERNAL_RATE_HZ))  # the line stays open after the caller stops
     lane = ThreadPoolExecutor(1)
     rec: TurnRecognition | None = None
     silence_fed = 0.0
@@ -149,7 +149,7 @@ def evaluate(split: str, cache: Path, pauses: list[int], limit: int = 0) -> dict
             samples, resume = paused
             speech_end = _speech_end_ms(samples)
             for name, change in SETTINGS.items():
-                call = replace(CallConfig(), **change)  # type: ignore[arg-type]
+                call = replace(CallConfig(), **change)
                 heard = hear(samples, call, recognizer, options, context)
                 if heard is None:
                     continue
@@ -184,13 +184,11 @@ def table(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ivr.asreval.cutoff", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--split", choices=("tune", "check"), default="tune")
-    p.add_argument("--cache", type=Path, default=Path("~/.cache/ivr/asreval").expanduser())
+    from ivr.asreval.devset import split_parser
+
+    p = split_parser("python -m ivr.asreval.cutoff", __doc__)
     p.add_argument("--pauses", default="0,250,350,450", help="ms of silence added at each turn's inner pause")
     p.add_argument("--limit", type=int, default=0, help="about this many turns, evenly spread (0: all)")
-    p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     result = evaluate(args.split, args.cache, [int(x) for x in args.pauses.split(",")], args.limit)
     rows = table(result)

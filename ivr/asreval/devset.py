@@ -9,6 +9,7 @@ than `tune`, and is only read to confirm what was chosen on `tune`.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,3 +141,12 @@ def telephone_line(samples: np.ndarray, rate_hz: int, snr_db: float | None, seed
 
 def read_turn(turn: Turn) -> np.ndarray:
     return read_audio(turn.path).mono()
+
+
+def split_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """The options every dev-set evaluation takes: which split, where its audio is cached, a JSON file."""
+    p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--split", choices=SPLITS, default="tune")
+    p.add_argument("--cache", type=Path, default=Path("~/.cache/ivr/asreval").expanduser())
+    p.add_argument("--json", type=Path, help="write every row and the table here")
+    return p

@@ -15,7 +15,6 @@ fallback's. Model cost per call is timed on one thread (the machine's load besid
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -184,15 +183,13 @@ def words_table(result: dict[str, Any], fallback_ms: int) -> list[dict[str, Any]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ivr.asreval.turn_end", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--split", choices=("tune", "check"), default="tune")
-    p.add_argument("--cache", type=Path, default=Path("~/.cache/ivr/asreval").expanduser())
+    from ivr.asreval.devset import split_parser
+
+    p = split_parser("python -m ivr.asreval.turn_end", __doc__)
     p.add_argument("--fallback-ms", type=int, default=500, help="the silence that ends a turn otherwise")
     p.add_argument("--words", action="store_true", help="also decode both samples (Whisper, the default "
                    "levers) and judge the dialog-state rule: end at the pause when the words heard already give the "
                    "node what it can act on")
-    p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     result = evaluate(args.split, args.cache, args.words)
     rows = table(result, args.fallback_ms)

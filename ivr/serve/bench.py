@@ -159,6 +159,30 @@ def free_media_base() -> int:
     return free_port_range(6, even=True)
 
 
+MEDIA_PORTS = 6
+_RESERVED: set[int] = set()
+_RESERVING = threading.Lock()
+
+
+def reserve_call_ports() -> tuple[int, int]:
+    """(media base, sipp's SIP port) for one bench call, kept from the bench's other calls until
+    `release_call_ports`: a port found free is only bound once sipp starts, and calls started together
+    used to pick the same one ("Address already in use" at the third concurrent call)."""
+    with _RESERVING:
+        for _ in range(200):
+            base, sip = free_media_base(), free_port()
+            ports = {*range(base, base + MEDIA_PORTS), sip}
+            if len(ports) == MEDIA_PORTS + 1 and not ports & _RESERVED:
+                _RESERVED.update(ports)
+                return base, sip
+    raise IvrError("no free ports for a bench call")
+
+
+def release_call_ports(base: int, sip: int) -> None:
+    with _RESERVING:
+        _RESERVED.difference_update({*range(base, base + MEDIA_PORTS), sip})
+
+
 class CallerLine:
     """The caller's RTP: sends 20 ms PCMU packets (silence unless speaking) to wherever the agent's
     RTP comes from, and notes the arrival time of every agent packet and whether it carries speech."""
@@ -256,11 +280,19 @@ class CallResult:
 
 
 def _one_call(sipp: str, scenario: Path, port: int, questions: list[np.ndarray], work: Path) -> CallResult:
-    base = free_media_base()
+    base, sip_port = reserve_call_ports()
+    try:
+        return _call_on(sipp, scenario, port, questions, work, base, sip_port)
+    finally:
+        release_call_ports(base, sip_port)
+
+
+def _call_on(sipp: str, scenario: Path, port: int, questions: list[np.ndarray], work: Path, base: int,
+             sip_port: int) -> CallResult:
     line = CallerLine(base + RTP_OFFSET)
     log_dir = Path(tempfile.mkdtemp(prefix="call-", dir=work))
     proc = subprocess.Popen([sipp, "-sf", str(scenario), f"127.0.0.1:{port}", "-m", "1", "-i", "127.0.0.1",
-                             "-p", str(free_port()), "-mi", "127.0.0.1", "-mp", str(base), "-nostdin",
+                             "-p", str(sip_port), "-mi", "127.0.0.1", "-mp", str(base), "-nostdin",
                              "-timeout", "150s", "-trace_err"], cwd=log_dir,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     result = CallResult(ok=False)
@@ -410,42 +442,95 @@ def run_bench_sip(args: argparse.Namespace) -> dict[str, Any]:
         work = Path(tmp)
         scenario = work / "caller.xml"
         scenario.write_text(SCENARIO, encoding="utf-8")
-        port = free_port()
-        server = _start_serve(args, port, work / "calls", max(levels))
-        try:
-            print(f"bench-sip: {args.calls} call(s) one at a time, then concurrency {levels} "
-                  f"({os.cpu_count()} CPUs)", flush=True)
-            single = _level(1, args.calls, sipp, scenario, port, questions, work)
-            print(f"  1 call at a time: p50 {single['p50_ms']:.0f} ms, p95 {single['p95_ms']:.0f} ms "
-                  f"({single['samples']} replies, {single['completed']}/{single['calls']} calls)", flush=True)
-            ramp = []
-            for c in levels:
-                row = _level(c, c, sipp, scenario, port, questions, work)
-                ramp.append(row)
-                print(f"  {c} concurrent: p50 {row['p50_ms']:.0f} ms, p95 {row['p95_ms']:.0f} ms, "
-                      f"{row['completed']}/{row['calls']} calls completed", flush=True)
-                if row["completed"] < row["calls"]:
-                    break
-        finally:
-            server.terminate()
+        print(f"bench-sip: {args.calls} call(s) one at a time under each setting, then concurrency {levels} "
+              f"({os.cpu_count()} CPUs)", flush=True)
+        compared: dict[str, Any] = {}
+        ramp: list[dict[str, Any]] = []
+        for name in (BEFORE, NOW) if getattr(args, "compare", True) else (NOW,):
+            port = free_port()
+            out = work / f"calls-{name.split(':')[0]}"
+            config = _setting_config(work, name, getattr(args, "config", None))
+            server = _start_serve(argparse.Namespace(**{**vars(args), "config": config}), port, out, max(levels))
             try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        agent_side = [x / 1000 for meta in (work / "calls").glob("*/sip.json")
-                      for x in json.loads(meta.read_text())["voice_to_voice_ms"]]
+                single = _level(1, args.calls, sipp, scenario, port, questions, work)
+                print(f"  {name}: 1 call at a time: p50 {single['p50_ms']:.0f} ms, p95 {single['p95_ms']:.0f} ms "
+                      f"({single['samples']} replies, {single['completed']}/{single['calls']} calls)", flush=True)
+                if name == NOW:
+                    ramp = _ramp(levels, sipp, scenario, port, questions, work)
+            finally:
+                _stop(server)
+            compared[name] = {"single": single, **_agent_side(out, single)}
+    now = compared[NOW]
     held = [r["concurrency"] for r in ramp if r["p95_ms"] <= TARGET_P95_S * 1000 and r["completed"] == r["calls"]]
     report = {"benchmark": "bench-sip", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
               "measured": "end of the caller's last RTP packet of speech to the first agent RTP packet with "
                           f"speech (RMS >= {SPEECH_RMS:.0f}), seen from the caller over SIP/RTP on loopback",
-              "single": single, "ramp": ramp,
-              "agent_side": {"samples": len(agent_side), "p50_ms": round(1000 * _percentile(agent_side, 0.5), 1),
-                             "p95_ms": round(1000 * _percentile(agent_side, 0.95), 1),
-                             "measured": "the session's own end of turn to its first reply frame, all calls"},
+              "single": now["single"], "ramp": ramp, "agent_side": now["agent_side"], "settings": compared,
               "max_concurrent_calls_p95_under_1s": max(held) if held else 0,
               "process_call_limit": MAX_ANSWERED_CALLS}
     return publish_report(report, args.json, _print_table)
+
+
+BEFORE = "before: silence, no cache"
+NOW = "now: ahead, presynth"
+BEFORE_CONFIG = """# the agent as it ran before decoding ahead: turns end after 500 ms of silence, no prompt cache
+tts_cache_dir: ""
+call:
+  decode_ahead_ms: 0
+  complete_timeout_ms: 0
+"""
+
+
+def _setting_config(work: Path, name: str, config: str | None) -> str | None:
+    """The --config of `ivr serve` for a setting: BEFORE_CONFIG, or the bench's own --config (or none)."""
+    if name != BEFORE:
+        return config
+    path = work / "before.yaml"
+    path.write_text(BEFORE_CONFIG, encoding="utf-8")
+    return str(path)
+
+
+def _ramp(levels: list[int], sipp: str, scenario: Path, port: int, questions: list[np.ndarray],
+          work: Path) -> list[dict[str, Any]]:
+    ramp = []
+    for c in levels:
+        row = _level(c, c, sipp, scenario, port, questions, work)
+        ramp.append(row)
+        print(f"  {c} concurrent: p50 {row['p50_ms']:.0f} ms, p95 {row['p95_ms']:.0f} ms, "
+              f"{row['completed']}/{row['calls']} calls completed", flush=True)
+        if row["completed"] < row["calls"]:
+            break
+    return ramp
+
+
+def _stop(server: subprocess.Popen[str]) -> None:
+    server.terminate()
+    try:
+        server.wait(20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def _agent_side(out: Path, single: dict[str, Any]) -> dict[str, Any]:
+    """The server's own view of its calls (events.jsonl): each reply's stages, and the transport: what the
+    caller heard (p50) beyond the session's own end of turn to first reply frame (p50)."""
+    from ivr.call.events import from_dict
+    from ivr.call.stages import reply_stages, summarize
+
+    rows: list[dict[str, float]] = []
+    for log in sorted(out.glob("*/events.jsonl")):
+        records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows.extend(reply_stages(from_dict(r) for r in records))
+    stages = summarize(rows)
+    if "total" in stages and single["samples"]:
+        stages["transport"] = {q: round(single[f"{q}_ms"] - stages["total"][q], 1) for q in ("p50", "p95")}
+        stages["transport"]["mean"] = stages["transport"]["p50"]
+    totals = [r["total"] / 1000 for r in rows]
+    return {"stages": stages, "agent_side": {
+        "samples": len(totals), "p50_ms": round(1000 * _percentile(totals, 0.5), 1),
+        "p95_ms": round(1000 * _percentile(totals, 0.95), 1),
+        "measured": "the session's own end of turn to its first reply frame, the calls one at a time"}}
 
 
 def _print_table(report: dict[str, Any]) -> None:
@@ -460,6 +545,15 @@ def _print_table(report: dict[str, Any]) -> None:
     agent = report["agent_side"]
     print(f"{'agent side (session end of turn)':36} {'':>6} {agent['samples']:>8} {agent['p50_ms']:>8.0f} "
           f"{agent['p95_ms']:>8.0f}")
+    from ivr.call.stages import STAGES, table_lines
+
+    settings = report.get("settings", {})
+    if settings:
+        print("\nper stage, one call at a time (transport: what the caller heard beyond the session's total)")
+        for name, setting in settings.items():
+            print(f"  {name}: caller side p50 {setting['single']['p50_ms']:.0f} ms, "
+                  f"p95 {setting['single']['p95_ms']:.0f} ms")
+        print("\n".join(table_lines({n: s["stages"] for n, s in settings.items()}, (*STAGES, "transport"))))
     print(f"most concurrent calls with p95 under 1 s: {report['max_concurrent_calls_p95_under_1s']} "
           f"(one process answers at most {report['process_call_limit']})")
 

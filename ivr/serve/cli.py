@@ -71,6 +71,9 @@ def register(subparsers: Any) -> None:
     bench.add_argument("--calls", type=int, default=4, help="calls one at a time for p50/p95 (default 4)")
     bench.add_argument("--ramp", help="concurrency levels, e.g. 1,2,3 (default 1,2,4,... up to the call limit)")
     bench.add_argument("--max-concurrency", type=int, default=8, help="highest level of the default ramp")
+    bench.add_argument("--no-compare", dest="compare", action="store_false",
+                       help="skip the calls one at a time under the old settings (turns ended by 500 ms of "
+                       "silence, no prompt cache) that are otherwise measured beside the current ones")
     bench.add_argument("--json", default="bench-results/bench-sip.json", help="where to write the JSON results")
     add_model_args(bench)
     bench.set_defaults(func=cmd_bench_sip)

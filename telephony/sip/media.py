@@ -27,6 +27,8 @@ LINE_RATE_HZ = 8000
 FRAME_BYTES = BYTES_PER_SAMPLE * samples_per_frame(LINE_RATE_HZ, FRAME_MS)
 MAX_QUEUED_FRAMES = 50
 """Frames kept in each direction at most (1 s); older ones are dropped if the other side stalls."""
+SILENCE_BACKLOG = 2
+"""Frames queued for the caller beyond which silence is not queued (40 ms of slack for the runner)."""
 PORT_REST_S = 1.0
 """A port given back rests this long (its old connections are gone from the bridge) before it is reused."""
 
@@ -48,6 +50,8 @@ class CallMediaPort(pj.AudioMediaPort):
         self._silence = pj.ByteVector(bytes(FRAME_BYTES))
         self.frames_received = 0
         self.frames_sent = 0
+        self.silence_dropped = 0
+        """Silent frames not queued for the caller (see write)."""
 
     # ---- pjmedia clock thread ---------------------------------------------------------------------
 
@@ -78,6 +82,7 @@ class CallMediaPort(pj.AudioMediaPort):
             self._outbound.clear()
             self.frames_received = 0
             self.frames_sent = 0
+            self.silence_dropped = 0
 
     # ---- the call's runner thread -----------------------------------------------------------------
 
@@ -93,6 +98,12 @@ class CallMediaPort(pj.AudioMediaPort):
         return True, pcm if len(pcm) == FRAME_BYTES else None
 
     def write(self, pcm: bytes) -> None:
+        """Queue a frame for the caller. A silent frame is dropped while SILENCE_BACKLOG frames already wait:
+        when the runner catches up after a stall it writes a burst, and queued silence would delay every
+        later reply by the length of that burst for the rest of the call."""
+        if len(self._outbound) >= SILENCE_BACKLOG and pcm.count(0) == len(pcm):
+            self.silence_dropped += 1
+            return
         self._outbound.append(pj.ByteVector(pcm))
 
     @property
