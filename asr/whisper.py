@@ -112,7 +112,8 @@ class WhisperRecognizer(SpeechRecognizer):
     def __init__(self, model: str = "tiny.en", compute_type: str = "int8", cpu_threads: int = 0,
                  beam_size: int = DEFAULT_BEAM_SIZE, language: str = "en",
                  bias_vocabulary: bool = False, bias: BiasSettings | None = None,
-                 turn_decoder: bool = True, window_s: float = 30.0, middle_window_s: float = 0.0) -> None:
+                 turn_decoder: bool = True, window_s: float = 30.0, middle_window_s: float = 0.0,
+                 digits_window_s: float = WINDOW_S) -> None:
         from models.registry import whisper_model_dir
 
         path = whisper_model_dir(model or "tiny.en")
@@ -132,6 +133,8 @@ class WhisperRecognizer(SpeechRecognizer):
         self.middle_window_s = middle_window_s
         """With window_s=0: a turn too long for the short window but with MIN_PAD_S of room in this one is
         encoded in it instead of the full 30 s (0: no middle window)."""
+        self.digits_window_s = digits_window_s
+        """The window of a turn in a node collecting digits, when the turn leaves MIN_PAD_S of room in it."""
         self._tokenizers: dict[str, tuple[Any, list[int]]] = {}
         self._grammars: dict[tuple[str, tuple[str, ...]], list[int]] = {}
         self.capabilities = AsrCapabilities(streaming=False, partials=False, sample_rates_hz=(WHISPER_RATE_HZ,),
@@ -195,7 +198,8 @@ class WhisperRecognizer(SpeechRecognizer):
             suppress = self._digit_suppression(key, tokenizer, suppress, options.phrases)
         features = model.feature_extractor(audio_16k)
         content_frames = min(features.shape[-1] - 1, N_WINDOW_FRAMES)
-        window = N_WINDOW_FRAMES if options.expect == "digits" else self._window_frames(content_frames)
+        window = self._digits_window(content_frames) if options.expect == "digits" else self._window_frames(
+            content_frames)
         encoder_output = model.encode(pad_or_trim(features[:, :content_frames], window))
         prompt_text = initial_prompt(options, self.bias)
         prompts = [self._prompt_tokens(tokenizer, prompt_text)]
@@ -253,6 +257,10 @@ class WhisperRecognizer(SpeechRecognizer):
         if middle and content_frames + MIN_PAD_S * FRAMES_PER_S <= middle:
             return min(middle, N_WINDOW_FRAMES)
         return N_WINDOW_FRAMES
+
+    def _digits_window(self, content_frames: int) -> int:
+        window = min(N_WINDOW_FRAMES, int(self.digits_window_s * FRAMES_PER_S))
+        return window if content_frames + MIN_PAD_S * FRAMES_PER_S <= window else N_WINDOW_FRAMES
 
     def _prompt_tokens(self, tokenizer: Any, text: str) -> list[int]:
         prompt: list[int] = []

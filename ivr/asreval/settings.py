@@ -44,11 +44,11 @@ class Setting:
 
 @cache
 def _whisper(model: str, turn_decoder: bool, window_s: float, beam: int, bias: BiasSettings,
-             middle_window_s: float = 0.0) -> SpeechRecognizer:
+             middle_window_s: float = 0.0, digits_window_s: float = 30.0) -> SpeechRecognizer:
     from asr.whisper import WhisperRecognizer
 
     return WhisperRecognizer(model, beam_size=beam, turn_decoder=turn_decoder, window_s=window_s, bias=bias,
-                             middle_window_s=middle_window_s)
+                             middle_window_s=middle_window_s, digits_window_s=digits_window_s)
 
 
 @cache
@@ -74,7 +74,7 @@ def make(name: str) -> Setting:
     levers = name.split("+")
     if levers == ["baseline"]:
         return Setting(_whisper("tiny.en", False, 30.0, 1, BiasSettings()), lambda turn: RecognitionOptions())
-    model, window_s, beam, n_best, menu, middle_s = "tiny.en", 30.0, 1, 1, "off", 0.0
+    model, window_s, beam, n_best, menu, middle_s, digits_s = "tiny.en", 30.0, 1, 1, "off", 0.0, 30.0
     yes_no = digits = grammar = phonetic = unprompted = False
     digits_prompt = DIGITS_PROMPT
     for lever in levers:
@@ -82,6 +82,8 @@ def make(name: str) -> Setting:
             pass
         elif lever == "fit":
             window_s = 0.0
+        elif lever.startswith("dwin"):  # dwin20: a digit string in a 20 s window (when it leaves 6 s of room)
+            digits_s = float(lever[4:])
         elif lever.startswith("fit"):  # fit20: 10 s, then a 20 s window for turns of up to 14 s, then 30 s
             window_s, middle_s = 0.0, float(lever[3:])
         elif lever.startswith("menu="):
@@ -108,7 +110,7 @@ def make(name: str) -> Setting:
             raise ValueError(f"unknown lever {lever!r} in {name!r}")
     bias = BiasSettings(menu=menu, yes_no=yes_no, digits=digits, digit_grammar=grammar,  # type: ignore[arg-type]
                         digits_prompt=digits_prompt, digits_unprompted=unprompted)
-    recognizer = _whisper(model, True, window_s, beam, bias, middle_s)
+    recognizer = _whisper(model, True, window_s, beam, bias, middle_s, digits_s)
     flow = _flow()
 
     def options_for(turn: Turn) -> RecognitionOptions:
