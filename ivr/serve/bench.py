@@ -455,11 +455,11 @@ def run_bench_sip(args: argparse.Namespace) -> dict[str, Any]:
                 single = _level(1, args.calls, sipp, scenario, port, questions, work)
                 print(f"  {name}: 1 call at a time: p50 {single['p50_ms']:.0f} ms, p95 {single['p95_ms']:.0f} ms "
                       f"({single['samples']} replies, {single['completed']}/{single['calls']} calls)", flush=True)
+                compared[name] = {"single": single, **_agent_side(out, single)}  # before the ramp's calls
                 if name == NOW:
                     ramp = _ramp(levels, sipp, scenario, port, questions, work)
             finally:
                 _stop(server)
-            compared[name] = {"single": single, **_agent_side(out, single)}
     now = compared[NOW]
     held = [r["concurrency"] for r in ramp if r["p95_ms"] <= TARGET_P95_S * 1000 and r["completed"] == r["calls"]]
     report = {"benchmark": "bench-sip", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
