@@ -77,7 +77,7 @@ def cmd_call(args: argparse.Namespace) -> int:
             if turn.wav:
                 read_audio(turn.wav)
     out_dir = Path(args.out) if args.out else Path("calls") / time.strftime("%Y%m%d-%H%M%S")
-    services = Services.load(agent_config(args), presynthesize=True)
+    services = Services.load(agent_config(args))
     from ivr.store.hook import call_store_writer
     store = call_store_writer(args)
     listeners = [fn for fn in (None if args.quiet else _print_event, store) if fn is not None]

@@ -382,7 +382,7 @@ def services(tmp_path_factory):
 def shared_services(services, monkeypatch):
     """`ivr test` in this process uses the module's loaded models."""
     from ivr.call.services import Services
-    monkeypatch.setattr(Services, "load", classmethod(lambda cls, config, prewarm=True: services))
+    monkeypatch.setattr(Services, "load", classmethod(lambda cls, config, prewarm=True, presynthesize=False: services))
     return services
 
 

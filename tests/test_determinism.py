@@ -32,7 +32,9 @@ from telephony.audio.resample import STREAM_QUALITY, Resampler, resample
 
 REPO = Path(__file__).resolve().parents[1]
 
-TIMING_FIELDS = {"t_ms", "onset_ms", "end_ms", "stopped_ms", "reaction_ms", "latency_ms", "turn_end_ms"}
+TIMING_FIELDS = {"t_ms", "onset_ms", "end_ms", "stopped_ms", "reaction_ms", "latency_ms", "turn_end_ms", "early"}
+"""Fields that depend on how fast the machine ran the models (`early`: whether the decode made at a pause
+was in before the silence timeout; --fast pays real compute time)."""
 """Event fields that carry call time: on the virtual clock compute time is paid in full, so they move
 with the machine's load. Everything else in events.jsonl must be the same in every run."""
 

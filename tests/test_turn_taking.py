@@ -150,3 +150,37 @@ def test_real_caller_pausing_mid_sentence_gets_one_whole_transcript(piper, tmp_p
     replies = [s for s in call.session.log.of_type(Said) if s.t_ms > stopped[0].onset_ms]
     assert replies and min(s.t_ms for s in replies) >= stopped[0].end_ms
     assert stopped[0].end_ms - stopped[0].onset_ms > first_s * 1000 + 300
+
+
+SMALL_FLOW = """
+name: small
+start: menu
+settings:
+  no_match_prefix: Sorry, I missed that.
+nodes:
+  menu:
+    say: Say balance, or press one.
+    expect:
+      - {keywords: [balance], digits: "1", goto: balance}
+  balance:
+    say: Your balance is {balance}. Goodbye.
+    hangup: {reason: completed}
+"""
+
+
+def test_the_flows_fixed_prompts_are_synthesized_into_the_cache_before_any_call(piper, tmp_path):
+    from dialog.flow import parse_flow, spoken_texts
+    from tts.cache import CachedSynthesizer, PromptCache
+
+    flow = parse_flow(SMALL_FLOW)
+    texts = spoken_texts(flow)
+    assert "Say balance, or press one." in texts and "Sorry, I missed that." in texts
+    assert not any("{" in t for t in texts)  # said with values: synthesized when said
+    cache = PromptCache(tmp_path / "prompts")
+    services = Services(AgentConfig(), CannedRecognizer("balance"), CachedSynthesizer(piper, cache),
+                        Machine(flow))
+    made = services.presynthesize()
+    assert made >= 2
+    rate = piper.capabilities.sample_rate_hz
+    assert cache.get(PromptCache.key(piper.engine, piper.voice, "Say balance, or press one.", rate)) is not None
+    assert services.presynthesize() == 0  # already there: nothing to do on the next start

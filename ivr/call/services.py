@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import fcntl
 import logging
 import os
 import threading
@@ -22,6 +24,10 @@ from telephony.audio.resample import resample
 from tts.base import Synthesizer
 
 log = logging.getLogger(__name__)
+
+
+PRESYNTHESIS_EXIT_WAIT_S = 30.0
+"""At exit, how long the process waits for the prompt being synthesized ahead of calls (one text)."""
 
 
 @dataclass
@@ -68,11 +74,11 @@ class Services:
         if prewarm:
             services.prewarm()
         if presynthesize:
-            threading.Thread(target=services._presynthesize_quietly, name="presynthesize", daemon=True).start()
+            services._presynthesize_in_background()
         services.load_s = time.perf_counter() - t0
         return services
 
-    def presynthesize(self) -> int:
+    def presynthesize(self, stop: threading.Event | None = None) -> int:
         """Synthesize every fixed prompt of the flow (and the FAQ's answers) into the prompt cache now, so
         no caller waits for them; returns how many sentences were synthesized (0 without a cache, and for
         sentences already cached)."""
@@ -89,6 +95,8 @@ class Services:
         rate = synth.capabilities.sample_rate_hz
         made = 0
         for text in texts:
+            if stop is not None and stop.is_set():
+                break
             for sentence in split_sentences(text):
                 key = PromptCache.key(synth.engine, synth.voice, sentence, rate)
                 if synth.should_cache(sentence) and not synth.cache.path(key).exists():
@@ -96,11 +104,35 @@ class Services:
                     made += 1
         return made
 
-    def _presynthesize_quietly(self) -> None:
+    def _presynthesize_in_background(self) -> None:
+        """presynthesize() on a low-priority thread that the process stops and waits for when it exits
+        (a voice model still running at interpreter shutdown aborts the process)."""
+        stop = threading.Event()
+        thread = threading.Thread(target=self._presynthesize_quietly, args=(stop,), name="presynthesize",
+                                  daemon=True)
+        thread.start()
+
+        def finish() -> None:
+            stop.set()
+            thread.join(PRESYNTHESIS_EXIT_WAIT_S)
+
+        atexit.register(finish)
+
+    def _presynthesize_quietly(self, stop: threading.Event) -> None:
+        from tts.cache import CachedSynthesizer
+
+        synth = self.synthesizer
+        if not isinstance(synth, CachedSynthesizer):
+            return
         with contextlib.suppress(OSError, AttributeError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # this thread only (Linux)
         try:
-            made = self.presynthesize()
+            with open(synth.cache.directory / ".presynthesis.lock", "w") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    return  # another process (a worker beside this one) is filling the same cache
+                made = self.presynthesize(stop)
         except Exception as exc:  # noqa: BLE001 - a prompt left out is synthesized when first said
             log.warning("prompt synthesis ahead of calls stopped: %s", type(exc).__name__)
             return
