@@ -12,7 +12,6 @@ silence, decoded once it has) waits out every pause shorter than that, so the se
 
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ivr.jsonreport import write_json_report
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -200,8 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['pause_ms']:>8} ms  {r['setting']:<7} {r['turns']:>5}  {r['cut_off']:>7.1%}  "
               f"{r['ended_early']:>11.1%}  {r['wait_ms_p50'] or 0:>8.0f}  {r['wait_ms_p95'] or 0:>8.0f}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({**result, "table": rows}, indent=1) + "\n", encoding="utf-8")
+        write_json_report(args.json, {**result, "table": rows})
     return 0
 
 

@@ -15,13 +15,14 @@ fallback's. Model cost per call is timed on one thread (the machine's load besid
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ivr.jsonreport import write_json_report
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -209,9 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['harmful']:.1%})  ended at 200 ms {row['ended_at_200ms']:.1%}  "
                   f"mean wait {row['mean_wait_ms']} ms")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         extra = {"words_table": words_table(result, args.fallback_ms)} if args.words else {}
-        args.json.write_text(json.dumps({**result, "table": rows, **extra}, indent=1) + "\n", encoding="utf-8")
+        write_json_report(args.json, {**result, "table": rows, **extra})
     return 0
 
 
