@@ -94,14 +94,13 @@ class Services:
             texts += [entry.answer for entry in self.nlu.faq.entries]
         rate = synth.capabilities.sample_rate_hz
         made = 0
-        for text in texts:
+        for sentence in (sentence for text in texts for sentence in split_sentences(text)):
             if stop is not None and stop.is_set():
                 break
-            for sentence in split_sentences(text):
-                key = PromptCache.key(synth.engine, synth.voice, sentence, rate)
-                if synth.should_cache(sentence) and not synth.cache.path(key).exists():
-                    synth.synthesize(sentence)
-                    made += 1
+            key = PromptCache.key(synth.engine, synth.voice, sentence, rate)
+            if synth.should_cache(sentence) and not synth.cache.path(key).exists():
+                synth.synthesize(sentence)
+                made += 1
         return made
 
     def _presynthesize_in_background(self) -> None:
