@@ -80,8 +80,6 @@ class CallSession:
         self._emotion = EmotionLane(services.emotion, clock, call_id) if services.emotion else None
         self._held: tuple[str, float] | None = None
         """A transcript waiting for its turn's voice emotion."""
-        self._emotion_at_pause = False
-        """The voice emotion under way is of the turn up to its pause (kept if the caller said no more)."""
         self.ended = False
         self.outcome = ""
         self.end_reason = ""
@@ -147,7 +145,6 @@ class CallSession:
         speech = self._turns.last_probability >= self._turns.config.threshold
         if speech:
             self._silence_fed_ms = 0.0
-            self._emotion_at_pause = False
         else:
             self._silence_fed_ms += frame.duration_ms
             if self._silence_fed_ms > MAX_SILENCE_TO_ASR_MS:
@@ -182,7 +179,6 @@ class CallSession:
         rec.decode_ahead()
         if self._emotion is not None:
             self._emotion.start(event.audio, INTERNAL_RATE_HZ)
-            self._emotion_at_pause = True
 
     def _end_if_settled(self) -> None:
         """End the turn after `complete_timeout_ms` of silence when the words decoded ahead already give the
@@ -202,11 +198,10 @@ class CallSession:
         if self._recognition is None or self._recognition.result is not None:
             self.log.emit(ev.SpeechIgnored(reason="agent not listening"))
             return
-        decoded_ahead = self._recognition.ahead is not None
+        decoded_ahead = self._recognition.ahead is not None  # at the pause, with its voice emotion
         self._recognition.finish()
-        if self._emotion is not None and not (decoded_ahead and self._emotion_at_pause):
+        if self._emotion is not None and not decoded_ahead:
             self._emotion.start(event.audio, INTERNAL_RATE_HZ)
-        self._emotion_at_pause = False
         self._awaiting_reply_since_ms = event.end_ms
         self.transcript.append(TranscriptLine("caller", event.onset_ms, "", event.end_ms))
 
