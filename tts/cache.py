@@ -115,13 +115,25 @@ class CachedSynthesizer(Synthesizer):
     def synthesize(self, text: str) -> SpeechAudio:
         return concatenate(self.synthesize_stream(text), self.capabilities.sample_rate_hz)
 
+    def _key(self, sentence: str) -> str:
+        return PromptCache.key(self.engine, self.voice, sentence, self.capabilities.sample_rate_hz)
+
+    def store(self, sentence: str) -> bool:
+        """Synthesize one sentence into the cache ahead of need, unless it is there already or may not be
+        stored; whether it was synthesized."""
+        if not self.should_cache(sentence) or self.cache.path(self._key(sentence)).exists():
+            return False
+        for _ in self.synthesize_stream(sentence):  # stores what it synthesized
+            pass
+        return True
+
     def synthesize_stream(self, text: str) -> Iterator[SpeechAudio]:
         rate = self.capabilities.sample_rate_hz
         for sentence in split_sentences(text):
             if not self.should_cache(sentence):
                 yield from self.inner.synthesize_stream(sentence)
                 continue
-            key = PromptCache.key(self.engine, self.voice, sentence, rate)
+            key = self._key(sentence)
             cached = self.cache.get(key, rate)
             if cached is not None:
                 yield cached

@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,11 +24,14 @@ from models.errors import AgentError
 from telephony.audio.resample import resample
 from tts.base import Synthesizer
 
+if TYPE_CHECKING:
+    from tts.cache import PromptCache
+
 log = logging.getLogger(__name__)
 
 
 PRESYNTHESIS_EXIT_WAIT_S = 30.0
-"""At exit, how long the process waits for the prompt being synthesized ahead of calls (one text)."""
+"""At exit, how long the process waits for the prompt being synthesized ahead of calls (one sentence)."""
 
 
 @dataclass
@@ -83,7 +87,7 @@ class Services:
         no caller waits for them; returns how many sentences were synthesized (0 without a cache, and for
         sentences already cached)."""
         from dialog.flow import spoken_texts
-        from tts.cache import CachedSynthesizer, PromptCache
+        from tts.cache import CachedSynthesizer
         from tts.sentences import split_sentences
 
         synth = self.synthesizer
@@ -92,23 +96,23 @@ class Services:
         texts = spoken_texts(self.machine.flow)
         if self.nlu is not None and self.nlu.faq is not None:
             texts += [entry.answer for entry in self.nlu.faq.entries]
-        rate = synth.capabilities.sample_rate_hz
         made = 0
         for sentence in (sentence for text in texts for sentence in split_sentences(text)):
             if stop is not None and stop.is_set():
                 break
-            key = PromptCache.key(synth.engine, synth.voice, sentence, rate)
-            if synth.should_cache(sentence) and not synth.cache.path(key).exists():
-                synth.synthesize(sentence)
-                made += 1
+            made += synth.store(sentence)
         return made
 
     def _presynthesize_in_background(self) -> None:
         """presynthesize() on a low-priority thread that the process stops and waits for when it exits
-        (a voice model still running at interpreter shutdown aborts the process)."""
+        (a voice model still running at interpreter shutdown aborts the process). Nothing without a cache."""
+        from tts.cache import CachedSynthesizer
+
+        if not isinstance(self.synthesizer, CachedSynthesizer):
+            return
         stop = threading.Event()
-        thread = threading.Thread(target=self._presynthesize_quietly, args=(stop,), name="presynthesize",
-                                  daemon=True)
+        thread = threading.Thread(target=self._presynthesize_quietly, args=(self.synthesizer.cache, stop),
+                                  name="presynthesize", daemon=True)
         thread.start()
 
         def finish() -> None:
@@ -117,16 +121,11 @@ class Services:
 
         atexit.register(finish)
 
-    def _presynthesize_quietly(self, stop: threading.Event) -> None:
-        from tts.cache import CachedSynthesizer
-
-        synth = self.synthesizer
-        if not isinstance(synth, CachedSynthesizer):
-            return
+    def _presynthesize_quietly(self, cache: PromptCache, stop: threading.Event) -> None:
         with contextlib.suppress(OSError, AttributeError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # this thread only (Linux)
         try:
-            with open(synth.cache.directory / ".presynthesis.lock", "w") as lock:
+            with open(cache.directory / ".presynthesis.lock", "w") as lock:
                 try:
                     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:
