@@ -119,24 +119,24 @@ def bench_calls(n_calls: int, services: Any) -> dict[str, Any]:
 
 BEFORE = "before: silence, no cache"
 NOW = "now: ahead, presynth"
-"""The two settings `ivr bench` compares: the turn ended by 500 ms of silence and every prompt synthesized
-when said, as the agent ran before; the turn decoded ahead at a 200 ms pause and ended there when its words
-settle it, with the flow's prompts synthesized into the cache at start-up (the defaults now)."""
+"""The two settings `ivr bench` and `ivr bench-sip` compare: the turn ended by its silence and every prompt
+synthesized when said, as the agent ran before (ivr.config.SILENCE_ONLY, no prompt cache); the defaults now:
+the turn decoded ahead at a pause and ended early when its words settle it, the flow's prompts synthesized
+into the cache at start-up."""
 
 
 def both_settings(services: Any, cache_dir: Path) -> dict[str, Any]:
-    """{setting: Services} over the same loaded models (`services` loaded with no prompt cache)."""
+    """{setting: Services} over the same loaded models (`services` loaded with the defaults and no prompt
+    cache)."""
     from dataclasses import replace
 
     from ivr.call.services import Services
-    from ivr.config import CallConfig
+    from ivr.config import SILENCE_ONLY
     from tts.cache import CachedSynthesizer, PromptCache
 
-    before_call = replace(services.config.call, decode_ahead_ms=0, complete_timeout_ms=0)
+    before_call = replace(services.config.call, **SILENCE_ONLY)
     before: Services = replace(services, config=replace(services.config, call=before_call))
-    now_call = replace(services.config.call, decode_ahead_ms=CallConfig.decode_ahead_ms,
-                       complete_timeout_ms=CallConfig.complete_timeout_ms)
-    now: Services = replace(services, config=replace(services.config, call=now_call, tts_cache_dir=str(cache_dir)),
+    now: Services = replace(services, config=replace(services.config, tts_cache_dir=str(cache_dir)),
                             synthesizer=CachedSynthesizer(services.synthesizer, PromptCache(cache_dir)))
     now.presynthesize()
     return {BEFORE: before, NOW: now}

@@ -35,6 +35,11 @@ class CallConfig:
     """Keep keyed digits in the event log; off by default (they are often account numbers)."""
 
 
+SILENCE_ONLY: dict[str, Any] = {"decode_ahead_ms": 0, "complete_timeout_ms": 0}
+"""The `call:` settings of the agent before it decoded turns ahead: every turn ended by its silence and
+decoded then (the benchmarks measure them beside the defaults)."""
+
+
 @dataclass(frozen=True)
 class AsrConfig:
     """How caller turns are recognized beyond the model (see README, "Recognizing callers")."""

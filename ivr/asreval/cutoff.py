@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from ivr.config import SILENCE_ONLY
 from ivr.jsonreport import write_json_report
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 FRAME_MS = 20
-SETTINGS: dict[str, dict[str, Any]] = {"before": {"decode_ahead_ms": 0, "complete_timeout_ms": 0}, "now": {},
-                                     "any sure": {"settled_confidence": 0.0}}
+SETTINGS: dict[str, dict[str, Any]] = {"before": SILENCE_ONLY, "now": {}, "any sure": {"settled_confidence": 0.0}}
 
 
 @dataclass(frozen=True)

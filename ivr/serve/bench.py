@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from ivr.bench import BEFORE, NOW
+from ivr.config import SILENCE_ONLY
 from ivr.errors import IvrError
 from ivr.jsonreport import publish_report
 from telephony.audio.g711 import mulaw_decode, mulaw_encode
@@ -472,22 +474,13 @@ def run_bench_sip(args: argparse.Namespace) -> dict[str, Any]:
     return publish_report(report, args.json, _print_table)
 
 
-BEFORE = "before: silence, no cache"
-NOW = "now: ahead, presynth"
-BEFORE_CONFIG = """# the agent as it ran before decoding ahead: turns end after 500 ms of silence, no prompt cache
-tts_cache_dir: ""
-call:
-  decode_ahead_ms: 0
-  complete_timeout_ms: 0
-"""
-
-
 def _setting_config(work: Path, name: str, config: str | None) -> str | None:
-    """The --config of `ivr serve` for a setting: BEFORE_CONFIG, or the bench's own --config (or none)."""
+    """The --config of `ivr serve` for a setting: the agent as it ran before (SILENCE_ONLY, no prompt cache;
+    JSON is YAML), or the bench's own --config (or none)."""
     if name != BEFORE:
         return config
     path = work / "before.yaml"
-    path.write_text(BEFORE_CONFIG, encoding="utf-8")
+    path.write_text(json.dumps({"tts_cache_dir": "", "call": SILENCE_ONLY}), encoding="utf-8")
     return str(path)
 
 
@@ -517,11 +510,11 @@ def _agent_side(out: Path, single: dict[str, Any]) -> dict[str, Any]:
     caller heard (p50) beyond the session's own end of turn to first reply frame (p50)."""
     from ivr.call.events import from_dict
     from ivr.call.stages import reply_stages, summarize
+    from ivr.report.calls import CallDirSource
 
     rows: list[dict[str, float]] = []
-    for log in sorted(out.glob("*/events.jsonl")):
-        records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
-        rows.extend(reply_stages(from_dict(r) for r in records))
+    for call in CallDirSource(out).calls():
+        rows.extend(reply_stages(map(from_dict, call.events)))
     stages = summarize(rows)
     if "total" in stages and single["samples"]:
         stages["transport"] = {q: round(single[f"{q}_ms"] - stages["total"][q], 1) for q in ("p50", "p95")}
