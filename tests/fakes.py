@@ -3,6 +3,8 @@ that need no model where a test checks what is done with their output, not the r
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from asr.base import AsrCapabilities, RecognitionOptions, RecognizerStream, SpeechRecognizer, Transcript, Word
@@ -68,6 +70,41 @@ class CannedRecognizer(SpeechRecognizer):
                    options: RecognitionOptions | None = None) -> Transcript:
         text = self.text.format(seconds=len(samples) / sample_rate_hz)
         return Transcript(text, 0.9, (Word(text.split()[0], 0.0, 0.3, 0.9),))
+
+
+class _TimedStream(RecognizerStream):
+    def __init__(self, owner: TimedRecognizer) -> None:
+        self._owner = owner
+        self._bytes = 0
+
+    def accept(self, pcm: bytes) -> Transcript | None:
+        self._bytes += len(pcm)
+        return None
+
+    def finish(self) -> Transcript:
+        time.sleep(self._owner.delay_s)  # a decode takes time, paid on the call's clock
+        self._owner.decoded_s.append(self._bytes / 2 / 16000)
+        return Transcript(self._owner.text, 0.95, words=tuple(
+            Word(w, 0.0, 0.0, self._owner.word_confidence) for w in self._owner.text.split()))
+
+
+class TimedRecognizer(SpeechRecognizer):
+    """Streams that say the same words for any audio after a fixed decode time, recording how much audio each
+    decode had: for tests of when the session ends a turn, not of recognition."""
+
+    name = "timed"
+    capabilities = AsrCapabilities(streaming=False, partials=False)
+
+    def __init__(self, text: str, delay_s: float = 0.05, word_confidence: float = 0.95) -> None:
+        self.text, self.delay_s, self.word_confidence = text, delay_s, word_confidence
+        self.decoded_s: list[float] = []
+
+    def stream(self, sample_rate_hz: int, options: RecognitionOptions | None = None) -> RecognizerStream:
+        return _TimedStream(self)
+
+    def transcribe(self, samples: np.ndarray, sample_rate_hz: int,
+                   options: RecognitionOptions | None = None) -> Transcript:
+        return Transcript(self.text, 0.95)
 
 
 class HalvesDiarizer(Diarizer):

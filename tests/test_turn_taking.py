@@ -4,12 +4,10 @@ never while the caller is still talking."""
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import numpy as np
 import pytest
 
-from asr.base import AsrCapabilities, RecognitionOptions, RecognizerStream, SpeechRecognizer, Transcript, Word
 from asr.factory import load_recognizer
 from dialog.flow import load_default_flow
 from dialog.machine import Machine
@@ -21,6 +19,7 @@ from ivr.serve.bench import trim_silence
 from ivr.simulate import simulate_call
 from telephony.audio.audiofile import write_wav
 from telephony.wavfile import CallerTurn
+from tests.fakes import TimedRecognizer
 from tts.factory import load_synthesizer
 from tts.stream import speak
 
@@ -29,41 +28,6 @@ pytestmark = pytest.mark.models
 RATE_HZ = 8000
 FRAMES = 40
 """Two 20 ms frames: a turn's end is stamped on the caller's tick, its speech on the 16 kHz frames."""
-
-
-class _Stream(RecognizerStream):
-    def __init__(self, owner: CannedRecognizer) -> None:
-        self._owner = owner
-        self._bytes = 0
-
-    def accept(self, pcm: bytes) -> Transcript | None:
-        self._bytes += len(pcm)
-        return None
-
-    def finish(self) -> Transcript:
-        time.sleep(self._owner.delay_s)  # a decode takes time, paid on the call's clock
-        self._owner.decoded_s.append(self._bytes / 2 / 16000)
-        return Transcript(self._owner.text, 0.95, words=tuple(
-            Word(w, 0.0, 0.0, self._owner.word_confidence) for w in self._owner.text.split()))
-
-
-class CannedRecognizer(SpeechRecognizer):
-    """Says the same words for any audio, after a fixed decode time; records how much audio each decode had
-    (this tests when the session ends a turn, not recognition)."""
-
-    name = "canned"
-    capabilities = AsrCapabilities(streaming=False, partials=False)
-
-    def __init__(self, text: str, delay_s: float = 0.05, word_confidence: float = 0.95) -> None:
-        self.text, self.delay_s, self.word_confidence = text, delay_s, word_confidence
-        self.decoded_s: list[float] = []
-
-    def stream(self, sample_rate_hz: int, options: RecognitionOptions | None = None) -> RecognizerStream:
-        return _Stream(self)
-
-    def transcribe(self, samples: np.ndarray, sample_rate_hz: int,
-                   options: RecognitionOptions | None = None) -> Transcript:
-        return Transcript(self.text, 0.95)
 
 
 @pytest.fixture(scope="module")
@@ -96,14 +60,14 @@ def reply_to_first_turn(call) -> tuple[SpeechStopped, ReplyStarted]:
 
 
 def test_settled_words_end_the_turn_at_the_pause_not_after_the_silence(piper):
-    services = services_with(CannedRecognizer("What is my balance?"), piper)
+    services = services_with(TimedRecognizer("What is my balance?"), piper)
     call = simulate_call(services, [CallerTurn(say="What is my balance?")], fast=True)
     stopped, reply = reply_to_first_turn(call)
     assert stopped.early
     assert stopped.t_ms - stopped.end_ms < services.config.call.end_of_turn_silence_ms
     assert "balance" in [e.node for e in call.session.log.of_type(DialogStep)]
 
-    slow = services_with(CannedRecognizer("What is my balance?"), piper, decode_ahead_ms=0)
+    slow = services_with(TimedRecognizer("What is my balance?"), piper, decode_ahead_ms=0)
     before, reply_before = reply_to_first_turn(simulate_call(slow, [CallerTurn(say="What is my balance?")], fast=True))
     assert not before.early and before.t_ms - before.end_ms >= slow.config.call.end_of_turn_silence_ms - FRAMES
     assert reply.turn_end_ms == stopped.end_ms and reply_before.turn_end_ms == before.end_ms
@@ -114,7 +78,7 @@ def test_settled_words_end_the_turn_at_the_pause_not_after_the_silence(piper):
 def test_words_that_do_not_settle_the_turn_wait_for_the_silence(piper, text, confidence):
     """Nothing the menu acts on yet, or the keyword heard unsurely: the turn ends by silence, and the
     transcript decoded ahead is still the one taken (one decode for the turn)."""
-    recognizer = CannedRecognizer(text, word_confidence=confidence)
+    recognizer = TimedRecognizer(text, word_confidence=confidence)
     services = services_with(recognizer, piper)
     call = simulate_call(services, [CallerTurn(say="What is my balance?")], fast=True)
     stopped = call.session.log.of_type(SpeechStopped)[0]
@@ -127,7 +91,7 @@ def test_a_caller_who_goes_on_after_a_short_pause_is_not_cut_off(piper, tmp_path
     """The decode made at the pause is dropped when the caller speaks again; the turn's transcript is
     decoded from the whole sentence, and the agent does not answer the first half."""
     wav, first_s = paused_turn(piper, tmp_path, "What is my balance", "on my savings account", pause_ms=320)
-    recognizer = CannedRecognizer("What is my balance on my savings account?", delay_s=0.2)
+    recognizer = TimedRecognizer("What is my balance on my savings account?", delay_s=0.2)
     call = simulate_call(services_with(recognizer, piper), [CallerTurn(wav=wav)], fast=True)
     stopped = call.session.log.of_type(SpeechStopped)
     paused = call.session.log.of_type(SpeechPaused)
@@ -177,7 +141,7 @@ def test_the_flows_fixed_prompts_are_synthesized_into_the_cache_before_any_call(
     assert "Say balance, or press one." in texts and "Sorry, I missed that." in texts
     assert not any("{" in t for t in texts)  # said with values: synthesized when said
     cache = PromptCache(tmp_path / "prompts")
-    services = Services(AgentConfig(), CannedRecognizer("balance"), CachedSynthesizer(piper, cache),
+    services = Services(AgentConfig(), TimedRecognizer("balance"), CachedSynthesizer(piper, cache),
                         Machine(flow))
     made = services.presynthesize()
     assert made >= 2
