@@ -50,8 +50,6 @@ class CallMediaPort(pj.AudioMediaPort):
         self._silence = pj.ByteVector(bytes(FRAME_BYTES))
         self.frames_received = 0
         self.frames_sent = 0
-        self.silence_dropped = 0
-        """Silent frames not queued for the caller (see write)."""
 
     # ---- pjmedia clock thread ---------------------------------------------------------------------
 
@@ -82,7 +80,6 @@ class CallMediaPort(pj.AudioMediaPort):
             self._outbound.clear()
             self.frames_received = 0
             self.frames_sent = 0
-            self.silence_dropped = 0
 
     # ---- the call's runner thread -----------------------------------------------------------------
 
@@ -102,7 +99,6 @@ class CallMediaPort(pj.AudioMediaPort):
         when the runner catches up after a stall it writes a burst, and queued silence would delay every
         later reply by the length of that burst for the rest of the call."""
         if len(self._outbound) >= SILENCE_BACKLOG and pcm.count(0) == len(pcm):
-            self.silence_dropped += 1
             return
         self._outbound.append(pj.ByteVector(pcm))
 
