@@ -211,9 +211,12 @@ class Supervisor:
         now = time.monotonic()
         for i, worker in enumerate(self.workers):
             pid = worker.pid
-            if self._watch(worker, now, WORKER_START_TIMEOUT_S) == "down":
+            change = self._watch(worker, now, WORKER_START_TIMEOUT_S)
+            if change == "down":
                 self._route(i, False)
                 mark_process_dead(pid)
+            elif change == "up":
+                self._route(i, self.worker_ready(i))
         if now - self._readiness_checked >= READY_CHECK_S:
             self._readiness_checked = now
             for i, worker in enumerate(self.workers):
@@ -251,7 +254,7 @@ class Supervisor:
         elif self.workers[i].proc is not None:
             log.warning("%s is not ready: the proxy routes no calls to it", self.workers[i].name)
         if self.front is not None and self.front.ready:
-            self.rpc.set_worker(self.config.bind, self.ports[i], up=up, hold=self.workers[i].running)
+            self.rpc.set_worker(self.config.bind, self.ports[i], up=up, hold=not up and self.workers[i].running)
 
     def _check_front(self, front: Child, now: float) -> None:
         """Kills a proxy that runs but no longer answers (the restart follows as for a crash)."""
