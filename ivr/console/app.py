@@ -25,12 +25,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ivr.console.access import HERE, SESSION_COOKIE, Console
 from ivr.console.auth import Users
 from ivr.console.guards import HashGate, LoginThrottle
+from ivr.console.metrics import install as install_metrics
 from ivr.console.routes import admin, calls, live, login
 from ivr.store import Store
 
 __all__ = ["PUBLIC_PATHS", "SESSION_COOKIE", "create_app"]
 
-PUBLIC_PATHS = ("/login", "/static", "/healthz")
+PUBLIC_PATHS = ("/login", "/static", "/healthz", "/metrics")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "media-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
@@ -54,6 +55,7 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
         console.gate.close()
 
     app = FastAPI(title="ivr console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    install_metrics(app)
     app.state.store = store
     app.state.users = console.users
     app.state.throttle = console.throttle
