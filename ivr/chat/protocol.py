@@ -13,7 +13,8 @@ Server to client:
   {"type": "ended", "seq": N, "outcome": O, "reason": R}
   {"type": "error", "code": C, "message": M[, "retry_after": s]}
 Error codes: bad_json, bad_request, too_large, empty, rate_limited, too_many_sessions, busy, no_session,
-ended (a message to a chat that has ended), unavailable (the models did not load). An error never ends a WebSocket by itself (but too many of them in a row do).
+ended (a message to a chat that has ended), unavailable (the models did not load). An error never ends
+a WebSocket by itself (but too many of them in a row do).
 """
 
 from __future__ import annotations
