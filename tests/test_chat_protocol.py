@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from ivr.chat.hub import ChatLimits
+from ivr.chat.hub import ChatHub, ChatLimits, chat_off
 from ivr.chat.protocol import MAX_FRAME_BYTES, MAX_TEXT_CHARS
 from ivr.console.app import create_app
 from ivr.console.routes.chat import MAX_ERRORS_IN_A_ROW, SOCKETS_PER_CLIENT
@@ -156,3 +156,18 @@ def test_a_websocket_that_only_sends_garbage_is_closed_and_sockets_per_address_a
     with client.websocket_connect("/chat/ws") as ws:  # all closed: room again
         ws.send_text(json.dumps({"type": "start"}))
         assert ws.receive_json()["type"] == "started"
+
+
+def test_a_console_without_the_chat_or_whose_models_fail_says_unavailable_and_runs_on(store):
+    def broken_models():
+        raise RuntimeError("model file damaged")
+
+    for brain, message in ((chat_off, "the chat is off on this server"), (broken_models, "not available now")):
+        app = create_app(store, chat_hub=ChatHub(store, brain))
+        client = TestClient(app)
+        assert message in error_of(client.post("/api/chat", json={"type": "start"}), 503, "unavailable")["message"]
+        with client.websocket_connect("/chat/ws") as ws:
+            ws.send_text(json.dumps({"type": "start"}))
+            assert ws.receive_json()["code"] == "unavailable"
+        supervisor, _ = login(app, "sam")
+        assert supervisor.get("/calls").status_code == 200

@@ -56,6 +56,11 @@ class ChatLimits:
     """Silence while the agent waits before the flow's NoInput (0: wait for the user forever)."""
 
 
+def chat_off() -> ChatBrain:
+    """The brain of a console started without the chat (`ivr console --no-chat`): every chat is unavailable."""
+    raise ProtocolError("unavailable", "the chat is off on this server")
+
+
 class _SinceClock:
     """A chat's own time (ms since it started) on the hub's clock."""
 
@@ -104,6 +109,8 @@ class ChatHub:
                 assert self._load_brain is not None
                 try:
                     self._brain = self._load_brain()
+                except ProtocolError:
+                    raise
                 except Exception as exc:  # a model that does not load: chats are unavailable, the console runs on
                     log.error("chat: cannot load the flow or models: %s: %s", type(exc).__name__, exc)
                     raise ProtocolError("unavailable", "the chat is not available now") from None

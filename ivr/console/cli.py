@@ -22,6 +22,9 @@ def register(subparsers: Any) -> None:
                          help="mark cookies Secure (when a TLS proxy is in front; automatic with --tls-cert)")
     console.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     console.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    console.add_argument("--chat-flow", help="the flow the text chat runs (default: the bundled bank flow)")
+    console.add_argument("--no-chat", action="store_true",
+                         help="no text chat: /chat/ws and /api/chat answer 'unavailable' (no models loaded)")
     add_store_args(console)
     console.set_defaults(func=cmd_console)
     sub = console.add_subparsers(dest="console_command")
@@ -83,7 +86,8 @@ def cmd_console(args: argparse.Namespace) -> int:
         raise IvrError("--tls-cert and --tls-key go together")
     store = open_store(args)
     try:
-        app = create_app(store, secure_cookies=args.secure_cookies or bool(args.tls_cert))
+        app = create_app(store, secure_cookies=args.secure_cookies or bool(args.tls_cert),
+                         chat_hub=_chat_hub(args, store))
         scheme = "https" if args.tls_cert else "http"
         print(f"ivr console: {scheme}://{args.bind}:{args.port}/ (database {store.engine.url.render_as_string()})",
               flush=True)
@@ -96,6 +100,18 @@ def cmd_console(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _chat_hub(args: argparse.Namespace, store: Any) -> Any:
+    """The text chat's hub, its flow and models loaded now (not on the first visitor), unless --no-chat."""
+    from ivr.chat.brain import ChatBrain
+    from ivr.chat.hub import ChatHub, chat_off
+
+    if args.no_chat:
+        return ChatHub(store, chat_off)
+    brain = ChatBrain.load(args.chat_flow)
+    print(f"ivr console: text chat ready (flow {brain.machine.flow.name}, {brain.load_s:.1f} s)", flush=True)
+    return ChatHub(store, brain)
 
 
 def _serve(server: Any) -> bool:
