@@ -43,8 +43,8 @@ def hear(audio_8k: np.ndarray, call: Any, recognizer: Any, options: Any, context
     """The first turn the session's hearing would take from this audio, and when (None: no turn)."""
     from asr.turns import Paused, SpeechStarted, TurnConfig, TurnDetector, TurnEnded
     from asr.vad import make_vad
+    from ivr.call.hearing import MAX_SILENCE_TO_ASR_MS
     from ivr.call.recognition import TurnRecognition, end_of_turn_silence_ms
-    from ivr.call.session import MAX_SILENCE_TO_ASR_MS
     from telephony.audio.frame import INTERNAL_RATE_HZ, Frame
     from telephony.audio.resample import resample
     from telephony.clock import VirtualClock
