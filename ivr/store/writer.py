@@ -44,6 +44,7 @@ from ivr.call.events import (
 )
 from ivr.store import schema
 from ivr.store.db import Store
+from telephony.queues import drain
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +134,7 @@ class StoreWriter:
 
     def _run(self) -> None:
         while True:
-            items = [self._queue.get()]
-            while True:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            items = [self._queue.get(), *drain(self._queue)]
             stop = any(item is _STOP for item in items)
             self._apply_batch([item for item in items if item is not _STOP])
             if stop:
