@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from ivr.chat.hub import ChatHub, ChatLimits, chat_off
-from ivr.chat.protocol import MAX_FRAME_BYTES, MAX_TEXT_CHARS
+from ivr.chat.protocol import MAX_FRAME_BYTES, MAX_TEXT_CHARS, ProtocolError
 from ivr.console.app import create_app
 from ivr.console.routes.chat import MAX_ERRORS_IN_A_ROW, SOCKETS_PER_CLIENT
 from tests.chat_support import HttpChat, keyword_brain, make_hub
@@ -171,3 +172,21 @@ def test_a_console_without_the_chat_or_whose_models_fail_says_unavailable_and_ru
             assert ws.receive_json()["code"] == "unavailable"
         supervisor, _ = login(app, "sam")
         assert supervisor.get("/calls").status_code == 200
+
+
+def test_a_burst_of_starts_from_one_address_gets_exactly_its_chats(store):
+    hub, _ = make_hub(store, keyword_brain(), ChatLimits(chats_per_client=3))
+
+    def start(_: int) -> str:
+        try:
+            hub.start("203.0.113.7")
+            return "started"
+        except ProtocolError as exc:
+            return exc.code
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(start, range(12)))
+    assert sorted(results).count("started") == 3 and set(results) == {"started", "too_many_sessions"}
+    hub.start("2001:db8::1")  # another address is not held up
+    with pytest.raises(ProtocolError, match="open chats"):
+        hub.start("203.0.113.7")

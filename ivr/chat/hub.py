@@ -39,7 +39,7 @@ SWEEP_EVERY_S = 1.0
 @dataclass(frozen=True)
 class ChatLimits:
     max_chats: int = 500
-    """Open chats in all; past that a new one gets `busy`."""
+    """Open chats in all; past that a new one gets `busy` (so does one past twice as many kept, ended ones too)."""
     chats_per_client: int = 3
     """Open chats per client address."""
     starts_per_minute: int = 10
@@ -122,31 +122,34 @@ class ChatHub:
         """A new chat for the client at `host`: (its secret, the chat), its opening messages posted."""
         client = client_key(host)
         self.sweep()
-        with self._lock:
-            live = [c for c in self._chats.values() if c.client == client and not c.session.ended]
-            if len(live) >= self.limits.chats_per_client:
-                raise ProtocolError("too_many_sessions", f"at most {self.limits.chats_per_client} open chats "
-                                    "per address: end one first")
-            if sum(not c.session.ended for c in self._chats.values()) >= self.limits.max_chats:
-                raise ProtocolError("busy", "too many chats right now; try again later", 30)
-            wait_s = self._starts.hit(client)
-            if wait_s:
-                raise ProtocolError("rate_limited", "too many new chats; wait a little", wait_s)
         brain = self.brain()
         chat_id = f"chat-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(4)}"
         session = ChatSession(brain, _SinceClock(self._now_s), chat_id, self.limits.no_input_ms)
         chat = Chat(session, client, self._now_s())
-        if self.store is not None:
-            chat.writer = StoreWriter(self.store, source="chat", background=False)
-            session.log.subscribe(chat.writer)
         secret = secrets.token_urlsafe(24)
-        with chat.lock:
-            with self._lock:
+        with chat.lock:  # nobody else knows the chat yet: taken at once, held until it has started
+            with self._lock:  # checked and counted in one step, so a burst of starts cannot pass the limits
+                self._admit(client)
                 self._chats[secret] = chat
+            if self.store is not None:
+                chat.writer = StoreWriter(self.store, source="chat", background=False)
+                session.log.subscribe(chat.writer)
             session.start()
             self._after(chat)
         log.info("chat %s started", chat_id)
         return secret, chat
+
+    def _admit(self, client: str) -> None:
+        """ProtocolError unless `client` may start a chat now (the hub's lock is held)."""
+        live = [c for c in self._chats.values() if not c.session.ended]
+        if sum(c.client == client for c in live) >= self.limits.chats_per_client:
+            raise ProtocolError("too_many_sessions", f"at most {self.limits.chats_per_client} open chats "
+                                "per address: end one first")
+        if len(live) >= self.limits.max_chats or len(self._chats) >= 2 * self.limits.max_chats:
+            raise ProtocolError("busy", "too many chats right now; try again later", 30)
+        wait_s = self._starts.hit(client)
+        if wait_s:
+            raise ProtocolError("rate_limited", "too many new chats; wait a little", wait_s)
 
     def chat(self, secret: str) -> Chat:
         chat = self._chats.get(secret) if secret else None

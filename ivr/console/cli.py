@@ -13,6 +13,10 @@ from typing import Any
 from ivr.errors import IvrError
 from ivr.store.cli import add_store_args, open_store
 
+WS_MAX_BYTES = 65536
+"""A WebSocket message larger than this is refused by the server itself (close 1009) before the chat reads it
+(which refuses anything over ivr.chat.protocol.MAX_FRAME_BYTES with an error)."""
+
 
 def register(subparsers: Any) -> None:
     console = subparsers.add_parser("console", help="the supervisor web app: calls, recordings, transcripts")
@@ -94,7 +98,7 @@ def cmd_console(args: argparse.Namespace) -> int:
         # no access log: URLs carry search words and caller numbers from the filters
         server = uvicorn.Server(uvicorn.Config(app, host=args.bind, port=args.port, access_log=False,
                                                log_level="warning", ssl_certfile=args.tls_cert,
-                                               ssl_keyfile=args.tls_key))
+                                               ssl_keyfile=args.tls_key, ws_max_size=WS_MAX_BYTES))
         if not _serve(server) and not server.started:
             raise IvrError(f"the console did not start on {args.bind}:{args.port}")
     finally:
