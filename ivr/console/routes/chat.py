@@ -29,6 +29,7 @@ PUSH_EVERY_S = 1.0
 MAX_ERRORS_IN_A_ROW = 10
 """A WebSocket that sends this many refused frames in a row is closed (1008)."""
 SOCKETS_PER_CLIENT = 6
+"""Open WebSockets per client address (and twice the hub's max_chats in all)."""
 WS_POLICY_VIOLATION = 1008
 
 
@@ -56,8 +57,12 @@ def register(app: FastAPI, console: Console) -> None:
         host = ws.client.host if ws.client else None
         client = client_key(host)
         await ws.accept()
+        error = None
         if sockets[client] >= SOCKETS_PER_CLIENT:
             error = ProtocolError("too_many_sessions", "too many open chat connections from this address")
+        elif sum(sockets.values()) >= 2 * hub.limits.max_chats:
+            error = ProtocolError("busy", "too many chats right now; try again later", 30)
+        if error is not None:
             await ws.send_json(error.to_json())
             await ws.close(WS_POLICY_VIOLATION)
             return
