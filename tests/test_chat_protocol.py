@@ -194,8 +194,8 @@ def test_a_burst_of_starts_from_one_address_gets_exactly_its_chats(store):
 
 def test_open_sockets_in_all_are_bounded_by_the_hub(store):
     client = TestClient(app_for(store, ChatLimits(max_chats=1)))
-    with client.websocket_connect("/chat/ws"), client.websocket_connect("/chat/ws"):
-        with client.websocket_connect("/chat/ws") as third:
-            assert third.receive_json()["code"] == "busy"
-            with pytest.raises(WebSocketDisconnect):
-                third.receive_json()
+    with (client.websocket_connect("/chat/ws"), client.websocket_connect("/chat/ws"),
+          client.websocket_connect("/chat/ws") as third):
+        assert third.receive_json()["code"] == "busy"
+        with pytest.raises(WebSocketDisconnect):
+            third.receive_json()
