@@ -93,7 +93,7 @@ def started(conn: Connection, options: WebhookOptions, call_id: str, facts: Call
 
 
 def ended(conn: Connection, options: WebhookOptions, call_id: str, facts: CallFacts, event: CallEnded,
-          ended_at: datetime) -> int:
+          ended_at: datetime, wall: datetime) -> int:
     """call.ended, and call.escalated / dialog.failed with a ticket when the end says so."""
     duration_s = round(event.t_ms / 1000.0, 1)
     data: dict[str, Any] = {
@@ -102,11 +102,11 @@ def ended(conn: Connection, options: WebhookOptions, call_id: str, facts: CallFa
         "started_at": facts.started_at.isoformat() if facts.started_at else None,
         "ended_at": ended_at.isoformat(), "duration_s": duration_s, "caller_turns": facts.caller_turns,
         "path": list(facts.path or []), "call_url": options.call_url(call_id)}
-    added = _add(conn, options, "call.ended", call_id, data, ended_at)
+    added = _add(conn, options, "call.ended", call_id, data, wall)
     for kind, wanted in (("call.escalated", is_escalation(event)), ("dialog.failed", is_failure(event))):
         if wanted:
             added += _add(conn, options, kind, call_id, {**data, "ticket": ticket(kind, call_id, data, facts)},
-                          ended_at)
+                          wall)
     return added
 
 

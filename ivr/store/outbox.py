@@ -42,12 +42,13 @@ LEASE_MARGIN_S = 30.0
 def enqueue(conn: Connection, event_type: str, call_id: str | None, data: dict[str, Any],
             created: datetime | None = None) -> str:
     """Add an event to the outbox inside the caller's transaction; returns its id (the idempotency key)."""
-    now = created or datetime.now(UTC)
+    now = datetime.now(UTC)
+    created = created or now
     event_id = webhooks.new_event_id()
-    body = webhooks.envelope(event_id, event_type, call_id, data, now.timestamp())
+    body = webhooks.envelope(event_id, event_type, call_id, data, created.timestamp())
     conn.execute(schema.outbox.insert().values(
         event_id=event_id, event_type=event_type, call_id=call_id, body=body.decode("utf-8"), status=PENDING,
-        attempts=0, next_attempt_at=now, created_at=now))
+        attempts=0, next_attempt_at=now, created_at=created))
     return event_id
 
 
@@ -120,7 +121,7 @@ def counts(store: Store) -> dict[str, int]:
     o = schema.outbox.c
     with store.engine.connect() as conn:
         found: dict[str, int] = {str(s): int(n) for s, n in conn.execute(
-            select(o.status, func.count()).group_by(o.status)).tuples()}
+            select(o.status, func.count()).group_by(o.status))}
     return {s: int(found.get(s, 0)) for s in STATUSES}
 
 
@@ -169,7 +170,7 @@ class OutboxWorker(threading.Thread):
         self.poll_s = poll_s
         self.worker = name or f"{socket.gethostname()[:40]}:{os.getpid()}:{id(self) % 10000}"
         self._post = post
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._wake = threading.Event()
         self.delivered = 0
         self.failed_attempts = 0
@@ -180,13 +181,13 @@ class OutboxWorker(threading.Thread):
         self._wake.set()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop.set()
+        self._halt.set()
         self._wake.set()
         if self.is_alive():
             self.join(timeout_s)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 busy = self.run_once() > 0
             except Exception as exc:  # the store is unreachable for a moment: try again at the next poll
@@ -200,7 +201,7 @@ class OutboxWorker(threading.Thread):
         """Claim the due rows and post each once; how many were tried."""
         items = claim(self.store, self.worker, self.policy.timeout_s + LEASE_MARGIN_S)
         for item in items:
-            if self._stop.is_set():  # the rest go back when their lease runs out
+            if self._halt.is_set():  # the rest go back when their lease runs out
                 break
             self.deliver(item)
         return len(items)

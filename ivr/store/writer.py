@@ -247,7 +247,8 @@ class StoreWriter:
                     escalated=event.outcome in ESCALATED_OUTCOMES, node=event.node or None,
                     ended_at=ended_at, duration_ms=t_ms))
                 if hooks is not None:
-                    self._hooks_added += hookevents.ended(conn, hooks, call_id, st.facts, event, ended_at)
+                    self._hooks_added += hookevents.ended(conn, hooks, call_id, st.facts, event, ended_at,
+                                                              wall)
             case WebhookRequested() if hooks is not None:
                 self._hooks_added += hookevents.passed_on(conn, hooks, call_id, event.name,
                                                           dict(clean.get("data") or {}), wall)
