@@ -20,7 +20,8 @@ from telephony.sip.config import SipConfig
 log = logging.getLogger(__name__)
 
 FINAL_DELIVERY_S = 3.0
-"""At shutdown, how long the worker may go on posting what is due; the rest waits in the outbox."""
+"""At shutdown, how long the worker may go on posting what is due (until an attempt fails: the receiver is
+down); the rest waits in the outbox for the next start."""
 
 
 def retry_policy(config: SipConfig) -> RetryPolicy:
@@ -54,8 +55,9 @@ def stop_webhooks(worker: OutboxWorker | None) -> None:
     if worker is None:
         return
     deadline = time.monotonic() + FINAL_DELIVERY_S
+    failures = worker.failed_attempts + worker.dead
     worker.wake()
-    while time.monotonic() < deadline and worker.is_alive():
+    while time.monotonic() < deadline and worker.is_alive() and worker.failed_attempts + worker.dead == failures:
         try:
             if not due_count(worker.store):
                 break

@@ -134,6 +134,15 @@ def due_count(store: Store, now: datetime | None = None) -> int:
         return int(conn.execute(query).scalar_one())
 
 
+def next_due(store: Store) -> datetime | None:
+    """When the next pending event that no worker holds is due (None: there is none)."""
+    o = schema.outbox.c
+    free = or_(o.claimed_until.is_(None), o.claimed_until < datetime.now(UTC))
+    with store.engine.connect() as conn:
+        value = conn.execute(select(func.min(o.next_attempt_at)).where(o.status == PENDING, free)).scalar()
+    return utc(value)
+
+
 def retry(store: Store, event_ids: list[str] | None = None) -> int:
     """Dead events (those named, or all) back to pending, due now, with their attempts counted afresh."""
     o = schema.outbox.c
@@ -194,8 +203,18 @@ class OutboxWorker(threading.Thread):
                 log.warning("webhook outbox: %s: %s", type(exc).__name__, exc)
                 busy = False
             if not busy:
-                self._wake.wait(self.poll_s)
+                self._wake.wait(self._idle_s())
                 self._wake.clear()
+
+    def _idle_s(self) -> float:
+        """Until the next pending event is due (a retry's backoff), at most poll_s."""
+        try:
+            due = next_due(self.store)
+        except Exception:
+            return self.poll_s
+        if due is None:
+            return self.poll_s
+        return min(self.poll_s, max(0.01, (due - datetime.now(UTC)).total_seconds()))
 
     def run_once(self) -> int:
         """Claim the due rows and post each once; how many were tried."""
