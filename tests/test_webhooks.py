@@ -370,3 +370,25 @@ def test_a_version_3_store_gets_the_outbox(tmp_path, monkeypatch):
         assert outbox.counts(store)["pending"] == 1
     finally:
         store.close()
+
+
+def test_ivr_store_outbox_lists_and_retries_dead_letters(tmp_path, monkeypatch, capsys):
+    from ivr.cli import main
+
+    monkeypatch.setenv("IVR_RECORDING_KEY", bytes(range(32)).hex())
+    db = f"sqlite:///{tmp_path}/ivr.db"
+    store = Store(store_config(tmp_path))
+    try:
+        with store.engine.begin() as conn:
+            dead = outbox.enqueue(conn, "dialog.failed", "c1", {"reason": "no-input"})
+            outbox.enqueue(conn, "call.started", "c2", {})
+        item = outbox.claim(store, "w", 30.0, limit=1)[0]
+        outbox.record(store, item, "w", webhooks.Result(500, "HTTP 500"), webhooks.RetryPolicy(max_attempts=1))
+        assert main(["store", "outbox", "list", "--status", "dead", "--db", db]) == 0
+        out = capsys.readouterr().out
+        assert "1 pending, 0 delivered, 1 dead" in out and dead in out and "HTTP 500" in out
+        assert main(["store", "outbox", "retry", "--db", db]) == 1  # which ones?
+        assert main(["store", "outbox", "retry", dead, "--db", db]) == 0
+        assert outbox.counts(store) == {"pending": 2, "delivered": 0, "dead": 0}
+    finally:
+        store.close()
