@@ -12,6 +12,7 @@ command -v sox >/dev/null 2>&1 || need+=(sox)
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ] || need+=(kamailio)  # ivr serve --max-calls > 3
 command -v chromium >/dev/null 2>&1 || need+=(chromium chromium-driver)
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)  # the metrics test scrapes ivr serve with it
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=""

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ import pytest
 from ivr.serve.bench import free_port, free_port_range
 from ivr.serve.children import Backoff, Child, describe_exit
 from ivr.serve.front import READY_LINE, Supervisor
-from ivr.serve.kamailio import KamailioRpc, dispatcher_list, kamailio_config, sip_ping
+from ivr.serve.kamailio import PING_INTERVAL_S, KamailioRpc, dispatcher_list, kamailio_config, sip_ping
 from telephony.sip.config import SipConfig
 from tests.sip.listener import DatagramListener, udp_socket
 from tests.sip.rtp_pcap import quiet_pcap
@@ -155,6 +156,12 @@ def test_front_config_runs_answers_options_and_follows_rpc_and_probing(tmp_path)
         assert rpc.worker_states()[alive_uri].startswith("A")
         assert rpc.set_worker("127.0.0.1", dead, up=True)
         assert rpc.worker_states()[dead_uri].startswith("A")
+        # a worker that answers pings but is not ready (/readyz 503) is disabled: the pings keep it out
+        assert rpc.set_worker("127.0.0.1", alive.port, up=False, hold=True)
+        time.sleep(3 * PING_INTERVAL_S)
+        assert rpc.worker_states()[alive_uri].startswith("D"), rpc.worker_states()
+        assert rpc.set_worker("127.0.0.1", alive.port, up=True)
+        assert rpc.worker_states()[alive_uri].startswith("A")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         out, _ = proc.communicate(timeout=10)
@@ -256,7 +263,8 @@ def test_a_killed_worker_is_back_and_the_other_workers_calls_go_on(tmp_path, mon
     notify = _NotifyListener()  # the supervisor talks to "systemd"; its workers talk to the supervisor
     monkeypatch.setenv("NOTIFY_SOCKET", "@" + notify.name)
     monkeypatch.setenv("WATCHDOG_USEC", "2000000")
-    server = start_server(calls, port, ["--max-calls", "6", "--allow", "127.0.0.1/32"])
+    http = free_port_range(3, tcp=True)  # the supervisor's, then each worker's
+    server = start_server(calls, port, ["--max-calls", "6", "--allow", "127.0.0.1/32", "--http-port", str(http)])
     output = _Output(server)
     procs: list[subprocess.Popen] = []
     try:
@@ -305,6 +313,13 @@ def test_a_killed_worker_is_back_and_the_other_workers_calls_go_on(tmp_path, mon
             assert rc == 0, f"a call after the restart failed: {err[-300:]} {sipp_errors(log_dir)}"
         assert victim_port in {output.routes(p.pid)[-1] for p, _ in pair}, [output.routes(p.pid) for p, _ in pair]
         assert server.poll() is None, "the supervisor stopped"
+        # one scrape target for all: the supervisor adds up every worker's metrics, the killed one's too
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5) as reply:
+            scraped = reply.read().decode()
+        answered = re.search(r"^ivr_calls_answered_total (\S+)$", scraped, re.M)
+        assert answered is not None and float(answered.group(1)) >= 5, scraped[-2000:]
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/readyz", timeout=5) as reply:
+            assert reply.status == 200
         meta = _call_meta(calls, long_call.pid)
         assert meta["outcome"] == "caller-hangup", meta
         events = call_events(calls / meta["call_id"])

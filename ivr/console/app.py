@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ivr.console import views
 from ivr.console.auth import DEFAULT_ROLE, ROLES, User, Users, WebSession
 from ivr.console.guards import BUSY_RETRY_AFTER_S, GateFull, HashGate, LoginThrottle, client_key
+from ivr.console.metrics import install as install_metrics
 from ivr.console.params import MAX_LIMIT, MAX_OFFSET, filter_from, int_param
 from ivr.store import CallFilter, Store
 from models.errors import AgentError
@@ -42,7 +43,7 @@ from models.errors import AgentError
 HERE = Path(__file__).parent
 SESSION_COOKIE = "ivr_session"
 LOGIN_CSRF_COOKIE = "ivr_login_csrf"
-PUBLIC_PATHS = ("/login", "/static", "/healthz")
+PUBLIC_PATHS = ("/login", "/static", "/healthz", "/metrics")
 LIVE_POLL_S = 1.0
 AUDIT_PAGE = 100
 LIVE_STREAM_MAX_S = 300.0
@@ -82,6 +83,7 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
         gate.close()
 
     app = FastAPI(title="ivr console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    install_metrics(app)
     templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape is on for .html
     templates.env.filters["clock"] = views.clock
     templates.env.filters["utc_time"] = views.utc_time

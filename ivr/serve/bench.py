@@ -386,7 +386,7 @@ def _start_serve(args: argparse.Namespace, port: int, out_dir: Path, max_calls: 
     verbose = ["-v"] if log_path else []
     cmd = [sys.executable, "-X", "faulthandler", "-m", "ivr", *verbose, "serve", "--port", str(port),
            "--out", str(out_dir), "--keep-call-files", "--rtp-port", str(free_port(even=True)),
-           "--max-calls", str(max_calls),
+           "--max-calls", str(max_calls), "--http-port", "0",
            "--grace", "0", *getattr(args, "extra_serve", ["--rtp-timeout", "0"])]
     for flag in ("config", "flow", "asr", "asr_model", "tts", "voice", "vad"):
         value = getattr(args, flag, None)

@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Any
 
+from ivr.serve import DEFAULT_HTTP_PORT
 from telephony.sip.config import DEFAULT_SIP_PORT, DEFAULT_TLS_PORT, SRTP_MODES, SipConfig, load_sip_config
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,11 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--keep-call-files", action="store_true",
                        help="keep each call's plain folder (recording.wav, events.jsonl, sip.json) after the call "
                        "store has it encrypted; a privacy risk, for debugging (default: removed once stored)")
+    serve.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT,
+                       help=f"port of /metrics (Prometheus), /healthz and /readyz (default {DEFAULT_HTTP_PORT}; "
+                       "0: none); behind the Kamailio front, workers use the next ports")
+    serve.add_argument("--http-bind", default="127.0.0.1",
+                       help="address of the HTTP port (default 127.0.0.1; a management network, never the trunk)")
     serve.add_argument("--pjsip-log-level", type=int,
                        help="pjsip console log level 0-6 (default 1); above 3 prints SIP messages with caller numbers")
     add_model_args(serve)
@@ -128,21 +134,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if config.register or config.tls_cert:
             raise IvrError("--register and --tls-cert work with one process (--max-calls up to "
                            f"{MAX_ANSWERED_CALLS}); with more, the Kamailio proxy in front takes the calls")
-        return _serve_behind_front(config)
+        return _serve_behind_front(config, args)
+    from ivr.serve import metrics
+    from ivr.serve.health import HealthServer, Readiness
+
+    readiness = Readiness("models", "sip", "store")
+    http = _start_http(args.http_bind, args.http_port, readiness)
+    started = time.monotonic()
     services = Services.load(agent_config(args), presynthesize=True)
+    load_s = time.monotonic() - started
+    metrics.MODELS_LOAD_SECONDS.set(load_s)
+    readiness.set("models", True)
     server = SipServer(services, config)
+    server.observers.append(metrics.CallMetrics())
     from ivr.store.hook import SipStoreObserver, open_store_or_none
     store = open_store_or_none()
     if store is not None:
+        store.config.key()  # a new recording key is made (and announced) now, not at the first call
         server.observers.append(SipStoreObserver(store, keep_files=args.keep_call_files
                                                  or store.config.keep_call_files))
+    readiness.set("store", store.reachable if store is not None else False)
     from ivr.serve.webhooks import start_webhooks, stop_webhooks
     webhooks = start_webhooks(config, store, server.observers)
     stop, hurry = _shutdown_signals()
     server.start()
+    readiness.set("sip", lambda: server.endpoint.running and not stop.is_set())  # stopping: route no calls here
     tls = f"; TLS on {config.tls_port}" if config.tls_cert else ""
-    print(f"ivr serve: listening on sip:{config.bind}:{config.port} (UDP, TCP{tls}); calls in {config.out_dir}/; "
-          f"at most {server.config.max_calls} calls at once", flush=True)
+    web = f"; metrics and health on {http.url}" if isinstance(http, HealthServer) else ""
+    print(f"ivr serve: ready: listening on sip:{config.bind}:{config.port} (UDP, TCP{tls}); models loaded in "
+          f"{load_s:.1f} s{web}; calls in {config.out_dir}/; at most {server.config.max_calls} calls at once",
+          flush=True)
     notifier = Notifier()
     notifier.ready(f"answering calls on sip:{config.bind}:{config.port}")
     stalled = False
@@ -163,9 +184,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f"(up to {config.shutdown_grace_s:.0f} s)", flush=True)
     server.stop(config.shutdown_grace_s, hurry)
     stop_webhooks(webhooks)
+    if http is not None:
+        http.stop()
     print(f"ivr serve: stopped ({server.calls_answered} calls answered, {server.calls_rejected} refused, "
           f"{server.calls_forbidden} forbidden)", flush=True)
     return 0
+
+
+def _start_http(bind: str, port: int, readiness: Any) -> Any:
+    """The /metrics, /healthz and /readyz server, started; None with port 0."""
+    from ivr.errors import IvrError
+    from ivr.serve.health import HealthServer
+
+    if not port:
+        return None
+    try:
+        return HealthServer(bind, port, readiness).start()
+    except OSError as exc:
+        raise IvrError(f"cannot listen for HTTP on {bind}:{port} ({exc.strerror}): choose another --http-port, "
+                       "or 0 for none") from None
 
 
 def _shutdown_signals() -> tuple[threading.Event, threading.Event]:
@@ -187,14 +224,28 @@ def _shutdown_signals() -> tuple[threading.Event, threading.Event]:
     return stop, hurry
 
 
-def _serve_behind_front(config: SipConfig) -> int:
+def _serve_behind_front(config: SipConfig, args: argparse.Namespace) -> int:
     """`ivr serve --max-calls N` above one process's limit: workers behind Kamailio (ivr.serve.front)."""
+    import os
+    import shutil
     import sys
+    import tempfile
 
+    from ivr.serve import MULTIPROC_ENV
+
+    # every worker writes its metrics here and the supervisor's /metrics adds them up; set before
+    # prometheus_client is imported (it picks its storage then), so it also holds for the workers
+    metrics_dir = tempfile.mkdtemp(prefix="ivr-metrics-") if args.http_port else None
+    if metrics_dir is not None:
+        os.environ[MULTIPROC_ENV] = metrics_dir
     from ivr.serve.front import TICK_S, Supervisor
+    from ivr.serve.health import Readiness
     from ivr.serve.sdnotify import Notifier
 
-    supervisor = Supervisor(config, sys.argv[1:])
+    supervisor = Supervisor(config, sys.argv[1:], http_port=args.http_port)
+    readiness = Readiness("workers")
+    readiness.set("workers", supervisor.ready)
+    http = _start_http(args.http_bind, args.http_port, readiness)
     notifier = Notifier()
     stop, hurry = _shutdown_signals()
     try:
@@ -215,6 +266,10 @@ def _serve_behind_front(config: SipConfig) -> int:
         code = supervisor.stop(config.shutdown_grace_s, hurry)
     finally:
         supervisor.kill()
+        if http is not None:
+            http.stop()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     print(f"ivr serve: stopped (exit code {code})", flush=True)
     return code
 

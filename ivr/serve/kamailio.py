@@ -214,11 +214,14 @@ class KamailioRpc:
             raise RuntimeError(f"{method}: {reply['error'].get('message', reply['error'])}")
         return reply.get("result")
 
-    def set_worker(self, host: str, port: int, up: bool) -> bool:
-        """Routes calls to the worker (active) or not (inactive); it stays probed either way. False (logged)
-        when the proxy could not be told (it may be restarting: its pings will find the state)."""
+    def set_worker(self, host: str, port: int, up: bool, hold: bool = False) -> bool:
+        """Routes calls to the worker (active) or not (inactive: a worker that stopped; it stays probed, and
+        the dispatcher makes it active again once it answers pings). `hold`: disabled instead, for a worker
+        that runs and answers pings but is not ready; only set_worker(up=True) routes to it again. False
+        (logged) when the proxy could not be told (it may be restarting: its pings will find the state)."""
+        state = "ap" if up else "d" if hold else "ip"
         try:
-            self.call("dispatcher.set_state", "ap" if up else "ip", DISPATCHER_SET, worker_uri(host, port))
+            self.call("dispatcher.set_state", state, DISPATCHER_SET, worker_uri(host, port))
         except (OSError, RuntimeError, ValueError) as exc:
             log.warning("could not tell the proxy that %s is %s: %s", worker_uri(host, port),
                         "up" if up else "down", exc)

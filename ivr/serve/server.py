@@ -24,6 +24,7 @@ import pjsua2 as pj
 
 from ivr.call.privacy import caller_tag, derive_pepper
 from ivr.call.services import Services
+from ivr.serve import metrics
 from ivr.serve.runner import CallRunner
 from ivr.serve.transfer import TransferContext, refer_to
 from ivr.store.config import StoreConfig
@@ -308,6 +309,7 @@ class SipServer:
         with self._lock:
             self._calls[prm.callId] = call
         self.calls_answered += 1
+        metrics.call_answered()
         log.info("call %s from %s: answering", call.id, call.caller)
         call.answered_at = time.monotonic()
         ringing = pj.CallOpParam()
@@ -322,6 +324,8 @@ class SipServer:
         call's media (the INVITE had an offer: pjsua then queues the answer until its own processing of the
         INVITE is done, so no slot is held for a later poll and a flood does not fill the slots), else on
         the SIP thread right after the callback."""
+        metrics.calls_refused(status)
+
         def send() -> None:
             if call.disconnected:
                 return

@@ -128,6 +128,15 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def reachable(self) -> bool:
+        """Whether the database answers a trivial query now (a readiness check)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(literal_column("1")))
+        except Exception:
+            return False
+        return True
+
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
