@@ -32,7 +32,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ivr.console import views
+from ivr.console import views, webhooks
 from ivr.console.auth import DEFAULT_ROLE, ROLES, User, Users, WebSession
 from ivr.console.guards import BUSY_RETRY_AFTER_S, GateFull, HashGate, LoginThrottle, client_key
 from ivr.console.metrics import install as install_metrics
@@ -432,4 +432,5 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
         return page(request, "audit.html", ws, entries=entries,
                     paging=views.paging(params, offset, limit, len(entries), store.count_audit()))
 
+    webhooks.register(app, webhooks.Parts(store, page, admin, admin_post))  # the webhook outbox's page
     return app
