@@ -302,6 +302,61 @@ def test_workers_sharing_a_store_post_each_event_once(dialect, tmp_path, request
     assert sum(w.delivered for w in workers) == n
 
 
+WORKER_PROCESS = """
+import sys, time
+from pathlib import Path
+from ivr import webhooks
+from ivr.store import Store, outbox
+from tests.test_store_support import store_config
+tmp, url, name, n, go = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), Path(sys.argv[5])
+store = Store(store_config(tmp, sys.argv[6] or None))
+worker = outbox.OutboxWorker(store, url, b"__SECRET__", webhooks.RetryPolicy(base_s=0.05, cap_s=0.2, max_attempts=40),
+                             poll_s=0.02, name=name)
+print("ready", flush=True)
+while not go.exists():
+    time.sleep(0.01)
+worker.start()
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline and outbox.counts(store)["delivered"] < n:
+    time.sleep(0.02)
+worker.stop()
+print("delivered", worker.delivered, flush=True)
+""".replace("__SECRET__", SECRET.decode())
+
+
+def test_worker_processes_sharing_a_sqlite_store_post_each_event_once(tmp_path):
+    """The same with two real processes (as `ivr serve` workers behind the Kamailio front)."""
+    import os
+    import subprocess
+
+    store = Store(store_config(tmp_path))
+    receiver = Receiver()
+    n = 40
+    with store.engine.begin() as conn:
+        for i in range(n):
+            outbox.enqueue(conn, "call.ended", f"c{i}", {"outcome": "completed"})
+    go = tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER_PROCESS, str(tmp_path), receiver.url, f"p{i}", str(n),
+                               str(go), ""], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+             for i in range(2)]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        go.touch()
+        outs = [proc.communicate(timeout=30)[0] for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        receiver.close()
+    delivered = [int(out.split()[-1]) for out in outs]
+    print("delivered by each process", delivered)
+    assert sum(delivered) == n and outbox.counts(store)["delivered"] == n
+    assert len(receiver.posts) == n and set(receiver.posts.values()) == {1}
+    store.close()
+
+
 def test_backoff_doubles_to_a_cap_then_dead_letters_and_retry_sends_again(store):
     assert webhooks.RetryPolicy().schedule() == [5, 10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600]
     policy = webhooks.RetryPolicy(base_s=0.05, cap_s=0.1, max_attempts=3, timeout_s=2.0)
