@@ -17,7 +17,7 @@ call.escalated and dialog.failed carry a `ticket` (action ticket.create) for a h
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -68,20 +68,17 @@ class CallFacts:
     intent: str = ""
     emotion: str = ""
     caller_turns: int = 0
-    path: list[str] | None = None
-    turns: list[tuple[str, str]] | None = None
+    path: list[str] = field(default_factory=list)
+    """The dialog's nodes, the last few, without repeats in a row."""
+    turns: list[tuple[str, str]] = field(default_factory=list)
     """(speaker, text) of the last few turns, texts as the store has them."""
 
     def node(self, node: str) -> None:
-        path = self.path if self.path is not None else []
-        if node and (not path or path[-1] != node):
-            path.append(node)
-        self.path = path[-PATH_NODES:]
+        if node and (not self.path or self.path[-1] != node):
+            self.path = [*self.path, node][-PATH_NODES:]
 
     def turn(self, speaker: str, text: str) -> None:
-        turns = self.turns if self.turns is not None else []
-        turns.append((speaker, text))
-        self.turns = turns[-EXCERPT_TURNS:]
+        self.turns = [*self.turns, (speaker, text)][-EXCERPT_TURNS:]
         if speaker == "caller":
             self.caller_turns += 1
 
@@ -97,11 +94,11 @@ def ended(conn: Connection, options: WebhookOptions, call_id: str, facts: CallFa
     """call.ended, and call.escalated / dialog.failed with a ticket when the end says so."""
     duration_s = round(event.t_ms / 1000.0, 1)
     data: dict[str, Any] = {
-        "outcome": event.outcome, "reason": event.reason, "node": event.node or (facts.path or [""])[-1],
+        "outcome": event.outcome, "reason": event.reason, "node": event.node or (facts.path[-1] if facts.path else ""),
         "intent": facts.intent, "emotion": facts.emotion, "transfer_target": event.target,
         "started_at": facts.started_at.isoformat() if facts.started_at else None,
         "ended_at": ended_at.isoformat(), "duration_s": duration_s, "caller_turns": facts.caller_turns,
-        "path": list(facts.path or []), "call_url": options.call_url(call_id)}
+        "path": list(facts.path), "call_url": options.call_url(call_id)}
     added = _add(conn, options, "call.ended", call_id, data, wall)
     for kind, wanted in (("call.escalated", is_escalation(event)), ("dialog.failed", is_failure(event))):
         if wanted:
@@ -132,7 +129,7 @@ def ticket(kind: str, call_id: str, data: dict[str, Any], facts: CallFacts) -> d
     escalated = kind == "call.escalated"
     what = "Escalated call" if escalated else "Failed call"
     excerpt = [{"speaker": speaker, "text": privacy.redact_text(text, prompt=speaker == "agent")}
-               for speaker, text in facts.turns or []]
+               for speaker, text in facts.turns]
     return {"action": "ticket.create", "subject": f"{what}: {data.get('reason') or data.get('outcome')}",
             "priority": "high" if escalated else "normal", "summary": summary(what, data),
             "reason": data.get("reason"), "outcome": data.get("outcome"), "emotion": data.get("emotion"),
