@@ -447,3 +447,60 @@ def test_ivr_store_outbox_lists_and_retries_dead_letters(tmp_path, monkeypatch, 
         assert outbox.counts(store) == {"pending": 2, "delivered": 0, "dead": 0}
     finally:
         store.close()
+
+
+def test_ivr_serve_starts_the_worker_counts_deliveries_and_stops_it(store, monkeypatch, caplog):
+    from prometheus_client import REGISTRY
+
+    from ivr.serve.webhooks import start_webhooks, stop_webhooks
+    from ivr.store.hook import SipStoreObserver
+    from telephony.sip.config import SipConfig
+
+    def delivered() -> float:
+        return REGISTRY.get_sample_value("ivr_webhook_deliveries_total",
+                                         {"event": "call.ended", "result": "delivered"}) or 0.0
+
+    receiver = Receiver()
+    monkeypatch.setenv("TEST_HOOK_SECRET", SECRET.decode())
+    config = SipConfig(webhook_url=receiver.url, webhook_secret_env="TEST_HOOK_SECRET", webhook_retry_s=0.05,
+                       webhook_console_url="https://console.example.com")
+    observer = SipStoreObserver(store)
+    assert start_webhooks(SipConfig(), store, [observer]) is None and observer.webhooks is None  # no URL
+    assert start_webhooks(config, None, [observer]) is None  # no store: the runner posts transfers itself
+    before = delivered()
+    worker = start_webhooks(config, store, [observer])
+    try:
+        assert worker is not None and worker.is_alive() and worker.secret == SECRET
+        assert observer.webhooks is not None and observer.webhooks.wake == worker.wake
+        assert observer.webhooks.call_url("c1") == "https://console.example.com/calls/c1"
+        with store.engine.begin() as conn:
+            outbox.enqueue(conn, "call.ended", "c1", {})
+        worker.wake()
+        wait_for(lambda: len(receiver.events) == 1)
+        wait_for(lambda: delivered() == before + 1)
+    finally:
+        stop_webhooks(worker)
+        receiver.close()
+    assert not worker.is_alive()
+    unsigned = SipConfig(webhook_url=receiver.url)
+    with caplog.at_level("WARNING"):
+        stop_webhooks(start_webhooks(unsigned, store, []))
+    assert "not signed" in caplog.text
+
+
+def test_the_signing_secret_comes_from_an_environment_variable_never_the_command_line(monkeypatch):
+    from telephony.errors import TelephonyError
+    from telephony.sip.config import SipConfig
+
+    with pytest.raises(TelephonyError, match="NAME of an environment variable"):
+        SipConfig(webhook_url="http://x", webhook_secret_env="s3cr3t-value!")
+    with pytest.raises(TelephonyError, match="needs webhook_url"):
+        SipConfig(webhook_secret_env="IVR_WEBHOOK_SECRET")
+    with pytest.raises(TelephonyError, match="webhook retries"):
+        SipConfig(webhook_url="http://x", webhook_retry_s=10, webhook_retry_max_s=5)
+    monkeypatch.delenv("IVR_WEBHOOK_SECRET", raising=False)
+    config = SipConfig(webhook_url="http://x", webhook_secret_env="IVR_WEBHOOK_SECRET")
+    with pytest.raises(TelephonyError, match="is not set"):
+        config.webhook_secret()
+    monkeypatch.setenv("IVR_WEBHOOK_SECRET", "abc")
+    assert config.webhook_secret() == b"abc" and SipConfig().webhook_secret() is None

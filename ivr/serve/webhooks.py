@@ -11,6 +11,8 @@ import logging
 import time
 from typing import Any
 
+from prometheus_client import Counter
+
 from ivr.store.db import Store
 from ivr.store.hookevents import WebhookOptions
 from ivr.store.outbox import OutboxWorker, due_count
@@ -19,6 +21,8 @@ from telephony.sip.config import SipConfig
 
 log = logging.getLogger(__name__)
 
+DELIVERIES = Counter("ivr_webhook_deliveries_total", "Webhook POST attempts by event type and result: delivered, "
+                     "failed (retried later) or dead (dead-lettered after the last attempt)", ["event", "result"])
 FINAL_DELIVERY_S = 3.0
 """At shutdown, how long the worker may go on posting what is due (until an attempt fails: the receiver is
 down); the rest waits in the outbox for the next start."""
@@ -41,13 +45,17 @@ def start_webhooks(config: SipConfig, store: Store | None, observers: list[Any])
     if store is None:
         log.warning("webhooks without a call store: only transfers are sent, retried in memory, lost on restart")
         return None
-    worker = OutboxWorker(store, config.webhook_url, secret, retry_policy(config))
+    worker = OutboxWorker(store, config.webhook_url, secret, retry_policy(config), on_result=count_delivery)
     options = WebhookOptions(console_url=config.webhook_console_url, wake=worker.wake)
     for observer in observers:
         if hasattr(observer, "webhooks"):
             observer.webhooks = options
     worker.start()
     return worker
+
+
+def count_delivery(event_type: str, result: str) -> None:
+    DELIVERIES.labels(event=event_type, result=result).inc()
 
 
 def stop_webhooks(worker: OutboxWorker | None) -> None:

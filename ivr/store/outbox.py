@@ -170,7 +170,8 @@ class OutboxWorker(threading.Thread):
     """Delivers the outbox's due events to `url`, signed with `secret` (when given), until `stop()`."""
 
     def __init__(self, store: Store, url: str, secret: bytes | None, policy: webhooks.RetryPolicy | None = None,
-                 poll_s: float = POLL_S, name: str | None = None, post: Poster = webhooks.post) -> None:
+                 poll_s: float = POLL_S, name: str | None = None, post: Poster = webhooks.post,
+                 on_result: Callable[[str, str], None] | None = None) -> None:
         super().__init__(name="webhook-outbox", daemon=True)
         self.store = store
         self.url = url
@@ -179,6 +180,8 @@ class OutboxWorker(threading.Thread):
         self.poll_s = poll_s
         self.worker = name or f"{socket.gethostname()[:40]}:{os.getpid()}:{id(self) % 10000}"
         self._post = post
+        self.on_result = on_result
+        """Told (event type, "delivered" | "failed" | "dead") after each attempt (e.g. a metric)."""
         self._halt = threading.Event()
         self._wake = threading.Event()
         self.delivered = 0
@@ -231,6 +234,8 @@ class OutboxWorker(threading.Thread):
         started = time.monotonic()
         result = self._post(self.url, item.body, head, self.policy.timeout_s)
         status = record(self.store, item, self.worker, result, self.policy)
+        if self.on_result is not None:
+            self.on_result(item.event_type, "failed" if status == PENDING else status)
         if status == DELIVERED:
             self.delivered += 1
             log.info("webhook %s (call %s) delivered on attempt %d in %.0f ms", item.event_type, item.call_id,
