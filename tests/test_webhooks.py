@@ -504,3 +504,19 @@ def test_the_signing_secret_comes_from_an_environment_variable_never_the_command
         config.webhook_secret()
     monkeypatch.setenv("IVR_WEBHOOK_SECRET", "abc")
     assert config.webhook_secret() == b"abc" and SipConfig().webhook_secret() is None
+
+
+def test_delivered_events_are_kept_a_week_then_purged(store):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    with store.engine.begin() as conn:
+        ids = [outbox.enqueue(conn, "call.ended", f"c{i}", {}) for i in range(3)]
+    for item in outbox.claim(store, "w", 30.0, limit=2):
+        outbox.record(store, item, "w", webhooks.Result(204), FAST)
+    with store.engine.begin() as conn:
+        conn.execute(update(schema.outbox).where(schema.outbox.c.event_id == ids[0]).values(
+            delivered_at=datetime.now(UTC) - timedelta(days=outbox.KEEP_DELIVERED_DAYS + 1)))
+    assert outbox.purge_delivered(store, outbox.KEEP_DELIVERED_DAYS) == 1
+    assert [r["event_id"] for r in outbox.list_events(store)] == [ids[2], ids[1]]  # a pending one is never purged

@@ -37,6 +37,9 @@ POLL_S = 1.0
 BATCH = 20
 LEASE_MARGIN_S = 30.0
 """A claim's lease: the POST's time limit plus this."""
+KEEP_DELIVERED_DAYS = 7.0
+"""Delivered events are kept this long (the console lists them), then deleted by a worker."""
+PURGE_EVERY_S = 3600.0
 
 
 def enqueue(conn: Connection, event_type: str, call_id: str | None, data: dict[str, Any],
@@ -187,6 +190,7 @@ class OutboxWorker(threading.Thread):
         self.delivered = 0
         self.failed_attempts = 0
         self.dead = 0
+        self._next_purge = 0.0
 
     def wake(self) -> None:
         """New rows are committed: look now instead of at the next poll."""
@@ -201,6 +205,9 @@ class OutboxWorker(threading.Thread):
     def run(self) -> None:
         while not self._halt.is_set():
             try:
+                if time.monotonic() >= self._next_purge:
+                    self._next_purge = time.monotonic() + PURGE_EVERY_S
+                    purge_delivered(self.store, KEEP_DELIVERED_DAYS)
                 busy = self.run_once() > 0
             except Exception as exc:  # the store is unreachable for a moment: try again at the next poll
                 log.warning("webhook outbox: %s: %s", type(exc).__name__, exc)
