@@ -62,3 +62,31 @@ def test_garbage_then_good_call_then_503_above_the_limit(tmp_path):
             listener.close()
     assert server.returncode == 0
     assert os.listdir(tmp_path / "calls")
+
+
+def test_no_headroom_refuses_a_second_call_with_slots_free(tmp_path):
+    """--admit-max-cpu 0: with one call up the box counts as saturated, so the next INVITE gets 503 with
+    Retry-After although a slot is free; the call that is up goes on."""
+    sipp.require_sipp()
+    quiet_pcap(tmp_path / "quiet.pcap", 6.0)
+    port = sipp.free_udp_port()
+    server = start_server(tmp_path / "calls", port, ["--max-calls", "3", "--admit-budget-ms", "1000",
+                                                     "--admit-max-cpu", "0"])
+    procs: list[subprocess.Popen] = []
+    listener = None
+    try:
+        first, listener = sipp.start_caller(tmp_path / "first", "caller_hangs_up.xml", port,
+                                            PCAP=tmp_path / "quiet.pcap", INFO_AFTER_MS=2500, INFO_KEY=1,
+                                            BYE_AFTER_MS=2500)
+        procs.append(first)
+        time.sleep(2.0)
+        second = sipp.start_call(tmp_path / "second", "expect_503.xml", port)
+        procs.append(second)
+        assert sipp.finish_sipp(second, 30)[0] == 0, "the call over the headroom did not get 503 with Retry-After"
+        assert sipp.finish_sipp(first, 60)[0] == 0, "the admitted call failed"
+    finally:
+        tear_down(server, procs)
+        if listener is not None:
+            listener.close()
+    output = server.stdout.read() if server.stdout else ""
+    assert "no headroom: CPU" in output, output[-2000:]

@@ -36,6 +36,13 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--out", help="per-call outputs under OUT/CALL_ID/ (default calls)")
     serve.add_argument("--max-calls", type=int, help="concurrent calls; above: 503 (default 3); above 3, worker "
                        "processes behind a Kamailio proxy on --port (workers on the next ports; needs kamailio)")
+    serve.add_argument("--admit-budget-ms", type=float, metavar="MS",
+                       help="admission by measured headroom: with a call up, refuse new calls (503) while the "
+                       "recent replies' voice-to-voice p95 is over MS or the CPU over --admit-max-cpu (default 0: "
+                       "off; 1000 keeps admitted callers under a second)")
+    serve.add_argument("--admit-max-cpu", type=float, metavar="FRACTION",
+                       help="with --admit-budget-ms: CPU busy fraction of all cores above which no call is taken "
+                       "(default 0.9)")
     serve.add_argument("--worker-of", metavar="PROXY_ADDR", help=argparse.SUPPRESS)  # set by ivr.serve.front
     serve.add_argument("--allow", action="append", metavar="CIDR",
                        help="trunk source allowed to call (repeatable); others get 403 (default: any)")
@@ -123,7 +130,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         shutdown_grace_s=args.grace,
         transfer_default=default, register=args.register, auth_user=args.auth_user,
         auth_password_env=args.auth_password_env, register_interval_s=args.register_interval,
-        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_port=args.tls_port, srtp=args.srtp)
+        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_port=args.tls_port, srtp=args.srtp,
+        admit_budget_ms=args.admit_budget_ms, admit_max_cpu=args.admit_max_cpu)
     config.auth_password()  # fails now, before the models load, when the variable is not set
     config.webhook_secret()
     if targets:
@@ -138,7 +146,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.serve import metrics
     from ivr.serve.health import HealthServer, Readiness
 
-    readiness = Readiness("models", "sip", "store")
+    readiness = Readiness("models", "sip", "store", "headroom")
     http = _start_http(args.http_bind, args.http_port, readiness)
     started = time.monotonic()
     services = Services.load(agent_config(args), presynthesize=True)
@@ -159,6 +167,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     stop, hurry = _shutdown_signals()
     server.start()
     readiness.set("sip", lambda: server.endpoint.running and not stop.is_set())  # stopping: route no calls here
+    readiness.set("headroom", lambda: server.headroom.refusal(server.live_count()) is None)
     tls = f"; TLS on {config.tls_port}" if config.tls_cert else ""
     web = f"; metrics and health on {http.url}" if isinstance(http, HealthServer) else ""
     print(f"ivr serve: ready: listening on sip:{config.bind}:{config.port} (UDP, TCP{tls}); models loaded in "

@@ -37,6 +37,11 @@ class SipConfig:
     (pjsua2-python's wheels have 4 call slots; see telephony.sip.endpoint)."""
     retry_after_s: int = 30
     """Retry-After of the 503 sent above max_calls."""
+    admit_budget_ms: float = 0.0
+    """Admission by measured headroom: with a call up, a new INVITE gets 503 when the recent replies'
+    voice-to-voice p95 is over this budget or the CPU is over admit_max_cpu (ivr.serve.headroom). 0: off."""
+    admit_max_cpu: float = 0.9
+    """With admit_budget_ms set: the CPU busy fraction (all cores) above which no new call is taken."""
     transaction_timeout_s: float = 5.0
     """pjsip's 64*T1 transaction timeout (RFC 3261's 32 s): an answered INVITE whose ACK has not come, or
     a BYE nobody answers, frees its call slot after this long, so spoofed or broken INVITEs cannot keep
