@@ -116,17 +116,75 @@ def test_supervisor_restarts_a_killed_child_with_backoff_and_leaves_the_others_a
 
 
 class _FakeWorker(DatagramListener):
-    """Answers every SIP request with 200 (pjsua answers the dispatcher's OPTIONS the same way)."""
+    """Answers OPTIONS with 200 (as pjsua answers the dispatcher's pings) and an INVITE with `invite_status`;
+    keeps the Call-ID of each INVITE it got. `host`: the loopback address it stands on (a "machine")."""
 
-    def __init__(self) -> None:
-        super().__init__(udp_socket())
+    def __init__(self, host: str = "127.0.0.1", invite_status: str = "200 OK") -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((host, 0))
+        super().__init__(sock)
         self.port = self.sock.getsockname()[1]
+        self.invite_status = invite_status
+        self.invites: list[str] = []
 
     def received(self, data: bytes, address: object) -> None:
         head = data.decode("latin-1").split("\r\n\r\n", 1)[0].split("\r\n")
         keep = [h for h in head[1:] if h.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq")]
-        reply = "SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
+        status = "200 OK"
+        if head[0].startswith("INVITE "):
+            status = self.invite_status
+            self.invites += [h.split(":", 1)[1].strip() for h in head if h.lower().startswith("call-id:")]
+        elif head[0].startswith(("ACK ", "SIP/2.0")):
+            return
+        reply = f"SIP/2.0 {status}\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
         self.sock.sendto(reply.encode(), address)
+
+
+def _invite(front_port: int, call_id: str, timeout_s: float = 15.0) -> int:
+    """Sends an INVITE to the front on 127.0.0.1 and returns the final status code it answers."""
+    with udp_socket() as sock:
+        port = sock.getsockname()[1]
+        invite = (f"INVITE sip:agent@127.0.0.1:{front_port} SIP/2.0\r\n"
+                  f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}\r\nMax-Forwards: 70\r\n"
+                  f"From: <sip:caller@127.0.0.1>;tag={call_id}\r\nTo: <sip:agent@127.0.0.1>\r\n"
+                  f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@127.0.0.1:{port}>\r\n"
+                  "Content-Length: 0\r\n\r\n")
+        sock.sendto(invite.encode(), ("127.0.0.1", front_port))
+        sock.settimeout(timeout_s)
+        while True:
+            code = int(sock.recv(65535).split(b" ", 2)[1])
+            if code >= 200:
+                return code
+
+
+def test_the_front_spreads_calls_over_two_hosts_and_fails_over_between_them(tmp_path):
+    """Remote workers (`ivr serve --remote-worker`) on two loopback addresses standing for two machines:
+    a host that answers 503 (full) passes the call to the other; a host that stops answering is left out."""
+    if KAMAILIO is None:
+        pytest.skip("kamailio is not installed (Debian package kamailio; scripts/setup.sh installs it)")
+    full = _FakeWorker("127.0.0.2", "503 Service Unavailable")
+    other = _FakeWorker("127.0.0.3", "480 Temporarily Unavailable")  # a final answer passed on as it is
+    remote = (f"sip:127.0.0.2:{full.port}", f"sip:127.0.0.3:{other.port}")
+    config = SipConfig(bind="127.0.0.1", port=free_port_range(1, tcp=True), max_calls=0, remote_workers=remote)
+    supervisor = Supervisor(config, ["serve"])
+    assert supervisor.workers == []
+    kamailio = supervisor._front_child(KAMAILIO)
+    kamailio.spawn()
+    try:
+        _until(lambda: sip_ping("127.0.0.1", config.port, 0.2) == 200, 15)
+        codes = [_invite(config.port, f"spread{i}") for i in range(2)]  # round-robin: each host first once
+        assert codes == [480, 480] and len(other.invites) == 2 and len(full.invites) == 1, (codes, full.invites)
+        full.close()  # the first host goes away: probing marks it inactive, calls go to the other
+        _until(lambda: supervisor.rpc.worker_states()[remote[0]].startswith("I"), 15, step_s=0.2)
+        assert [_invite(config.port, f"after{i}") for i in range(2)] == [480, 480]
+        assert len(other.invites) == 4
+        other.invite_status = "503 Service Unavailable"  # every host full: the caller gets 503
+        assert _invite(config.port, "full") == 503
+    finally:
+        kamailio.kill(timeout_s=5)
+        supervisor.kill()
+        full.close()  # closing twice is harmless
+        other.close()
 
 
 def test_front_config_runs_answers_options_and_follows_rpc_and_probing(tmp_path):

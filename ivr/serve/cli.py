@@ -36,6 +36,10 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--out", help="per-call outputs under OUT/CALL_ID/ (default calls)")
     serve.add_argument("--max-calls", type=int, help="concurrent calls; above: 503 (default 3); above 3, worker "
                        "processes behind a Kamailio proxy on --port (workers on the next ports; needs kamailio)")
+    serve.add_argument("--remote-worker", action="append", metavar="SIP:HOST:PORT",
+                       help="a worker on another machine (an `ivr serve --allow THIS_HOST/32` there) that the "
+                       "Kamailio front also sends calls to, probed and failed over like local ones (repeatable); "
+                       "with --max-calls 0 this machine is only the front")
     serve.add_argument("--admit-budget-ms", type=float, metavar="MS",
                        help="admission by measured headroom: with a call up, refuse new calls (503) while the "
                        "recent replies' voice-to-voice p95 is over MS or the CPU over --admit-max-cpu (default 0: "
@@ -110,6 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.call.services import Services
     from ivr.cliargs import agent_config
     from ivr.errors import IvrError
+    from ivr.serve.kamailio import remote_uri
     from ivr.serve.sdnotify import Notifier
     from ivr.serve.server import SipServer
     from telephony.sip.endpoint import MAX_ANSWERED_CALLS
@@ -131,17 +136,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         transfer_default=default, register=args.register, auth_user=args.auth_user,
         auth_password_env=args.auth_password_env, register_interval_s=args.register_interval,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_port=args.tls_port, srtp=args.srtp,
-        admit_budget_ms=args.admit_budget_ms, admit_max_cpu=args.admit_max_cpu)
+        admit_budget_ms=args.admit_budget_ms, admit_max_cpu=args.admit_max_cpu, remote_workers=args.remote_worker)
     config.auth_password()  # fails now, before the models load, when the variable is not set
     config.webhook_secret()
     if targets:
         config = dataclasses.replace(config, transfer_targets={**config.transfer_targets, **targets})
     if args.worker_of:  # a worker behind the proxy, which applies the allow-list: only the proxy may call
         config = dataclasses.replace(config, allow=(f"{args.worker_of}/32",))
-    elif config.max_calls > MAX_ANSWERED_CALLS:
+    elif config.max_calls > MAX_ANSWERED_CALLS or config.remote_workers:
         if config.register or config.tls_cert:
             raise IvrError("--register and --tls-cert work with one process (--max-calls up to "
-                           f"{MAX_ANSWERED_CALLS}); with more, the Kamailio proxy in front takes the calls")
+                           f"{MAX_ANSWERED_CALLS}, no --remote-worker); with more, the Kamailio proxy in front "
+                           "takes the calls")
+        try:
+            config = dataclasses.replace(config, remote_workers=tuple(remote_uri(u) for u in config.remote_workers))
+        except ValueError as exc:
+            raise IvrError(str(exc)) from None
         return _serve_behind_front(config, args)
     from ivr.serve import metrics
     from ivr.serve.health import HealthServer, Readiness
@@ -259,8 +269,11 @@ def _serve_behind_front(config: SipConfig, args: argparse.Namespace) -> int:
     stop, hurry = _shutdown_signals()
     try:
         supervisor.start()
+        local = (f"{len(supervisor.workers)} workers on ports {supervisor.ports[0]}-{supervisor.ports[-1]}"
+                 if supervisor.workers else "no local worker")
+        remote = f" and {len(config.remote_workers)} remote" if config.remote_workers else ""
         print(f"ivr serve: listening on sip:{config.bind}:{config.port} (UDP, TCP; Kamailio in front of "
-              f"{len(supervisor.workers)} workers on ports {supervisor.ports[0]}-{supervisor.ports[-1]}); "
+              f"{local}{remote}); "
               f"calls in {config.out_dir}/; at most {config.max_calls} calls at once", flush=True)
         status = supervisor.status()
         notifier.ready(status)

@@ -173,7 +173,8 @@ class Supervisor:
 
     def _front_child(self, kamailio: str) -> Child:
         """Writes the proxy's configuration (checked with `kamailio -c`) and returns its child, not started."""
-        (self._runtime / "dispatcher.list").write_text(dispatcher_list(self.config.bind, self.ports),
+        (self._runtime / "dispatcher.list").write_text(dispatcher_list(self.config.bind, self.ports,
+                                                                       self.config.remote_workers),
                                                        encoding="utf-8")
         cfg = self._runtime / "kamailio.cfg"
         cfg.write_text(kamailio_config(self.config, self.ports, self._runtime), encoding="utf-8")
@@ -314,13 +315,15 @@ class Supervisor:
 
     def ready(self) -> bool:
         """The supervisor's own /readyz: the proxy answers and at least one worker takes calls."""
-        return not self.stopping and self.front is not None and self.front.ready and any(self.routable)
+        return (not self.stopping and self.front is not None and self.front.ready
+                and (any(self.routable) or bool(self.config.remote_workers)))
 
     def status(self) -> str:
         """One line for systemd's STATUS=: how many workers take calls, and whether the proxy is up."""
         up = sum(self.routable)
+        remote = f" (and {len(self.config.remote_workers)} remote)" if self.config.remote_workers else ""
         front = "" if self.front is not None and self.front.ready else "; the Kamailio front is down"
-        return f"{up}/{len(self.workers)} workers up on {self.config.bind}:{self.config.port}{front}"
+        return f"{up}/{len(self.workers)} workers up{remote} on {self.config.bind}:{self.config.port}{front}"
 
     # ---- stop ---------------------------------------------------------------------------------------
 

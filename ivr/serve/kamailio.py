@@ -182,9 +182,19 @@ event_route[dispatcher:dst-up] {{
 """
 
 
-def dispatcher_list(host: str, worker_ports: list[int]) -> str:
-    """The dispatcher's destination set: one line per worker."""
-    return "".join(f"{DISPATCHER_SET} {worker_uri(host, port)}\n" for port in worker_ports)
+def dispatcher_list(host: str, worker_ports: list[int], remote: tuple[str, ...] = ()) -> str:
+    """The dispatcher's destination set: one line per local worker, then one per remote worker URI."""
+    uris = [worker_uri(host, port) for port in worker_ports] + [remote_uri(uri) for uri in remote]
+    return "".join(f"{DISPATCHER_SET} {uri}\n" for uri in uris)
+
+
+def remote_uri(text: str) -> str:
+    """A remote worker's address as the dispatcher takes it (sip:HOST:PORT); raises ValueError otherwise."""
+    uri = text if text.startswith("sip:") else "sip:" + text
+    host, _, port = uri[4:].rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c in host for c in " ;@<>\"'"):
+        raise ValueError(f"a remote worker is sip:HOST:PORT, not {text!r}")
+    return uri
 
 
 def worker_uri(host: str, port: int) -> str:

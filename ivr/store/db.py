@@ -11,6 +11,7 @@ import hmac
 import logging
 import os
 import re
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -105,7 +106,7 @@ class CallFilter:
     offset: int = 0
 
 
-class Store:
+class Store(AbstractContextManager["Store"]):
     def __init__(self, config: StoreConfig, engine: Engine | None = None) -> None:
         self.config = config
         self.engine = engine or make_engine(config.db_url)
@@ -122,10 +123,7 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: object) -> None:  # `with Store.open() as store:` (AbstractContextManager)
         self.close()
 
     def reachable(self) -> bool:

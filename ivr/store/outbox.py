@@ -35,6 +35,9 @@ STATUSES = (PENDING, DELIVERED, DEAD)
 POLL_S = 1.0
 """How often a worker looks for due rows written by other processes (its own wake it at once)."""
 BATCH = 20
+"""Rows posted one after another before the worker looks at the time again."""
+SCAN_MORE = 8
+"""Candidates looked at beyond those wanted, in case other workers take some first."""
 LEASE_MARGIN_S = 30.0
 """A claim's lease: the POST's time limit plus this."""
 KEEP_DELIVERED_DAYS = 7.0
@@ -66,7 +69,7 @@ class Claimed:
 
 
 def claim(store: Store, worker: str, lease_s: float, limit: int = BATCH, now: datetime | None = None) -> list[Claimed]:
-    """Due rows this worker now holds a lease on (none that another worker holds)."""
+    """Up to `limit` due rows this worker now holds a lease on (none that another worker holds)."""
     now = now or datetime.now(UTC)
     o = schema.outbox.c
     free = or_(o.claimed_until.is_(None), o.claimed_until < now)
@@ -74,8 +77,10 @@ def claim(store: Store, worker: str, lease_s: float, limit: int = BATCH, now: da
     until = now + timedelta(seconds=lease_s)
     got: list[Claimed] = []
     with store.engine.connect() as conn:
-        candidates = conn.execute(select(o.id).where(due).order_by(o.id).limit(limit)).scalars().all()
+        candidates = conn.execute(select(o.id).where(due).order_by(o.id).limit(limit + SCAN_MORE)).scalars().all()
     for row_id in candidates:
+        if len(got) >= limit:
+            break
         with store.engine.begin() as conn:  # one short transaction per row: the UPDATE is the claim
             result = conn.execute(update(schema.outbox).where(and_(o.id == row_id, due)).values(
                 claimed_until=until, claimed_by=worker))
@@ -227,13 +232,16 @@ class OutboxWorker(threading.Thread):
         return min(self.poll_s, max(0.01, (due - datetime.now(UTC)).total_seconds()))
 
     def run_once(self) -> int:
-        """Claim the due rows and post each once; how many were tried."""
-        items = claim(self.store, self.worker, self.policy.timeout_s + LEASE_MARGIN_S)
-        for item in items:
-            if self._halt.is_set():  # the rest go back when their lease runs out
+        """Post due rows, each claimed just before its POST (a lease never waits behind other POSTs, and
+        a stopping worker holds none it has not tried); how many were tried."""
+        tried = 0
+        while tried < BATCH and not self._halt.is_set():
+            items = claim(self.store, self.worker, self.policy.timeout_s + LEASE_MARGIN_S, limit=1)
+            if not items:
                 break
-            self.deliver(item)
-        return len(items)
+            self.deliver(items[0])
+            tried += 1
+        return tried
 
     def deliver(self, item: Claimed) -> str:
         attempt = item.attempts + 1

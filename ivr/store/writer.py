@@ -49,6 +49,7 @@ from ivr.call.events import (
 from ivr.store import hookevents, schema
 from ivr.store.db import Store
 from ivr.store.hookevents import CallFacts, WebhookOptions
+from telephony.queues import drain
 
 log = logging.getLogger(__name__)
 
@@ -142,12 +143,7 @@ class StoreWriter:
 
     def _run(self) -> None:
         while True:
-            items = [self._queue.get()]
-            while True:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            items = [self._queue.get(), *drain(self._queue)]
             stop = any(item is _STOP for item in items)
             self._apply_batch([item for item in items if item is not _STOP])
             if stop:

@@ -37,6 +37,9 @@ class SipConfig:
     (pjsua2-python's wheels have 4 call slots; see telephony.sip.endpoint)."""
     retry_after_s: int = 30
     """Retry-After of the 503 sent above max_calls."""
+    remote_workers: tuple[str, ...] = ()
+    """Workers on other machines (sip:HOST:PORT, each an `ivr serve --allow FRONT/32` there) that the Kamailio
+    front spreads calls over besides its local ones; probed with OPTIONS, failed over like local ones."""
     admit_budget_ms: float = 0.0
     """Admission by measured headroom: with a call up, a new INVITE gets 503 when the recent replies'
     voice-to-voice p95 is over this budget or the CPU is over admit_max_cpu (ivr.serve.headroom). 0: off."""
@@ -201,9 +204,10 @@ def load_sip_config(path: str | Path | None, **overrides: Any) -> SipConfig:
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "out_dir" in values:
         values["out_dir"] = Path(values["out_dir"])
-    if "allow" in values:
-        allow = values["allow"]
-        values["allow"] = tuple([allow] if isinstance(allow, str) else allow)
+    for name in ("allow", "remote_workers"):
+        if name in values:
+            items = values[name]
+            values[name] = tuple([items] if isinstance(items, str) else items)
     if "transfer_targets" in values:
         if not isinstance(values["transfer_targets"], dict):
             raise TelephonyError("transfer_targets must map flow targets to SIP URIs")

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 import pjsua2 as pj
 
 from telephony.errors import TelephonyError
+from telephony.queues import drain
 from telephony.sip.config import SipConfig
 from telephony.sip.timers import set_transaction_timeout
 
@@ -136,11 +137,7 @@ class SipEndpoint:
             self._on_poll()
 
     def _run_posted(self) -> None:
-        while True:
-            try:
-                fn = self._work.get_nowait()
-            except queue.Empty:
-                return
+        for fn in drain(self._work):
             try:
                 fn()
             except Exception:

@@ -5,9 +5,6 @@ Bodies are not shown: a ticket's excerpt is redacted, but the page lists deliver
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -15,38 +12,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ivr.console import views
+from ivr.console.access import Console
 from ivr.console.auth import WebSession
 from ivr.console.params import MAX_LIMIT, MAX_OFFSET, int_param
-from ivr.store import Store, outbox
+from ivr.store import outbox
 
 PAGE = 100
 SHOWN = ("dead", "pending", "delivered", "all")
 
 
-class ConsoleParts(Protocol):
-    """What the page needs of the console app: its store, page rendering and admin access checks."""
-
-    @property
-    def store(self) -> Store: ...
-    @property
-    def admin(self) -> Any: ...
-    @property
-    def admin_post(self) -> Any: ...
-    @property
-    def page(self) -> Callable[..., Response]: ...
-
-
-@dataclass(frozen=True)
-class Parts:
-    """ConsoleParts from create_app's own pieces."""
-
-    store: Store
-    page: Callable[..., Response]
-    admin: Any
-    admin_post: Any
-
-
-def register(app: FastAPI, console: ConsoleParts) -> None:
+def register(app: FastAPI, console: Console) -> None:
     store = console.store
 
     @app.get("/admin/webhooks", response_class=HTMLResponse)
