@@ -53,7 +53,11 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--transfer-target", action="append", metavar="FLOW_TARGET=SIP_URI",
                        help="where a flow's transfer target goes, e.g. sip:queue@agents=sip:desk@10.0.0.5 "
                        "(repeatable); a bare SIP URI sets the default for all targets")
-    serve.add_argument("--webhook", help="URL that receives each transfer's call context as a JSON POST")
+    serve.add_argument("--webhook", help="URL that receives the call events (call.started, call.ended, "
+                       "call.transferred, call.escalated, dialog.failed) as signed JSON POSTs, retried from the "
+                       "call store's outbox (see the README's Webhooks section)")
+    serve.add_argument("--webhook-secret-env", metavar="VAR",
+                       help="environment variable holding the webhooks' HMAC signing secret (never the secret itself)")
     serve.add_argument("--rtp-timeout", type=float, help="end a call after this many seconds without RTP "
                        "(default 30; 0: never)")
     serve.add_argument("--grace", type=float, help="on SIGTERM, let live calls go on for up to this many "
@@ -127,12 +131,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.sip_config, bind=args.bind, port=args.port, rtp_port=args.rtp_port, out_dir=args.out,
         rtp_port_range=args.rtp_port_range, transaction_timeout_s=args.transaction_timeout,
         max_calls=args.max_calls, pjsip_log_level=args.pjsip_log_level, allow=args.allow,
-        webhook_url=args.webhook, rtp_timeout_s=args.rtp_timeout, shutdown_grace_s=args.grace,
+        webhook_url=args.webhook, webhook_secret_env=args.webhook_secret_env, rtp_timeout_s=args.rtp_timeout,
+        shutdown_grace_s=args.grace,
         transfer_default=default, register=args.register, auth_user=args.auth_user,
         auth_password_env=args.auth_password_env, register_interval_s=args.register_interval,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_port=args.tls_port, srtp=args.srtp,
         admit_budget_ms=args.admit_budget_ms, admit_max_cpu=args.admit_max_cpu, remote_workers=args.remote_worker)
     config.auth_password()  # fails now, before the models load, when the variable is not set
+    config.webhook_secret()
     if targets:
         config = dataclasses.replace(config, transfer_targets={**config.transfer_targets, **targets})
     if args.worker_of:  # a worker behind the proxy, which applies the allow-list: only the proxy may call
@@ -166,6 +172,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.observers.append(SipStoreObserver(store, keep_files=args.keep_call_files
                                                  or store.config.keep_call_files))
     readiness.set("store", store.reachable if store is not None else False)
+    from ivr.serve.webhooks import start_webhooks, stop_webhooks
+    webhooks = start_webhooks(config, store, server.observers)
     stop, hurry = _shutdown_signals()
     server.start()
     readiness.set("sip", lambda: server.endpoint.running and not stop.is_set())  # stopping: route no calls here
@@ -194,6 +202,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"ivr serve: stopping; {server.live_count()} call(s) may finish "
               f"(up to {config.shutdown_grace_s:.0f} s)", flush=True)
     server.stop(config.shutdown_grace_s, hurry)
+    stop_webhooks(webhooks)
     if http is not None:
         http.stop()
     print(f"ivr serve: stopped ({server.calls_answered} calls answered, {server.calls_rejected} refused, "
