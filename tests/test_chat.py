@@ -4,6 +4,8 @@ emotion from the words, and the no-input and idle timers."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -11,6 +13,9 @@ from ivr.chat.brain import ChatBrain
 from ivr.chat.hub import ChatLimits
 from ivr.console.app import create_app
 from ivr.store import CallFilter
+from ivr.store.hookevents import WebhookOptions
+from ivr.store.outbox import OutboxWorker
+from ivr.webhooks import Result
 from tests.chat_support import Clock, HttpChat, keyword_brain, make_hub
 from tests.console_client import PASSWORD, login
 from tests.test_store_support import console_store
@@ -141,3 +146,27 @@ def test_silence_gets_a_reprompt_after_the_chat_timeout_and_idle_chats_end(store
     hub.sweep(force=True)
     gone = quiet.post({"type": "poll", "session": quiet.session})
     assert gone.status_code == 404 and gone.json()["code"] == "no_session"
+
+
+def test_a_handoff_is_a_call_transferred_webhook_with_channel_chat_through_the_outbox(store):
+    posted: list[dict] = []
+
+    def receiver(url, body, headers, timeout_s):
+        posted.append({"url": url, "event": headers["IVR-Event"], **json.loads(body)})
+        return Result(status=200)
+
+    hub, handoffs = make_hub(store, keyword_brain())
+    hub.webhooks = WebhookOptions(console_url="https://console.example.com")
+    chat = HttpChat(TestClient(create_app(store, chat_hub=hub)))
+    chat.start()
+    chat.say("my account is 427198, I want an agent please")
+    assert chat.ended and handoffs
+    assert OutboxWorker(store, "https://crm.example/hooks", None, post=receiver).run_once() == 3
+    by_type = {event["type"]: event for event in posted}
+    assert list(by_type) == ["call.started", "call.ended", "call.transferred"]
+    assert {e["call_id"] for e in posted} == {handoffs[0].chat_id}
+    assert by_type["call.started"]["data"]["source"] == "chat" and by_type["call.ended"]["data"]["source"] == "chat"
+    transferred = by_type["call.transferred"]["data"]
+    assert transferred["channel"] == "chat" and transferred["reason"] == "caller-request"
+    assert transferred["call_url"] == f"https://console.example.com/calls/{handoffs[0].chat_id}"
+    assert "427198" not in json.dumps(posted) and "agent please" not in json.dumps(posted)

@@ -2,10 +2,12 @@
 tells the outside.
 
 The user is told in the chat itself (the flow's transfer prompt, then a `handoff` message). The
-operations side gets a `Handoff` through the hub's `on_handoff` hook: by default one log line (no user
-text). This is the single hook point for the webhook outbox (event `call.transferred` with
-`"channel": "chat"`): `Handoff.webhook_data()` is that event's data. Like a call's transfer context it
-holds no user text, digits or address: the path, the reason, the last intent and emotion.
+operations side is told at the one place a chat ends (ChatHub._after): with webhooks configured
+(`ivr console --webhook URL`) a `call.transferred` event with `"channel": "chat"` goes into the store's
+outbox (`Handoff.webhook_data()`, written with the chat's last update, delivered with retries like a
+call's), and the hub's `on_handoff` hook gets the `Handoff` (by default one log line, no user text). Like
+a call's transfer context it holds no user text, digits or address: the path, the reason, the last intent
+and emotion.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class Handoff:
 
     def webhook_data(self) -> dict[str, Any]:
         """The data of the `call.transferred` webhook event for this chat."""
-        return {"channel": CHANNEL, "transfer_uri": self.target, "summary": self.summary, **asdict(self)}
+        return {"channel": CHANNEL, "source": CHANNEL, "transfer_uri": self.target, "summary": self.summary,
+                **asdict(self)}
 
 
 def handoff_of(session: ChatSession) -> Handoff:

@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ivr.call.events import WebhookRequested
 from ivr.chat.brain import ChatBrain
-from ivr.chat.handoff import Handoff, handoff_of, log_handoff
+from ivr.chat.handoff import WEBHOOK_EVENT, Handoff, handoff_of, log_handoff
 from ivr.chat.protocol import ProtocolError
 from ivr.chat.session import DEFAULT_NO_INPUT_MS, ChatMessage, ChatSession
 from ivr.console.guards import LoginThrottle, client_key
 from ivr.store import Store
+from ivr.store.hookevents import WebhookOptions
 from ivr.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -85,9 +87,11 @@ class Chat:
 class ChatHub:
     def __init__(self, store: Store | None, brain: ChatBrain | Callable[[], ChatBrain] = ChatBrain.load,
                  limits: ChatLimits | None = None, on_handoff: Callable[[Handoff], None] = log_handoff,
-                 now_s: Callable[[], float] = time.monotonic) -> None:
-        """`brain`: the models, or how to load them (on the first chat)."""
+                 now_s: Callable[[], float] = time.monotonic, webhooks: WebhookOptions | None = None) -> None:
+        """`brain`: the models, or how to load them (on the first chat); `webhooks`: the chats' writers put
+        webhook events in the store's outbox (call.started, call.ended, ..., and call.transferred at a handoff)."""
         self.store = store
+        self.webhooks = webhooks
         self.limits = limits or ChatLimits()
         self.on_handoff = on_handoff
         self._brain = brain if isinstance(brain, ChatBrain) else None
@@ -132,7 +136,7 @@ class ChatHub:
                 self._admit(client)
                 self._chats[secret] = chat
             if self.store is not None:
-                chat.writer = StoreWriter(self.store, source="chat", background=False)
+                chat.writer = StoreWriter(self.store, source="chat", background=False, webhooks=self.webhooks)
                 session.log.subscribe(chat.writer)
             session.start()
             self._after(chat)
@@ -217,11 +221,14 @@ class ChatHub:
         if not chat.session.ended or chat.ended_s is not None:
             return
         chat.ended_s = self._now_s()
+        handoff = handoff_of(chat.session) if chat.session.outcome == "transferred" else None
+        if handoff is not None and self.webhooks is not None:  # into the outbox with the chat's last update
+            chat.session.log.emit(WebhookRequested(name=WEBHOOK_EVENT, data=handoff.webhook_data()))
         if chat.writer is not None:
             chat.writer.finish()
-        if chat.session.outcome == "transferred":
+        if handoff is not None:
             try:
-                self.on_handoff(handoff_of(chat.session))
+                self.on_handoff(handoff)
             except Exception as exc:  # noqa: BLE001 - a failing hook never breaks the chat
                 log.error("chat %s: handoff hook failed: %s", chat.session.chat_id, type(exc).__name__)
         log.info("chat %s ended: %s (%s)", chat.session.chat_id, chat.session.outcome, chat.session.end_reason)

@@ -29,6 +29,13 @@ def register(subparsers: Any) -> None:
     console.add_argument("--chat-flow", help="the flow the text chat runs (default: the bundled bank flow)")
     console.add_argument("--no-chat", action="store_true",
                          help="no text chat: /chat/ws and /api/chat answer 'unavailable' (no models loaded)")
+    console.add_argument("--webhook", metavar="URL",
+                         help="URL that receives the chats' events (call.started, call.ended, call.transferred "
+                              "with channel chat, ...) through the store's outbox, as ivr serve --webhook does")
+    console.add_argument("--webhook-secret-env", metavar="VAR",
+                         help="environment variable holding the webhooks' HMAC signing secret")
+    console.add_argument("--webhook-console-url", metavar="URL", default="",
+                         help="the console's public base URL, for the events' call_url links")
     add_store_args(console)
     console.set_defaults(func=cmd_console)
     sub = console.add_subparsers(dest="console_command")
@@ -89,9 +96,11 @@ def cmd_console(args: argparse.Namespace) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         raise IvrError("--tls-cert and --tls-key go together")
     store = open_store(args)
+    outbox = None
     try:
+        options, outbox = _chat_webhooks(args, store)
         app = create_app(store, secure_cookies=args.secure_cookies or bool(args.tls_cert),
-                         chat_hub=_chat_hub(args, store))
+                         chat_hub=_chat_hub(args, store, options))
         scheme = "https" if args.tls_cert else "http"
         print(f"ivr console: {scheme}://{args.bind}:{args.port}/ (database {store.engine.url.render_as_string()})",
               flush=True)
@@ -102,11 +111,13 @@ def cmd_console(args: argparse.Namespace) -> int:
         if not _serve(server) and not server.started:
             raise IvrError(f"the console did not start on {args.bind}:{args.port}")
     finally:
+        if outbox is not None:
+            outbox.stop()
         store.close()
     return 0
 
 
-def _chat_hub(args: argparse.Namespace, store: Any) -> Any:
+def _chat_hub(args: argparse.Namespace, store: Any, webhooks: Any) -> Any:
     """The text chat's hub, its flow and models loaded now (not on the first visitor), unless --no-chat."""
     from ivr.chat.brain import ChatBrain
     from ivr.chat.hub import ChatHub, chat_off
@@ -115,7 +126,25 @@ def _chat_hub(args: argparse.Namespace, store: Any) -> Any:
         return ChatHub(store, chat_off)
     brain = ChatBrain.load(args.chat_flow)
     print(f"ivr console: text chat ready (flow {brain.machine.flow.name}, {brain.load_s:.1f} s)", flush=True)
-    return ChatHub(store, brain)
+    return ChatHub(store, brain, webhooks=webhooks)
+
+
+def _chat_webhooks(args: argparse.Namespace, store: Any) -> tuple[Any, Any]:
+    """(the chats' webhook options, the started outbox worker that delivers them), or (None, None)."""
+    from ivr.store.hookevents import WebhookOptions
+    from ivr.store.outbox import OutboxWorker
+
+    if not args.webhook or args.no_chat:
+        return None, None
+    secret = None
+    if args.webhook_secret_env:
+        value = os.environ.get(args.webhook_secret_env, "")
+        if not value:
+            raise IvrError(f"the environment variable {args.webhook_secret_env} (--webhook-secret-env) is not set")
+        secret = value.encode("utf-8")
+    worker = OutboxWorker(store, args.webhook, secret)
+    worker.start()
+    return WebhookOptions(console_url=args.webhook_console_url, wake=worker.wake), worker
 
 
 def _serve(server: Any) -> bool:
