@@ -16,7 +16,7 @@ from ivr.chat.hub import ChatHub, ChatLimits, chat_off
 from ivr.chat.protocol import MAX_FRAME_BYTES, MAX_TEXT_CHARS, ProtocolError
 from ivr.console.app import create_app
 from ivr.console.routes.chat import MAX_ERRORS_IN_A_ROW, SOCKETS_PER_CLIENT
-from tests.chat_support import HttpChat, keyword_brain, make_hub
+from tests.chat_support import Clock, HttpChat, keyword_brain, make_hub
 from tests.console_client import PASSWORD, login
 from tests.test_store_support import console_store
 
@@ -199,3 +199,15 @@ def test_open_sockets_in_all_are_bounded_by_the_hub(store):
         assert third.receive_json()["code"] == "busy"
         with pytest.raises(WebSocketDisconnect):
             third.receive_json()
+
+
+def test_the_websocket_pushes_a_no_input_reprompt_without_being_asked(store):
+    clock = Clock()
+    hub, _ = make_hub(store, keyword_brain(), ChatLimits(no_input_ms=60_000), clock)
+    client = TestClient(create_app(store, chat_hub=hub))
+    with client.websocket_connect("/chat/ws") as ws:
+        ws.send_text(json.dumps({"type": "start"}))
+        assert [ws.receive_json()["type"] for _ in range(4)] == ["started", "message", "message", "message"]
+        clock.now_s += 61  # the user says nothing; the socket's once-a-second look finds the reprompt
+        pushed = ws.receive_json()
+        assert pushed["from"] == "agent" and pushed["text"] == "Are you still there?" and pushed["seq"] == 4
