@@ -211,3 +211,19 @@ def test_the_websocket_pushes_a_no_input_reprompt_without_being_asked(store):
         clock.now_s += 61  # the user says nothing; the socket's once-a-second look finds the reprompt
         pushed = ws.receive_json()
         assert pushed["from"] == "agent" and pushed["text"] == "Are you still there?" and pushed["seq"] == 4
+
+
+def test_only_the_sites_named_may_use_the_chat_from_their_pages(store):
+    client = TestClient(app_for(store, ChatLimits(origins=("https://bank.example",))))
+    for origin, allowed in (("https://bank.example", True), ("http://testserver", True), (None, True),
+                            ("https://evil.example", False), ("null", False)):
+        headers = {"origin": origin} if origin else {}
+        response = client.post("/api/chat", json={"type": "start"}, headers=headers)
+        if allowed:
+            assert response.status_code == 200, origin
+        else:
+            error_of(response, 403, "forbidden_origin")
+        with client.websocket_connect("/chat/ws", headers=headers) as ws:
+            ws.send_text(json.dumps({"type": "end", "session": "x"}))
+            first = ws.receive_json()
+            assert (first.get("code") == "forbidden_origin") is not allowed, origin

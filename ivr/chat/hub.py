@@ -56,6 +56,12 @@ class ChatLimits:
     """How long an ended chat can still be read (poll, resume) before it is forgotten."""
     no_input_ms: int = DEFAULT_NO_INPUT_MS
     """Silence while the agent waits before the flow's NoInput (0: wait for the user forever)."""
+    origins: tuple[str, ...] = ()
+    """The sites whose pages may use the chat ("https://bank.example"), besides the console's own; empty: any.
+    A browser says which page a request comes from (Origin); a request without one (a script) is let in."""
+
+    def allows(self, origin: str | None, own: str) -> bool:
+        return not self.origins or not origin or origin == own or origin in self.origins
 
 
 def chat_off() -> ChatBrain:

@@ -13,7 +13,8 @@ Server to client:
   {"type": "ended", "seq": N, "outcome": O, "reason": R}
   {"type": "error", "code": C, "message": M[, "retry_after": s]}
 Error codes: bad_json, bad_request, too_large, empty, rate_limited, too_many_sessions, busy, no_session,
-ended (a message to a chat that has ended), unavailable (the models did not load). An error never ends
+ended (a message to a chat that has ended), unavailable (the models did not load), forbidden_origin (a page
+of a site the console does not serve the chat to). An error never ends
 a WebSocket by itself (but too many of them in a row do).
 """
 
@@ -31,9 +32,9 @@ MAX_TEXT_CHARS = 1000
 """A user's message, after trimming."""
 MAX_SESSION_CHARS = 64
 TYPES = ("start", "resume", "message", "poll", "end")
-HTTP_STATUS = {"bad_json": 400, "bad_request": 400, "empty": 400, "too_large": 413, "rate_limited": 429,
-               "too_many_sessions": 429, "busy": 503, "unavailable": 503, "no_session": 404,
-               "ended": 409}
+HTTP_STATUS = {"bad_json": 400, "bad_request": 400, "empty": 400, "forbidden_origin": 403, "no_session": 404,
+               "ended": 409, "too_large": 413, "rate_limited": 429, "too_many_sessions": 429, "busy": 503,
+               "unavailable": 503}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 

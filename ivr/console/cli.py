@@ -29,6 +29,9 @@ def register(subparsers: Any) -> None:
     console.add_argument("--chat-flow", help="the flow the text chat runs (default: the bundled bank flow)")
     console.add_argument("--no-chat", action="store_true",
                          help="no text chat: /chat/ws and /api/chat answer 'unavailable' (no models loaded)")
+    console.add_argument("--chat-origin", metavar="URL", action="append", default=[],
+                         help="a site whose pages may use the chat (https://bank.example; repeat for more); "
+                              "default: any site")
     console.add_argument("--webhook", metavar="URL",
                          help="URL that receives the chats' events (call.started, call.ended, call.transferred "
                               "with channel chat, ...) through the store's outbox, as ivr serve --webhook does")
@@ -120,13 +123,13 @@ def cmd_console(args: argparse.Namespace) -> int:
 def _chat_hub(args: argparse.Namespace, store: Any, webhooks: Any) -> Any:
     """The text chat's hub, its flow and models loaded now (not on the first visitor), unless --no-chat."""
     from ivr.chat.brain import ChatBrain
-    from ivr.chat.hub import ChatHub, chat_off
+    from ivr.chat.hub import ChatHub, ChatLimits, chat_off
 
     if args.no_chat:
         return ChatHub(store, chat_off)
     brain = ChatBrain.load(args.chat_flow)
     print(f"ivr console: text chat ready (flow {brain.machine.flow.name}, {brain.load_s:.1f} s)", flush=True)
-    return ChatHub(store, brain, webhooks=webhooks)
+    return ChatHub(store, brain, ChatLimits(origins=tuple(o.rstrip("/") for o in args.chat_origin)), webhooks=webhooks)
 
 
 def _chat_webhooks(args: argparse.Namespace, store: Any) -> tuple[Any, Any]:

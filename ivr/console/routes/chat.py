@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 from collections import Counter
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
@@ -46,6 +46,7 @@ def register(app: FastAPI, console: Console) -> None:
     async def chat_api(request: Request) -> Response:
         host = request.client.host if request.client else None
         try:
+            check_origin(hub, request.headers, request.url.scheme)
             body = await read_body(request)
             return JSONResponse(await asyncio.to_thread(answer_http, hub, body, host))
         except ProtocolError as exc:
@@ -57,11 +58,7 @@ def register(app: FastAPI, console: Console) -> None:
         host = ws.client.host if ws.client else None
         client = client_key(host)
         await ws.accept()
-        error = None
-        if sockets[client] >= SOCKETS_PER_CLIENT:
-            error = ProtocolError("too_many_sessions", "too many open chat connections from this address")
-        elif sum(sockets.values()) >= 2 * hub.limits.max_chats:
-            error = ProtocolError("busy", "too many chats right now; try again later", 30)
+        error = socket_refusal(hub, ws, sockets, client)
         if error is not None:
             await ws.send_json(error.to_json())
             await ws.close(WS_POLICY_VIOLATION)
@@ -73,6 +70,26 @@ def register(app: FastAPI, console: Console) -> None:
             sockets[client] -= 1
             if sockets[client] <= 0:
                 del sockets[client]
+
+
+def socket_refusal(hub: ChatHub, ws: WebSocket, sockets: Counter[str], client: str) -> ProtocolError | None:
+    """Why a new WebSocket is refused (a foreign page, too many sockets from its address or in all), or None."""
+    try:
+        check_origin(hub, ws.headers, ws.url.scheme)
+    except ProtocolError as refused:
+        return refused
+    if sockets[client] >= SOCKETS_PER_CLIENT:
+        return ProtocolError("too_many_sessions", "too many open chat connections from this address")
+    if sum(sockets.values()) >= 2 * hub.limits.max_chats:
+        return ProtocolError("busy", "too many chats right now; try again later", 30)
+    return None
+
+
+def check_origin(hub: ChatHub, headers: Mapping[str, str], scheme: str) -> None:
+    """ProtocolError when a browser page of a site the chat is not for (ChatLimits.origins) sends this."""
+    own = ("https" if scheme in ("https", "wss") else "http") + "://" + headers.get("host", "")
+    if not hub.limits.allows(headers.get("origin"), own):
+        raise ProtocolError("forbidden_origin", "this chat is not offered to pages of that site")
 
 
 async def read_body(request: Request) -> bytes:
