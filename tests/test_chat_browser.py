@@ -86,6 +86,14 @@ def test_a_visitor_chats_balance_statement_faq_and_handoff_in_the_widget(site, b
     assert lines(browser, "notice") == ["We have passed your chat to our team.", "The chat has ended."]
     assert not css(browser, ".ivr-chat-input")[0].is_enabled()
     assert css(browser, ".ivr-chat-restart")[0].is_displayed()
+    # Escape closes the panel and gives the focus back to the launcher; the launcher opens it again
+    from selenium.webdriver.common.keys import Keys
+
+    css(browser, ".ivr-chat-restart")[0].send_keys(Keys.ESCAPE)
+    wait(browser, lambda d: css(d, ".ivr-chat-launcher")[0].is_displayed())
+    assert browser.switch_to.active_element == css(browser, ".ivr-chat-launcher")[0]
+    css(browser, ".ivr-chat-launcher")[0].click()
+    wait(browser, lambda d: css(d, ".ivr-chat-restart")[0].is_displayed())
     (handoff,) = site["handoffs"]
     assert handoff.reason == "caller-request" and handoff.webhook_data()["channel"] == "chat"
     # no script or style was refused by the console's Content-Security-Policy

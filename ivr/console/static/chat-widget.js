@@ -89,6 +89,7 @@
     ui.close.addEventListener("click", close);
     ui.form.addEventListener("submit", submit);
     ui.restart.addEventListener("click", restart);
+    ui.panel.addEventListener("keydown", function (event) { if (event.key === "Escape") { close(); } });
   }
 
   function line(kind, text) {
