@@ -7,8 +7,8 @@ from typing import Any
 
 from dialog.flow import load_default_flow
 from dialog.machine import Machine
+from ivr.call.handover import Handover
 from ivr.chat.brain import ChatBrain
-from ivr.chat.handoff import Handoff
 from ivr.chat.hub import ChatHub, ChatLimits
 
 
@@ -28,8 +28,8 @@ def keyword_brain() -> ChatBrain:
 
 
 def make_hub(store: Any, brain: ChatBrain, limits: ChatLimits | None = None,
-             clock: Clock | None = None) -> tuple[ChatHub, list[Handoff]]:
-    handoffs: list[Handoff] = []
+             clock: Clock | None = None) -> tuple[ChatHub, list[Handover]]:
+    handoffs: list[Handover] = []
     hub = ChatHub(store, brain, limits, on_handoff=handoffs.append, now_s=clock or Clock())
     return hub, handoffs
 

@@ -10,8 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ivr.chat.brain import ChatBrain
+from ivr.chat.handoff import webhook_data
 from ivr.chat.hub import ChatLimits
 from ivr.console.app import create_app
+from ivr.serve.transfer import TransferContext
 from ivr.store import CallFilter
 from ivr.store.hookevents import WebhookOptions
 from ivr.store.outbox import OutboxWorker
@@ -57,9 +59,14 @@ def test_a_chat_checks_the_balance_takes_an_account_number_answers_a_faq_and_han
     assert reply["messages"][-1]["outcome"] == "transferred"
     # the one hook point: what a webhook would carry, and no user text in it
     (handoff,) = handoffs
-    data = handoff.webhook_data()
+    data = webhook_data(handoff)
     assert data["channel"] == "chat" and data["reason"] == "caller-request" and data["intent"] == "agent"
-    assert data["chat_id"] == reply["chat"] and "statement_account" in data["path"]
+    assert data["call_id"] == reply["chat"] and "statement_account" in data["path"]
+    # the keys of a call's call.transferred event (ivr.serve.transfer), less the SIP Call-ID, and the channel
+    call_keys = TransferContext(call_id="c", reason="r", flow_target="t", node="n", sip_call_id="s")\
+        .webhook_payload("sip:desk@h").keys()
+    assert set(data) == set(call_keys) - {"sip_call_id"} | {"channel"}
+    assert data["turns"] == 7 and data["duration_s"] >= 0 and data["transfer_uri"] == data["flow_target"]
     assert "427198" not in str(data) and "real person" not in str(data)
     # an ended chat takes no more messages, and says so
     late = chat.post({"type": "message", "session": chat.session, "text": "hello?"})
@@ -164,9 +171,9 @@ def test_a_handoff_is_a_call_transferred_webhook_with_channel_chat_through_the_o
     assert OutboxWorker(store, "https://crm.example/hooks", None, post=receiver).run_once() == 3
     by_type = {event["type"]: event for event in posted}
     assert list(by_type) == ["call.started", "call.ended", "call.transferred"]
-    assert {e["call_id"] for e in posted} == {handoffs[0].chat_id}
+    assert {e["call_id"] for e in posted} == {handoffs[0].call_id}
     assert by_type["call.started"]["data"]["source"] == "chat" and by_type["call.ended"]["data"]["source"] == "chat"
     transferred = by_type["call.transferred"]["data"]
     assert transferred["channel"] == "chat" and transferred["reason"] == "caller-request"
-    assert transferred["call_url"] == f"https://console.example.com/calls/{handoffs[0].chat_id}"
+    assert transferred["call_url"] == f"https://console.example.com/calls/{handoffs[0].call_id}"
     assert "427198" not in json.dumps(posted) and "agent please" not in json.dumps(posted)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ivr.chat.brain import ChatBrain
+from ivr.chat.handoff import webhook_data
 from ivr.chat.hub import ChatHub
 from ivr.store import CallFilter
 from tests.browser_support import chromium, serve_console
@@ -95,12 +96,12 @@ def test_a_visitor_chats_balance_statement_faq_and_handoff_in_the_widget(site, b
     css(browser, ".ivr-chat-launcher")[0].click()
     wait(browser, lambda d: css(d, ".ivr-chat-restart")[0].is_displayed())
     (handoff,) = site["handoffs"]
-    assert handoff.reason == "caller-request" and handoff.webhook_data()["channel"] == "chat"
+    assert handoff.reason == "caller-request" and webhook_data(handoff)["channel"] == "chat"
     # no script or style was refused by the console's Content-Security-Policy
     refused = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
     assert refused == []
     (stored,) = site["store"].list_calls(CallFilter(source="chat", text="statement"))
-    assert stored["outcome"] == "transferred" and stored["id"] == handoff.chat_id
+    assert stored["outcome"] == "transferred" and stored["id"] == handoff.call_id
 
 
 def test_a_new_chat_starts_from_the_restart_button(site, browser):

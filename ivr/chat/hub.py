@@ -24,8 +24,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ivr.call.events import WebhookRequested
+from ivr.call.handover import Handover
 from ivr.chat.brain import ChatBrain
-from ivr.chat.handoff import WEBHOOK_EVENT, Handoff, handoff_of, log_handoff
+from ivr.chat.handoff import WEBHOOK_EVENT, handoff_of, log_handoff, webhook_data
 from ivr.chat.protocol import ProtocolError
 from ivr.chat.session import DEFAULT_NO_INPUT_MS, ChatMessage, ChatSession
 from ivr.console.guards import LoginThrottle, client_key
@@ -92,7 +93,7 @@ class Chat:
 
 class ChatHub:
     def __init__(self, store: Store | None, brain: ChatBrain | Callable[[], ChatBrain] = ChatBrain.load,
-                 limits: ChatLimits | None = None, on_handoff: Callable[[Handoff], None] = log_handoff,
+                 limits: ChatLimits | None = None, on_handoff: Callable[[Handover], None] = log_handoff,
                  now_s: Callable[[], float] = time.monotonic, webhooks: WebhookOptions | None = None) -> None:
         """`brain`: the models, or how to load them (on the first chat); `webhooks`: the chats' writers put
         webhook events in the store's outbox (call.started, call.ended, ..., and call.transferred at a handoff)."""
@@ -229,7 +230,7 @@ class ChatHub:
         chat.ended_s = self._now_s()
         handoff = handoff_of(chat.session) if chat.session.outcome == "transferred" else None
         if handoff is not None and self.webhooks is not None:  # into the outbox with the chat's last update
-            chat.session.log.emit(WebhookRequested(name=WEBHOOK_EVENT, data=handoff.webhook_data()))
+            chat.session.log.emit(WebhookRequested(name=WEBHOOK_EVENT, data=webhook_data(handoff)))
         if chat.writer is not None:
             chat.writer.finish()
         if handoff is not None:

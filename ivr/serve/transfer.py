@@ -1,11 +1,11 @@
 """What a human agent learns about a transferred call: SIP headers and a JSON webhook.
 
-The context holds no transcript, digits or caller number: the dialog's path, the reason, the caller's
-last intent and emotion (when the dialog knows them), the call's ids and a one-line summary built
-from those. It is the data of the call.transferred webhook event (and call.callback_requested): with a
-call store it goes through the store's outbox (ivr.store.outbox, kept and retried); without one
-`post_webhook` posts it on a daemon thread with retries in memory. A slow or failing CRM never holds up
-a call.
+The context is the call's handover (ivr.call.handover, the same as a chat's) with the call's SIP Call-ID:
+no transcript, digits or caller number; the dialog's path, the reason, the caller's last intent and
+emotion (when the dialog knows them), the call's ids and a one-line summary built from those. It is the
+data of the call.transferred webhook event (and call.callback_requested): with a call store it goes
+through the store's outbox (ivr.store.outbox, kept and retried); without one `post_webhook` posts it on a
+daemon thread with retries in memory. A slow or failing CRM never holds up a call.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import urllib.parse
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ivr.call.events import CallEnded, DialogStep, Emotion
+from ivr.call.handover import Handover, handover_of
 from ivr.call.session import CallSession
 from ivr.webhooks import RetryPolicy, post_with_retries
 
@@ -35,56 +35,21 @@ def header_value(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class TransferContext:
-    call_id: str
-    sip_call_id: str
-    reason: str
-    flow_target: str
-    """The flow's transfer target (e.g. sip:queue@agents)."""
-    node: str
-    """The dialog node where the caller was handed over."""
-    intent: str = ""
-    emotion: str = ""
-    turns: int = 0
-    duration_s: float = 0.0
-    path: list[str] = field(default_factory=list)
-    """Dialog nodes the call went through, in order, without repeats in a row."""
+class TransferContext(Handover):
+    """A call's handover (ivr.call.handover) with its SIP Call-ID, told to the human in SIP headers too."""
 
-    @property
-    def summary(self) -> str:
-        said = f", intent {self.intent}" if self.intent else ""
-        felt = f", caller sounds {self.emotion}" if self.emotion else ""
-        route = " > ".join(self.path[-6:])
-        return (f"Transfer ({self.reason or 'no reason'}) from node {self.node or '?'} after {self.turns} "
-                f"caller turn(s), {self.duration_s:.0f} s{said}{felt}; path: {route}")
+    sip_call_id: str = field(kw_only=True)
 
     def headers(self) -> dict[str, str]:
         values = {"Call-ID": self.call_id, "Reason": self.reason, "Node": self.node, "Intent": self.intent,
                   "Emotion": self.emotion, "Summary": self.summary}
         return {HEADER_PREFIX + k: header_value(v) for k, v in values.items()}
 
-    def webhook_payload(self, uri: str, **extra: Any) -> dict[str, Any]:
-        """The webhook event's data (its type and time are the envelope's)."""
-        return {"transfer_uri": uri, "summary": self.summary, **asdict(self), **extra}
-
 
 def context_from_session(session: CallSession, call_id: str, sip_call_id: str, started_at: float) -> TransferContext:
-    """Reads the session's event log and its dialog state's last intent (both public)."""
-    events = list(session.log.events)
-    path: list[str] = []
-    for e in events:
-        if isinstance(e, DialogStep) and e.node and (not path or path[-1] != e.node):
-            path.append(e.node)
-    ended = [e for e in events if isinstance(e, CallEnded)]
-    node = (ended[-1].node if ended else "") or (path[-1] if path else "")
-    state = session.state
-    intent = state.last_intent if state is not None else ""
-    turns = state.turn if state is not None else 0
-    emotions = [e for e in events if isinstance(e, Emotion)]
-    emotion = emotions[-1].label if emotions else ""
-    return TransferContext(call_id=call_id, sip_call_id=sip_call_id, reason=session.end_reason or "",
-                           flow_target=session.transfer_target or "", node=node or "", intent=intent or "",
-                           emotion=emotion, turns=turns, duration_s=max(0.0, time.time() - started_at), path=path)
+    """The call's handover (its event log and dialog state) with its SIP Call-ID."""
+    handover = handover_of(session, call_id, time.time() - started_at)
+    return TransferContext(**asdict(handover), sip_call_id=sip_call_id)
 
 
 def refer_to(uri: str, headers: dict[str, str]) -> str:
