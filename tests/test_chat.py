@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from ivr.chat.brain import ChatBrain
 from ivr.chat.handoff import webhook_data
 from ivr.chat.hub import ChatLimits
+from ivr.chat.session import PerChat
 from ivr.console.app import create_app
 from ivr.serve.transfer import TransferContext
 from ivr.store import CallFilter
@@ -118,7 +119,7 @@ def test_typed_keys_work_like_a_keypad(store):
 
 def test_silence_gets_a_reprompt_after_the_chat_timeout_and_idle_chats_end(store):
     clock = Clock()
-    limits = ChatLimits(no_input_ms=120_000, idle_s=600.0, keep_ended_s=60.0)
+    limits = ChatLimits(per_chat=PerChat(no_input_ms=120_000, idle_s=600.0), keep_ended_s=60.0)
     hub, _ = make_hub(store, keyword_brain(), limits, clock)
     chat = HttpChat(TestClient(create_app(store, chat_hub=hub)))
     chat.start()
@@ -140,7 +141,7 @@ def test_silence_gets_a_reprompt_after_the_chat_timeout_and_idle_chats_end(store
     assert chat.ended and last[-1]["type"] == "ended" and last[-1]["outcome"] == "completed"
     assert store.list_calls(CallFilter())[0]["reason"] == "no-input"
     # an idle chat with the timer off ends after idle_s, and is forgotten keep_ended_s later
-    hub.limits = ChatLimits(no_input_ms=0, idle_s=600.0, keep_ended_s=60.0)
+    hub.limits = ChatLimits(per_chat=PerChat(no_input_ms=0, idle_s=600.0), keep_ended_s=60.0)
     quiet = HttpChat(chat.client)
     quiet.start()
     clock.now_s += 599
@@ -153,6 +154,18 @@ def test_silence_gets_a_reprompt_after_the_chat_timeout_and_idle_chats_end(store
     hub.sweep(force=True)
     gone = quiet.post({"type": "poll", "session": quiet.session})
     assert gone.status_code == 404 and gone.json()["code"] == "no_session"
+
+
+def test_a_chat_ends_after_its_messages_per_chat(store):
+    hub, _ = make_hub(store, keyword_brain(), ChatLimits(per_chat=PerChat(messages=3)))
+    chat = HttpChat(TestClient(create_app(store, chat_hub=hub)))
+    chat.start()
+    for text in ("hello", "hi"):
+        chat.say(text)
+    assert not chat.ended and hub.chat(chat.session).session.user_messages == 2
+    chat.say("hey")
+    (row,) = store.list_calls(CallFilter(source="chat"))
+    assert chat.ended and row["outcome"] == "abandoned" and row["reason"] == "too-long"
 
 
 def test_a_handoff_is_a_call_transferred_webhook_with_channel_chat_through_the_outbox(store):

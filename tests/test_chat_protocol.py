@@ -12,8 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from ivr.chat.hub import ChatHub, ChatLimits, chat_off
+from ivr.chat.hub import ChatHub, ChatLimits, PerClient, chat_off
 from ivr.chat.protocol import MAX_FRAME_BYTES, MAX_TEXT_CHARS, ProtocolError
+from ivr.chat.session import PerChat
 from ivr.console.app import create_app
 from ivr.console.routes.chat import MAX_ERRORS_IN_A_ROW, SOCKETS_PER_CLIENT
 from tests.chat_support import Clock, HttpChat, keyword_brain, make_hub
@@ -71,7 +72,7 @@ def test_http_refuses_bad_requests_clearly_and_goes_on(store):
 
 
 def test_http_limits_chats_per_address_new_chats_messages_and_in_all(store):
-    client = TestClient(app_for(store, ChatLimits(chats_per_client=2, messages_per_minute=3)))
+    client = TestClient(app_for(store, ChatLimits(per_client=PerClient(chats=2, messages_per_minute=3))))
     first, second = HttpChat(client), HttpChat(client)
     first.start()
     second.start()
@@ -83,7 +84,7 @@ def test_http_limits_chats_per_address_new_chats_messages_and_in_all(store):
     limited = error_of(client.post("/api/chat", json={"type": "message", "session": first.session, "text": "4"}),
                        429, "rate_limited")
     assert limited["retry_after"] >= 1
-    rate = TestClient(app_for(store, ChatLimits(chats_per_client=10, starts_per_minute=2)))
+    rate = TestClient(app_for(store, ChatLimits(per_client=PerClient(chats=10, starts_per_minute=2))))
     HttpChat(rate).start()
     HttpChat(rate).start()
     error_of(rate.post("/api/chat", json={"type": "start"}), 429, "rate_limited")
@@ -175,7 +176,7 @@ def test_a_console_without_the_chat_or_whose_models_fail_says_unavailable_and_ru
 
 
 def test_a_burst_of_starts_from_one_address_gets_exactly_its_chats(store):
-    hub, _ = make_hub(store, keyword_brain(), ChatLimits(chats_per_client=3))
+    hub, _ = make_hub(store, keyword_brain(), ChatLimits(per_client=PerClient(chats=3)))
 
     def start(_: int) -> str:
         try:
@@ -203,7 +204,7 @@ def test_open_sockets_in_all_are_bounded_by_the_hub(store):
 
 def test_the_websocket_pushes_a_no_input_reprompt_without_being_asked(store):
     clock = Clock()
-    hub, _ = make_hub(store, keyword_brain(), ChatLimits(no_input_ms=60_000), clock)
+    hub, _ = make_hub(store, keyword_brain(), ChatLimits(per_chat=PerChat(no_input_ms=60_000)), clock)
     client = TestClient(create_app(store, chat_hub=hub))
     with client.websocket_connect("/chat/ws") as ws:
         ws.send_text(json.dumps({"type": "start"}))

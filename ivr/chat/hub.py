@@ -1,11 +1,11 @@
 """The chats of one console process: who may start one, their sessions, their store writers, and expiry.
 
 The chat endpoints need no console login (the widget is for a website's visitors), so the hub bounds
-what one client can make the server do (`ChatLimits`): request size (ivr.chat.protocol), messages and
-new chats per minute per client address (IPv6 by /64, as the login throttle counts), open chats per
-address, open chats in all, messages per chat, and idle chats, which are ended ("abandoned", reason
-"idle") and forgotten. A chat's secret (`session`) is its only key; the chat id the console shows is
-another.
+what one client can make the server do (`ChatLimits`): request size (ivr.chat.protocol); per client
+address (`PerClient`; IPv6 by /64, as the login throttle counts) open chats, and new chats and messages per
+minute; per chat (`PerChat`, kept by the session) messages, and idle time, after which it is ended
+("abandoned", reason "idle"); in all, open chats, and how long ended ones are kept before they are
+forgotten. A chat's secret (`session`) is its only key; the chat id the console shows is another.
 
 Every chat is stored like a call (source "chat") by a StoreWriter on its event log. A store that fails
 never stops a chat. Calls into one chat are serialized by its lock; the methods block (NLU, the store)
@@ -28,7 +28,7 @@ from ivr.call.handover import Handover
 from ivr.chat.brain import ChatBrain
 from ivr.chat.handoff import WEBHOOK_EVENT, handoff_of, log_handoff, webhook_data
 from ivr.chat.protocol import ProtocolError
-from ivr.chat.session import DEFAULT_NO_INPUT_MS, ChatMessage, ChatSession
+from ivr.chat.session import ChatMessage, ChatSession, PerChat
 from ivr.console.guards import LoginThrottle, client_key
 from ivr.store import Store
 from ivr.store.hookevents import WebhookOptions
@@ -40,23 +40,27 @@ SWEEP_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
+class PerClient:
+    """What one client address (IPv6 by /64) may do."""
+
+    chats: int = 3
+    """Open chats at once."""
+    starts_per_minute: int = 10
+    """New chats a minute."""
+    messages_per_minute: int = 30
+    """User messages a minute, in all its chats."""
+
+
+@dataclass(frozen=True)
 class ChatLimits:
+    """What the hub lets clients make it do: per client address, per chat, and in all (the fields here)."""
+
+    per_client: PerClient = field(default_factory=PerClient)
+    per_chat: PerChat = field(default_factory=PerChat)
     max_chats: int = 500
     """Open chats in all; past that a new one gets `busy` (so does one past twice as many kept, ended ones too)."""
-    chats_per_client: int = 3
-    """Open chats per client address."""
-    starts_per_minute: int = 10
-    """New chats per client address per minute."""
-    messages_per_minute: int = 30
-    """User messages per client address per minute."""
-    messages_per_chat: int = 200
-    """User messages in one chat; then it is ended (outcome "abandoned", reason "too-long")."""
-    idle_s: float = 900.0
-    """A chat with no message from its user for this long is ended ("abandoned", reason "idle")."""
     keep_ended_s: float = 120.0
     """How long an ended chat can still be read (poll, resume) before it is forgotten."""
-    no_input_ms: int = DEFAULT_NO_INPUT_MS
-    """Silence while the agent waits before the flow's NoInput (0: wait for the user forever)."""
     origins: tuple[str, ...] = ()
     """The sites whose pages may use the chat ("https://bank.example"), besides the console's own; empty: any.
     A browser says which page a request comes from (Origin); a request without one (a script) is let in."""
@@ -84,9 +88,7 @@ class _SinceClock:
 class Chat:
     session: ChatSession
     client: str
-    last_active_s: float
     writer: StoreWriter | None = None
-    user_messages: int = 0
     ended_s: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -107,8 +109,8 @@ class ChatHub:
         self._chats: dict[str, Chat] = {}
         self._lock = threading.Lock()
         self._brain_lock = threading.Lock()
-        self._starts = LoginThrottle(self.limits.starts_per_minute, 60.0, clock=now_s)
-        self._messages = LoginThrottle(self.limits.messages_per_minute, 60.0, clock=now_s)
+        self._starts = LoginThrottle(self.limits.per_client.starts_per_minute, 60.0, clock=now_s)
+        self._messages = LoginThrottle(self.limits.per_client.messages_per_minute, 60.0, clock=now_s)
         self._swept_s = 0.0
 
     def __len__(self) -> int:
@@ -135,8 +137,8 @@ class ChatHub:
         self.sweep()
         brain = self.brain()
         chat_id = f"chat-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(4)}"
-        session = ChatSession(brain, _SinceClock(self._now_s), chat_id, self.limits.no_input_ms)
-        chat = Chat(session, client, self._now_s())
+        session = ChatSession(brain, _SinceClock(self._now_s), chat_id, self.limits.per_chat)
+        chat = Chat(session, client)
         secret = secrets.token_urlsafe(24)
         with chat.lock:  # nobody else knows the chat yet: taken at once, held until it has started
             with self._lock:  # checked and counted in one step, so a burst of starts cannot pass the limits
@@ -153,8 +155,8 @@ class ChatHub:
     def _admit(self, client: str) -> None:
         """ProtocolError unless `client` may start a chat now (the hub's lock is held)."""
         live = [c for c in self._chats.values() if not c.session.ended]
-        if sum(c.client == client for c in live) >= self.limits.chats_per_client:
-            raise ProtocolError("too_many_sessions", f"at most {self.limits.chats_per_client} open chats "
+        if sum(c.client == client for c in live) >= self.limits.per_client.chats:
+            raise ProtocolError("too_many_sessions", f"at most {self.limits.per_client.chats} open chats "
                                 "per address: end one first")
         if len(live) >= self.limits.max_chats or len(self._chats) >= 2 * self.limits.max_chats:
             raise ProtocolError("busy", "too many chats right now; try again later", 30)
@@ -176,11 +178,7 @@ class ChatHub:
         with chat.lock:
             if chat.session.ended:
                 raise ProtocolError("ended", "this chat has ended: start a new one")
-            chat.last_active_s = self._now_s()
-            chat.user_messages += 1
             chat.session.send(text)
-            if chat.user_messages >= self.limits.messages_per_chat and not chat.session.ended:
-                chat.session.close("abandoned", "too-long")
             self._after(chat)
         return chat
 
@@ -194,7 +192,7 @@ class ChatHub:
     # ---- time -----------------------------------------------------------------------------------------
 
     def sweep(self, force: bool = False) -> None:
-        """Timers of every chat (no-input), idle chats ended, ended ones forgotten; at most once a second."""
+        """Timers of every chat (idle, no-input), ended ones forgotten; at most once a second."""
         now = self._now_s()
         if not force and now - self._swept_s < SWEEP_EVERY_S:
             return
@@ -208,10 +206,7 @@ class ChatHub:
                         with self._lock:
                             self._chats.pop(secret, None)
                     continue
-                if now - chat.last_active_s >= self.limits.idle_s:
-                    chat.session.close("abandoned", "idle")
-                else:
-                    chat.session.tick()
+                chat.session.tick()
                 self._after(chat)
 
     def close(self) -> None:

@@ -9,7 +9,8 @@ keyed on a phone; every other message is an Utterance, with its emotion from the
 Time: a chat user reads and types at their own pace, so the flow's no-input timeout (seconds, made for
 a phone line) is not used. `no_input_ms` (default 3 minutes) of silence while the agent waits gives the
 flow a NoInput ("Are you still there?"; after the flow's max_no_input of them it ends the chat as it
-would a silent call); 0 waits forever. The hub (ivr.chat.hub) ends chats that stay idle longer.
+would a silent call); 0 waits forever. A chat with no user message for `idle_s` (15 minutes), or with
+`messages` (200) user messages, is ended ("abandoned", reason "idle" or "too-long"): `PerChat`.
 
 Not thread-safe: the hub serializes calls per session.
 """
@@ -51,13 +52,26 @@ class ChatMessage:
         return {"type": self.kind, "seq": self.seq, **self.data}
 
 
+@dataclass(frozen=True)
+class PerChat:
+    """How long one chat may go on (the hub's ChatLimits.per_chat); the session ends it past them."""
+
+    messages: int = 200
+    """User messages; then it is ended (outcome "abandoned", reason "too-long")."""
+    idle_s: float = 900.0
+    """A chat with no message from its user for this long is ended ("abandoned", reason "idle")."""
+    no_input_ms: int = DEFAULT_NO_INPUT_MS
+    """Silence while the agent waits before the flow's NoInput (0: wait for the user forever)."""
+
+
 class ChatSession:
-    def __init__(self, brain: ChatBrain, clock: Clock, chat_id: str,
-                 no_input_ms: int = DEFAULT_NO_INPUT_MS) -> None:
+    def __init__(self, brain: ChatBrain, clock: Clock, chat_id: str, limits: PerChat | None = None) -> None:
         self.chat_id = chat_id
         self._brain = brain
         self._clock = clock
-        self.no_input_ms = no_input_ms
+        self.limits = limits or PerChat()
+        self.user_messages = 0
+        self._last_user_ms = clock.now_ms()
         self.log = EventLog(clock)
         self.messages: list[ChatMessage] = []
         self._state: DialogState | None = None
@@ -84,22 +98,22 @@ class ChatSession:
         """The user's message (checked and trimmed by the caller: ivr.chat.protocol)."""
         if self.ended:
             return
-        self._post("message", {"from": "user", "text": text})
-        self.log.emit(ev.Transcript(text=text, confidence=1.0))
-        if self._listening is None:
-            self.log.emit(ev.SpeechIgnored(reason="agent not listening"))
-            return
-        self._listening, self._deadline_ms = None, None
-        if KEYS.fullmatch(text):
-            self._dispatch(DigitsEntered(re.sub(r"[ ,.-]", "", text)))
-            return
-        dialogturn.dispatch_utterance(self._brain.nlu, self.log, text, 1.0, self._dispatch, lambda: self._state)
+        self.user_messages += 1
+        self._last_user_ms = self._clock.now_ms()
+        self._understand(text)
+        if self.user_messages >= self.limits.messages and not self.ended:
+            self._end("abandoned", "too-long")
 
     def tick(self) -> None:
-        """Check the no-input timer (the hub calls this about once a second)."""
-        if self.ended or self._deadline_ms is None or self._clock.now_ms() < self._deadline_ms:
+        """Check the idle and no-input timers (the hub calls this about once a second)."""
+        if self.ended:
             return
-        self.log.emit(ev.NoInput(timeout_ms=self.no_input_ms))
+        if self._clock.now_ms() - self._last_user_ms >= self.limits.idle_s * 1000.0:
+            self._end("abandoned", "idle")
+            return
+        if self._deadline_ms is None or self._clock.now_ms() < self._deadline_ms:
+            return
+        self.log.emit(ev.NoInput(timeout_ms=self.limits.no_input_ms))
         self._listening, self._deadline_ms = None, None
         self._dispatch(NoInput())
 
@@ -113,6 +127,18 @@ class ChatSession:
         return self.messages[max(0, seq):]
 
     # ---- dialog ---------------------------------------------------------------------------------
+
+    def _understand(self, text: str) -> None:
+        self._post("message", {"from": "user", "text": text})
+        self.log.emit(ev.Transcript(text=text, confidence=1.0))
+        if self._listening is None:
+            self.log.emit(ev.SpeechIgnored(reason="agent not listening"))
+            return
+        self._listening, self._deadline_ms = None, None
+        if KEYS.fullmatch(text):
+            self._dispatch(DigitsEntered(re.sub(r"[ ,.-]", "", text)))
+            return
+        dialogturn.dispatch_utterance(self._brain.nlu, self.log, text, 1.0, self._dispatch, lambda: self._state)
 
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, Utterance) and self._brain.emotion is not None:
@@ -131,8 +157,8 @@ class ChatSession:
             log.warning("chat %s: a recording cannot be shown in a chat; left out", self.chat_id)
         elif isinstance(action, Listen):
             self._listening = action
-            self._deadline_ms = self._clock.now_ms() + self.no_input_ms if self.no_input_ms > 0 else None
-            self.log.emit(ev.Listening(node=self._state.node if self._state else "", timeout_ms=self.no_input_ms,
+            self._deadline_ms = self._clock.now_ms() + self.limits.no_input_ms if self.limits.no_input_ms > 0 else None
+            self.log.emit(ev.Listening(node=self._state.node if self._state else "", timeout_ms=self.limits.no_input_ms,
                                        asks=action.kind, about=action.about))
         elif isinstance(action, Transfer):
             self._post("handoff", {"reason": action.reason})
