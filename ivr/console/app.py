@@ -6,7 +6,7 @@ wrong role: 403; a POST without the session's CSRF token: 403. Every opening, li
 export of a call is written to the audit log. Cookies: HttpOnly, SameSite=Strict, Secure over HTTPS.
 
 This module builds the app: the security headers, the error pages and the route groups of
-ivr.console.routes (login, calls, live, admin), all over one ivr.console.access.Console (the store,
+ivr.console.routes (login, calls, live, webcall, admin), all over one ivr.console.access.Console (the store,
 users, templates and access checks). A new page is a route group: a module there with `register(app, console)`.
 """
 
@@ -25,8 +25,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ivr.console.access import HERE, SESSION_COOKIE, Console
 from ivr.console.auth import Users
 from ivr.console.guards import HashGate, LoginThrottle
-from ivr.console.routes import admin, calls, live, login
+from ivr.console.routes import admin, calls, live, login, webcall
 from ivr.store import Store
+from ivr.webcall.calls import WebCalls
 
 __all__ = ["PUBLIC_PATHS", "SESSION_COOKIE", "create_app"]
 
@@ -39,18 +40,22 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
-ROUTE_GROUPS = (login.register, calls.register, live.register, admin.register)
+ROUTE_GROUPS = (login.register, calls.register, live.register, webcall.register, admin.register)
 
 
 def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrottle | None = None,
-               gate: HashGate | None = None) -> FastAPI:
+               gate: HashGate | None = None, webcalls: WebCalls | None = None) -> FastAPI:
     """The console app over a store; `secure_cookies` forces the Secure flag (e.g. behind a TLS proxy).
-    `throttle`: login attempts per client address; `gate`: where password hashes run (defaults of guards)."""
+    `throttle`: login attempts per client address; `gate`: where password hashes run (defaults of guards);
+    `webcalls`: the agent behind the web call page (default: the bank flow's models, loaded on the first
+    web call, calls stored with source "web")."""
     console = Console(store, Users(store), throttle or LoginThrottle(), gate or HashGate(), secure_cookies)
+    webcalls = webcalls or default_webcalls(store)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        await webcalls.aclose()
         console.gate.close()
 
     app = FastAPI(title="ivr console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
@@ -58,11 +63,20 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
     app.state.users = console.users
     app.state.throttle = console.throttle
     app.state.gate = console.gate
+    app.state.webcalls = webcalls
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     add_headers_and_errors(app, console)
     for register in ROUTE_GROUPS:
         register(app, console)
     return app
+
+
+def default_webcalls(store: Store, keep_call_files: bool = False) -> WebCalls:
+    """Web calls with the default agent, stored in `store` like phone calls (source "web")."""
+    from ivr.store.hook import SipStoreObserver
+
+    return WebCalls(observers=[SipStoreObserver(store, keep_files=keep_call_files or store.config.keep_call_files,
+                                                source="web")])
 
 
 def add_headers_and_errors(app: FastAPI, console: Console) -> None:

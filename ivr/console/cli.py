@@ -10,6 +10,7 @@ import sys
 from types import FrameType
 from typing import Any
 
+from ivr.cliargs import add_model_args
 from ivr.errors import IvrError
 from ivr.store.cli import add_store_args, open_store
 
@@ -22,7 +23,16 @@ def register(subparsers: Any) -> None:
                          help="mark cookies Secure (when a TLS proxy is in front; automatic with --tls-cert)")
     console.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     console.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    console.add_argument("--preload-agent", action="store_true",
+                         help="load the agent's models at start for the web call page (default: on the first web call)")
+    console.add_argument("--web-calls-dir", default="calls/web",
+                         help="web calls' folders until the store has them (default calls/web)")
+    console.add_argument("--max-web-calls", type=int, default=2, help="web calls at once (default 2)")
+    console.add_argument("--keep-call-files", action="store_true",
+                         help="keep each web call's plain folder after the store has it (a privacy risk)")
+    console.add_argument("--webhook", default="", help="URL told of each web call's callback request (JSON POST)")
     add_store_args(console)
+    add_model_args(console)
     console.set_defaults(func=cmd_console)
     sub = console.add_subparsers(dest="console_command")
 
@@ -83,7 +93,10 @@ def cmd_console(args: argparse.Namespace) -> int:
         raise IvrError("--tls-cert and --tls-key go together")
     store = open_store(args)
     try:
-        app = create_app(store, secure_cookies=args.secure_cookies or bool(args.tls_cert))
+        webcalls = web_calls(args, store)
+        app = create_app(store, secure_cookies=args.secure_cookies or bool(args.tls_cert), webcalls=webcalls)
+        if args.preload_agent:
+            webcalls.preload()
         scheme = "https" if args.tls_cert else "http"
         print(f"ivr console: {scheme}://{args.bind}:{args.port}/ (database {store.engine.url.render_as_string()})",
               flush=True)
@@ -96,6 +109,24 @@ def cmd_console(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def web_calls(args: argparse.Namespace, store: Any) -> Any:
+    """The web call page's agent: the models of the model arguments, calls stored with source "web"."""
+    from pathlib import Path
+
+    from ivr.call.services import Services
+    from ivr.cliargs import agent_config
+    from ivr.store.hook import SipStoreObserver
+    from ivr.webcall.calls import WebCalls
+    from ivr.webcall.runner import WebCallSettings
+
+    keep = args.keep_call_files or store.config.keep_call_files
+    settings = WebCallSettings(out_dir=Path(args.web_calls_dir), max_calls=args.max_web_calls, keep_call_files=keep,
+                               webhook_url=args.webhook)
+    config = agent_config(args)
+    return WebCalls(settings, lambda: Services.load(config, presynthesize=True),
+                    observers=[SipStoreObserver(store, keep_files=keep, source="web")])
 
 
 def _serve(server: Any) -> bool:
