@@ -30,15 +30,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_console(store: Any) -> Iterator[str]:
-    """The console over `store`, served by uvicorn on a thread; yields its base URL."""
+def serve_console(store: Any, **app_args: Any) -> Iterator[str]:
+    """The console over `store` (create_app's other arguments in `app_args`), served by uvicorn on a thread;
+    yields its base URL."""
     import uvicorn
 
     from ivr.console.app import create_app
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
+    app = create_app(store, **app_args)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -53,8 +54,9 @@ def serve_console(store: Any) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def chromium(profile: Path, script_timeout_s: float) -> Iterator[Any]:
-    """A headless Chromium (skips the test when it is not installed); quits when done."""
+def chromium(profile: Path, script_timeout_s: float, flags: tuple[str, ...] = ()) -> Iterator[Any]:
+    """A headless Chromium (skips the test when it is not installed), with more command-line `flags`;
+    quits when done."""
     if CHROMIUM is None or not os.path.exists(CHROMEDRIVER):
         pytest.skip("Chromium not installed: apt-get install chromium chromium-driver (scripts/setup.sh does)")
     webdriver = pytest.importorskip("selenium.webdriver")
@@ -62,7 +64,7 @@ def chromium(profile: Path, script_timeout_s: float) -> Iterator[Any]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+    for flag in (*CHROMIUM_FLAGS, *flags, f"--user-data-dir={profile}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     try:
