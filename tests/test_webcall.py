@@ -6,7 +6,6 @@ a transfer ends in a callback request."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ pytest.importorskip("aiortc")
 from ivr.webcall.calls import WebCalls, WebCallsBusy  # noqa: E402
 from ivr.webcall.client import WebCaller  # noqa: E402
 from ivr.webcall.runner import WebCallSettings  # noqa: E402
+from telephony.webrtc import OfferError  # noqa: E402
 from telephony.webrtc.transport import WebRtcTransport  # noqa: E402
 
 TONE_HZ = 440.0
@@ -165,7 +165,41 @@ def test_a_missing_model_is_a_clear_error_and_the_next_call_tries_again(tmp_path
         for _ in range(2):
             with pytest.raises(ModelMissingError, match="tiny.en"):
                 await calls.start("v=0", "offer")
+        working = WebCalls(WebCallSettings(out_dir=tmp_path), fake_services)
+        for garbage in ("garbage\r\nm=audio x", "v=0"):
+            with pytest.raises(OfferError):
+                await working.start(garbage, "offer")
+        assert working.live_count() == 0
 
     run(scenario())
     assert len(attempts) == 2 and calls.live_count() == 0 and "tiny.en" in calls.last_error
-    assert dataclasses.is_dataclass(calls.settings)
+
+
+def test_the_web_call_page_and_its_offer_endpoint_check_access_and_say_what_is_wrong(tmp_path):
+    from ivr.console.app import create_app
+    from ivr.console.auth import Users
+    from models.errors import ModelMissingError
+    from tests.console_client import PASSWORD, client_for, csrf_of, login
+
+    def broken() -> Services:
+        raise ModelMissingError("whisper tiny.en is not installed")
+
+    store = Store(store_config(tmp_path))
+    try:
+        Users(store).add("sam", "supervisor", PASSWORD)
+        app = create_app(store, webcalls=WebCalls(WebCallSettings(out_dir=tmp_path / "calls"), broken))
+        anonymous = client_for(app)
+        assert anonymous.get("/webcall").status_code == 303  # to the login page
+        assert anonymous.post("/api/webcall/offer", json={"sdp": "v=0", "type": "offer"}).status_code == 401
+        with login(app, "sam")[0] as client:
+            page = client.get("/webcall")
+            assert page.status_code == 200 and 'id="call-button"' in page.text and "webcall.js" in page.text
+            assert "<script>" not in page.text  # the CSP allows no inline script
+            assert client.post("/api/webcall/offer", json={"sdp": "v=0", "type": "offer"}).status_code == 403
+            headers = {"X-CSRF-Token": csrf_of(client)}
+            bad = client.post("/api/webcall/offer", json={"sdp": "", "type": "answer"}, headers=headers)
+            assert bad.status_code == 400
+            missing = client.post("/api/webcall/offer", json={"sdp": "v=0", "type": "offer"}, headers=headers)
+            assert missing.status_code == 503 and "tiny.en is not installed" in missing.json()["detail"]
+    finally:
+        store.close()

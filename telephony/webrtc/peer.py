@@ -61,8 +61,8 @@ class WebRtcPeer:
         pc.on("connectionstatechange", self._on_state)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
-        except ValueError as exc:
-            raise OfferError(f"the offer cannot be used: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - aiortc's SDP parser raises what it meets (ValueError, assert)
+            raise OfferError(f"the offer cannot be used ({type(exc).__name__})") from None
         if not any(t.kind == "audio" for t in pc.getTransceivers()):
             raise OfferError("the offer has no audio")
         pc.addTrack(self.track)
