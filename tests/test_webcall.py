@@ -55,9 +55,25 @@ def dominant_hz(samples: np.ndarray, rate_hz: int) -> float:
     return float(np.fft.rfftfreq(samples.size, 1 / rate_hz)[int(np.argmax(spectrum))])
 
 
+class Sink:
+    """The agent's side of the line in the transport tests: keeps what it is given (nothing is sent)."""
+
+    def __init__(self, sending: bool = True) -> None:
+        self.frames: list[bytes] = []
+        self.sending = sending
+
+    def push(self, pcm: bytes) -> None:
+        self.frames.append(pcm)
+
+    @property
+    def queued(self) -> int:
+        return 0 if self.sending else len(self.frames)
+
+
 def test_transport_resamples_48k_to_the_session_rate_and_back():
-    sent: list[bytes] = []
-    line = WebRtcTransport(WallClock(), sent.append)
+    sink = Sink()
+    sent = sink.frames
+    line = WebRtcTransport(WallClock(), sink)
     t = np.arange(48000) / 48000
     tone = (10000 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16)
     for i in range(50):
@@ -76,6 +92,20 @@ def test_transport_resamples_48k_to_the_session_rate_and_back():
     line.caller_left("page closed")
     end = line.line_end()
     assert end is not None and end.outcome == "caller-hangup"
+
+
+def test_a_backlog_of_the_agents_audio_sheds_silence_never_speech():
+    sink = Sink(sending=False)  # nothing leaves: every frame written waits
+    line = WebRtcTransport(WallClock(), sink)
+    for _ in range(20):
+        line.write(Frame.silence(16000))
+    assert len(sink.frames) <= 4 and line.silence_shed >= 12  # (a few frames are still in the resampler)
+    shed = line.silence_shed
+    tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(320) / 16000)).astype(np.int16)
+    for _ in range(20):
+        line.write(Frame.from_samples(tone, 16000))
+    sounding = [pcm for pcm in sink.frames if pcm.strip(b"\0")]
+    assert len(sounding) >= 17 and line.silence_shed - shed <= 3  # speech is queued however long the backlog
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ class WebCallRunner(threading.Thread):
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.clock = WallClock()
         self.session = CallSession(services, self.clock, INTERNAL_RATE_HZ, self.out_dir, call_id=call_id)
-        self.line = WebRtcTransport(self.clock, peer.track.push)
+        self.line = WebRtcTransport(self.clock, peer.track)
         peer.on_audio = self.line.hear
         peer.on_message = self._message
         peer.on_closed = self.line.caller_left
@@ -157,6 +157,7 @@ class WebCallRunner(threading.Thread):
                 "outcome": self.result or session.outcome or "unfinished", "reason": session.end_reason,
                 "transfer_target": session.transfer_target,
                 "frames_received": self.line.frames_received, "frames_sent": self.peer.track.frames_sent,
+                "silent_frames_shed": self.line.silence_shed,
                 "voice_to_voice_ms": [e.latency_ms for e in session.log.of_type(ReplyStarted)]}
         try:
             (self.out_dir / "web.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")

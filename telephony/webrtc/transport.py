@@ -12,7 +12,7 @@ import contextlib
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable
+from typing import Protocol
 
 from telephony.audio.frame import INTERNAL_RATE_HZ, Frame, FrameBuffer
 from telephony.audio.resample import Resampler
@@ -25,17 +25,29 @@ READ_TIMEOUT_S = 0.1
 MAX_INBOUND_FRAMES = 50
 """The caller's audio waiting for the driver: past a second, the oldest is dropped (a stalled call catches up)."""
 DTMF_KEYS = frozenset("0123456789*#")
+SILENT_BACKLOG_FRAMES = 3
+"""When more of the agent's frames than this wait to be sent, its silent frames are dropped: a backlog built
+while the call's thread caught up after a stall is shed in the pauses, so it never delays the agent's replies
+(the media clock only sends 50 frames a second, so a backlog of silence never drains by itself)."""
+
+
+class AgentSink(Protocol):
+    """Where the agent's 48 kHz frames go (telephony.webrtc.media.AgentTrack)."""
+
+    def push(self, pcm: bytes) -> None: ...
+
+    @property
+    def queued(self) -> int: ...
 
 
 class WebRtcTransport(CallTransport):
     paces_itself = True
 
-    def __init__(self, clock: Clock, send_agent_pcm: Callable[[bytes], None],
-                 sample_rate_hz: int = INTERNAL_RATE_HZ) -> None:
-        """send_agent_pcm(pcm): one 20 ms frame of 48 kHz PCM16 mono toward the browser (e.g. AgentTrack.push)."""
+    def __init__(self, clock: Clock, agent: AgentSink, sample_rate_hz: int = INTERNAL_RATE_HZ) -> None:
+        """agent: takes the agent's audio toward the browser, 20 ms frames of 48 kHz PCM16 mono."""
         self.sample_rate_hz = sample_rate_hz
         self._clock = clock
-        self._send = send_agent_pcm
+        self._agent = agent
         self._inbound: queue.Queue[Frame] = queue.Queue()
         self._in_resampler = Resampler(EDGE_RATE_HZ, sample_rate_hz)
         self._in_buf = FrameBuffer(sample_rate_hz)
@@ -45,6 +57,8 @@ class WebRtcTransport(CallTransport):
         self._closed = threading.Event()
         self.close_reason = ""
         self.frames_received = 0
+        self.silence_shed = 0
+        """Silent agent frames dropped to keep the backlog short (see SILENT_BACKLOG_FRAMES)."""
 
     # ---- from the event loop (aiortc) ------------------------------------------------------------
 
@@ -89,7 +103,10 @@ class WebRtcTransport(CallTransport):
     def write(self, frame: Frame) -> None:
         self._out_buf.push(self._out_resampler.process(frame).samples())
         while (edge := self._out_buf.pop()) is not None:
-            self._send(edge.pcm)
+            if self._agent.queued > SILENT_BACKLOG_FRAMES and not edge.pcm.strip(b"\0"):
+                self.silence_shed += 1
+                continue
+            self._agent.push(edge.pcm)
 
     def key_presses(self) -> list[KeyPress]:
         keys = []
