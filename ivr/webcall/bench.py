@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import http.cookiejar
 import json
+import math
 import os
 import re
 import secrets
@@ -75,15 +76,19 @@ def _attribute(html: str, pattern: str) -> str:
 
 
 async def ask(caller: WebCaller, question: np.ndarray) -> float | None:
-    """Say `question`; the time from its last frame leaving to the agent's first speech arriving (None: no
-    answer in time)."""
+    """Say `question`; the time from its last frame leaving to the agent's first speech arriving. None: no
+    answer in time; NaN: the agent was still speaking while the caller asked (a pause in a prompt longer than
+    QUIET_S, under load), so that reply's latency cannot be measured."""
     asked = len(caller.voice.spoke_until)
     caller.voice.say(question, QUESTION_RATE_HZ)
     if not await caller.wait_for(lambda: len(caller.voice.spoke_until) > asked, PROMPT_LIMIT_S):
         return None
     since = caller.voice.spoke_until[-1]
+    overlap = caller.first_speech_after(since - question.size / QUESTION_RATE_HZ)
     if not await caller.wait_for(lambda: caller.first_speech_after(since) is not None, PROMPT_LIMIT_S):
         return None
+    if overlap is not None and overlap <= since:
+        return math.nan
     heard = caller.first_speech_after(since)
     return None if heard is None else 1000.0 * (heard - since)
 
@@ -166,8 +171,10 @@ def bench_web(n_calls: int, config: str | None = None) -> dict[str, Any]:
                 server.kill()
         agent = [ms for meta in Path(tmp, "calls").glob("*/web.json")
                  for ms in json.loads(meta.read_text(encoding="utf-8"))["voice_to_voice_ms"]]
-    latencies = [ms for call in calls for ms in call["latencies_ms"]]
+    measured = [ms for call in calls for ms in call["latencies_ms"]]
+    latencies = [ms for ms in measured if not math.isnan(ms)]
     return {"calls": n_calls, "completed": sum(1 for c in calls if c["completed"]), "samples": len(latencies),
+            "overlapped": len(measured) - len(latencies),
             "p50_ms": round(_percentile(latencies, 50), 1), "p95_ms": round(_percentile(latencies, 95), 1),
             "latencies_ms": [round(ms, 1) for ms in latencies], "outcomes": [c["outcome"] for c in calls],
             "agent_side": {"samples": len(agent), "p50_ms": round(_percentile(agent, 50), 1),

@@ -25,7 +25,7 @@ READ_TIMEOUT_S = 0.1
 MAX_INBOUND_FRAMES = 50
 """The caller's audio waiting for the driver: past a second, the oldest is dropped (a stalled call catches up)."""
 DTMF_KEYS = frozenset("0123456789*#")
-SILENT_BACKLOG_FRAMES = 3
+SILENT_BACKLOG_FRAMES = 2
 """When more of the agent's frames than this wait to be sent, its silent frames are dropped: a backlog built
 while the call's thread caught up after a stall is shed in the pauses, so it never delays the agent's replies
 (the media clock only sends 50 frames a second, so a backlog of silence never drains by itself)."""
