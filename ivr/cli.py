@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -14,6 +13,8 @@ from dialog.errors import DialogError, FlowError
 from ivr.call.events import BargeIn, CallEnded, CallEvent, Dtmf, NoInput, ReplyStarted, Said, Transcript
 from ivr.cliargs import add_model_args, agent_config
 from ivr.errors import IvrError
+from ivr.logs import FORMATS
+from ivr.logs import configure as configure_logging
 from models.errors import AgentError, ModelError
 from telephony.errors import TelephonyError
 from tts.errors import TtsError
@@ -100,6 +101,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="Voice-first call-center agent, offline on CPU.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the agent does")
+    parser.add_argument("--log-format", choices=FORMATS, help="text (default) or json: one JSON object per "
+                        "line with time, level, logger, call id, event and message (default $IVR_LOG_FORMAT)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     call = sub.add_parser("call", help="simulate a whole call from caller WAV files or a script")
@@ -152,8 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose, args.log_format)
     try:
         code: int = args.func(args)
         return code

@@ -22,3 +22,14 @@ def publish_report(report: dict[str, Any], path: str | Path, table: Callable[[di
     out = write_json_report(path, report)
     print(f"results in {out}")
     return report
+
+
+Column = tuple[str, int, Callable[[dict[str, Any]], str]]
+"""(title, width, cell): a table column; the cell is the row's value already formatted."""
+
+
+def print_rows(rows: list[dict[str, Any]], columns: list[Column], note: str = "") -> None:
+    """A right-aligned table of `rows`, one line per row, the titles first (and `note` after them)."""
+    print("  ".join(f"{title:>{width}}" for title, width, _ in columns) + (f"  {note}" if note else ""))
+    for row in rows:
+        print("  ".join(f"{cell(row):>{width}}" for _, width, cell in columns))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine: Debian packages the agent uses, then a virtual environment with the project.
 # Usage: scripts/setup.sh [EXTRAS]   (EXTRAS: a pip extras list such as "dev" or "dev,vosk")
+# IVR_RUNTIME_ONLY=1: only what the agent runs with (a container image), not the test peers and tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
@@ -9,10 +10,13 @@ VENV="${VENV:-.venv}"
 need=()
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need+=(sox)
-command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ] || need+=(kamailio)  # ivr serve --max-calls > 3
-command -v chromium >/dev/null 2>&1 || need+=(chromium chromium-driver)
-compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
+if [ "${IVR_RUNTIME_ONLY:-0}" != 1 ]; then  # the tests' peers and tools
+  command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium chromium-driver)
+  command -v prometheus >/dev/null 2>&1 || need+=(prometheus)  # the metrics test scrapes ivr serve with it
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
+fi
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

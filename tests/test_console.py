@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.routing import APIRoute
+from prometheus_client.parser import text_string_to_metric_families
 
 from ivr.console.app import PUBLIC_PATHS, SESSION_COOKIE, create_app
 from ivr.console.auth import MAX_FAILED_LOGINS, Users
@@ -259,3 +260,18 @@ def test_adduser_cli(tmp_path):
     again = subprocess.run([sys.executable, "-m", "ivr", "console", "adduser", "boss"], capture_output=True,
                            text=True, env=env, timeout=120)
     assert again.returncode == 1 and "exists already" in again.stderr
+
+
+def test_metrics_count_requests_by_route_template_without_a_login(app):
+    client = client_for(app)
+    for call_id in ("call1", "hostile", "nope"):
+        client.get(f"/api/calls/{call_id}")  # 401: not logged in
+    reply = client.get("/metrics")
+    assert reply.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(reply.text)}
+    counts = {tuple(sorted(s.labels.items())): s.value for s in families["ivr_console_requests"].samples
+              if s.name == "ivr_console_requests_total"}
+    key = (("method", "GET"), ("route", "/api/calls/{call_id}"), ("status", "401"))
+    assert counts[key] >= 3  # one series for every call: the template, never the call id
+    assert not any("call1" in dict(k)["route"] for k in counts)
+    assert "ivr_console_request_seconds" in families

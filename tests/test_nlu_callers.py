@@ -4,7 +4,10 @@ hand-written test turns (models/intents/eval/test.csv), which are never tuned on
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from dialog import Machine
 from dialog.actions import Transfer
@@ -16,6 +19,8 @@ from dialog.nlu.understand import Nlu
 from ivr.train.nlu.data import read_examples
 from ivr.train.nlu.turns_eval import evaluate_turns, summarize
 from tests.dialog_support import says
+
+PHRASINGS = yaml.safe_load((Path(__file__).parent / "cases" / "caller_phrasings.yaml").read_text(encoding="utf-8"))
 
 pytestmark = pytest.mark.models
 
@@ -30,15 +35,7 @@ def step(machine: Machine, nlu: Nlu, text: str, node: str = "main_menu") -> tupl
     return machine.step(state, nlu.understand(text).utterance(text, 0.9))
 
 
-@pytest.mark.parametrize(("text", "node"), [
-    ("what have I got sitting in my current account", "balance"),
-    ("how much is left in checking", "balance"),
-    ("my Visa's been nicked", "card_lost"),
-    ("I can't find my Mastercard debit card", "card_lost"),
-    ("could you post me my statements", "statement_account"),
-    ("what time do you shut on a Saturday", "hours"),
-    ("put me through to a human being", "transfer_agent"),
-])
+@pytest.mark.parametrize(("text", "node"), PHRASINGS["reach_node"].items())
 def test_everyday_requests_reach_their_node(machine, nlu, text, node):
     """Directly, or after "Did you mean ...?" and a yes."""
     state, _ = step(machine, nlu, text)
@@ -47,16 +44,7 @@ def test_everyday_requests_reach_their_node(machine, nlu, text, node):
     assert state.node == node, nlu.understand(text)
 
 
-@pytest.mark.parametrize(("text", "entry"), [
-    ("the replacement card you promised me has not turned up", "new_card_delivery"),
-    ("how would I go about opening an account with you", "open_account"),
-    ("I've forgotten the pin number for my card", "pin_change"),
-    ("does my card work with apple pay", "contactless"),
-    ("what does a payment to another country cost", "transfer_fee"),
-    ("how many days before the money I sent gets there", "transfer_time"),
-    ("is there a cap on how much cash I can take out each day", "withdrawal_limit"),
-    ("do you charge me for using another bank's cash machine", "atm_fee"),
-])
+@pytest.mark.parametrize(("text", "entry"), PHRASINGS["faq_entry"].items())
 def test_faq_questions_get_the_right_answer_not_a_neighbour_or_a_choice(machine, nlu, text, entry):
     state, actions = step(machine, nlu, text)
     assert not state.ended and state.last_faq == entry, nlu.understand(text)

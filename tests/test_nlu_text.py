@@ -8,7 +8,7 @@ import pytest
 from dialog.flow import Choice
 from dialog.matching import match_choice
 from dialog.nlu.lemma import stem, stem_words
-from dialog.nlu.text import meaning_part, ngram_features
+from dialog.nlu.text import ngram_features
 
 
 @pytest.mark.parametrize(("forms", "same"), [
@@ -45,14 +45,3 @@ def test_keywords_match_other_word_forms():
 def test_model_features_include_stems():
     features = ngram_features("my statements")
     assert "s:statement" in features and "w:statements" in features
-
-
-@pytest.mark.parametrize(("text", "meant"), [
-    ("Can you tell me your opening hours? Oh no, wait, sorry, I meant my balance.", "my balance"),
-    ("a statement, scratch that, my balance", "my balance"),
-    ("I mean, what is my balance", "I mean, what is my balance"),
-    ("what is my balance", "what is my balance"),
-    ("opening hours, I meant", "opening hours, I meant"),
-])
-def test_a_self_correction_keeps_what_the_caller_settled_on(text, meant):
-    assert meaning_part(text) == meant

@@ -72,3 +72,12 @@ def test_report_command_prints_and_writes_json(tmp_path, capsys):
     assert data["groups"][0]["size"] == 2 and data["escalations"]["negative-emotion"] == 1
     assert main(["report", "failures", "--calls", str(tmp_path / "nowhere")]) == 1
     assert main(["report", "failures", "--calls", str(tmp_path / "calls"), "--since", "yesterday"]) == 1
+
+
+def test_print_rows_right_aligns_each_column_under_its_title(capsys):
+    from ivr.jsonreport import print_rows
+
+    print_rows([{"t": 0.5, "cut": 0.0123}, {"t": 0.75, "cut": 0.2}],
+               [("threshold", 9, lambda r: str(r["t"])), ("cut off", 7, lambda r: f"{r['cut']:.1%}")], note="(x)")
+    assert capsys.readouterr().out.splitlines() == ["threshold  cut off  (x)", "      0.5     1.2%",
+                                                    "     0.75    20.0%"]

@@ -146,7 +146,7 @@ def test_ivr_serve_notifies_ready_watchdog_and_stopping(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "1000000"}
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "ivr", "serve", "--port", str(port), "--out",
-                             str(tmp_path / "calls"), "--rtp-port", str(free_port(even=True))],
+                             str(tmp_path / "calls"), "--rtp-port", str(free_port(even=True)), "--http-port", "0"],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
     try:

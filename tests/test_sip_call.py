@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from ivr.serve.bench import free_port_range
 from tests.sip import sipp
+from tests.sip.prometheus import Prometheus, ReadyzWatcher
 from tests.sip.rtp_pcap import CallerTrack
 from tests.sip.serve import call_events, heard_words, say, start_server, tear_down
 
@@ -25,6 +27,14 @@ pytestmark = [pytest.mark.models, pytest.mark.sip, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120
 CALL_TIMEOUT_S = 90
+PROMETHEUS_SERIES = (
+    ("answered", "ivr_calls_answered_total", 2),
+    ("turns", "ivr_turns_total", 2),
+    ("replies", "ivr_voice_to_voice_seconds_count", 1),
+    ("outcomes", "sum(ivr_call_outcomes_total)", 2),
+    ("p95_s", "histogram_quantile(0.95, sum by (le) (ivr_voice_to_voice_seconds_bucket))", 0.001),
+)
+"""What the test reads back through Prometheus' HTTP API once both calls are over: (name, PromQL, at least)."""
 GREETING_S = 8.0      # the greeting (~6 s) and the start of the menu, heard before the caller acts
 
 
@@ -49,7 +59,10 @@ def calls(tmp_path_factory):
     keys.write_pcap(work / "keys.pcap")
 
     port = sipp.free_udp_port()
-    server = start_server(work / "calls", port)
+    http_port = free_port_range(1, tcp=True)
+    readyz = ReadyzWatcher(http_port)  # every /readyz answer from the server's start on
+    server = start_server(work / "calls", port, ["--http-port", str(http_port)])
+    prometheus = Prometheus(work / "prometheus", http_port)
     listeners: list[sipp.RtpListener] = []
     sipps: list[subprocess.Popen] = []
     try:
@@ -74,7 +87,10 @@ def calls(tmp_path_factory):
             time.sleep(0.5)
             results[name] = {"rc": rc, "err": err, "listener": listener, "log_dir": log_dir}
         time.sleep(1.0)  # the server writes sip.json once the session has closed
+        series = {name: prometheus.wait_for(expr, at_least) for name, expr, at_least in PROMETHEUS_SERIES}
     finally:
+        prometheus.stop()
+        readyz.stop()
         tear_down(server, sipps, listeners)
     call_dirs = sorted(p for p in (work / "calls").iterdir() if p.is_dir())
     by_sip_id = {}
@@ -86,6 +102,8 @@ def calls(tmp_path_factory):
         result["call_dir"] = matches[0] if matches else None
     results["question_end_s"] = question_end_s
     results["server_rc"] = server.returncode
+    results["prometheus"] = series
+    results["readyz"] = readyz.statuses
     return results
 
 
@@ -148,3 +166,14 @@ def test_dtmf_rfc4733_and_sip_info_reach_the_dialog(calls):
 
 def test_server_stops_cleanly_on_sigterm(calls):
     assert calls["server_rc"] == 0
+
+
+def test_prometheus_scrapes_the_calls_and_their_latency_and_readyz_waited_for_the_models(calls):
+    """A real Prometheus scraped `ivr serve` during both calls: the answered calls, the caller's turns, the
+    ended calls and the voice-to-voice histogram come back through its HTTP API; /readyz said 503 while the
+    models loaded, then 200."""
+    series = calls["prometheus"]
+    assert series["answered"] == 2 and series["outcomes"] == 2, series
+    assert series["turns"] >= 2 and series["replies"] >= 1, series
+    assert 0.0 < series["p95_s"] <= 10.0, series
+    assert calls["readyz"][:1] == [503] and calls["readyz"][-1] == 200, calls["readyz"]

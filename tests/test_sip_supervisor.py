@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ import pytest
 from ivr.serve.bench import free_port, free_port_range
 from ivr.serve.children import Backoff, Child, describe_exit
 from ivr.serve.front import READY_LINE, Supervisor
-from ivr.serve.kamailio import KamailioRpc, dispatcher_list, kamailio_config, sip_ping
+from ivr.serve.kamailio import PING_INTERVAL_S, KamailioRpc, dispatcher_list, kamailio_config, sip_ping
 from telephony.sip.config import SipConfig
 from tests.sip.listener import DatagramListener, udp_socket
 from tests.sip.rtp_pcap import quiet_pcap
@@ -115,17 +116,75 @@ def test_supervisor_restarts_a_killed_child_with_backoff_and_leaves_the_others_a
 
 
 class _FakeWorker(DatagramListener):
-    """Answers every SIP request with 200 (pjsua answers the dispatcher's OPTIONS the same way)."""
+    """Answers OPTIONS with 200 (as pjsua answers the dispatcher's pings) and an INVITE with `invite_status`;
+    keeps the Call-ID of each INVITE it got. `host`: the loopback address it stands on (a "machine")."""
 
-    def __init__(self) -> None:
-        super().__init__(udp_socket())
+    def __init__(self, host: str = "127.0.0.1", invite_status: str = "200 OK") -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((host, 0))
+        super().__init__(sock)
         self.port = self.sock.getsockname()[1]
+        self.invite_status = invite_status
+        self.invites: list[str] = []
 
     def received(self, data: bytes, address: object) -> None:
         head = data.decode("latin-1").split("\r\n\r\n", 1)[0].split("\r\n")
         keep = [h for h in head[1:] if h.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq")]
-        reply = "SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
+        status = "200 OK"
+        if head[0].startswith("INVITE "):
+            status = self.invite_status
+            self.invites += [h.split(":", 1)[1].strip() for h in head if h.lower().startswith("call-id:")]
+        elif head[0].startswith(("ACK ", "SIP/2.0")):
+            return
+        reply = f"SIP/2.0 {status}\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
         self.sock.sendto(reply.encode(), address)
+
+
+def _invite(front_port: int, call_id: str, timeout_s: float = 15.0) -> int:
+    """Sends an INVITE to the front on 127.0.0.1 and returns the final status code it answers."""
+    with udp_socket() as sock:
+        port = sock.getsockname()[1]
+        invite = (f"INVITE sip:agent@127.0.0.1:{front_port} SIP/2.0\r\n"
+                  f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}\r\nMax-Forwards: 70\r\n"
+                  f"From: <sip:caller@127.0.0.1>;tag={call_id}\r\nTo: <sip:agent@127.0.0.1>\r\n"
+                  f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@127.0.0.1:{port}>\r\n"
+                  "Content-Length: 0\r\n\r\n")
+        sock.sendto(invite.encode(), ("127.0.0.1", front_port))
+        sock.settimeout(timeout_s)
+        while True:
+            code = int(sock.recv(65535).split(b" ", 2)[1])
+            if code >= 200:
+                return code
+
+
+def test_the_front_spreads_calls_over_two_hosts_and_fails_over_between_them(tmp_path):
+    """Remote workers (`ivr serve --remote-worker`) on two loopback addresses standing for two machines:
+    a host that answers 503 (full) passes the call to the other; a host that stops answering is left out."""
+    if KAMAILIO is None:
+        pytest.skip("kamailio is not installed (Debian package kamailio; scripts/setup.sh installs it)")
+    full = _FakeWorker("127.0.0.2", "503 Service Unavailable")
+    other = _FakeWorker("127.0.0.3", "480 Temporarily Unavailable")  # a final answer passed on as it is
+    remote = (f"sip:127.0.0.2:{full.port}", f"sip:127.0.0.3:{other.port}")
+    config = SipConfig(bind="127.0.0.1", port=free_port_range(1, tcp=True), max_calls=0, remote_workers=remote)
+    supervisor = Supervisor(config, ["serve"])
+    assert supervisor.workers == []
+    kamailio = supervisor._front_child(KAMAILIO)
+    kamailio.spawn()
+    try:
+        _until(lambda: sip_ping("127.0.0.1", config.port, 0.2) == 200, 15)
+        codes = [_invite(config.port, f"spread{i}") for i in range(2)]  # round-robin: each host first once
+        assert codes == [480, 480] and len(other.invites) == 2 and len(full.invites) == 1, (codes, full.invites)
+        full.close()  # the first host goes away: probing marks it inactive, calls go to the other
+        _until(lambda: supervisor.rpc.worker_states()[remote[0]].startswith("I"), 15, step_s=0.2)
+        assert [_invite(config.port, f"after{i}") for i in range(2)] == [480, 480]
+        assert len(other.invites) == 4
+        other.invite_status = "503 Service Unavailable"  # every host full: the caller gets 503
+        assert _invite(config.port, "full") == 503
+    finally:
+        kamailio.kill(timeout_s=5)
+        supervisor.kill()
+        full.close()  # closing twice is harmless
+        other.close()
 
 
 def test_front_config_runs_answers_options_and_follows_rpc_and_probing(tmp_path):
@@ -155,6 +214,12 @@ def test_front_config_runs_answers_options_and_follows_rpc_and_probing(tmp_path)
         assert rpc.worker_states()[alive_uri].startswith("A")
         assert rpc.set_worker("127.0.0.1", dead, up=True)
         assert rpc.worker_states()[dead_uri].startswith("A")
+        # a worker that answers pings but is not ready (/readyz 503) is disabled: the pings keep it out
+        assert rpc.set_worker("127.0.0.1", alive.port, up=False, hold=True)
+        time.sleep(3 * PING_INTERVAL_S)
+        assert rpc.worker_states()[alive_uri].startswith("D"), rpc.worker_states()
+        assert rpc.set_worker("127.0.0.1", alive.port, up=True)
+        assert rpc.worker_states()[alive_uri].startswith("A")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         out, _ = proc.communicate(timeout=10)
@@ -256,7 +321,8 @@ def test_a_killed_worker_is_back_and_the_other_workers_calls_go_on(tmp_path, mon
     notify = _NotifyListener()  # the supervisor talks to "systemd"; its workers talk to the supervisor
     monkeypatch.setenv("NOTIFY_SOCKET", "@" + notify.name)
     monkeypatch.setenv("WATCHDOG_USEC", "2000000")
-    server = start_server(calls, port, ["--max-calls", "6", "--allow", "127.0.0.1/32"])
+    http = free_port_range(3, tcp=True)  # the supervisor's, then each worker's
+    server = start_server(calls, port, ["--max-calls", "6", "--allow", "127.0.0.1/32", "--http-port", str(http)])
     output = _Output(server)
     procs: list[subprocess.Popen] = []
     try:
@@ -305,6 +371,13 @@ def test_a_killed_worker_is_back_and_the_other_workers_calls_go_on(tmp_path, mon
             assert rc == 0, f"a call after the restart failed: {err[-300:]} {sipp_errors(log_dir)}"
         assert victim_port in {output.routes(p.pid)[-1] for p, _ in pair}, [output.routes(p.pid) for p, _ in pair]
         assert server.poll() is None, "the supervisor stopped"
+        # one scrape target for all: the supervisor adds up every worker's metrics, the killed one's too
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5) as reply:
+            scraped = reply.read().decode()
+        answered = re.search(r"^ivr_calls_answered_total (\S+)$", scraped, re.M)
+        assert answered is not None and float(answered.group(1)) >= 5, scraped[-2000:]
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/readyz", timeout=5) as reply:
+            assert reply.status == 200
         meta = _call_meta(calls, long_call.pid)
         assert meta["outcome"] == "caller-hangup", meta
         events = call_events(calls / meta["call_id"])

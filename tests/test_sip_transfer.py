@@ -175,9 +175,9 @@ def test_refer_carries_the_context_and_the_webhook_gets_it(transfers):
     _ok(accepted)  # REFER with context headers checked by the caller's phone, NOTIFY 200, BYE
     meta = json.loads((accepted["call_dir"] / "sip.json").read_text())
     assert meta["outcome"] == "transferred" and meta["transfer"]["method"] == "refer", meta
-    hooks = [h for h in transfers["webhook"] if h["call_id"] == meta["call_id"]]
-    assert hooks and hooks[0]["event"] == "transfer", transfers["webhook"]
-    hook = hooks[0]
+    hooks = [h for h in transfers["webhook"] if h["call_id"] == meta["call_id"] and h["type"] == "call.transferred"]
+    assert len(hooks) == 1, transfers["webhook"]
+    hook = hooks[0]["data"]
     assert hook["reason"] == "caller-request" and hook["node"] == "transfer_agent"
     assert hook["flow_target"] == "sip:queue@agents" and hook["transfer_uri"].startswith("sip:agent@127.0.0.1:")
     assert hook["sip_call_id"] == meta["sip_call_id"] and "transfer_agent" in hook["summary"]
@@ -215,4 +215,4 @@ def test_when_no_human_answers_the_caller_is_offered_a_callback(transfers):
     heard = callback["listener"].audio()
     words = heard_words(heard[-8000 * 12:])
     assert "call you back" in words or "agent" in words, words
-    assert any(h["event"] == "callback_requested" and h["call_id"] == meta["call_id"] for h in transfers["webhook"])
+    assert any(h["type"] == "call.callback_requested" and h["call_id"] == meta["call_id"] for h in transfers["webhook"])

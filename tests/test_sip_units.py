@@ -12,6 +12,7 @@ import pytest
 
 from ivr.call.events import CallEnded, DialogStep, Emotion
 from ivr.serve.transfer import TransferContext, context_from_session, header_value, post_webhook, refer_to
+from ivr.webhooks import RetryPolicy
 from models.errors import AgentError
 from telephony.sip.config import SipConfig, load_sip_config
 from telephony.sip.security import AllowList, source_ip
@@ -89,20 +90,22 @@ def test_webhook_posts_json_and_a_dead_one_never_blocks():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        thread = post_webhook(f"http://127.0.0.1:{server.server_address[1]}/hook", {"event": "transfer",
-                                                                                   "call_id": "c1"}, 2.0)
+        thread = post_webhook(f"http://127.0.0.1:{server.server_address[1]}/hook", "call.transferred", "c1",
+                              {"reason": "caller-request"})
         assert thread is not None
         thread.join(5)
-        assert got == [{"event": "transfer", "call_id": "c1"}]
+        assert [(e["type"], e["call_id"], e["data"]) for e in got] == [("call.transferred", "c1",
+                                                                         {"reason": "caller-request"})]
     finally:
         server.shutdown()
         server.server_close()
     started = time.monotonic()
-    dead = post_webhook("http://127.0.0.1:9/nothing", {"event": "transfer"}, 0.5)
-    assert time.monotonic() - started < 0.2  # returns at once; the failure is only logged
+    dead = post_webhook("http://127.0.0.1:9/nothing", "call.transferred", "c1", {},
+                        policy=RetryPolicy(base_s=0.05, max_attempts=2, timeout_s=0.5))
+    assert time.monotonic() - started < 0.2  # returns at once; the failures are only logged
     assert dead is not None
     dead.join(5)
-    assert post_webhook("", {}, 1.0) is None
+    assert post_webhook("", "call.transferred", "c1", {}) is None
 
 
 def test_strict_media_locks_only_to_a_source_the_signalling_vouches_for():

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ivr.cli import main
 from ivr.wer import wer
@@ -36,9 +37,17 @@ def test_folder_with_good_corrupt_and_empty_files(shared_data, tmp_path, capsys)
     (src / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage" * 8)
     (src / "empty.flac").write_bytes(b"")
     out = tmp_path / "out"
-    code = main(["transcribe", str(src), "--out", str(out), "--format", "jsonl,srt,vtt,txt", "--workers", "1"])
+    prom = tmp_path / "textfile" / "ivr_transcribe.prom"
+    code = main(["transcribe", str(src), "--out", str(out), "--format", "jsonl,srt,vtt,txt", "--workers", "1",
+                 "--metrics-file", str(prom)])
     err = capsys.readouterr().err
     assert code == 1
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for m in text_string_to_metric_families(prom.read_text()) for s in m.samples}
+    assert samples[("ivr_transcribe_files_total", (("result", "done"),))] == 5
+    assert samples[("ivr_transcribe_files_total", (("result", "failed"),))] == 2
+    assert samples[("ivr_transcribe_input_files", ())] == 7
+    assert samples[("ivr_transcribe_audio_seconds_total", ())] > 5 and samples[("ivr_transcribe_running", ())] == 0
     assert "failed 2 of 7" in err and "corrupt.wav" in err and "empty.flac: the file is empty" in err
     summary = json.loads((out / "transcribe-summary.json").read_text())
     assert summary["done"] == 5 and {Path(f["file"]).name for f in summary["failed"]} == {"corrupt.wav", "empty.flac"}

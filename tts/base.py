@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
+from telephony.audio.audiofile import AudioClip
 
 
 @dataclass(frozen=True)
@@ -17,15 +17,8 @@ class TtsCapabilities:
     """True when synthesize_stream yields audio before the whole text is done."""
 
 
-@dataclass(frozen=True)
-class SpeechAudio:
-    samples: np.ndarray
-    """int16 mono."""
-    sample_rate_hz: int
-
-    @property
-    def duration_s(self) -> float:
-        return self.samples.size / self.sample_rate_hz
+class SpeechAudio(AudioClip):
+    """Synthesized speech: an audio clip of int16 mono samples at the engine's rate."""
 
 
 class Synthesizer(ABC):

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ivr.config import SILENCE_ONLY
-from ivr.jsonreport import write_json_report
+from ivr.jsonreport import print_rows, write_json_report
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -43,8 +43,8 @@ def hear(audio_8k: np.ndarray, call: Any, recognizer: Any, options: Any, context
     """The first turn the session's hearing would take from this audio, and when (None: no turn)."""
     from asr.turns import Paused, SpeechStarted, TurnConfig, TurnDetector, TurnEnded
     from asr.vad import make_vad
+    from ivr.call.hearing import MAX_SILENCE_TO_ASR_MS
     from ivr.call.recognition import TurnRecognition, end_of_turn_silence_ms
-    from ivr.call.session import MAX_SILENCE_TO_ASR_MS
     from telephony.audio.frame import INTERNAL_RATE_HZ, Frame
     from telephony.audio.resample import resample
     from telephony.clock import VirtualClock
@@ -195,11 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = table(result)
     print(f"cut-offs on the {args.split} split's turns with a pause between words "
           f"(load {result['load_avg'][0]:.1f})")
-    print(f"{'added pause':>11}  {'setting':<7} {'turns':>5}  {'cut off':>7}  {'ended early':>11}  "
-          f"{'wait p50':>8}  {'wait p95':>8}")
-    for r in rows:
-        print(f"{r['pause_ms']:>8} ms  {r['setting']:<7} {r['turns']:>5}  {r['cut_off']:>7.1%}  "
-              f"{r['ended_early']:>11.1%}  {r['wait_ms_p50'] or 0:>8.0f}  {r['wait_ms_p95'] or 0:>8.0f}")
+    print_rows(rows, [("added pause", 11, lambda r: f"{r['pause_ms']} ms"), ("setting", 7, lambda r: r["setting"]),
+                      ("turns", 5, lambda r: str(r["turns"])), ("cut off", 7, lambda r: f"{r['cut_off']:.1%}"),
+                      ("ended early", 11, lambda r: f"{r['ended_early']:.1%}"),
+                      ("wait p50", 8, lambda r: f"{r['wait_ms_p50'] or 0:.0f}"),
+                      ("wait p95", 8, lambda r: f"{r['wait_ms_p95'] or 0:.0f}")])
     if args.json:
         write_json_report(args.json, {**result, "table": rows})
     return 0

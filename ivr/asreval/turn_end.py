@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ivr.jsonreport import write_json_report
+from ivr.jsonreport import print_rows, write_json_report
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -199,11 +199,11 @@ def main(argv: list[str] | None = None) -> int:
           f"there); model "
           f"{result['model_ms_p50']} ms p50 / {result['model_ms_p95']} ms p95 per call, "
           f"load {result['load_avg'][0]:.1f}")
-    print(f"{'threshold':>9}  {'cut off':>7}  {'ended at 200 ms':>15}  {'mean wait':>9}  (silence alone: "
-          f"{args.fallback_ms} ms, 0 cut off)")
-    for row in rows:
-        print(f"{row['threshold']:>9}  {row['cut_off']:>7.1%}  {row['ended_at_200ms']:>15.1%}  "
-              f"{row['mean_wait_ms']:>6} ms  {row['cut_off_by_node']}")
+    print_rows(rows, [("threshold", 9, lambda r: str(r["threshold"])), ("cut off", 7, lambda r: f"{r['cut_off']:.1%}"),
+                      ("ended at 200 ms", 15, lambda r: f"{r['ended_at_200ms']:.1%}"),
+                      ("mean wait", 9, lambda r: f"{r['mean_wait_ms']} ms"),
+                      ("cut off by node", 0, lambda r: str(r["cut_off_by_node"]))],
+               note=f"(silence alone: {args.fallback_ms} ms, 0 cut off)")
     if args.words:
         for row in words_table(result, args.fallback_ms):
             print(f"{row['policy']:>22}  cut off {row['cut_off']:.1%} (changing what was understood: "

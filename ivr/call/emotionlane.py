@@ -1,10 +1,10 @@
 """A call's emotion lane: voice emotion of each caller turn in a worker, joined with the words after ASR.
 
-At the end of a turn the session hands the turn's audio to `start` (the acoustic model runs on this
-lane's thread, alongside ASR on the ASR lane). When the transcript arrives, `ready` says whether the
-voice result is in (on a virtual clock the driver waits for it through `work`); `annotate` then adds
-the text emotion, fuses both into the Utterance's `emotion`/`negativity`, and logs an `emotion`
-event with the scores (never the caller's words).
+At the end of a turn (or at the pause it is decoded ahead at) the call's hearing (ivr.call.hearing) hands
+the turn's audio to `start` (the acoustic model runs on this lane's thread, alongside ASR on the ASR lane).
+When the transcript arrives, `ready` says whether the voice result is in (on a virtual clock the driver
+waits for it through `work`); `annotate` then adds the text emotion, fuses both into the Utterance's
+`emotion`/`negativity`, and logs an `emotion` event with the scores (never the caller's words).
 """
 
 from __future__ import annotations

@@ -274,6 +274,16 @@ class BridgeEnded(CallEvent):
     by: str
 
 
+@event("webhook")
+class WebhookRequested(CallEvent):
+    """The serve runner asks for a webhook event about the call (`name`, e.g. call.transferred) with
+    `data` (the transfer context: no transcript, digits or caller number). The call store puts it in
+    its outbox; without a store the runner posts it itself."""
+
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
 @event("")
 class OtherEvent(CallEvent):
     """A record of a kind this code does not know (an older or newer log): kept, not interpreted."""
@@ -293,7 +303,7 @@ EVENT_TYPES: dict[str, type[CallEvent]] = {
         Dtmf, DtmfReceived, AsrPartial, AsrFailed, Transcript, NluResult, FaqMiss, Emotion, NoInput, DialogStep,
         DialogFailed, Listening, Said, ReplyStarted, PromptFinished, TtsFailed, CallEnded, RtpTimeout,
         TransferRefer, TransferReferFailed, TransferBridge, TransferDone, TransferFailed, CallbackRequested,
-        BridgeEnded)}
+        BridgeEnded, WebhookRequested)}
 """Every kind of event by its record's `type`."""
 
 def _field_names(cls: type[CallEvent]) -> tuple[str, ...]:

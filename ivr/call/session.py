@@ -5,45 +5,39 @@ the call: the WAV-file transport for `ivr call`, the SIP media port for real cal
 waits for a model: ASR and TTS run on the call's worker lanes and their results join the call's
 timeline when they are ready (see ivr.call.work). Barge-in (caller speech or a key press during an
 interruptible prompt) clears the agent's audio on the very tick it is detected.
+
+The session runs the dialog, its actions and the call's timers (no input, digit entry, the longest call)
+over its parts: the hearing (ivr.call.hearing: the caller's turns, their recognition and voice emotion),
+the keypad (ivr.call.keypad) and the voice (ivr.call.speaking).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from asr.base import Transcript
-from asr.turns import Paused, SpeechDropped, SpeechStarted, TurnConfig, TurnDetector, TurnEnded
-from asr.vad import make_vad
+from asr.turns import Paused, SpeechDropped, SpeechStarted, TurnEnded
 from dialog.actions import Action, Hangup, Listen, Play, Say, Transfer
 from dialog.events import CallStarted, DigitsEntered, Event, MaxDurationReached, NoInput, RecognitionFailed, Utterance
 from dialog.machine import DialogState
 from ivr.call import events as ev
-from ivr.call.emotionlane import EmotionLane
 from ivr.call.eventlog import EventLog
+from ivr.call.hearing import Heard, Hearing
 from ivr.call.keypad import Keypad
 from ivr.call.privacy import redact_event
-from ivr.call.recognition import TurnRecognition, end_of_turn_silence_ms, expectation
 from ivr.call.services import Services
 from ivr.call.speaking import Speaking, TranscriptLine
 from ivr.call.work import Work
 from models.errors import AgentError
-from telephony.audio.frame import INTERNAL_RATE_HZ, Frame, FrameBuffer
+from telephony.audio.frame import Frame
 from telephony.audio.recorder import StereoRecorder
-from telephony.audio.resample import Resampler
 from telephony.clock import Clock
 
 log = logging.getLogger(__name__)
 
 TRANSFER_ON_FAILURE = "failure"
-MAX_SILENCE_TO_ASR_MS = 200
-"""Silence inside a caller turn passed on to the recognizer before the rest is left out."""
 
 
 class CallSession:
@@ -59,27 +53,17 @@ class CallSession:
         self.log = EventLog(clock, out_dir / "events.jsonl" if out_dir else None,
                             redact=None if self._cfg.record_digits else redact_event)
         self._recorder = StereoRecorder(out_dir / "recording.wav", sample_rate_hz) if out_dir else None
-        self._inbound = Resampler(sample_rate_hz, INTERNAL_RATE_HZ)
-        self._inbound_buf = FrameBuffer(INTERNAL_RATE_HZ)
-        self._turns = TurnDetector(make_vad(self._cfg.vad), TurnConfig(
-            end_of_turn_silence_ms=self._cfg.end_of_turn_silence_ms, pause_ms=self._cfg.decode_ahead_ms),
-            INTERNAL_RATE_HZ)
-        self._asr_lane = ThreadPoolExecutor(1, thread_name_prefix=f"asr-{call_id}")
         self.transcript: list[TranscriptLine] = []
+        self._hearing = Hearing(services, clock, sample_rate_hz, call_id, self.log, self.transcript)
         self._voice = Speaking(services, clock, sample_rate_hz, call_id, self.log, self.transcript)
         self._keypad = Keypad()
         self._actions: deque[Action] = deque()
         self._listen: Listen | None = None
         self._listen_deadline_ms = 0.0
-        self._recognition: TurnRecognition | None = None
-        self._silence_fed_ms = 0.0
         self._awaiting_reply_since_ms: float | None = None
         self._started_ms = clock.now_ms()
         self._max_duration_sent = False
         self._state: DialogState | None = None
-        self._emotion = EmotionLane(services.emotion, clock, call_id) if services.emotion else None
-        self._held: tuple[str, float] | None = None
-        """A transcript waiting for its turn's voice emotion."""
         self.ended = False
         self.outcome = ""
         self.end_reason = ""
@@ -119,99 +103,38 @@ class CallSession:
             self._recorder.write(caller, agent)
         return agent
 
-    # ---- hearing -------------------------------------------------------------------------------
+    # ---- hearing (ivr.call.hearing) -------------------------------------------------------------
 
     def _hear(self, caller: Frame) -> None:
-        self._inbound_buf.push(self._inbound.process(caller).samples())
-        end_ms = caller.timestamp_ms + caller.duration_ms
-        while (frame := self._inbound_buf.pop(end_ms - len(self._inbound_buf) * 1000.0 / INTERNAL_RATE_HZ)):
-            events = self._turns.process(frame)
-            self._feed_recognition(frame)
-            for event in events:
-                if isinstance(event, SpeechStarted):
-                    self._on_speech_started(event)
-                elif isinstance(event, TurnEnded):
-                    self._on_turn_ended(event)
-                elif isinstance(event, SpeechDropped):
-                    self._on_speech_dropped(event)
-                elif isinstance(event, Paused):
-                    self._on_paused(event)
-
-    def _feed_recognition(self, frame: Frame) -> None:
-        """Speech frames of the turn go to the recognizer; long silences inside or after it don't
-        (Whisper invents words in trailing silence)."""
-        if self._recognition is None or self._recognition.result is not None or not self._turns.in_speech:
-            return
-        speech = self._turns.last_probability >= self._turns.config.threshold
-        if speech:
-            self._silence_fed_ms = 0.0
-        else:
-            self._silence_fed_ms += frame.duration_ms
-            if self._silence_fed_ms > MAX_SILENCE_TO_ASR_MS:
-                return
-        self._recognition.feed(frame.pcm, speech)
+        """The caller's frame: the session answers each turn event as it comes (a barge-in at the onset,
+        the turn's recognition when the agent listens, the reply's clock at its end)."""
+        for event in self._hearing.hear(caller):
+            if isinstance(event, SpeechStarted):
+                self._on_speech_started(event)
+            elif isinstance(event, TurnEnded):
+                self._on_turn_ended(event)
+            elif isinstance(event, SpeechDropped):
+                self._on_speech_dropped(event)
+            elif isinstance(event, Paused):
+                self._hearing.paused(event)
 
     def _speaking(self) -> bool:
         return self._voice.busy
 
     def _on_speech_started(self, event: SpeechStarted) -> None:
-        self.log.emit(ev.SpeechStarted(onset_ms=round(event.onset_ms, 1)))
+        self._hearing.started(event)
         if self._speaking() and self._voice.interruptible and self._cfg.barge_in:
             self._barge_in("speech", event.onset_ms)
-        if self._listen is None or self._recognition is not None:
-            return
-        said = next((line.text for line in reversed(self.transcript) if line.speaker == "agent"), "")
-        options, context = expectation(self._listen, self._state.node if self._state else None,
-                                       self._services.machine.flow, said, self._services.config.asr)
-        self._turns.config = replace(self._turns.config, end_of_turn_silence_ms=end_of_turn_silence_ms(
-            options, self._cfg.end_of_turn_silence_ms))
-        self._recognition = TurnRecognition(self._services.recognizer, self._asr_lane, self._clock,
-                                            INTERNAL_RATE_HZ, options, context)
-        self._recognition.feed(np.asarray(event.audio, dtype="<i2").tobytes())
-
-    def _on_paused(self, event: Paused) -> None:
-        """The caller paused inside a turn: decode it so far (and hear its voice emotion) ahead, in case
-        the turn is over; `_end_if_settled` may then end it before the silence does."""
-        rec = self._recognition
-        if rec is None or rec.result is not None or not rec.can_decode_ahead:
-            return
-        self.log.emit(ev.SpeechPaused(end_ms=round(event.end_ms, 1)))
-        rec.decode_ahead()
-        if self._emotion is not None:
-            self._emotion.start(event.audio, INTERNAL_RATE_HZ)
-
-    def _end_if_settled(self) -> None:
-        """End the turn after `complete_timeout_ms` of silence when the words decoded ahead already give the
-        node what it acts on, heard surely; the others wait for the silence that ends every turn."""
-        rec = self._recognition
-        wait_ms = self._cfg.complete_timeout_ms
-        if (wait_ms <= 0 or rec is None or rec.result is not None or not self._turns.in_speech
-                or self._turns.silence_ms < wait_ms):
-            return
-        heard = rec.heard_ahead()
-        if heard is not None and rec.settles(heard, self._cfg.settled_confidence):
-            self._on_turn_ended(self._turns.end_now(), early=True)
+        if self._listen is not None:
+            self._hearing.recognize(event, self._listen, self._state.node if self._state else None)
 
     def _on_turn_ended(self, event: TurnEnded, early: bool = False) -> None:
-        self.log.emit(ev.SpeechStopped(onset_ms=round(event.onset_ms, 1), end_ms=round(event.end_ms, 1),
-                                       early=early))
-        if self._recognition is None or self._recognition.result is not None:
-            self.log.emit(ev.SpeechIgnored(reason="agent not listening"))
-            return
-        decoded_ahead = self._recognition.ahead is not None  # at the pause, with its voice emotion
-        self._recognition.finish()
-        if self._emotion is not None and not decoded_ahead:
-            self._emotion.start(event.audio, INTERNAL_RATE_HZ)
-        self._awaiting_reply_since_ms = event.end_ms
-        self.transcript.append(TranscriptLine("caller", event.onset_ms, "", event.end_ms))
+        if self._hearing.turn_ended(event, early):
+            self._awaiting_reply_since_ms = event.end_ms
 
     def _on_speech_dropped(self, event: SpeechDropped) -> None:
-        """Too short to be a turn (a click, a cough): forget the recognition it started."""
-        self.log.emit(ev.SpeechDropped(onset_ms=round(event.onset_ms, 1), end_ms=round(event.end_ms, 1)))
-        if self._recognition is not None and self._recognition.result is None:
-            self._recognition = None
-            if self._listen is not None:
-                self._listen_deadline_ms = self._clock.now_ms() + self._listen.no_input_timeout_ms
+        if self._hearing.dropped(event) and self._listen is not None:
+            self._listen_deadline_ms = self._clock.now_ms() + self._listen.no_input_timeout_ms
 
     def _barge_in(self, source: str, onset_ms: float) -> None:
         now = self._clock.now_ms()
@@ -244,43 +167,26 @@ class CallSession:
     # ---- results from the worker lanes -----------------------------------------------------------
 
     def _collect_results(self) -> None:
-        if self._held is not None and self._emotion is not None and self._emotion.ready():
-            (text, confidence), self._held = self._held, None
-            self._dispatch_utterance(text, confidence)
-        self._end_if_settled()
-        rec = self._recognition
-        if rec is not None:
-            for partial in rec.take_partials():
-                self.log.emit(ev.AsrPartial(text=partial.text))
-            if rec.result is not None:
-                rec.received.extend(rec.result.poll())
-                if rec.result.finished:
-                    self._recognition = None
-                    self._on_recognized(rec.received[0] if rec.received else None, rec.result.error)
+        if (held := self._hearing.take_held()) is not None:
+            self._dispatch_utterance(*held)
+        if (settled := self._hearing.settled_turn()) is not None:
+            self._on_turn_ended(settled, early=True)
+        if (heard := self._hearing.poll()) is not None:
+            self._on_recognized(heard)
 
-    def _on_recognized(self, result: Transcript | None, error: BaseException | None) -> None:
-        line = self.transcript[-1] if self.transcript and self.transcript[-1].speaker == "caller" else None
-        if error is not None or result is None:
-            log.warning("call %s: recognition failed: %s", self.call_id, type(error).__name__)
-            self.log.emit(ev.AsrFailed(error=type(error).__name__ if error else "no result"))
+    def _on_recognized(self, heard: Heard) -> None:
+        result = heard.transcript
+        if result is None:
             self._stop_listening()
-            self._dispatch(RecognitionFailed(type(error).__name__ if error else "no result"))
+            self._dispatch(RecognitionFailed(heard.error))
             return
-        self.log.emit(ev.Transcript(text=result.text, confidence=round(result.confidence, 3)))
-        if line is not None:
-            line.text, line.confidence = result.text, result.confidence
-            line.words = [{"text": w.text, "start_s": w.start_s, "end_s": w.end_s,
-                           "confidence": w.confidence} for w in result.words]
         if not result.text.strip():
-            if line is not None:
-                self.transcript.remove(line)
             self._awaiting_reply_since_ms = None
             if self._listen is not None:
                 self._listen_deadline_ms = self._clock.now_ms() + self._listen.no_input_timeout_ms
             return
         self._stop_listening()
-        if self._emotion is not None and not self._emotion.ready():
-            self._held = (result.text, result.confidence)
+        if self._hearing.wait_for_emotion(result.text, result.confidence):
             return
         self._dispatch_utterance(result.text, result.confidence)
 
@@ -313,8 +219,7 @@ class CallSession:
             return
         if self._keypad.digits and now >= self._keypad.deadline_ms:
             self._digits_done(self._keypad.finish())
-        elif (not self._keypad.digits and self._recognition is None and not self._turns.in_speech
-              and now >= self._listen_deadline_ms):
+        elif not self._keypad.digits and self._hearing.quiet and now >= self._listen_deadline_ms:
             self.log.emit(ev.NoInput(timeout_ms=self._listen.no_input_timeout_ms))
             self._stop_listening()
             self._dispatch(NoInput())
@@ -327,8 +232,8 @@ class CallSession:
 
     def _dispatch(self, event: Event) -> None:
         machine = self._services.machine
-        if isinstance(event, Utterance) and self._emotion is not None:
-            event = self._emotion.annotate(event, self.log)
+        if isinstance(event, Utterance):
+            event = self._hearing.with_emotion(event)
         try:
             if self._state is None:
                 self._state, actions = machine.start()
@@ -395,8 +300,7 @@ class CallSession:
         self.ended = True
         self.outcome, self.end_reason, self.transfer_target = outcome, reason, target
         self._stop_listening()
-        if self._recognition is not None and self._recognition.result is not None:
-            self._recognition.result.cancel()
+        self._hearing.stop()
         self.log.emit(ev.CallEnded(outcome=outcome, reason=reason, target=target,
                       node=self._state.node if self._state else "",
                       slots=dict(self._state.slots) if self._state else {}))
@@ -408,11 +312,7 @@ class CallSession:
         works: list[Work[Any]] = []
         if self._voice.work is not None:
             works.append(self._voice.work)
-        if self._recognition is not None:
-            works.extend(w for w in (self._recognition.result, self._recognition.ahead)
-                         if w is not None and not w.finished)
-        if self._emotion is not None and self._emotion.work is not None:
-            works.append(self._emotion.work)
+        works.extend(self._hearing.pending_work())
         return works
 
     @property
@@ -437,10 +337,8 @@ class CallSession:
     def close(self) -> None:
         for work in self.pending_work():
             work.cancel()
-        self._asr_lane.shutdown(wait=False, cancel_futures=True)
+        self._hearing.close()
         self._voice.close()
-        if self._emotion is not None:
-            self._emotion.close()
         if self._recorder is not None:
             self._recorder.close()
         self.log.close()

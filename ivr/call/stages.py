@@ -27,14 +27,25 @@ STAGES = ("end_of_turn", "asr", "emotion_hold", "nlu", "dialog", "tts", "total")
 
 def reply_stages(events: Iterable[ev.CallEvent]) -> list[dict[str, float]]:
     """One row of STAGES (milliseconds) per reply to a spoken turn, in call order."""
-    rows: list[dict[str, float]] = []
-    stopped: ev.SpeechStopped | None = None
-    marks: dict[str, float] = {}
-    for event in events:
+    tracker = StageTracker()
+    return [row for row in map(tracker.feed, events) if row is not None]
+
+
+class StageTracker:
+    """Reads a call's events one at a time, as they happen (metrics) or from its log (reports)."""
+
+    def __init__(self) -> None:
+        self._stopped: ev.SpeechStopped | None = None
+        self._marks: dict[str, float] = {}
+
+    def feed(self, event: ev.CallEvent) -> dict[str, float] | None:
+        """The STAGES row of the reply this event starts, if it is one; else None."""
+        marks = self._marks
+        stopped = self._stopped
         if isinstance(event, ev.SpeechStopped):
-            stopped, marks = event, {}
+            self._stopped, self._marks = event, {}
         elif stopped is None:
-            continue
+            pass
         elif isinstance(event, ev.Transcript) and "transcript" not in marks:
             marks["transcript"] = event.t_ms
         elif isinstance(event, ev.NluResult) and "nlu" not in marks:
@@ -42,10 +53,10 @@ def reply_stages(events: Iterable[ev.CallEvent]) -> list[dict[str, float]]:
         elif isinstance(event, ev.DialogStep) and "transcript" in marks and "dialog" not in marks:
             marks["dialog"] = event.t_ms
         elif isinstance(event, ev.ReplyStarted):
+            self._stopped = None
             if abs(event.turn_end_ms - stopped.end_ms) < 0.5 and "dialog" in marks:
-                rows.append(_row(stopped, marks, event))
-            stopped = None
-    return rows
+                return _row(stopped, marks, event)
+        return None
 
 
 def _row(stopped: ev.SpeechStopped, marks: dict[str, float], reply: ev.ReplyStarted) -> dict[str, float]:

@@ -17,6 +17,7 @@ from concurrent.futures import Executor
 from typing import Generic, TypeVar
 
 from telephony.clock import Clock
+from telephony.queues import drain
 
 T = TypeVar("T")
 _DONE = object()
@@ -60,14 +61,13 @@ class Work(Generic[T]):
         self._queue.put((self._elapsed_ms(), _DONE))
 
     def _drain(self) -> None:
-        while True:
-            try:
-                entry = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            self._ready.append(entry)
-            if entry[1] is _DONE:
-                self._produced_all = True
+        for entry in drain(self._queue):
+            self._take(entry)
+
+    def _take(self, entry: tuple[float, object]) -> None:
+        self._ready.append(entry)
+        if entry[1] is _DONE:
+            self._produced_all = True
 
     def poll(self) -> list[T]:
         """Items whose time has come; sets `finished` once everything is out."""
@@ -97,9 +97,7 @@ class Work(Generic[T]):
             entry = self._queue.get(timeout=timeout_s)
         except queue.Empty:
             return
-        self._ready.append(entry)
-        if entry[1] is _DONE:
-            self._produced_all = True
+        self._take(entry)
 
     def cancel(self) -> None:
         self._cancel.set()

@@ -25,13 +25,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ivr.console.access import HERE, SESSION_COOKIE, Console
 from ivr.console.auth import Users
 from ivr.console.guards import HashGate, LoginThrottle
-from ivr.console.routes import admin, calls, live, login, webcall
+from ivr.console.metrics import install as install_metrics
+from ivr.console.routes import admin, calls, live, login, webcall, webhooks
 from ivr.store import Store
 from ivr.webcall.calls import WebCalls
 
 __all__ = ["PUBLIC_PATHS", "SESSION_COOKIE", "create_app"]
 
-PUBLIC_PATHS = ("/login", "/static", "/healthz")
+PUBLIC_PATHS = ("/login", "/static", "/healthz", "/metrics")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "media-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
@@ -40,7 +41,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
-ROUTE_GROUPS = (login.register, calls.register, live.register, webcall.register, admin.register)
+ROUTE_GROUPS = (login.register, calls.register, live.register, webcall.register, admin.register, webhooks.register)
 
 
 def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrottle | None = None,
@@ -59,6 +60,7 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
         console.gate.close()
 
     app = FastAPI(title="ivr console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    install_metrics(app)
     app.state.store = store
     app.state.users = console.users
     app.state.throttle = console.throttle

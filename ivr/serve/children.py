@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -206,12 +207,23 @@ class Child:
 
     # ---- output -------------------------------------------------------------------------------------
 
+    def marked(self, line: str) -> str:
+        """The line with the child's name: `[worker 0] ...`, or a `process` field in a JSON log line."""
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                return json.dumps({**record, "process": self.name}, ensure_ascii=False) + "\n"
+        return f"[{self.name}] {line}"
+
     def _read(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
         try:
             for line in proc.stdout:
                 if self._ready.is_set() or self.ready_line is None:
-                    sys.stderr.write(f"[{self.name}] {line}")
+                    sys.stderr.write(self.marked(line))
                 elif self.ready_line in line:
                     self.mark_ready()
                 else:

@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Any
 
+from ivr.serve import DEFAULT_HTTP_PORT
 from telephony.sip.config import DEFAULT_SIP_PORT, DEFAULT_TLS_PORT, SRTP_MODES, SipConfig, load_sip_config
 
 log = logging.getLogger(__name__)
@@ -35,13 +36,28 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--out", help="per-call outputs under OUT/CALL_ID/ (default calls)")
     serve.add_argument("--max-calls", type=int, help="concurrent calls; above: 503 (default 3); above 3, worker "
                        "processes behind a Kamailio proxy on --port (workers on the next ports; needs kamailio)")
+    serve.add_argument("--remote-worker", action="append", metavar="SIP:HOST:PORT",
+                       help="a worker on another machine (an `ivr serve --allow THIS_HOST/32` there) that the "
+                       "Kamailio front also sends calls to, probed and failed over like local ones (repeatable); "
+                       "with --max-calls 0 this machine is only the front")
+    serve.add_argument("--admit-budget-ms", type=float, metavar="MS",
+                       help="admission by measured headroom: with a call up, refuse new calls (503) while the "
+                       "recent replies' voice-to-voice p95 is over MS or the CPU over --admit-max-cpu (default 0: "
+                       "off; 1000 keeps admitted callers under a second)")
+    serve.add_argument("--admit-max-cpu", type=float, metavar="FRACTION",
+                       help="with --admit-budget-ms: CPU busy fraction of all cores above which no call is taken "
+                       "(default 0.9)")
     serve.add_argument("--worker-of", metavar="PROXY_ADDR", help=argparse.SUPPRESS)  # set by ivr.serve.front
     serve.add_argument("--allow", action="append", metavar="CIDR",
                        help="trunk source allowed to call (repeatable); others get 403 (default: any)")
     serve.add_argument("--transfer-target", action="append", metavar="FLOW_TARGET=SIP_URI",
                        help="where a flow's transfer target goes, e.g. sip:queue@agents=sip:desk@10.0.0.5 "
                        "(repeatable); a bare SIP URI sets the default for all targets")
-    serve.add_argument("--webhook", help="URL that receives each transfer's call context as a JSON POST")
+    serve.add_argument("--webhook", help="URL that receives the call events (call.started, call.ended, "
+                       "call.transferred, call.escalated, dialog.failed) as signed JSON POSTs, retried from the "
+                       "call store's outbox (see the README's Webhooks section)")
+    serve.add_argument("--webhook-secret-env", metavar="VAR",
+                       help="environment variable holding the webhooks' HMAC signing secret (never the secret itself)")
     serve.add_argument("--rtp-timeout", type=float, help="end a call after this many seconds without RTP "
                        "(default 30; 0: never)")
     serve.add_argument("--grace", type=float, help="on SIGTERM, let live calls go on for up to this many "
@@ -61,6 +77,11 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--keep-call-files", action="store_true",
                        help="keep each call's plain folder (recording.wav, events.jsonl, sip.json) after the call "
                        "store has it encrypted; a privacy risk, for debugging (default: removed once stored)")
+    serve.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT,
+                       help=f"port of /metrics (Prometheus), /healthz and /readyz (default {DEFAULT_HTTP_PORT}; "
+                       "0: none); behind the Kamailio front, workers use the next ports")
+    serve.add_argument("--http-bind", default="127.0.0.1",
+                       help="address of the HTTP port (default 127.0.0.1; a management network, never the trunk)")
     serve.add_argument("--pjsip-log-level", type=int,
                        help="pjsip console log level 0-6 (default 1); above 3 prints SIP messages with caller numbers")
     add_model_args(serve)
@@ -93,6 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.call.services import Services
     from ivr.cliargs import agent_config
     from ivr.errors import IvrError
+    from ivr.serve.kamailio import remote_uri
     from ivr.serve.sdnotify import Notifier
     from ivr.serve.server import SipServer
     from telephony.sip.endpoint import MAX_ANSWERED_CALLS
@@ -109,32 +131,58 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.sip_config, bind=args.bind, port=args.port, rtp_port=args.rtp_port, out_dir=args.out,
         rtp_port_range=args.rtp_port_range, transaction_timeout_s=args.transaction_timeout,
         max_calls=args.max_calls, pjsip_log_level=args.pjsip_log_level, allow=args.allow,
-        webhook_url=args.webhook, rtp_timeout_s=args.rtp_timeout, shutdown_grace_s=args.grace,
+        webhook_url=args.webhook, webhook_secret_env=args.webhook_secret_env, rtp_timeout_s=args.rtp_timeout,
+        shutdown_grace_s=args.grace,
         transfer_default=default, register=args.register, auth_user=args.auth_user,
         auth_password_env=args.auth_password_env, register_interval_s=args.register_interval,
-        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_port=args.tls_port, srtp=args.srtp)
+        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_port=args.tls_port, srtp=args.srtp,
+        admit_budget_ms=args.admit_budget_ms, admit_max_cpu=args.admit_max_cpu, remote_workers=args.remote_worker)
     config.auth_password()  # fails now, before the models load, when the variable is not set
+    config.webhook_secret()
     if targets:
         config = dataclasses.replace(config, transfer_targets={**config.transfer_targets, **targets})
     if args.worker_of:  # a worker behind the proxy, which applies the allow-list: only the proxy may call
         config = dataclasses.replace(config, allow=(f"{args.worker_of}/32",))
-    elif config.max_calls > MAX_ANSWERED_CALLS:
+    elif config.max_calls > MAX_ANSWERED_CALLS or config.remote_workers:
         if config.register or config.tls_cert:
             raise IvrError("--register and --tls-cert work with one process (--max-calls up to "
-                           f"{MAX_ANSWERED_CALLS}); with more, the Kamailio proxy in front takes the calls")
-        return _serve_behind_front(config)
+                           f"{MAX_ANSWERED_CALLS}, no --remote-worker); with more, the Kamailio proxy in front "
+                           "takes the calls")
+        try:
+            config = dataclasses.replace(config, remote_workers=tuple(remote_uri(u) for u in config.remote_workers))
+        except ValueError as exc:
+            raise IvrError(str(exc)) from None
+        return _serve_behind_front(config, args)
+    from ivr.serve import metrics
+    from ivr.serve.health import HealthServer, Readiness
+
+    readiness = Readiness("models", "sip", "store", "headroom")
+    http = _start_http(args.http_bind, args.http_port, readiness)
+    started = time.monotonic()
     services = Services.load(agent_config(args), presynthesize=True)
+    load_s = time.monotonic() - started
+    metrics.MODELS_LOAD_SECONDS.set(load_s)
+    readiness.set("models", True)
     server = SipServer(services, config)
+    server.observers.append(metrics.CallMetrics())
     from ivr.store.hook import SipStoreObserver, open_store_or_none
     store = open_store_or_none()
     if store is not None:
+        store.config.key()  # a new recording key is made (and announced) now, not at the first call
         server.observers.append(SipStoreObserver(store, keep_files=args.keep_call_files
                                                  or store.config.keep_call_files))
+    readiness.set("store", store.reachable if store is not None else False)
+    from ivr.serve.webhooks import start_webhooks, stop_webhooks
+    webhooks = start_webhooks(config, store, server.observers)
     stop, hurry = _shutdown_signals()
     server.start()
+    readiness.set("sip", lambda: server.endpoint.running and not stop.is_set())  # stopping: route no calls here
+    readiness.set("headroom", lambda: server.headroom.refusal(server.live_count()) is None)
     tls = f"; TLS on {config.tls_port}" if config.tls_cert else ""
-    print(f"ivr serve: listening on sip:{config.bind}:{config.port} (UDP, TCP{tls}); calls in {config.out_dir}/; "
-          f"at most {server.config.max_calls} calls at once", flush=True)
+    web = f"; metrics and health on {http.url}" if isinstance(http, HealthServer) else ""
+    print(f"ivr serve: ready: listening on sip:{config.bind}:{config.port} (UDP, TCP{tls}); models loaded in "
+          f"{load_s:.1f} s{web}; calls in {config.out_dir}/; at most {server.config.max_calls} calls at once",
+          flush=True)
     notifier = Notifier()
     notifier.ready(f"answering calls on sip:{config.bind}:{config.port}")
     stalled = False
@@ -154,9 +202,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"ivr serve: stopping; {server.live_count()} call(s) may finish "
               f"(up to {config.shutdown_grace_s:.0f} s)", flush=True)
     server.stop(config.shutdown_grace_s, hurry)
+    stop_webhooks(webhooks)
+    if http is not None:
+        http.stop()
     print(f"ivr serve: stopped ({server.calls_answered} calls answered, {server.calls_rejected} refused, "
           f"{server.calls_forbidden} forbidden)", flush=True)
     return 0
+
+
+def _start_http(bind: str, port: int, readiness: Any) -> Any:
+    """The /metrics, /healthz and /readyz server, started; None with port 0."""
+    from ivr.errors import IvrError
+    from ivr.serve.health import HealthServer
+
+    if not port:
+        return None
+    try:
+        return HealthServer(bind, port, readiness).start()
+    except OSError as exc:
+        raise IvrError(f"cannot listen for HTTP on {bind}:{port} ({exc.strerror}): choose another --http-port, "
+                       "or 0 for none") from None
 
 
 def _shutdown_signals() -> tuple[threading.Event, threading.Event]:
@@ -178,20 +243,37 @@ def _shutdown_signals() -> tuple[threading.Event, threading.Event]:
     return stop, hurry
 
 
-def _serve_behind_front(config: SipConfig) -> int:
+def _serve_behind_front(config: SipConfig, args: argparse.Namespace) -> int:
     """`ivr serve --max-calls N` above one process's limit: workers behind Kamailio (ivr.serve.front)."""
+    import os
+    import shutil
     import sys
+    import tempfile
 
+    from ivr.serve import MULTIPROC_ENV
+
+    # every worker writes its metrics here and the supervisor's /metrics adds them up; set before
+    # prometheus_client is imported (it picks its storage then), so it also holds for the workers
+    metrics_dir = tempfile.mkdtemp(prefix="ivr-metrics-") if args.http_port else None
+    if metrics_dir is not None:
+        os.environ[MULTIPROC_ENV] = metrics_dir
     from ivr.serve.front import TICK_S, Supervisor
+    from ivr.serve.health import Readiness
     from ivr.serve.sdnotify import Notifier
 
-    supervisor = Supervisor(config, sys.argv[1:])
+    supervisor = Supervisor(config, sys.argv[1:], http_port=args.http_port)
+    readiness = Readiness("workers")
+    readiness.set("workers", supervisor.ready)
+    http = _start_http(args.http_bind, args.http_port, readiness)
     notifier = Notifier()
     stop, hurry = _shutdown_signals()
     try:
         supervisor.start()
+        local = (f"{len(supervisor.workers)} workers on ports {supervisor.ports[0]}-{supervisor.ports[-1]}"
+                 if supervisor.workers else "no local worker")
+        remote = f" and {len(config.remote_workers)} remote" if config.remote_workers else ""
         print(f"ivr serve: listening on sip:{config.bind}:{config.port} (UDP, TCP; Kamailio in front of "
-              f"{len(supervisor.workers)} workers on ports {supervisor.ports[0]}-{supervisor.ports[-1]}); "
+              f"{local}{remote}); "
               f"calls in {config.out_dir}/; at most {config.max_calls} calls at once", flush=True)
         status = supervisor.status()
         notifier.ready(status)
@@ -206,6 +288,10 @@ def _serve_behind_front(config: SipConfig) -> int:
         code = supervisor.stop(config.shutdown_grace_s, hurry)
     finally:
         supervisor.kill()
+        if http is not None:
+            http.stop()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     print(f"ivr serve: stopped (exit code {code})", flush=True)
     return code
 

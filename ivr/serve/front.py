@@ -37,10 +37,12 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from ivr.errors import IvrError
+from ivr.serve import MULTIPROC_ENV
 from ivr.serve.children import Child, describe_exit
 from ivr.serve.kamailio import KamailioRpc, dispatcher_list, kamailio_config, sip_ping
 from telephony.sip.config import SipConfig
@@ -64,6 +66,26 @@ RTP_STRIDE = 4 * PJSUA_MAX_CALLS
 """RTP ports per worker: pjsua takes an RTP and an RTCP port per call slot; twice that as a margin."""
 DEFAULT_RTP_PORT = 4000
 READY_LINE = "listening on sip:"
+READY_CHECK_S = 1.0
+"""How often the supervisor asks each worker's /readyz."""
+
+
+def http_ready(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    """Whether GET /readyz on host:port answers 200 in time."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/readyz", timeout=timeout_s) as reply:
+            return bool(reply.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+def mark_process_dead(pid: int | None) -> None:
+    """Drops a dead worker's live gauges (calls active) from the metrics the supervisor adds up."""
+    if pid is None or not os.environ.get(MULTIPROC_ENV):
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)
 
 
 def worker_limits(max_calls: int) -> list[int]:
@@ -75,7 +97,7 @@ def worker_limits(max_calls: int) -> list[int]:
 class Supervisor:
     """Workers and the Kamailio front for one `ivr serve --max-calls N` (N > 3)."""
 
-    def __init__(self, config: SipConfig, argv: list[str]) -> None:
+    def __init__(self, config: SipConfig, argv: list[str], http_port: int = 0) -> None:
         self.config = config
         self.argv = argv
         """The supervisor's own command line after the program (global options, `serve`, its options)."""
@@ -83,12 +105,19 @@ class Supervisor:
         self.ports = [config.port + 1 + i for i in range(len(self.limits))]
         base = config.rtp_port or DEFAULT_RTP_PORT
         self.rtp_ports = [base + i * RTP_STRIDE for i in range(len(self.limits))]
+        self.http_ports = [http_port + 1 + i if http_port else 0 for i in range(len(self.limits))]
+        """Each worker's /readyz (and /metrics) port; 0: none (the proxy then routes on SIP pings alone)."""
         self.workers = [
             Child(f"worker {i}", [sys.executable, "-m", "ivr", *argv, "--bind", config.bind, "--port", str(port),
                                   "--rtp-port", str(rtp), "--rtp-port-range", str(RTP_STRIDE),
-                                  "--max-calls", str(limit), "--worker-of", config.bind],
+                                  "--max-calls", str(limit), "--worker-of", config.bind,
+                                  "--http-port", str(http), "--http-bind", "127.0.0.1"],
                   ready_line=READY_LINE, watchdog_s=WORKER_WATCHDOG_S)
-            for i, (limit, port, rtp) in enumerate(zip(self.limits, self.ports, self.rtp_ports, strict=True))]
+            for i, (limit, port, rtp, http) in enumerate(zip(self.limits, self.ports, self.rtp_ports,
+                                                              self.http_ports, strict=True))]
+        self.routable = [False] * len(self.workers)
+        """Whether the proxy routes calls to each worker: running, and its /readyz says ready."""
+        self._readiness_checked = 0.0
         self.front: Child | None = None
         self.stopping = False
         self._front_checked = 0.0
@@ -113,6 +142,7 @@ class Supervisor:
                 log.info("worker %d: pid %d on %s:%d, RTP from %d, %d call(s)", i, worker.pid, self.config.bind,
                          self.ports[i], self.rtp_ports[i], self.limits[i])
             self._wait_workers(time.monotonic() + WORKER_START_TIMEOUT_S)
+            self.routable = [True] * len(self.workers)
             self.front = self._front_child(kamailio)
             self.front.spawn()
             self._wait_front(self.front, time.monotonic() + FRONT_START_TIMEOUT_S)
@@ -121,7 +151,7 @@ class Supervisor:
             raise
 
     def _wait_workers(self, deadline: float) -> None:
-        while not all(worker.ready for worker in self.workers):
+        while not all(worker.ready and self.worker_ready(i) for i, worker in enumerate(self.workers)):
             for worker in self.workers:
                 code = worker.exit_code()
                 if code is not None:
@@ -143,7 +173,8 @@ class Supervisor:
 
     def _front_child(self, kamailio: str) -> Child:
         """Writes the proxy's configuration (checked with `kamailio -c`) and returns its child, not started."""
-        (self._runtime / "dispatcher.list").write_text(dispatcher_list(self.config.bind, self.ports),
+        (self._runtime / "dispatcher.list").write_text(dispatcher_list(self.config.bind, self.ports,
+                                                                       self.config.remote_workers),
                                                        encoding="utf-8")
         cfg = self._runtime / "kamailio.cfg"
         cfg.write_text(kamailio_config(self.config, self.ports, self._runtime), encoding="utf-8")
@@ -180,9 +211,17 @@ class Supervisor:
             return
         now = time.monotonic()
         for i, worker in enumerate(self.workers):
+            pid = worker.pid
             change = self._watch(worker, now, WORKER_START_TIMEOUT_S)
-            if change is not None and self.front is not None and self.front.ready:
-                self.rpc.set_worker(self.config.bind, self.ports[i], up=change == "up")
+            if change == "down":
+                self._route(i, False)
+                mark_process_dead(pid)
+            elif change == "up":
+                self._route(i, self.worker_ready(i))
+        if now - self._readiness_checked >= READY_CHECK_S:
+            self._readiness_checked = now
+            for i, worker in enumerate(self.workers):
+                self._route(i, worker.ready and self.worker_ready(i))
         front = self.front
         if front is None:
             return
@@ -195,9 +234,28 @@ class Supervisor:
                 with contextlib.suppress(OSError):
                     (self._runtime / leftover).unlink()
         if self._watch(front, now, FRONT_START_TIMEOUT_S) == "up":  # a new proxy: tell it who is down
-            for port, worker in zip(self.ports, self.workers, strict=True):
-                if not worker.ready:
-                    self.rpc.set_worker(self.config.bind, port, up=False)
+            for port, routable, worker in zip(self.ports, self.routable, self.workers, strict=True):
+                if not routable:
+                    self.rpc.set_worker(self.config.bind, port, up=False, hold=worker.running)
+
+    def worker_ready(self, i: int) -> bool:
+        """Whether worker i's /readyz says it takes calls (models loaded, SIP up, store reachable); without
+        an HTTP port, whether it printed its listening line."""
+        if not self.http_ports[i]:
+            return self.workers[i].ready
+        return http_ready("127.0.0.1", self.http_ports[i])
+
+    def _route(self, i: int, up: bool) -> None:
+        """Tells the proxy to route calls to worker i or not, when that changed."""
+        if up == self.routable[i]:
+            return
+        self.routable[i] = up
+        if up:
+            log.info("%s is ready: the proxy routes calls to it", self.workers[i].name)
+        elif self.workers[i].proc is not None:
+            log.warning("%s is not ready: the proxy routes no calls to it", self.workers[i].name)
+        if self.front is not None and self.front.ready:
+            self.rpc.set_worker(self.config.bind, self.ports[i], up=up, hold=not up and self.workers[i].running)
 
     def _check_front(self, front: Child, now: float) -> None:
         """Kills a proxy that runs but no longer answers (the restart follows as for a crash)."""
@@ -255,11 +313,17 @@ class Supervisor:
             return
         log.warning("%s: restarted as pid %s (restart %d)", child.name, child.pid, child.restarts)
 
+    def ready(self) -> bool:
+        """The supervisor's own /readyz: the proxy answers and at least one worker takes calls."""
+        return (not self.stopping and self.front is not None and self.front.ready
+                and (any(self.routable) or bool(self.config.remote_workers)))
+
     def status(self) -> str:
         """One line for systemd's STATUS=: how many workers take calls, and whether the proxy is up."""
-        up = sum(worker.ready for worker in self.workers)
+        up = sum(self.routable)
+        remote = f" (and {len(self.config.remote_workers)} remote)" if self.config.remote_workers else ""
         front = "" if self.front is not None and self.front.ready else "; the Kamailio front is down"
-        return f"{up}/{len(self.workers)} workers up on {self.config.bind}:{self.config.port}{front}"
+        return f"{up}/{len(self.workers)} workers up{remote} on {self.config.bind}:{self.config.port}{front}"
 
     # ---- stop ---------------------------------------------------------------------------------------
 

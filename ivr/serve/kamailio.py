@@ -182,9 +182,19 @@ event_route[dispatcher:dst-up] {{
 """
 
 
-def dispatcher_list(host: str, worker_ports: list[int]) -> str:
-    """The dispatcher's destination set: one line per worker."""
-    return "".join(f"{DISPATCHER_SET} {worker_uri(host, port)}\n" for port in worker_ports)
+def dispatcher_list(host: str, worker_ports: list[int], remote: tuple[str, ...] = ()) -> str:
+    """The dispatcher's destination set: one line per local worker, then one per remote worker URI."""
+    uris = [worker_uri(host, port) for port in worker_ports] + [remote_uri(uri) for uri in remote]
+    return "".join(f"{DISPATCHER_SET} {uri}\n" for uri in uris)
+
+
+def remote_uri(text: str) -> str:
+    """A remote worker's address as the dispatcher takes it (sip:HOST:PORT); raises ValueError otherwise."""
+    uri = text if text.startswith("sip:") else "sip:" + text
+    host, _, port = uri[4:].rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c in host for c in " ;@<>\"'"):
+        raise ValueError(f"a remote worker is sip:HOST:PORT, not {text!r}")
+    return uri
 
 
 def worker_uri(host: str, port: int) -> str:
@@ -214,11 +224,14 @@ class KamailioRpc:
             raise RuntimeError(f"{method}: {reply['error'].get('message', reply['error'])}")
         return reply.get("result")
 
-    def set_worker(self, host: str, port: int, up: bool) -> bool:
-        """Routes calls to the worker (active) or not (inactive); it stays probed either way. False (logged)
-        when the proxy could not be told (it may be restarting: its pings will find the state)."""
+    def set_worker(self, host: str, port: int, up: bool, hold: bool = False) -> bool:
+        """Routes calls to the worker (active) or not (inactive: a worker that stopped; it stays probed, and
+        the dispatcher makes it active again once it answers pings). `hold`: disabled instead, for a worker
+        that runs and answers pings but is not ready; only set_worker(up=True) routes to it again. False
+        (logged) when the proxy could not be told (it may be restarting: its pings will find the state)."""
+        state = "ap" if up else "d" if hold else "ip"
         try:
-            self.call("dispatcher.set_state", "ap" if up else "ip", DISPATCHER_SET, worker_uri(host, port))
+            self.call("dispatcher.set_state", state, DISPATCHER_SET, worker_uri(host, port))
         except (OSError, RuntimeError, ValueError) as exc:
             log.warning("could not tell the proxy that %s is %s: %s", worker_uri(host, port),
                         "up" if up else "down", exc)

@@ -29,10 +29,12 @@ from ivr.call.events import (
     TransferFailed,
     TransferRefer,
     TransferReferFailed,
+    WebhookRequested,
 )
 from ivr.call.services import Services
 from ivr.call.session import CallSession
 from ivr.serve.transfer import TransferContext, context_from_session, post_webhook
+from ivr.serve.webhooks import retry_policy
 from telephony.audio.frame import Frame
 from telephony.clock import WallClock
 from telephony.sip.call import HumanCall, SipCall
@@ -124,7 +126,7 @@ class CallRunner(threading.Thread):
         if not uri:
             session.log.emit(TransferFailed(step="route", target=session.transfer_target))
             return self._offer_callback(context, uri, "no transfer target configured")
-        post_webhook(cfg.webhook_url, context.webhook_payload("transfer", uri), cfg.webhook_timeout_s)
+        self._webhook("call.transferred", context.webhook_payload(uri))
         # 1. blind transfer: the caller's phone calls the human
         session.log.emit(TransferRefer(uri=uri))
         server.refer(call, uri, context)
@@ -162,8 +164,7 @@ class CallRunner(threading.Thread):
     def _offer_callback(self, context: TransferContext, uri: str, why: str) -> str:
         cfg = self.call.server.config
         log.warning("call %s: transfer failed (%s); offering a callback", self.call.id, why)
-        post_webhook(cfg.webhook_url, context.webhook_payload("callback_requested", uri, error=why),
-                     cfg.webhook_timeout_s)
+        self._webhook("call.callback_requested", context.webhook_payload(uri, error=why))
         self.transfer["method"] = "callback"
         self.session.announce(cfg.callback_prompt)
         self._keep_line(lambda: not self.session.playing, ANNOUNCE_LIMIT_S)
@@ -171,6 +172,16 @@ class CallRunner(threading.Thread):
             self._drain()
             self.call.server.hang_up(self.call)
         return "callback"
+
+    def _webhook(self, name: str, data: dict[str, Any]) -> None:
+        """A webhook event about this call: into the event log, from where the call store puts it in its
+        outbox (in the transaction that stores the event); without a store, posted from here (in memory)."""
+        cfg = self.call.server.config
+        if not cfg.webhook_url:
+            return
+        self.session.log.emit(WebhookRequested(name=name, data=data))
+        if not any(getattr(observer, "webhooks", None) is not None for observer in self.observers):
+            post_webhook(cfg.webhook_url, name, self.call.id, data, cfg.webhook_secret(), retry_policy(cfg))
 
     def _keep_line(self, done: Callable[[], bool], timeout_s: float) -> None:
         """Tick the (ended) session, so the recording goes on and announcements play, until done()."""

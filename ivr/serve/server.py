@@ -24,6 +24,8 @@ import pjsua2 as pj
 
 from ivr.call.privacy import caller_tag, derive_pepper
 from ivr.call.services import Services
+from ivr.serve import metrics
+from ivr.serve.headroom import Headroom
 from ivr.serve.runner import CallRunner
 from ivr.serve.transfer import TransferContext, refer_to
 from ivr.store.config import StoreConfig
@@ -107,7 +109,8 @@ class SipServer:
         self.calls_forbidden = 0
         self.registered = False
         self.stuck_calls = 0
-        self.observers: list[Any] = []
+        self.headroom = Headroom(self.config.admit_budget_ms, self.config.admit_max_cpu)
+        self.observers: list[Any] = [self.headroom] if self.headroom.enabled else []
         """Told of each call: call_started(session, remote_uri), call_closed(session, out_dir)."""
 
     # ---- control, from any thread --------------------------------------------------------------------
@@ -229,6 +232,9 @@ class SipServer:
             return SIP_SERVICE_UNAVAILABLE, "shutting down"
         if self.live_count() >= self.config.max_calls:
             return SIP_SERVICE_UNAVAILABLE, "call limit reached"
+        why = self.headroom.refusal(self.live_count())
+        if why is not None:
+            return SIP_SERVICE_UNAVAILABLE, why
         return None
 
     def registration_changed(self, account: _Account, prm: pj.OnRegStateParam) -> None:
@@ -308,6 +314,7 @@ class SipServer:
         with self._lock:
             self._calls[prm.callId] = call
         self.calls_answered += 1
+        metrics.call_answered()
         log.info("call %s from %s: answering", call.id, call.caller)
         call.answered_at = time.monotonic()
         ringing = pj.CallOpParam()
@@ -322,6 +329,8 @@ class SipServer:
         call's media (the INVITE had an offer: pjsua then queues the answer until its own processing of the
         INVITE is done, so no slot is held for a later poll and a flood does not fill the slots), else on
         the SIP thread right after the callback."""
+        metrics.calls_refused(status)
+
         def send() -> None:
             if call.disconnected:
                 return

@@ -2,24 +2,25 @@
 
 The context holds no transcript, digits or caller number: the dialog's path, the reason, the caller's
 last intent and emotion (when the dialog knows them), the call's ids and a one-line summary built
-from those. The webhook runs on its own daemon thread: a slow or failing CRM never holds up a call.
+from those. It is the data of the call.transferred webhook event (and call.callback_requested): with a
+call store it goes through the store's outbox (ivr.store.outbox, kept and retried); without one
+`post_webhook` posts it on a daemon thread with retries in memory. A slow or failing CRM never holds up
+a call.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ivr.call.events import CallEnded, DialogStep, Emotion
 from ivr.call.session import CallSession
+from ivr.webhooks import RetryPolicy, post_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,9 @@ class TransferContext:
                   "Emotion": self.emotion, "Summary": self.summary}
         return {HEADER_PREFIX + k: header_value(v) for k, v in values.items()}
 
-    def webhook_payload(self, event: str, uri: str, **extra: Any) -> dict[str, Any]:
-        return {"event": event, "time": time.time(), "transfer_uri": uri, "summary": self.summary,
-                **asdict(self), **extra}
+    def webhook_payload(self, uri: str, **extra: Any) -> dict[str, Any]:
+        """The webhook event's data (its type and time are the envelope's)."""
+        return {"transfer_uri": uri, "summary": self.summary, **asdict(self), **extra}
 
 
 def context_from_session(session: CallSession, call_id: str, sip_call_id: str, started_at: float) -> TransferContext:
@@ -94,22 +95,8 @@ def refer_to(uri: str, headers: dict[str, str]) -> str:
     return f"<{base}{'&' if '?' in base else '?'}{query}>" if query else f"<{base}>"
 
 
-def post_webhook(url: str, payload: dict[str, Any], timeout_s: float) -> threading.Thread | None:
-    """POST payload as JSON on a daemon thread; failures are logged, never raised."""
-    if not url:
-        return None
-
-    def send() -> None:
-        body = json.dumps(payload).encode("utf-8")
-        request = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json", "User-Agent": "ivr-agent"})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 (configured URL)
-                log.info("call %s: webhook %s answered %d", payload.get("call_id"), payload.get("event"),
-                         response.status)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            log.warning("call %s: webhook %s failed: %s", payload.get("call_id"), payload.get("event"), exc)
-
-    thread = threading.Thread(target=send, name="webhook", daemon=True)
-    thread.start()
-    return thread
+def post_webhook(url: str, event_type: str, call_id: str | None, data: dict[str, Any],
+                 secret: bytes | None = None, policy: RetryPolicy | None = None) -> threading.Thread | None:
+    """Without a call store: POST the event on a daemon thread, retried in memory (ivr.webhooks);
+    failures are logged, never raised."""
+    return post_with_retries(url, event_type, call_id, data, secret, policy or RetryPolicy())

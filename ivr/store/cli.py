@@ -1,4 +1,4 @@
-"""`ivr store ...`: import call directories, erase a caller's data, apply retention."""
+"""`ivr store ...`: import call directories, erase a caller's data, apply retention, the webhook outbox."""
 
 from __future__ import annotations
 
@@ -40,6 +40,19 @@ def register(subparsers: Any) -> None:
     add_store_args(ret)
     ret.set_defaults(func=cmd_retention)
 
+    out = sub.add_parser("outbox", help="webhook events: list pending, delivered and dead-lettered ones; retry")
+    out_sub = out.add_subparsers(dest="outbox_command", required=True)
+    show = out_sub.add_parser("list", help="the outbox's events, newest first (no bodies)")
+    show.add_argument("--status", choices=("pending", "delivered", "dead"), help="only events in this state")
+    show.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    add_store_args(show)
+    show.set_defaults(func=cmd_outbox_list)
+    again = out_sub.add_parser("retry", help="send dead-lettered events again (attempts counted afresh)")
+    again.add_argument("event_ids", nargs="*", metavar="EVENT_ID", help="the events (evt_...) to retry")
+    again.add_argument("--all", action="store_true", help="every dead-lettered event")
+    add_store_args(again)
+    again.set_defaults(func=cmd_outbox_retry)
+
 
 def cmd_import_dir(args: argparse.Namespace) -> int:
     from ivr.store.importer import find_call_dirs, import_call_dir
@@ -69,4 +82,31 @@ def cmd_retention(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         count = store.apply_retention(args.days)
     print(f"deleted {count} call(s) older than {args.days:g} days")
+    return 0
+
+
+def cmd_outbox_list(args: argparse.Namespace) -> int:
+    from ivr.store import outbox
+
+    with open_store(args) as store:
+        counts = outbox.counts(store)
+        rows = outbox.list_events(store, status=args.status, limit=args.limit)
+    print(", ".join(f"{n} {status}" for status, n in counts.items()))
+    for r in rows:
+        when = r["delivered_at"] if r["status"] == "delivered" else r["next_attempt_at"]
+        answer = r["last_error"] or (f"HTTP {r['last_status']}" if r["last_status"] else "")
+        print(f"{r['event_id']}  {r['event_type']:<24} call {r['call_id'] or '-':<14} {r['status']:<9} "
+              f"{r['attempts']} attempt(s)  {when:%Y-%m-%d %H:%M:%S}  {answer}".rstrip())
+    return 0
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    from ivr.store import outbox
+
+    if not args.event_ids and not args.all:
+        raise IvrError("name the events to retry (evt_...), or give --all")
+    with open_store(args) as store:
+        count = outbox.retry(store, None if args.all else list(args.event_ids))
+        store.audit("cli", "webhook-retry", None, f"{count} event(s)")
+    print(f"{count} dead-lettered event(s) pending again; a running `ivr serve` with --webhook sends them")
     return 0

@@ -11,6 +11,7 @@ import hmac
 import logging
 import os
 import re
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -105,7 +106,7 @@ class CallFilter:
     offset: int = 0
 
 
-class Store:
+class Store(AbstractContextManager["Store"]):
     def __init__(self, config: StoreConfig, engine: Engine | None = None) -> None:
         self.config = config
         self.engine = engine or make_engine(config.db_url)
@@ -122,11 +123,17 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: object) -> None:  # `with Store.open() as store:` (AbstractContextManager)
         self.close()
+
+    def reachable(self) -> bool:
+        """Whether the database answers a trivial query now (a readiness check)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(literal_column("1")))
+        except Exception:
+            return False
+        return True
 
     @property
     def dialect(self) -> str:
@@ -322,7 +329,7 @@ class Store:
             file = self.config.data_dir / path
             if file.exists():
                 shred(file)
-        for table in (schema.recordings, schema.events, schema.turns):
+        for table in (schema.recordings, schema.events, schema.turns, schema.outbox):  # outbox: its webhooks too
             conn.execute(delete(table).where(table.c.call_id.in_(call_ids)))
         result = conn.execute(delete(schema.calls).where(schema.calls.c.id.in_(call_ids)))
         return int(result.rowcount or 0)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.store.db import Store, shred
+from ivr.store.hookevents import WebhookOptions
 from ivr.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -71,10 +72,12 @@ class SipStoreObserver:
         self.store = store
         self.keep_files = keep_files
         self.source = source
+        self.webhooks: WebhookOptions | None = None
+        """Set by `ivr serve` with a webhook URL: the writers add webhook events to the outbox."""
         self._writers: dict[int, StoreWriter] = {}
 
     def call_started(self, session: Any, remote_uri: str) -> None:
-        writer = StoreWriter(self.store, source=self.source, caller=caller_number(remote_uri))
+        writer = StoreWriter(self.store, source=self.source, caller=caller_number(remote_uri), webhooks=self.webhooks)
         self._writers[id(session)] = writer
         session.log.subscribe(writer)
 

@@ -104,10 +104,16 @@ def _v3_caller_match_and_filter_values(conn: Connection) -> None:
         conn.execute(schema.filter_values.insert(), [{"name": n, "value": v[:80]} for n, v in sorted(found)])
 
 
+def _v4_outbox(conn: Connection) -> None:
+    """The webhook outbox (a new store has it from step 1)."""
+    schema.outbox.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "calls, turns, events, recordings, users, web sessions, audit", _v1_initial),
     (2, "full-text index over turns: SQLite FTS5 table + triggers, PostgreSQL tsvector + GIN", _v2_fulltext),
     (3, "caller match by the last 4/7/10 digits; filter menu values table", _v3_caller_match_and_filter_values),
+    (4, "webhook outbox: events to deliver, with leases, retries and a dead-letter state", _v4_outbox),
 ]
 LATEST = MIGRATIONS[-1][0]
 

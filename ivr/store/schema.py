@@ -121,6 +121,25 @@ filter_values = Table(
     Column("value", String(80), primary_key=True),
 )
 
+outbox = Table(
+    "outbox", metadata,  # webhook events, written in the call update's transaction, delivered by ivr.store.outbox
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(40), nullable=False, unique=True),  # evt_...: the receiver's idempotency key
+    Column("event_type", String(40), nullable=False),  # call.started | call.ended | ...
+    Column("call_id", String(64), nullable=True, index=True),  # no foreign key: erasure deletes these rows itself
+    Column("body", Text, nullable=False),  # the JSON body, as sent (and signed) on every attempt
+    Column("status", String(16), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_until", DateTime(timezone=True), nullable=True),  # a worker's lease on the row
+    Column("claimed_by", String(64), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("last_status", Integer, nullable=True),  # the receiver's last HTTP status (None: no answer)
+    Column("last_error", String(200), nullable=True),
+    Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
 schema_version = Table(
     "schema_version", metadata,
     Column("version", Integer, primary_key=True),

@@ -10,6 +10,9 @@ Event to store:
   prompt_finished / barge_in -> the agent turn's end                         dialog -> current node
   emotion -> the caller turn's emotion and scores      any `intent` field -> the turn's and call's intent
   call_ended -> outcome, reason, escalation, end time, duration              every event -> events row
+With `webhooks` (WebhookOptions), the same transactions add webhook events to the outbox (see
+ivr.store.hookevents): call.started, call.ended, call.escalated, dialog.failed, and what a `webhook`
+event asks for (call.transferred).
 """
 
 from __future__ import annotations
@@ -39,11 +42,14 @@ from ivr.call.events import (
     Said,
     SpeechStopped,
     Transcript,
+    WebhookRequested,
     from_dict,
     to_dict,
 )
-from ivr.store import schema
+from ivr.store import hookevents, schema
 from ivr.store.db import Store
+from ivr.store.hookevents import CallFacts, WebhookOptions
+from telephony.queues import drain
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +86,16 @@ class _CallState:
         self.has_intent = False
         self.menu_node: str | None = None  # the first node that listened: where a call is routed from
         self.node: str | None = None
+        self.facts = CallFacts()
+        """What the webhook events report."""
 
 
 class StoreWriter:
     def __init__(self, store: Store, source: str = "sim", caller: str | None = None,
-                 background: bool = True) -> None:
+                 background: bool = True, webhooks: WebhookOptions | None = None) -> None:
         self.store = store
+        self.webhooks = webhooks
+        self._hooks_added = 0
         self.source = source
         self.caller = caller
         self.state = _CallState()
@@ -133,12 +143,7 @@ class StoreWriter:
 
     def _run(self) -> None:
         while True:
-            items = [self._queue.get()]
-            while True:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            items = [self._queue.get(), *drain(self._queue)]
             stop = any(item is _STOP for item in items)
             self._apply_batch([item for item in items if item is not _STOP])
             if stop:
@@ -149,6 +154,7 @@ class StoreWriter:
             return
         try:
             finishing = False
+            self._hooks_added = 0
             with self.store.engine.begin() as conn:
                 for item in items:
                     if isinstance(item, tuple) and item and item[0] == "finish":
@@ -157,6 +163,8 @@ class StoreWriter:
                     else:
                         self._apply(conn, item[0], item[1])
             self.finished = finishing and self.state.call_id is not None
+            if self._hooks_added and self.webhooks is not None and self.webhooks.wake is not None:
+                self.webhooks.wake()
         except Exception as exc:  # the call goes on; the store loses this call, says so once
             self.failed = True
             log.error("call store: cannot write call %s (%s: %s); the call is not stored",
@@ -170,9 +178,13 @@ class StoreWriter:
             st.call_id = event.call_id or st.call_id or "call"
             st.started_at = wall - timedelta(milliseconds=t_ms)
             self.store.begin_call(conn, st.call_id, st.started_at, self.source, self.caller, event.sample_rate_hz)
+            st.facts.source, st.facts.started_at = self.source, st.started_at
+            if self.webhooks is not None:
+                self._hooks_added += hookevents.started(conn, self.webhooks, st.call_id, st.facts, wall)
         if st.call_id is None:
             return
         call_id = st.call_id
+        hooks = self.webhooks
         record = to_dict(event)
         clean = privacy.redact_event(record) if self.store.config.redact else record
         data = {k: v for k, v in clean.items() if k not in ("t_ms", "type")}
@@ -188,9 +200,11 @@ class StoreWriter:
                 start, end = st.speech or (t_ms, t_ms)
                 st.caller_turn = self._turn(conn, "caller", start, end, clean["text"], event.confidence)
                 st.caller_turns.append(st.caller_turn)
+                st.facts.turn("caller", clean["text"])
                 conn.execute(calls.values(last_text=clean["text"]))
             case Said():
                 st.agent_turn = self._turn(conn, "agent", t_ms, None, clean.get("text", ""), None)
+                st.facts.turn("agent", clean.get("text", ""))
             case PromptFinished() if st.agent_turn is not None:
                 conn.execute(update(turns).where(turns.c.id == st.agent_turn).values(end_ms=t_ms))
                 st.agent_turn = None
@@ -204,6 +218,7 @@ class StoreWriter:
                     conn.execute(update(turns).where(turns.c.id == st.caller_turn).values(
                         emotion=label, emotion_scores=scores))
                 if label:
+                    st.facts.emotion = label
                     conn.execute(calls.values(emotion=label))
                     self.store.note_filter_value(conn, "emotion", label)
             case DialogStep() | Listening() if event.node:
@@ -214,6 +229,7 @@ class StoreWriter:
                 if routed and not st.intent_is_topic:  # routed by a keyword or a key: the node it went to
                     self._call_intent(conn, event.node)
                 st.node = event.node
+                st.facts.node(event.node)
                 conn.execute(calls.values(node=event.node))
             case NluResult() if event.intent:
                 self._call_intent(conn, event.intent)
@@ -221,10 +237,17 @@ class StoreWriter:
                     conn.execute(update(turns).where(turns.c.id == st.caller_turn).values(intent=event.intent))
             case CallEnded():
                 self.store.note_filter_value(conn, "outcome", event.outcome)
+                ended_at = st.started_at + timedelta(milliseconds=t_ms)
                 conn.execute(calls.values(
                     outcome=event.outcome, reason=event.reason, transfer_target=event.target,
                     escalated=event.outcome in ESCALATED_OUTCOMES, node=event.node or None,
-                    ended_at=st.started_at + timedelta(milliseconds=t_ms), duration_ms=t_ms))
+                    ended_at=ended_at, duration_ms=t_ms))
+                if hooks is not None:
+                    self._hooks_added += hookevents.ended(conn, hooks, call_id, st.facts, event, ended_at,
+                                                              wall)
+            case WebhookRequested() if hooks is not None:
+                self._hooks_added += hookevents.passed_on(conn, hooks, call_id, event.name,
+                                                          dict(clean.get("data") or {}), wall)
 
     def _call_intent(self, conn: Connection, intent: str) -> None:
         """The call's intent is its first topic (balance, lost card, ...); a yes/no answer only when no
@@ -235,6 +258,7 @@ class StoreWriter:
         if st.intent_is_topic or (st.has_intent and not topic):
             return
         st.has_intent, st.intent_is_topic = True, topic
+        st.facts.intent = intent
         conn.execute(update(schema.calls).where(schema.calls.c.id == st.call_id).values(intent=intent))
 
     def _turn(self, conn: Connection, speaker: str, start_ms: float, end_ms: float | None, text: str,

@@ -45,6 +45,9 @@ def register(sub: Any) -> None:
     p.add_argument("--emotion", action="store_true",
                    help="per-segment emotion (neutral/happy/sad/angry and negativity) from the voice and the words")
     p.add_argument("-q", "--quiet", action="store_true", help="only the summary")
+    p.add_argument("--metrics-file", default="", metavar="PATH",
+                   help="keep the run's figures (files by result, audio seconds) in Prometheus' text format in "
+                   "PATH, e.g. node_exporter's textfile folder/ivr_transcribe.prom")
     p.set_defaults(func=cmd_transcribe)
 
     b = sub.add_parser("transcribe-bench",
@@ -128,7 +131,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
         emotion_analyzer()  # a missing model is said here, once, before any file
     config = JobConfig(tuple(args.paths), Path(args.out), formats, options, args.model,
-                       workers=workers, scheduler=args.scheduler or "", local=args.local, quiet=args.quiet)
+                       workers=workers, scheduler=args.scheduler or "", local=args.local, quiet=args.quiet,
+                       metrics_file=args.metrics_file)
     summary = run_job(config)
     return 1 if summary.failed else 0
 

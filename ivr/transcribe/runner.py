@@ -13,6 +13,7 @@ from ivr.transcribe.engine import EngineOptions, FileResult
 from ivr.transcribe.executors import run_dask, run_inline
 from ivr.transcribe.formats import render
 from ivr.transcribe.inputs import InputFile, discover
+from ivr.transcribe.metrics import MetricsFile
 from ivr.transcribe.progress import Progress, Summary
 from ivr.transcribe.store import OutputStore, atomic_write, remove_stale_temp_files
 
@@ -34,6 +35,8 @@ class JobConfig:
     local: str = "threads"
     """Local cluster layout: one process of `workers` threads, or `workers` processes ('processes')."""
     quiet: bool = False
+    metrics_file: str = ""
+    """Where to keep the run's figures in Prometheus' text format ('' : nowhere)."""
 
 
 def run_job(config: JobConfig, stream: TextIO | None = None) -> Summary:
@@ -52,6 +55,7 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> Summary:
         else:
             to_do.append(item)
     progress = Progress(summary, stream, quiet=config.quiet)
+    metrics = MetricsFile(Path(config.metrics_file)) if config.metrics_file else None
     progress.start(len(to_do), sum(i.size_bytes for i in to_do))
     by_path = {str(i.path): i for i in to_do}
     for result in _results(config, [str(i.path) for i in to_do]):
@@ -65,7 +69,11 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> Summary:
             summary.failed.append((str(item.path), result.error))
             log.debug("failed: %s: %s", item.path, result.error)
         progress.file_finished(item.output_stem, item.size_bytes, result.ok)
+        if metrics is not None:
+            metrics.update(summary)
     progress.finish()
+    if metrics is not None:
+        metrics.finish(summary)
     summary.failed.sort()
     atomic_write(config.out_dir / SUMMARY_FILE, json.dumps(summary.to_json(), indent=1).encode("utf-8"))
     return summary

@@ -18,6 +18,7 @@ import math
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,14 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ivr.callerside import QUESTIONS, QUIET_S, SPEECH_RMS, percentile, trim_silence
 from ivr.errors import IvrError
-from ivr.serve.bench import QUESTIONS, SPEECH_RMS, trim_silence
 
 if TYPE_CHECKING:
     from ivr.webcall.client import WebCaller
 
-QUIET_S = 1.0
-"""The agent has finished a prompt after this much quiet following speech (as in bench-sip)."""
 PROMPT_LIMIT_S = 60.0
 START_TIMEOUT_S = 180.0
 QUESTION_RATE_HZ = 16000
@@ -66,6 +65,12 @@ class ConsoleSession:
         with self.opener.open(request, timeout=START_TIMEOUT_S) as response:
             answer: dict[str, Any] = json.loads(response.read())
         return answer
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _attribute(html: str, pattern: str) -> str:
@@ -145,8 +150,6 @@ def start_console(work: Path, port: int, config: str | None) -> tuple[subprocess
 
 def bench_web(n_calls: int, config: str | None = None) -> dict[str, Any]:
     """Web calls one at a time through a console subprocess: {"calls", "completed", "samples", "p50_ms", ...}."""
-    from ivr.bench import _percentile
-    from ivr.serve.bench import free_port
     from telephony.audio.resample import resample
     from telephony.webrtc import require_aiortc
     from tts.factory import load_synthesizer
@@ -156,9 +159,10 @@ def bench_web(n_calls: int, config: str | None = None) -> dict[str, Any]:
     questions = []
     for text in QUESTIONS:
         audio = synth.synthesize(text)
-        questions.append(trim_silence(resample(audio.samples, audio.sample_rate_hz, QUESTION_RATE_HZ)))
+        samples = resample(audio.samples, audio.sample_rate_hz, QUESTION_RATE_HZ)
+        questions.append(trim_silence(samples, QUESTION_RATE_HZ))
     with tempfile.TemporaryDirectory(prefix="bench-web-") as tmp:
-        port = free_port()
+        port = free_tcp_port()
         server, password = start_console(Path(tmp), port, config)
         try:
             session = ConsoleSession(f"http://127.0.0.1:{port}", USER, password)
@@ -175,10 +179,10 @@ def bench_web(n_calls: int, config: str | None = None) -> dict[str, Any]:
     latencies = [ms for ms in measured if not math.isnan(ms)]
     return {"calls": n_calls, "completed": sum(1 for c in calls if c["completed"]), "samples": len(latencies),
             "overlapped": len(measured) - len(latencies),
-            "p50_ms": round(_percentile(latencies, 50), 1), "p95_ms": round(_percentile(latencies, 95), 1),
+            "p50_ms": round(percentile(latencies, 0.5), 1), "p95_ms": round(percentile(latencies, 0.95), 1),
             "latencies_ms": [round(ms, 1) for ms in latencies], "outcomes": [c["outcome"] for c in calls],
-            "agent_side": {"samples": len(agent), "p50_ms": round(_percentile(agent, 50), 1),
-                           "p95_ms": round(_percentile(agent, 95), 1),
+            "agent_side": {"samples": len(agent), "p50_ms": round(percentile(agent, 0.5), 1),
+                           "p95_ms": round(percentile(agent, 0.95), 1),
                            "measured": "the server's own reply latency (its end of the caller's turn to its first "
                                        "agent frame), from the calls' web.json"},
             "measured": "end of the caller's last 20 ms frame of speech (handed to its Opus encoder) to the first "

@@ -2,9 +2,10 @@
 recorded and stored like a phone call (source "web").
 
 Transfer: a web call has no SIP leg to refer or bridge, so when the flow hands the caller to a person the
-runner records a callback request (a `callback_requested` event, and the `callback_requested` webhook when
-one is configured), tells the caller an agent will call back, and ends the call; the call's outcome stays
-"transferred" with the flow's reason, as for a phone call whose transfer fell back to a callback.
+runner records a callback request (a `callback_requested` event, and the `call.callback_requested` webhook
+event when a webhook URL is configured, posted from memory with retries), tells the caller an agent will
+call back, and ends the call; the call's outcome stays "transferred" with the flow's reason, as for a phone
+call whose transfer fell back to a callback.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from ivr.call.driver import drive
-from ivr.call.events import CallbackRequested, CallEvent, ReplyStarted
+from ivr.call.events import CallbackRequested, CallEvent, ReplyStarted, WebhookRequested
 from ivr.call.services import Services
 from ivr.call.session import CallSession
 from ivr.serve.transfer import context_from_session, post_webhook
 from ivr.webcall.page import page_message
+from ivr.webhooks import RetryPolicy
 from telephony.audio.frame import INTERNAL_RATE_HZ
 from telephony.clock import WallClock
 from telephony.sip.config import CALLBACK_PROMPT
@@ -37,6 +39,7 @@ DRAIN_TIMEOUT_S = 3.0
 TAIL_S = 0.4
 """Silence after the last agent frame, so the browser's jitter buffer plays it out."""
 ANNOUNCE_LIMIT_S = 30.0
+CALLBACK_WEBHOOK = "call.callback_requested"
 
 
 @dataclass(frozen=True)
@@ -136,10 +139,12 @@ class WebCallRunner(threading.Thread):
     def _request_callback(self) -> None:
         session = self.session
         session.log.emit(CallbackRequested(target=session.transfer_target, reason=session.end_reason))
-        context = context_from_session(session, self.call_id, "", self.started_at)
-        post_webhook(self.settings.webhook_url, context.webhook_payload(
-            "callback_requested", "", error="web call: no SIP leg to transfer", channel="web"),
-            self.settings.webhook_timeout_s)
+        if self.settings.webhook_url:  # as `ivr serve` without a store outbox: recorded, then posted from here
+            context = context_from_session(session, self.call_id, "", self.started_at)
+            data = context.webhook_payload("", error="web call: no SIP leg to transfer", channel="web")
+            session.log.emit(WebhookRequested(name=CALLBACK_WEBHOOK, data=data))
+            post_webhook(self.settings.webhook_url, CALLBACK_WEBHOOK, self.call_id, data,
+                         policy=RetryPolicy(timeout_s=self.settings.webhook_timeout_s))
         session.announce(self.settings.callback_prompt)
         deadline = time.monotonic() + ANNOUNCE_LIMIT_S
         while session.playing and not self.line.closed and time.monotonic() < deadline:

@@ -15,7 +15,8 @@ from telephony.errors import AudioFileError
 
 @dataclass(frozen=True)
 class AudioClip:
-    """Audio read from a file: int16 samples shaped (n,) for mono or (n, channels)."""
+    """int16 samples shaped (n,) for mono or (n, channels): audio read from a file (`read_audio`), or
+    synthesized speech (`tts.SpeechAudio`, always mono)."""
 
     samples: np.ndarray
     sample_rate_hz: int

@@ -37,6 +37,14 @@ class SipConfig:
     (pjsua2-python's wheels have 4 call slots; see telephony.sip.endpoint)."""
     retry_after_s: int = 30
     """Retry-After of the 503 sent above max_calls."""
+    remote_workers: tuple[str, ...] = ()
+    """Workers on other machines (sip:HOST:PORT, each an `ivr serve --allow FRONT/32` there) that the Kamailio
+    front spreads calls over besides its local ones; probed with OPTIONS, failed over like local ones."""
+    admit_budget_ms: float = 0.0
+    """Admission by measured headroom: with a call up, a new INVITE gets 503 when the recent replies'
+    voice-to-voice p95 is over this budget or the CPU is over admit_max_cpu (ivr.serve.headroom). 0: off."""
+    admit_max_cpu: float = 0.9
+    """With admit_budget_ms set: the CPU busy fraction (all cores) above which no new call is taken."""
     transaction_timeout_s: float = 5.0
     """pjsip's 64*T1 transaction timeout (RFC 3261's 32 s): an answered INVITE whose ACK has not come, or
     a BYE nobody answers, frees its call slot after this long, so spoofed or broken INVITEs cannot keep
@@ -60,9 +68,22 @@ class SipConfig:
     callback_prompt: str = CALLBACK_PROMPT
     """Said to the caller when neither REFER nor a bridged transfer reached a human."""
     webhook_url: str = ""
-    """A URL that receives each transfer's call context as a JSON POST (a CRM, a ticket system)."""
+    """A URL that receives the call events (call.started, call.ended, call.transferred with the transfer's
+    context, call.escalated, dialog.failed) as signed JSON POSTs (a CRM, a ticket system). With the call
+    store they go through its outbox (kept across restarts, retried); without one, retried in memory."""
     webhook_timeout_s: float = 3.0
-    """The webhook's time limit; a failed webhook is logged and never holds up the call."""
+    """One webhook POST's time limit; a failed webhook is retried and never holds up the call."""
+    webhook_secret_env: str = ""
+    """Name of the environment variable holding the webhook signing secret (never the secret itself);
+    empty: the POSTs are not signed."""
+    webhook_retry_s: float = 5.0
+    """The first retry's wait; each next one doubles, up to webhook_retry_max_s."""
+    webhook_retry_max_s: float = 3600.0
+    """The longest wait between two attempts."""
+    webhook_max_attempts: int = 12
+    """Attempts before an event is dead-lettered (listed in the console; `ivr store outbox retry`)."""
+    webhook_console_url: str = ""
+    """The console's base URL (e.g. https://console.example.com) for the call links in the events."""
     rtp_timeout_s: float = 30.0
     """A call with no RTP from the caller for this long (and not on hold) is ended; 0: never."""
     shutdown_grace_s: float = 30.0
@@ -103,6 +124,14 @@ class SipConfig:
         if self.auth_password_env and not self.auth_password_env.replace("_", "").isalnum():
             raise TelephonyError("auth_password_env is the NAME of an environment variable (letters, digits, _), "
                            "not the password")
+        if self.webhook_secret_env and not self.webhook_secret_env.replace("_", "").isalnum():
+            raise TelephonyError("webhook_secret_env is the NAME of an environment variable (letters, digits, _), "
+                                 "not the secret")
+        if self.webhook_secret_env and not self.webhook_url:
+            raise TelephonyError("webhook_secret_env needs webhook_url")
+        if not (0 < self.webhook_retry_s <= self.webhook_retry_max_s) or self.webhook_max_attempts < 1:
+            raise TelephonyError("webhook retries: 0 < webhook_retry_s <= webhook_retry_max_s and "
+                                 "webhook_max_attempts >= 1")
         if self.rtp_port_range < 0 or self.rtp_port_range and self.rtp_port_range < 8:
             raise TelephonyError("rtp_port_range must be 0 (no bound) or at least 8 ports")
         if not 2.0 <= self.transaction_timeout_s <= 32.0:
@@ -139,6 +168,15 @@ class SipConfig:
             raise TelephonyError(f"the environment variable {self.auth_password_env} (auth_password_env) is not set")
         return password
 
+    def webhook_secret(self) -> bytes | None:
+        """The webhook signing secret from the environment (None without webhook_secret_env)."""
+        if not self.webhook_secret_env:
+            return None
+        secret = os.environ.get(self.webhook_secret_env, "")
+        if not secret:
+            raise TelephonyError(f"the environment variable {self.webhook_secret_env} (webhook_secret_env) is not set")
+        return secret.encode("utf-8")
+
     def resolve_transfer(self, target: str) -> str:
         """The dialable URI for a flow's transfer target, or '' when there is none."""
         if target in self.transfer_targets:
@@ -166,9 +204,10 @@ def load_sip_config(path: str | Path | None, **overrides: Any) -> SipConfig:
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "out_dir" in values:
         values["out_dir"] = Path(values["out_dir"])
-    if "allow" in values:
-        allow = values["allow"]
-        values["allow"] = tuple([allow] if isinstance(allow, str) else allow)
+    for name in ("allow", "remote_workers"):
+        if name in values:
+            items = values[name]
+            values[name] = tuple([items] if isinstance(items, str) else items)
     if "transfer_targets" in values:
         if not isinstance(values["transfer_targets"], dict):
             raise TelephonyError("transfer_targets must map flow targets to SIP URIs")

@@ -8,15 +8,19 @@ clock (the null sound device's thread) is pjmedia's own and only touches media p
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pjsua2 as pj
 
 from telephony.errors import TelephonyError
+from telephony.queues import drain
 from telephony.sip.config import SipConfig
 from telephony.sip.timers import set_transaction_timeout
 
@@ -133,11 +137,7 @@ class SipEndpoint:
             self._on_poll()
 
     def _run_posted(self) -> None:
-        while True:
-            try:
-                fn = self._work.get_nowait()
-            except queue.Empty:
-                return
+        for fn in drain(self._work):
             try:
                 fn()
             except Exception:
@@ -146,7 +146,8 @@ class SipEndpoint:
     def _create(self) -> pj.Endpoint:
         cfg = self.config
         ep = _Endpoint(self._on_select)
-        ep.libCreate()
+        with _stdout_silenced(cfg.pjsip_log_level < 4):  # pjlib's start-up banner, printed at level 5
+            ep.libCreate()
         ep_cfg = pj.EpConfig()
         ep_cfg.uaConfig.threadCnt = 0
         ep_cfg.uaConfig.mainThreadOnly = False
@@ -205,3 +206,20 @@ class SipEndpoint:
             raise TelephonyError(f"SIP TLS transport on {cfg.bind}:{cfg.tls_port} failed: {exc.reason} "
                            "(is TLS compiled into this pjsua2, and are the certificate and key PEM files "
                            "that match?)") from None
+
+
+@contextlib.contextmanager
+def _stdout_silenced(silence: bool) -> Iterator[None]:
+    """Points file descriptor 1 at /dev/null meanwhile (what C code prints there), when `silence`."""
+    if not silence:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -11,6 +11,7 @@ import os
 import socket
 import time
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 SDP_OK = ("v=0\r\no=peer 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
@@ -43,7 +44,7 @@ def parse_response(data: bytes) -> Response | None:
     return Response(int(parts[1]), headers, data)
 
 
-class SipPeer:
+class SipPeer(AbstractContextManager["SipPeer"]):
     """One UDP socket on `ip` (any 127.x address stands for another host)."""
 
     def __init__(self, ip: str = "127.0.0.1") -> None:
@@ -54,9 +55,6 @@ class SipPeer:
 
     def close(self) -> None:
         self.sock.close()
-
-    def __enter__(self) -> SipPeer:
-        return self
 
     def __exit__(self, *_: object) -> None:
         self.close()

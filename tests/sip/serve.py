@@ -36,7 +36,7 @@ def start_server(out_dir: Path, port: int, extra: list[str] | None = None) -> su
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "ivr", "serve", "--port", str(port), "--out", str(out_dir),
                              "--keep-call-files",  # the tests read the call folders
-                             "--rtp-port", str(free_udp_port(even=True)), *(extra or [])],
+                             "--rtp-port", str(free_udp_port(even=True)), *http_off(extra), *(extra or [])],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + START_TIMEOUT_S
     assert proc.stdout is not None
@@ -49,6 +49,11 @@ def start_server(out_dir: Path, port: int, extra: list[str] | None = None) -> su
             return proc
     proc.kill()
     raise AssertionError(f"ivr serve did not start: {proc.stdout.read() if proc.stdout else ''}")
+
+
+def http_off(extra: Sequence[str] | None) -> list[str]:
+    """`--http-port 0` unless the test chose a port: tests run beside each other and beside a real agent."""
+    return [] if extra and "--http-port" in extra else ["--http-port", "0"]
 
 
 def call_events(call_dir: Path) -> list[dict]:
@@ -79,7 +84,8 @@ def start_serve(log: Path, port: int, extra: list[str], env: dict[str, str] | No
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "ivr", "-v", "serve", "--port", str(port),
-                                 "--out", str(log.parent / "calls"), "--keep-call-files", *extra],
+                                 "--out", str(log.parent / "calls"), "--keep-call-files", *http_off(extra),
+                                 *extra],
                                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline and proc.poll() is None:
