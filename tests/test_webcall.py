@@ -180,6 +180,27 @@ def test_a_web_transfer_becomes_a_callback_request(webcalls):
     assert "callback_requested" in [e["type"] for e in call["events"]]
 
 
+def test_a_page_that_never_connects_ends_its_call(tmp_path):
+    store = Store(store_config(tmp_path))
+    settings = WebCallSettings(out_dir=tmp_path / "calls", connect_timeout_s=1.0)
+    calls = WebCalls(settings, fake_services, observers=[SipStoreObserver(store, keep_files=True, source="web")])
+
+    async def scenario() -> str:
+        caller = WebCaller()
+        caller.pc.addTrack(caller.voice)
+        await caller.pc.setLocalDescription(await caller.pc.createOffer())
+        answer = await calls.start(caller.pc.localDescription.sdp, "offer")  # the answer never reaches the caller
+        assert await caller.wait_for(lambda: calls.live_count() == 0, 10)
+        await caller.close()
+        return answer["call_id"]
+
+    try:
+        call = store.get_call(run(scenario()))
+        assert call is not None and call["outcome"] == "caller-hangup" and call["source"] == "web"
+    finally:
+        store.close()
+
+
 def test_a_missing_model_is_a_clear_error_and_the_next_call_tries_again(tmp_path):
     from models.errors import ModelMissingError
 

@@ -54,6 +54,8 @@ class WebCallSettings:
     """Told of each callback request (JSON POST), as `ivr serve` tells of a failed transfer."""
     webhook_timeout_s: float = 3.0
     callback_prompt: str = CALLBACK_PROMPT
+    connect_timeout_s: float = 20.0
+    """How long the page's connection may take to come up (ICE, DTLS); a page that never connects ends the call."""
     webrtc: WebRtcConfig = field(default_factory=WebRtcConfig.from_env)
 
 
@@ -102,6 +104,9 @@ class WebCallRunner(threading.Thread):
     def run(self) -> None:
         session = self.session
         try:
+            # the greeting starts when the caller can hear it; a page that never connects ends the call at once
+            if not self.peer.connected.wait(self.settings.connect_timeout_s):
+                self.line.caller_left("the page never connected")
             end = drive(session, self.line, self.clock)
             if end is None and session.outcome == "transferred":
                 self._request_callback()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -49,6 +50,8 @@ class WebRtcPeer:
         self._pending: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self.connected = threading.Event()
+        """Set once the connection is up (ICE and DTLS done): the caller can hear the agent from then on."""
 
     async def answer(self, sdp: str, kind: str = "offer") -> tuple[str, str]:
         """The answer (sdp, type) to the browser's complete offer, with all our candidates in it."""
@@ -149,6 +152,8 @@ class WebRtcPeer:
     async def _on_state(self) -> None:
         state = self.pc.connectionState
         log.debug("peer connection %s", state)
+        if state == "connected":
+            self.connected.set()
         if state in ENDED_STATES:
             self._ended(f"connection {state}")
 
