@@ -43,7 +43,10 @@
       case "reply": setState("state-latency", Math.round(message.latency_ms) + " ms"); break;
       case "ended": setState("state-outcome", message.outcome + (message.reason ? " (" + message.reason + ")" : "")); break;
       case "callback": setStatus("No agent can take the call now: an agent will call back."); break;
-      case "bye": finish("The agent ended the call."); break;
+      case "bye":
+        if (document.getElementById("state-outcome").textContent === "-") { setState("state-outcome", message.outcome); }
+        finish(message.outcome === "error" ? "The call failed on the agent's side." : "The agent ended the call.");
+        break;
       default: break;
     }
   }
