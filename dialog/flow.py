@@ -17,6 +17,7 @@ A flow file looks like this (see `flows/bank.yaml` for a full one):
     nodes:
       menu:
         say: Say balance, or press one.      # one text, or a list of sentences
+        say_text: Type balance, or 1.        # optional: shown instead of `say` on a text channel (chat)
         reprompt: Please say balance, or press one.   # optional: said after silence (and misses)
         repair:                                        # optional: said after the 1st, 2nd, ... miss
           - I can tell you your balance. Would you like that?
@@ -198,6 +199,10 @@ class Node:
     """Ask for a slot, then go to `next` once it is given (and confirmed)."""
     say_upset: tuple[str, ...] = ()
     """Said instead of `say` (and on retries) to an upset caller: an empathetic, shorter variant."""
+    say_text: tuple[str, ...] = ()
+    """Written instead of `say` on a text channel (chat), where the spoken wording does not fit a screen
+    ("press one" -> "type 1"); empty: `say`. Only `say` has a text variant (it is also what a retry without
+    `reprompt` repeats); `reprompt`, `repair` and `say_upset` are shown as written."""
 
     @property
     def kind(self) -> NodeKind:
@@ -283,7 +288,7 @@ def parse_flow(text: str, source: str = "<flow text>") -> Flow:
 
 _TOP_KEYS = ("name", "start", "settings", "global", "nodes")
 _NODE_KEYS = ("say", "reprompt", "expect", "next", "transfer", "hangup", "no_input_timeout_ms", "barge_in",
-              "collect", "say_upset", "repair")
+              "collect", "say_upset", "repair", "say_text")
 _COLLECT_KEYS = ("slot", "type", "length", "confirm")
 _CHOICE_KEYS = ("keywords", "regex", "digits", "intent", "goto", "name")
 _SETTING_KEYS = tuple(Settings.__dataclass_fields__)
@@ -388,8 +393,12 @@ class _Parser:
             raise self.fail(raw, f"{where} 'barge_in' must be true or false")
         say_upset = self.prompt(raw, raw["say_upset"], f"{where} 'say_upset'") if "say_upset" in raw else ()
         repair = self.prompt(raw, raw["repair"], f"{where} 'repair'") if "repair" in raw else ()
+        say_text = self.prompt(raw, raw["say_text"], f"{where} 'say_text'") if "say_text" in raw else ()
+        if say_text and not say:
+            raise self.fail(raw, f"{where} has 'say_text' but no 'say' (say_text is the text variant of say)",
+                            "say_text")
         node = Node(
-            name=name, say=say, reprompt=reprompt, say_upset=say_upset, repair=repair,
+            name=name, say=say, reprompt=reprompt, say_upset=say_upset, repair=repair, say_text=say_text,
             no_input_timeout_ms=None if timeout is None else self.count(raw, timeout, f"{where} "
                                                                         "'no_input_timeout_ms'", 1),
             barge_in=barge_in,

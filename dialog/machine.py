@@ -94,15 +94,27 @@ class DialogState:
         return dict(self.slots).get(name)
 
 
-class Machine:
-    """Runs one flow; holds no per-call data, so one Machine serves every call."""
+CHANNELS = ("voice", "text")
 
-    def __init__(self, flow: Flow) -> None:
+
+class Machine:
+    """Runs one flow; holds no per-call data, so one Machine serves every call of a channel.
+
+    `channel`: "voice" (calls: a node's `say`) or "text" (chat: a node's `say_text` where it has one)."""
+
+    def __init__(self, flow: Flow, channel: str = "voice") -> None:
+        if channel not in CHANNELS:
+            raise ValueError(f"channel is one of {CHANNELS}, not {channel!r}")
         self._flow = flow
+        self.channel = channel
 
     @property
     def flow(self) -> Flow:
         return self._flow
+
+    def _say(self, node: Node) -> tuple[str, ...]:
+        """The node's prompt for this channel."""
+        return node.say_text if self.channel == "text" and node.say_text else node.say
 
     def start(self) -> tuple[DialogState, list[Action]]:
         """The first state and the actions that open the call (greeting, first question)."""
@@ -230,7 +242,7 @@ class Machine:
             actions: list[Action] = [Say(settings.confirm_yes_prompt)]
             if settings.after_faq:
                 return self._enter(state, settings.after_faq, actions), actions
-            actions += [Say(text, barge_in=self._barge_in(node)) for text in node.reprompt or node.say]
+            actions += [Say(text, barge_in=self._barge_in(node)) for text in node.reprompt or self._say(node)]
             return state, [*actions, self._listen(node)]
         return self._no_match(state, node, REASON_NO_MATCH, settings.confirm_no_prompt)
 
@@ -339,7 +351,7 @@ class Machine:
         return is_upset(state.emotion, self._flow.settings.upset_threshold)
 
     def _reprompt(self, node: Node, prefix: str, upset: bool = False) -> list[Action]:
-        texts = (prefix, *node.say_upset) if upset and node.say_upset else node.reprompt or (prefix, *node.say)
+        texts = (prefix, *node.say_upset) if upset and node.say_upset else node.reprompt or (prefix, *self._say(node))
         actions: list[Action] = [Say(text, barge_in=self._barge_in(node)) for text in texts]
         actions.append(replace(self._listen(node), kind="reprompt"))
         return actions
@@ -360,7 +372,7 @@ class Machine:
         """Enters `name` and every `next` after it, appending their actions; the state where it stops."""
         while True:
             node = self._flow.node(name)
-            texts = node.say_upset if node.say_upset and self._upset(state) else node.say
+            texts = node.say_upset if node.say_upset and self._upset(state) else self._say(node)
             actions.extend(Say(text, barge_in=self._barge_in(node)) for text in texts)
             state = replace(state, node=name, no_input_count=0, no_match_count=0, pending="")
             if node.next is not None and node.collect is None:

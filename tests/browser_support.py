@@ -30,15 +30,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_console(store: Any, **app_args: Any) -> Iterator[str]:
-    """The console over `store` (create_app's other arguments in `app_args`), served by uvicorn on a thread;
-    yields its base URL."""
+def serve_console(store: Any, **app_options: Any) -> Iterator[str]:
+    """The console over `store` (create_app's `app_options`), served by uvicorn on a thread; yields its base URL."""
     import uvicorn
 
     from ivr.console.app import create_app
 
     port = free_port()
-    app = create_app(store, **app_args)
+    app = create_app(store, **app_options)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -99,7 +99,7 @@ def test_supervisor_gets_403_on_admin_routes(app):
 def test_post_without_csrf_is_refused(app):
     client, _ = login(app, "ada")
     for method, path in concrete_routes(app):
-        if method != "POST" or path == "/login":
+        if method != "POST" or is_public(path):  # /login has its own token (below); the chat has no login
             continue
         for data in ({}, {"csrf": "wrong"}):
             response = client.post(path, data={**data, "username": "eve", "role": "admin", "password": "x" * 12})

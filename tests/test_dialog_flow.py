@@ -131,3 +131,21 @@ nodes:
     assert match_choice("my card balance", expect).goto == "balance"  # type: ignore[union-attr]
     assert match_choice("my card", expect).goto == "card"  # type: ignore[union-attr]
     assert match_choice("discard", expect) is None
+
+
+def test_say_text_is_what_a_text_channel_shows_and_a_call_never_says():
+    from dialog.events import NoInput
+    from dialog.machine import Machine
+
+    flow = load_flow(broken("say: Say balance.", "say: Say balance, or press one.\n    say_text: Type balance, or 1."))
+    assert flow.node("menu").say_text == ("Type balance, or 1.",)
+    said = {}
+    for channel in ("voice", "text"):
+        machine = Machine(flow, channel=channel)
+        state, opening = machine.start()
+        _, retry = machine.step(state, NoInput())  # no reprompt: the prompt again, on its channel
+        said[channel] = [a.text for a in [*opening, *retry] if hasattr(a, "text")]
+    assert said["voice"] == ["Say balance, or press one.", "Are you still there?", "Say balance, or press one."]
+    assert said["text"] == ["Type balance, or 1.", "Are you still there?", "Type balance, or 1."]
+    with pytest.raises(ValueError, match="channel"):
+        Machine(flow, channel="fax")

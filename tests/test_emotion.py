@@ -10,13 +10,15 @@ from dialog.actions import Say, Transfer
 from dialog.emotion.acoustic import AcousticEmotionModel
 from dialog.emotion.features import extract, feature_count
 from dialog.emotion.fusion import fuse
-from dialog.emotion.policy import EmotionTrack, update
+from dialog.emotion.policy import EmotionEscalation, EmotionTrack, update
 from dialog.emotion.text import TextEmotionModel
 from dialog.errors import FlowError
 from dialog.events import Utterance
 from dialog.flow import parse_flow
 from dialog.machine import Machine
 from telephony.audio.resample import resample
+
+ESCALATION = EmotionEscalation(turns=2, threshold=0.6)
 
 FLOW = """
 name: t
@@ -151,6 +153,31 @@ def test_fusion_weighs_voice_over_words(text_model):
     assert fused.label == "angry" and fused.negativity > 0.6
     assert fuse(None, words).negativity == words.negativity
     assert fuse(None, None).label == ""
+
+
+@pytest.mark.parametrize("said", ["I've been charged twice and I'm absolutely furious about it",
+                                  "honestly this is a complete joke, nobody ever calls back",
+                                  "i am so fed up with your bank",
+                                  "Your service is shocking."])
+def test_angry_words_in_a_calm_voice_are_not_averaged_away(text_model, said):
+    """A caller who says outright that they are angry, in an even voice, counts as upset: the words raise the
+    turn's negativity, the calm voice cannot pull it back down, and the label follows the words."""
+    from dialog.emotion.acoustic import VoiceEmotion
+    calm = VoiceEmotion("neutral", {"neutral": 0.97, "happy": 0.01, "sad": 0.01, "angry": 0.01}, 0.01, 2.0)
+    words = text_model.predict(said)
+    fused = fuse(calm, words)
+    assert words.negativity >= 0.7 and fused.negativity == words.negativity and fused.label == "angry", fused
+    track = update(update(EmotionTrack(), fused.label, fused.negativity, 0.5, ESCALATION), fused.label,
+                   fused.negativity, 0.5, ESCALATION)
+    assert track.negative_run == 2  # two such turns: the caller is offered a person
+
+
+@pytest.mark.parametrize("said", ["I'm not angry, I just want my balance", "is it too late to cancel a payment",
+                                  "my card was stolen this morning", "no", "angry birds is a game on my phone"])
+def test_plain_requests_and_negated_anger_do_not_count_as_stated_anger(text_model, said):
+    from dialog.emotion.text import stated_anger
+
+    assert stated_anger(said) == 0.0 and text_model.predict(said).negativity < 0.6
 
 
 def test_a_voice_out_of_distribution_abstains_and_the_words_decide(text_model):

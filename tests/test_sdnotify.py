@@ -112,7 +112,8 @@ def test_the_systemd_unit(tmp_path):
     watchdog_s = int(unit["WatchdogSec"][0])
     assert watchdog_s / 2 > 10.0  # the ping interval is longer than SIP_STALL_S: a brief stall does not kill it
     assert int(unit["TimeoutStopSec"][0]) > 30 + 20  # --grace (30 s) and the supervisor's margin
-    assert unit["ExecStart"][0].split()[1] == "serve"
+    command = unit["ExecStart"][0].split()
+    assert command[1:4] == ["--log-format", "json", "serve"] and "--http-port" in command
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         return

@@ -6,6 +6,8 @@ a transfer ends in a callback request."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -157,7 +159,11 @@ def test_a_web_call_over_loopback_hears_the_agent_and_presses_keys(webcalls):
 
 
 def test_a_web_transfer_becomes_a_callback_request(webcalls):
+    from ivr.store.hookevents import WebhookOptions
+
     calls, store = webcalls
+    calls.settings = dataclasses.replace(calls.settings, webhook_url="http://127.0.0.1:9/hooks")
+    calls.observers[0].webhooks = WebhookOptions()  # the console's outbox (no worker delivers it here)
 
     async def scenario() -> tuple[WebCaller, str]:
         caller = WebCaller()
@@ -178,6 +184,20 @@ def test_a_web_transfer_becomes_a_callback_request(webcalls):
     call = store.get_call(call_id)
     assert call is not None and call["source"] == "web" and call["outcome"] == "transferred"
     assert "callback_requested" in [e["type"] for e in call["events"]]
+    hooks = outbox_bodies(store)
+    assert hooks["call.callback_requested"]["data"]["channel"] == "web", hooks.keys()
+    assert hooks["call.started"]["data"]["source"] == "web"
+
+
+def outbox_bodies(store: Store) -> dict[str, dict]:
+    """The webhook outbox's event bodies by event type."""
+    from sqlalchemy import select
+
+    from ivr.store import schema
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(schema.outbox.c.event_type, schema.outbox.c.body)).all()
+    return {kind: json.loads(body) for kind, body in rows}
 
 
 def test_a_page_that_never_connects_ends_its_call(tmp_path):

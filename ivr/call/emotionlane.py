@@ -61,18 +61,25 @@ class EmotionLane:
         """The utterance with the turn's fused emotion; logs an `emotion` event."""
         voice = self._voice if self._work is not None and self._work.error is None else None
         self._work, self._voice = None, None
-        text = self._analyzer.text(utterance.text)
-        fused = self._analyzer.fuse(voice, text)
-        if not fused.label:
-            return utterance
-        log.emit(Emotion(label=fused.label, scores=fused.scores, negativity=fused.negativity,
-                 voice=None if voice is None else voice.label,
-                 voice_negativity=fused.voice_negativity, voice_weight=fused.voice_weight,
-                 voice_ood=None if voice is None else voice.ood, text=None if text is None else text.label,
-                 text_negativity=fused.text_negativity, valence=None if text is None else text.valence))
-        return replace(utterance, emotion=fused.label, negativity=fused.negativity)
+        return annotate(self._analyzer, utterance, log, voice)
 
     def close(self) -> None:
         if self._work is not None:
             self._work.cancel()
         self._lane.shutdown(wait=False, cancel_futures=True)
+
+
+def annotate(analyzer: EmotionAnalyzer, utterance: Utterance, log: EventLog,
+             voice: VoiceEmotion | None = None) -> Utterance:
+    """The utterance with its emotion from the words (and the voice, when there is a voice result: a chat
+    has none), fused; logs an `emotion` event with the scores, never the words."""
+    text = analyzer.text(utterance.text)
+    fused = analyzer.fuse(voice, text)
+    if not fused.label:
+        return utterance
+    log.emit(Emotion(label=fused.label, scores=fused.scores, negativity=fused.negativity,
+             voice=None if voice is None else voice.label,
+             voice_negativity=fused.voice_negativity, voice_weight=fused.voice_weight,
+             voice_ood=None if voice is None else voice.ood, text=None if text is None else text.label,
+             text_negativity=fused.text_negativity, valence=None if text is None else text.valence))
+    return replace(utterance, emotion=fused.label, negativity=fused.negativity)

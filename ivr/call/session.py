@@ -22,7 +22,9 @@ from asr.turns import Paused, SpeechDropped, SpeechStarted, TurnEnded
 from dialog.actions import Action, Hangup, Listen, Play, Say, Transfer
 from dialog.events import CallStarted, DigitsEntered, Event, MaxDurationReached, NoInput, RecognitionFailed, Utterance
 from dialog.machine import DialogState
+from ivr.call import dialogturn
 from ivr.call import events as ev
+from ivr.call.dialogturn import TRANSFER_ON_FAILURE
 from ivr.call.eventlog import EventLog
 from ivr.call.hearing import Heard, Hearing
 from ivr.call.keypad import Keypad
@@ -30,14 +32,12 @@ from ivr.call.privacy import redact_event
 from ivr.call.services import Services
 from ivr.call.speaking import Speaking, TranscriptLine
 from ivr.call.work import Work
-from models.errors import AgentError
 from telephony.audio.frame import Frame
 from telephony.audio.recorder import StereoRecorder
 from telephony.clock import Clock
 
 log = logging.getLogger(__name__)
 
-TRANSFER_ON_FAILURE = "failure"
 
 
 class CallSession:
@@ -191,19 +191,9 @@ class CallSession:
         self._dispatch_utterance(result.text, result.confidence)
 
     def _dispatch_utterance(self, text: str, confidence: float) -> None:
-        """Runs the NLU (intent, FAQ) on the turn, then the dialog; an FAQ miss that the flow could
-        not place either is logged as `faq_miss` for review (no caller text in the log line)."""
-        nlu = self._services.nlu
-        if nlu is None:
-            self._dispatch(Utterance(text, confidence))
-            return
-        found = nlu.understand(text)
-        self.log.emit(ev.NluResult(intent=found.intent, confidence=round(found.intent_confidence, 3),
-                      faq=found.faq_id, faq_score=round(found.faq_score, 3), latency_ms=round(found.latency_ms, 2)))
-        misses = self._state.no_match_count if self._state else 0
-        self._dispatch(found.utterance(text, confidence))
-        if not found.intent and not found.faq_id and self._state and self._state.no_match_count > misses:
-            self.log.emit(ev.FaqMiss(node=self._state.node))
+        """Runs the NLU (intent, FAQ) on the turn, then the dialog (ivr.call.dialogturn)."""
+        dialogturn.dispatch_utterance(self._services.nlu, self.log, text, confidence, self._dispatch,
+                                      lambda: self._state)
 
     # ---- timers --------------------------------------------------------------------------------
 
@@ -231,20 +221,9 @@ class CallSession:
     # ---- dialog and actions --------------------------------------------------------------------
 
     def _dispatch(self, event: Event) -> None:
-        machine = self._services.machine
         if isinstance(event, Utterance):
             event = self._hearing.with_emotion(event)
-        try:
-            if self._state is None:
-                self._state, actions = machine.start()
-            else:
-                self._state, actions = machine.step(self._state, event)
-        except AgentError as exc:
-            log.error("call %s: dialog error: %s", self.call_id, exc)
-            self.log.emit(ev.DialogFailed(error=str(exc)))
-            actions = [Say("Sorry, something went wrong. Let me transfer you to an agent.", barge_in=False),
-                       Transfer(TRANSFER_ON_FAILURE, "dialog-error")]
-        self.log.emit(ev.DialogStep(event=type(event).__name__, node=self._state.node if self._state else ""))
+        self._state, actions = dialogturn.step(self._services.machine, self._state, event, self.log, self.call_id)
         self._actions.extend(actions)
         self._run_actions()
 

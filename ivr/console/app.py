@@ -1,13 +1,15 @@
 """`ivr console`: the supervisor web app (FastAPI, server-rendered Jinja2 pages, a little vanilla JS).
 
-Access: every route but /login and /static needs a session; call review needs the supervisor or
+Access: every route but /login, /static, /healthz, /metrics and the text chat (/chat, /api/chat: for a
+website's visitors, bounded by ivr.chat.hub's limits) needs a session; call review needs the supervisor or
 admin role, user management the admin role. Logged out: pages redirect to the login page (the API: 401);
 wrong role: 403; a POST without the session's CSRF token: 403. Every opening, listening and
 export of a call is written to the audit log. Cookies: HttpOnly, SameSite=Strict, Secure over HTTPS.
 
 This module builds the app: the security headers, the error pages and the route groups of
-ivr.console.routes (login, calls, live, webcall, admin), all over one ivr.console.access.Console (the store,
-users, templates and access checks). A new page is a route group: a module there with `register(app, console)`.
+ivr.console.routes (login, calls, live, webcall, admin, webhooks, chat), all over one
+ivr.console.access.Console (the store, users, templates and access checks). A new page is a route group: a
+module there with `register(app, console)`.
 """
 
 from __future__ import annotations
@@ -22,17 +24,19 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ivr.chat.hub import ChatHub
 from ivr.console.access import HERE, SESSION_COOKIE, Console
 from ivr.console.auth import Users
 from ivr.console.guards import HashGate, LoginThrottle
 from ivr.console.metrics import install as install_metrics
-from ivr.console.routes import admin, calls, live, login, webcall, webhooks
+from ivr.console.routes import admin, calls, chat, live, login, webcall, webhooks
 from ivr.store import Store
 from ivr.webcall.calls import WebCalls
 
 __all__ = ["PUBLIC_PATHS", "SESSION_COOKIE", "create_app"]
 
-PUBLIC_PATHS = ("/login", "/static", "/healthz", "/metrics")
+PUBLIC_PATHS = ("/login", "/static", "/healthz", "/metrics", "/chat", "/api/chat")
+"""Served without a console login: the chat is for a website's visitors (ivr.console.routes.chat)."""
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "media-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
@@ -41,22 +45,27 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
-ROUTE_GROUPS = (login.register, calls.register, live.register, webcall.register, admin.register, webhooks.register)
+ROUTE_GROUPS = (login.register, calls.register, live.register, webcall.register, admin.register, webhooks.register,
+                chat.register)
 
 
 def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrottle | None = None,
-               gate: HashGate | None = None, webcalls: WebCalls | None = None) -> FastAPI:
+               gate: HashGate | None = None, chat_hub: ChatHub | None = None,
+               webcalls: WebCalls | None = None) -> FastAPI:
     """The console app over a store; `secure_cookies` forces the Secure flag (e.g. behind a TLS proxy).
     `throttle`: login attempts per client address; `gate`: where password hashes run (defaults of guards);
+    `chat_hub`: the text chat's sessions (default: one over `store` that loads the models on the first chat);
     `webcalls`: the agent behind the web call page (default: the bank flow's models, loaded on the first
     web call, calls stored with source "web")."""
     console = Console(store, Users(store), throttle or LoginThrottle(), gate or HashGate(), secure_cookies)
+    hub = chat_hub if chat_hub is not None else ChatHub(store)
     webcalls = webcalls or default_webcalls(store)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         await webcalls.aclose()
+        hub.close()
         console.gate.close()
 
     app = FastAPI(title="ivr console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
@@ -65,6 +74,7 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
     app.state.users = console.users
     app.state.throttle = console.throttle
     app.state.gate = console.gate
+    app.state.chat = hub
     app.state.webcalls = webcalls
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     add_headers_and_errors(app, console)

@@ -14,6 +14,10 @@ from ivr.cliargs import add_model_args
 from ivr.errors import IvrError
 from ivr.store.cli import add_store_args, open_store
 
+WS_MAX_BYTES = 65536
+"""A WebSocket message larger than this is refused by the server itself (close 1009) before the chat reads it
+(which refuses anything over ivr.chat.protocol.MAX_FRAME_BYTES with an error)."""
+
 
 def register(subparsers: Any) -> None:
     console = subparsers.add_parser("console", help="the supervisor web app: calls, recordings, transcripts")
@@ -30,7 +34,20 @@ def register(subparsers: Any) -> None:
     console.add_argument("--max-web-calls", type=int, default=2, help="web calls at once (default 2)")
     console.add_argument("--keep-call-files", action="store_true",
                          help="keep each web call's plain folder after the store has it (a privacy risk)")
-    console.add_argument("--webhook", default="", help="URL told of each web call's callback request (JSON POST)")
+    console.add_argument("--chat-flow", help="the flow the text chat runs (default: the bundled bank flow)")
+    console.add_argument("--no-chat", action="store_true",
+                         help="no text chat: /chat/ws and /api/chat answer 'unavailable' (no models loaded)")
+    console.add_argument("--chat-origin", metavar="URL", action="append", default=[],
+                         help="a site whose pages may use the chat (https://bank.example; repeat for more); "
+                              "default: any site")
+    console.add_argument("--webhook", metavar="URL",
+                         help="URL that receives the chats' and web calls' events (call.started, call.ended, "
+                              "call.transferred with channel chat, call.callback_requested with channel web, ...) "
+                              "through the store's outbox, as ivr serve --webhook does")
+    console.add_argument("--webhook-secret-env", metavar="VAR",
+                         help="environment variable holding the webhooks' HMAC signing secret")
+    console.add_argument("--webhook-console-url", metavar="URL", default="",
+                         help="the console's public base URL, for the events' call_url links")
     add_store_args(console)
     add_model_args(console)
     console.set_defaults(func=cmd_console)
@@ -92,9 +109,12 @@ def cmd_console(args: argparse.Namespace) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         raise IvrError("--tls-cert and --tls-key go together")
     store = open_store(args)
+    outbox = None
     try:
-        webcalls = web_calls(args, store)
-        app = create_app(store, secure_cookies=args.secure_cookies or bool(args.tls_cert), webcalls=webcalls)
+        options, outbox = _console_webhooks(args, store)
+        webcalls = web_calls(args, store, options)
+        app = create_app(store, secure_cookies=args.secure_cookies or bool(args.tls_cert),
+                         chat_hub=_chat_hub(args, store, options), webcalls=webcalls)
         if args.preload_agent:
             webcalls.preload()
         scheme = "https" if args.tls_cert else "http"
@@ -103,16 +123,19 @@ def cmd_console(args: argparse.Namespace) -> int:
         # no access log: URLs carry search words and caller numbers from the filters
         server = uvicorn.Server(uvicorn.Config(app, host=args.bind, port=args.port, access_log=False,
                                                log_level="warning", ssl_certfile=args.tls_cert,
-                                               ssl_keyfile=args.tls_key))
+                                               ssl_keyfile=args.tls_key, ws_max_size=WS_MAX_BYTES))
         if not _serve(server) and not server.started:
             raise IvrError(f"the console did not start on {args.bind}:{args.port}")
     finally:
+        if outbox is not None:
+            outbox.stop()
         store.close()
     return 0
 
 
-def web_calls(args: argparse.Namespace, store: Any) -> Any:
-    """The web call page's agent: the models of the model arguments, calls stored with source "web"."""
+def web_calls(args: argparse.Namespace, store: Any, webhooks: Any) -> Any:
+    """The web call page's agent: the models of the model arguments, calls stored with source "web" (and their
+    events put in the webhook outbox when there is one)."""
     from pathlib import Path
 
     from ivr.call.services import Services
@@ -123,10 +146,41 @@ def web_calls(args: argparse.Namespace, store: Any) -> Any:
 
     keep = args.keep_call_files or store.config.keep_call_files
     settings = WebCallSettings(out_dir=Path(args.web_calls_dir), max_calls=args.max_web_calls, keep_call_files=keep,
-                               webhook_url=args.webhook)
+                               webhook_url=args.webhook or "")
     config = agent_config(args)
-    return WebCalls(settings, lambda: Services.load(config, presynthesize=True),
-                    observers=[SipStoreObserver(store, keep_files=keep, source="web")])
+    observer = SipStoreObserver(store, keep_files=keep, source="web")
+    observer.webhooks = webhooks
+    return WebCalls(settings, lambda: Services.load(config, presynthesize=True), observers=[observer])
+
+
+def _chat_hub(args: argparse.Namespace, store: Any, webhooks: Any) -> Any:
+    """The text chat's hub, its flow and models loaded now (not on the first visitor), unless --no-chat."""
+    from ivr.chat.brain import ChatBrain
+    from ivr.chat.hub import ChatHub, ChatLimits, chat_off
+
+    if args.no_chat:
+        return ChatHub(store, chat_off)
+    brain = ChatBrain.load(args.chat_flow)
+    print(f"ivr console: text chat ready (flow {brain.machine.flow.name}, {brain.load_s:.1f} s)", flush=True)
+    return ChatHub(store, brain, ChatLimits(origins=tuple(o.rstrip("/") for o in args.chat_origin)), webhooks=webhooks)
+
+
+def _console_webhooks(args: argparse.Namespace, store: Any) -> tuple[Any, Any]:
+    """(the chats' and web calls' webhook options, the started outbox worker that delivers them), or (None, None)."""
+    from ivr.store.hookevents import WebhookOptions
+    from ivr.store.outbox import OutboxWorker
+
+    if not args.webhook:
+        return None, None
+    secret = None
+    if args.webhook_secret_env:
+        value = os.environ.get(args.webhook_secret_env, "")
+        if not value:
+            raise IvrError(f"the environment variable {args.webhook_secret_env} (--webhook-secret-env) is not set")
+        secret = value.encode("utf-8")
+    worker = OutboxWorker(store, args.webhook, secret)
+    worker.start()
+    return WebhookOptions(console_url=args.webhook_console_url, wake=worker.wake), worker
 
 
 def _serve(server: Any) -> bool:

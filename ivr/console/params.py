@@ -17,7 +17,9 @@ DEFAULT_LIMIT = 100
 MAX_TEXT_CHARS = 500
 MIN_DATE, MAX_DATE = date(1900, 1, 1), date(9998, 12, 31)
 TEXT_PARAMS = ("q", "who", "caller", "outcome", "intent", "emotion", "escalated", "date_from", "date_to", "offset",
-               "limit")
+               "limit", "source")
+SOURCES = {"sip": "phone (SIP)", "chat": "chat", "sim": "simulated", "import": "imported"}
+"""The call list's channel filter (`source`): the store's sources and how the list names them."""
 SPEAKERS = {"caller": "caller", "agent": "agent", "anyone": None}
 """Whose words the search looks in (`who`): the caller's by default, so the agent's prompts match nothing."""
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,20}")
@@ -54,6 +56,9 @@ def filter_from(params: Mapping[str, str]) -> CallFilter:
         if len(params.get(name) or "") > MAX_TEXT_CHARS:
             raise HTTPException(422, f"{name} is at most {MAX_TEXT_CHARS} characters")
     escalated = {"yes": True, "no": False}.get(params.get("escalated") or "")
+    source = params.get("source") or None
+    if source is not None and source not in SOURCES:
+        raise HTTPException(422, f"source is one of {', '.join(SOURCES)}")
     who = params.get("who") or "caller"
     if who not in SPEAKERS:
         raise HTTPException(422, "who is caller, agent or anyone")
@@ -61,6 +66,6 @@ def filter_from(params: Mapping[str, str]) -> CallFilter:
                       outcome=params.get("outcome") or None, intent=params.get("intent") or None,
                       emotion=params.get("emotion") or None, escalated=escalated,
                       caller=params.get("caller") or None, text=params.get("q") or None,
-                      speaker=SPEAKERS[who],
+                      speaker=SPEAKERS[who], source=source,
                       limit=int_param(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
                       offset=int_param(params, "offset", 0, 0, MAX_OFFSET))

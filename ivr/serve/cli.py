@@ -111,14 +111,29 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ivr.call.services import Services
-    from ivr.cliargs import agent_config
     from ivr.errors import IvrError
     from ivr.serve.kamailio import remote_uri
-    from ivr.serve.sdnotify import Notifier
-    from ivr.serve.server import SipServer
     from telephony.sip.endpoint import MAX_ANSWERED_CALLS
 
+    config = _sip_config(args)
+    if args.worker_of:  # a worker behind the proxy, which applies the allow-list: only the proxy may call
+        config = dataclasses.replace(config, allow=(f"{args.worker_of}/32",))
+    elif config.max_calls > MAX_ANSWERED_CALLS or config.remote_workers:
+        if config.register or config.tls_cert:
+            raise IvrError("--register and --tls-cert work with one process (--max-calls up to "
+                           f"{MAX_ANSWERED_CALLS}, no --remote-worker); with more, the Kamailio proxy in front "
+                           "takes the calls")
+        try:
+            config = dataclasses.replace(config, remote_workers=tuple(remote_uri(u) for u in config.remote_workers))
+        except ValueError as exc:
+            raise IvrError(str(exc)) from None
+        return _serve_behind_front(config, args)
+    return _serve_here(config, args)
+
+
+def _sip_config(args: argparse.Namespace) -> SipConfig:
+    """The SIP settings from --sip-config and the flags; fails on a missing password or secret variable
+    now, before the models load."""
     targets: dict[str, str] = {}
     default = None
     for item in args.transfer_target or []:
@@ -137,24 +152,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         auth_password_env=args.auth_password_env, register_interval_s=args.register_interval,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_port=args.tls_port, srtp=args.srtp,
         admit_budget_ms=args.admit_budget_ms, admit_max_cpu=args.admit_max_cpu, remote_workers=args.remote_worker)
-    config.auth_password()  # fails now, before the models load, when the variable is not set
+    config.auth_password()
     config.webhook_secret()
     if targets:
         config = dataclasses.replace(config, transfer_targets={**config.transfer_targets, **targets})
-    if args.worker_of:  # a worker behind the proxy, which applies the allow-list: only the proxy may call
-        config = dataclasses.replace(config, allow=(f"{args.worker_of}/32",))
-    elif config.max_calls > MAX_ANSWERED_CALLS or config.remote_workers:
-        if config.register or config.tls_cert:
-            raise IvrError("--register and --tls-cert work with one process (--max-calls up to "
-                           f"{MAX_ANSWERED_CALLS}, no --remote-worker); with more, the Kamailio proxy in front "
-                           "takes the calls")
-        try:
-            config = dataclasses.replace(config, remote_workers=tuple(remote_uri(u) for u in config.remote_workers))
-        except ValueError as exc:
-            raise IvrError(str(exc)) from None
-        return _serve_behind_front(config, args)
+    return config
+
+
+def _serve_here(config: SipConfig, args: argparse.Namespace) -> int:
+    """One process answers the calls: HTTP first (/readyz says 503 meanwhile), the models, the store and
+    its webhooks, then SIP; the watchdog loop until a signal; then a graceful stop."""
+    from ivr.call.services import Services
+    from ivr.cliargs import agent_config
     from ivr.serve import metrics
     from ivr.serve.health import HealthServer, Readiness
+    from ivr.serve.server import SipServer
+    from ivr.serve.webhooks import start_webhooks, stop_webhooks
+    from ivr.store.hook import SipStoreObserver, open_store_or_none
 
     readiness = Readiness("models", "sip", "store", "headroom")
     http = _start_http(args.http_bind, args.http_port, readiness)
@@ -165,14 +179,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     readiness.set("models", True)
     server = SipServer(services, config)
     server.observers.append(metrics.CallMetrics())
-    from ivr.store.hook import SipStoreObserver, open_store_or_none
     store = open_store_or_none()
     if store is not None:
         store.config.key()  # a new recording key is made (and announced) now, not at the first call
         server.observers.append(SipStoreObserver(store, keep_files=args.keep_call_files
                                                  or store.config.keep_call_files))
     readiness.set("store", store.reachable if store is not None else False)
-    from ivr.serve.webhooks import start_webhooks, stop_webhooks
     webhooks = start_webhooks(config, store, server.observers)
     stop, hurry = _shutdown_signals()
     server.start()
@@ -183,8 +195,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"ivr serve: ready: listening on sip:{config.bind}:{config.port} (UDP, TCP{tls}); models loaded in "
           f"{load_s:.1f} s{web}; calls in {config.out_dir}/; at most {server.config.max_calls} calls at once",
           flush=True)
+    code = _watch(server, stop)
+    if code:
+        return code
+    if server.live_count():
+        print(f"ivr serve: stopping; {server.live_count()} call(s) may finish "
+              f"(up to {config.shutdown_grace_s:.0f} s)", flush=True)
+    server.stop(config.shutdown_grace_s, hurry)
+    stop_webhooks(webhooks)
+    if http is not None:
+        http.stop()
+    print(f"ivr serve: stopped ({server.calls_answered} calls answered, {server.calls_rejected} refused, "
+          f"{server.calls_forbidden} forbidden)", flush=True)
+    return 0
+
+
+def _watch(server: Any, stop: threading.Event) -> int:
+    """Tells systemd (or the supervisor) that we are ready, then pings its watchdog while the SIP thread
+    polls, until `stop`; 1 when the SIP thread stopped, else 0."""
+    from ivr.serve.sdnotify import Notifier
+
     notifier = Notifier()
-    notifier.ready(f"answering calls on sip:{config.bind}:{config.port}")
+    notifier.ready(f"answering calls on sip:{server.config.bind}:{server.config.port}")
     stalled = False
     while not stop.wait(0.5):
         if not server.endpoint.running:
@@ -198,15 +230,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log.error("the SIP thread has not polled for %.0f s; no more watchdog pings", idle_s)
         stalled = idle_s >= SIP_STALL_S
     notifier.stopping("stopping; live calls may finish")
-    if server.live_count():
-        print(f"ivr serve: stopping; {server.live_count()} call(s) may finish "
-              f"(up to {config.shutdown_grace_s:.0f} s)", flush=True)
-    server.stop(config.shutdown_grace_s, hurry)
-    stop_webhooks(webhooks)
-    if http is not None:
-        http.stop()
-    print(f"ivr serve: stopped ({server.calls_answered} calls answered, {server.calls_rejected} refused, "
-          f"{server.calls_forbidden} forbidden)", flush=True)
     return 0
 
 

@@ -102,6 +102,7 @@ class CallFilter:
     text: str | None = None  # words from the transcript
     speaker: str | None = None  # whose turns `text` searches: caller, agent, or None (anyone)
     active: bool | None = None  # True: calls not ended yet
+    source: str | None = None  # sim | sip | import | chat (the channel)
     limit: int = 100
     offset: int = 0
 
@@ -219,6 +220,8 @@ class Store(AbstractContextManager["Store"]):
             where.append(c.started_at < datetime.combine(f.date_to + timedelta(days=1), time.min, UTC))
         if f.outcome:
             where.append(c.outcome == f.outcome)
+        if f.source:
+            where.append(c.source == f.source)
         for column, turn_column, value in ((c.intent, t.intent, f.intent), (c.emotion, t.emotion, f.emotion)):
             if value:  # the call's value, or any turn's: "calls where the caller was angry"
                 where.append(or_(column == value, exists(select(t.id).where(and_(

@@ -94,7 +94,8 @@ def ended(conn: Connection, options: WebhookOptions, call_id: str, facts: CallFa
     """call.ended, and call.escalated / dialog.failed with a ticket when the end says so."""
     duration_s = round(event.t_ms / 1000.0, 1)
     data: dict[str, Any] = {
-        "outcome": event.outcome, "reason": event.reason, "node": event.node or (facts.path[-1] if facts.path else ""),
+        "outcome": event.outcome, "reason": event.reason, "source": facts.source,
+        "node": event.node or (facts.path[-1] if facts.path else ""),
         "intent": facts.intent, "emotion": facts.emotion, "transfer_target": event.target,
         "started_at": facts.started_at.isoformat() if facts.started_at else None,
         "ended_at": ended_at.isoformat(), "duration_s": duration_s, "caller_turns": facts.caller_turns,

@@ -3,9 +3,9 @@ recorded and stored like a phone call (source "web").
 
 Transfer: a web call has no SIP leg to refer or bridge, so when the flow hands the caller to a person the
 runner records a callback request (a `callback_requested` event, and the `call.callback_requested` webhook
-event when a webhook URL is configured, posted from memory with retries), tells the caller an agent will
-call back, and ends the call; the call's outcome stays "transferred" with the flow's reason, as for a phone
-call whose transfer fell back to a callback.
+event when a webhook URL is configured: through the store's outbox, or posted from memory with retries),
+tells the caller an agent will call back, and ends the call; the call's outcome stays "transferred" with the
+flow's reason, as for a phone call whose transfer fell back to a callback.
 """
 
 from __future__ import annotations
@@ -144,12 +144,13 @@ class WebCallRunner(threading.Thread):
     def _request_callback(self) -> None:
         session = self.session
         session.log.emit(CallbackRequested(target=session.transfer_target, reason=session.end_reason))
-        if self.settings.webhook_url:  # as `ivr serve` without a store outbox: recorded, then posted from here
+        if self.settings.webhook_url:  # as `ivr serve`: into the log (the store's outbox), else posted from here
             context = context_from_session(session, self.call_id, "", self.started_at)
             data = context.webhook_payload("", error="web call: no SIP leg to transfer", channel="web")
             session.log.emit(WebhookRequested(name=CALLBACK_WEBHOOK, data=data))
-            post_webhook(self.settings.webhook_url, CALLBACK_WEBHOOK, self.call_id, data,
-                         policy=RetryPolicy(timeout_s=self.settings.webhook_timeout_s))
+            if not any(getattr(observer, "webhooks", None) is not None for observer in self.observers):
+                post_webhook(self.settings.webhook_url, CALLBACK_WEBHOOK, self.call_id, data,
+                             policy=RetryPolicy(timeout_s=self.settings.webhook_timeout_s))
         session.announce(self.settings.callback_prompt)
         deadline = time.monotonic() + ANNOUNCE_LIMIT_S
         while session.playing and not self.line.closed and time.monotonic() < deadline:

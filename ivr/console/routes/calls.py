@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from ivr.console import views
 from ivr.console.access import Console, json_default
 from ivr.console.auth import WebSession
-from ivr.console.params import filter_from
+from ivr.console.params import SOURCES, filter_from
 from models.errors import AgentError
 
 RANGE = re.compile(r"bytes=(\d{0,15})-(\d{0,15})")  # a byte range; longer numbers are no range at all
@@ -44,7 +44,7 @@ def register_list(app: FastAPI, console: Console) -> None:
         f = filter_from(params)
         calls = store.list_calls(f)
         choices = {col: store.distinct_values(col) for col in ("outcome", "intent", "emotion")}
-        return console.page(request, "calls.html", ws, calls=calls, params=params, choices=choices,
+        return console.page(request, "calls.html", ws, calls=calls, params=params, choices=choices, sources=SOURCES,
                             paging=views.paging(params, f.offset, f.limit, len(calls), store.count_calls(f)))
 
     @app.get("/api/calls")
