@@ -135,8 +135,8 @@ def start_console(work: Path, port: int, config: str | None) -> tuple[subprocess
     log = (work / "console.log").open("wb")
     extra = ["--config", config] if config else []
     proc = subprocess.Popen([sys.executable, "-m", "ivr", "console", "--port", str(port), "--preload-agent",
-                             "--web-calls-dir", str(work / "calls"), "--keep-call-files", *extra], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+                             "--web-calls-dir", str(work / "calls"), "--keep-call-files", "--no-chat", *extra],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline and proc.poll() is None:
         try:
