@@ -102,11 +102,11 @@ class WebCalls:
             peer = WebRtcPeer(self.settings.webrtc)
             try:
                 answer_sdp, answer_type = await peer.answer(sdp, kind)
+                call_id = "web-" + secrets.token_hex(6)
+                runner = WebCallRunner(call_id, services, peer, self.settings, self.observers, self._finished)
             except BaseException:
                 await peer.aclose()
                 raise
-            call_id = "web-" + secrets.token_hex(6)
-            runner = WebCallRunner(call_id, services, peer, self.settings, self.observers, self._finished)
             with self._lock:
                 self._live[call_id] = runner
             runner.start()
