@@ -194,6 +194,10 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             settings = both_settings(loaded, Path(cache_dir))
             results["calls"] = {name: bench_calls(args.calls, services) for name, services in settings.items()}
             results["suite"] = _suite_row(args, settings[NOW])
+    if "web" in parts:
+        from ivr.webcall.bench import bench_web
+
+        results["web"] = bench_web(getattr(args, "web_calls", 3), getattr(args, "config", None))
     results["machine"]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     _print_table(results)
     out = write_json_report(args.json, results)
@@ -213,6 +217,20 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def _print_web(web: dict[str, Any] | None) -> None:
+    if not web:
+        return
+    print(f"\n{'Web calls (WebRTC)':<28}{'calls':>7}{'turns':>7}{'v2v p50 ms':>12}{'v2v p95 ms':>12}")
+    row = f"{web['completed']:>7}{web['samples']:>7}{web['p50_ms']:>12}{web['p95_ms']:>12}"
+    print(f"{'console, one at a time':<28}{row}")
+    agent = web.get("agent_side", {})
+    if agent.get("samples"):
+        row = f"{'':>7}{agent['samples']:>7}{agent['p50_ms']:>12}{agent['p95_ms']:>12}"
+        print(f"{'  agent side (server log)':<28}{row}")
+    print("  (voice-to-voice from the caller's side: its last frame of speech sent to the agent's first frame of "
+          "speech received, Opus over loopback)")
+
+
 def _print_table(results: dict[str, Any]) -> None:
     if results["asr"]:
         print(f"\n{'ASR (8 kHz)':<28}{'files':>7}{'audio s':>9}{'WER':>8}{'RTF':>8}")
@@ -225,6 +243,7 @@ def _print_table(results: dict[str, Any]) -> None:
             print(f"{key:<28}  {row['error']}")
         else:
             print(f"{key:<28}{row['ttfa_ms_p50']:>12}{row['ttfa_ms_max']:>10}{row['rtf']:>8.3f}")
+    _print_web(results.get("web"))
     calls = results["calls"]
     if not calls:
         return

@@ -124,8 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", default="bench-results/bench.json", help="where to write the JSON results")
     bench.add_argument("--limit", type=int, default=60, help="files per ASR data set")
     bench.add_argument("--calls", type=int, default=10, help="simulated calls for voice-to-voice latency")
-    bench.add_argument("--parts", default="asr,tts,calls", help="what to run, of asr,tts,calls (calls: the "
-                       "voice-to-voice rows, before and now, and the conversation-test row)")
+    bench.add_argument("--parts", default="asr,tts,calls", help="what to run, of asr,tts,calls,web (calls: the "
+                       "voice-to-voice rows, before and now, and the conversation-test row; web: voice-to-voice "
+                       "of web calls over WebRTC through `ivr console`, from a Python caller)")
+    bench.add_argument("--web-calls", type=int, default=3, help="web calls, one at a time, for --parts web "
+                       "(default 3; two replies each)")
     bench.add_argument("--vosk-model", help="a Vosk model directory to add a Vosk row (English data)")
     bench.add_argument("--suite", help="conversation-test suite for the calls-right row (default suites/bank/dev "
                        "when present; '' to skip)")

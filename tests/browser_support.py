@@ -53,8 +53,9 @@ def serve_console(store: Any, **app_options: Any) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def chromium(profile: Path, script_timeout_s: float) -> Iterator[Any]:
-    """A headless Chromium (skips the test when it is not installed); quits when done."""
+def chromium(profile: Path, script_timeout_s: float, flags: tuple[str, ...] = ()) -> Iterator[Any]:
+    """A headless Chromium (skips the test when it is not installed), with more command-line `flags`;
+    quits when done."""
     if CHROMIUM is None or not os.path.exists(CHROMEDRIVER):
         pytest.skip("Chromium not installed: apt-get install chromium chromium-driver (scripts/setup.sh does)")
     webdriver = pytest.importorskip("selenium.webdriver")
@@ -62,7 +63,7 @@ def chromium(profile: Path, script_timeout_s: float) -> Iterator[Any]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+    for flag in (*CHROMIUM_FLAGS, *flags, f"--user-data-dir={profile}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     try:

@@ -261,6 +261,14 @@ class TransferFailed(CallEvent):
     status: int | str = ""
 
 
+@event("callback_requested")
+class CallbackRequested(CallEvent):
+    """The call was to go to a person and none could be bridged in (a web call, or a failed SIP transfer):
+    the caller was told an agent will call back."""
+    target: str
+    reason: str = ""
+
+
 @event("bridge_ended")
 class BridgeEnded(CallEvent):
     by: str
@@ -294,8 +302,8 @@ EVENT_TYPES: dict[str, type[CallEvent]] = {
         CallStarted, Imported, SpeechStarted, SpeechStopped, SpeechPaused, SpeechDropped, SpeechIgnored, BargeIn,
         Dtmf, DtmfReceived, AsrPartial, AsrFailed, Transcript, NluResult, FaqMiss, Emotion, NoInput, DialogStep,
         DialogFailed, Listening, Said, ReplyStarted, PromptFinished, TtsFailed, CallEnded, RtpTimeout,
-        TransferRefer, TransferReferFailed, TransferBridge, TransferDone, TransferFailed, BridgeEnded,
-        WebhookRequested)}
+        TransferRefer, TransferReferFailed, TransferBridge, TransferDone, TransferFailed, CallbackRequested,
+        BridgeEnded, WebhookRequested)}
 """Every kind of event by its record's `type`."""
 
 def _field_names(cls: type[CallEvent]) -> tuple[str, ...]:

@@ -7,8 +7,9 @@ wrong role: 403; a POST without the session's CSRF token: 403. Every opening, li
 export of a call is written to the audit log. Cookies: HttpOnly, SameSite=Strict, Secure over HTTPS.
 
 This module builds the app: the security headers, the error pages and the route groups of
-ivr.console.routes (login, calls, live, admin, webhooks, chat), all over one ivr.console.access.Console (the store,
-users, templates and access checks). A new page is a route group: a module there with `register(app, console)`.
+ivr.console.routes (login, calls, live, webcall, admin, webhooks, chat), all over one
+ivr.console.access.Console (the store, users, templates and access checks). A new page is a route group: a
+module there with `register(app, console)`.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from ivr.console.access import HERE, SESSION_COOKIE, Console
 from ivr.console.auth import Users
 from ivr.console.guards import HashGate, LoginThrottle
 from ivr.console.metrics import install as install_metrics
-from ivr.console.routes import admin, calls, chat, live, login, webhooks
+from ivr.console.routes import admin, calls, chat, live, login, webcall, webhooks
 from ivr.store import Store
+from ivr.webcall.calls import WebCalls
 
 __all__ = ["PUBLIC_PATHS", "SESSION_COOKIE", "create_app"]
 
@@ -43,20 +45,26 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
-ROUTE_GROUPS = (login.register, calls.register, live.register, admin.register, webhooks.register, chat.register)
+ROUTE_GROUPS = (login.register, calls.register, live.register, webcall.register, admin.register, webhooks.register,
+                chat.register)
 
 
 def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrottle | None = None,
-               gate: HashGate | None = None, chat_hub: ChatHub | None = None) -> FastAPI:
+               gate: HashGate | None = None, chat_hub: ChatHub | None = None,
+               webcalls: WebCalls | None = None) -> FastAPI:
     """The console app over a store; `secure_cookies` forces the Secure flag (e.g. behind a TLS proxy).
     `throttle`: login attempts per client address; `gate`: where password hashes run (defaults of guards);
-    `chat_hub`: the text chat's sessions (default: one over `store` that loads the models on the first chat)."""
+    `chat_hub`: the text chat's sessions (default: one over `store` that loads the models on the first chat);
+    `webcalls`: the agent behind the web call page (default: the bank flow's models, loaded on the first
+    web call, calls stored with source "web")."""
     console = Console(store, Users(store), throttle or LoginThrottle(), gate or HashGate(), secure_cookies)
     hub = chat_hub if chat_hub is not None else ChatHub(store)
+    webcalls = webcalls or default_webcalls(store)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        await webcalls.aclose()
         hub.close()
         console.gate.close()
 
@@ -67,11 +75,20 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
     app.state.throttle = console.throttle
     app.state.gate = console.gate
     app.state.chat = hub
+    app.state.webcalls = webcalls
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     add_headers_and_errors(app, console)
     for register in ROUTE_GROUPS:
         register(app, console)
     return app
+
+
+def default_webcalls(store: Store, keep_call_files: bool = False) -> WebCalls:
+    """Web calls with the default agent, stored in `store` like phone calls (source "web")."""
+    from ivr.store.hook import SipStoreObserver
+
+    return WebCalls(observers=[SipStoreObserver(store, keep_files=keep_call_files or store.config.keep_call_files,
+                                                source="web")])
 
 
 def add_headers_and_errors(app: FastAPI, console: Console) -> None:

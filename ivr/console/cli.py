@@ -10,6 +10,7 @@ import sys
 from types import FrameType
 from typing import Any
 
+from ivr.cliargs import add_model_args
 from ivr.errors import IvrError
 from ivr.store.cli import add_store_args, open_store
 
@@ -26,6 +27,13 @@ def register(subparsers: Any) -> None:
                          help="mark cookies Secure (when a TLS proxy is in front; automatic with --tls-cert)")
     console.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     console.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    console.add_argument("--preload-agent", action="store_true",
+                         help="load the agent's models at start for the web call page (default: on the first web call)")
+    console.add_argument("--web-calls-dir", default="calls/web",
+                         help="web calls' folders until the store has them (default calls/web)")
+    console.add_argument("--max-web-calls", type=int, default=2, help="web calls at once (default 2)")
+    console.add_argument("--keep-call-files", action="store_true",
+                         help="keep each web call's plain folder after the store has it (a privacy risk)")
     console.add_argument("--chat-flow", help="the flow the text chat runs (default: the bundled bank flow)")
     console.add_argument("--no-chat", action="store_true",
                          help="no text chat: /chat/ws and /api/chat answer 'unavailable' (no models loaded)")
@@ -33,13 +41,15 @@ def register(subparsers: Any) -> None:
                          help="a site whose pages may use the chat (https://bank.example; repeat for more); "
                               "default: any site")
     console.add_argument("--webhook", metavar="URL",
-                         help="URL that receives the chats' events (call.started, call.ended, call.transferred "
-                              "with channel chat, ...) through the store's outbox, as ivr serve --webhook does")
+                         help="URL that receives the chats' and web calls' events (call.started, call.ended, "
+                              "call.transferred with channel chat, call.callback_requested with channel web, ...) "
+                              "through the store's outbox, as ivr serve --webhook does")
     console.add_argument("--webhook-secret-env", metavar="VAR",
                          help="environment variable holding the webhooks' HMAC signing secret")
     console.add_argument("--webhook-console-url", metavar="URL", default="",
                          help="the console's public base URL, for the events' call_url links")
     add_store_args(console)
+    add_model_args(console)
     console.set_defaults(func=cmd_console)
     sub = console.add_subparsers(dest="console_command")
 
@@ -101,9 +111,12 @@ def cmd_console(args: argparse.Namespace) -> int:
     store = open_store(args)
     outbox = None
     try:
-        options, outbox = _chat_webhooks(args, store)
+        options, outbox = _console_webhooks(args, store)
+        webcalls = web_calls(args, store, options)
         app = create_app(store, secure_cookies=args.secure_cookies or bool(args.tls_cert),
-                         chat_hub=_chat_hub(args, store, options))
+                         chat_hub=_chat_hub(args, store, options), webcalls=webcalls)
+        if args.preload_agent:
+            webcalls.preload()
         scheme = "https" if args.tls_cert else "http"
         print(f"ivr console: {scheme}://{args.bind}:{args.port}/ (database {store.engine.url.render_as_string()})",
               flush=True)
@@ -120,6 +133,26 @@ def cmd_console(args: argparse.Namespace) -> int:
     return 0
 
 
+def web_calls(args: argparse.Namespace, store: Any, webhooks: Any) -> Any:
+    """The web call page's agent: the models of the model arguments, calls stored with source "web" (and their
+    events put in the webhook outbox when there is one)."""
+    from pathlib import Path
+
+    from ivr.call.services import Services
+    from ivr.cliargs import agent_config
+    from ivr.store.hook import SipStoreObserver
+    from ivr.webcall.calls import WebCalls
+    from ivr.webcall.runner import WebCallSettings
+
+    keep = args.keep_call_files or store.config.keep_call_files
+    settings = WebCallSettings(out_dir=Path(args.web_calls_dir), max_calls=args.max_web_calls, keep_call_files=keep,
+                               webhook_url=args.webhook or "")
+    config = agent_config(args)
+    observer = SipStoreObserver(store, keep_files=keep, source="web")
+    observer.webhooks = webhooks
+    return WebCalls(settings, lambda: Services.load(config, presynthesize=True), observers=[observer])
+
+
 def _chat_hub(args: argparse.Namespace, store: Any, webhooks: Any) -> Any:
     """The text chat's hub, its flow and models loaded now (not on the first visitor), unless --no-chat."""
     from ivr.chat.brain import ChatBrain
@@ -132,12 +165,12 @@ def _chat_hub(args: argparse.Namespace, store: Any, webhooks: Any) -> Any:
     return ChatHub(store, brain, ChatLimits(origins=tuple(o.rstrip("/") for o in args.chat_origin)), webhooks=webhooks)
 
 
-def _chat_webhooks(args: argparse.Namespace, store: Any) -> tuple[Any, Any]:
-    """(the chats' webhook options, the started outbox worker that delivers them), or (None, None)."""
+def _console_webhooks(args: argparse.Namespace, store: Any) -> tuple[Any, Any]:
+    """(the chats' and web calls' webhook options, the started outbox worker that delivers them), or (None, None)."""
     from ivr.store.hookevents import WebhookOptions
     from ivr.store.outbox import OutboxWorker
 
-    if not args.webhook or args.no_chat:
+    if not args.webhook:
         return None, None
     secret = None
     if args.webhook_secret_env:

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from ivr.bench import BEFORE, NOW
+from ivr.callerside import QUESTIONS, QUIET_S, SPEECH_RMS, trim_silence
+from ivr.callerside import percentile as _percentile
 from ivr.config import SILENCE_ONLY
 from ivr.errors import IvrError
 from ivr.jsonreport import publish_report
@@ -41,12 +43,7 @@ from telephony.audio.g711 import mulaw_decode, mulaw_encode
 RATE_HZ = 8000
 PACKET_SAMPLES = 160
 PACKET_S = 0.02
-SPEECH_RMS = 500.0
-"""An agent packet is speech when its RMS crosses this (int16 scale)."""
-QUIET_S = 1.0
-"""The agent has finished a prompt after this much quiet following speech."""
 TARGET_P95_S = 1.0
-QUESTIONS = ("What is my account balance?", "No, that's all, thank you.")
 RTP_OFFSET = 4
 SERVE_START_TIMEOUT_S = 180
 
@@ -334,29 +331,6 @@ def end_bench_call(proc: subprocess.Popen[bytes], line: CallerLine) -> None:
         proc.kill()
     proc.wait(5)
     line.close()
-
-
-def trim_silence(samples: np.ndarray, threshold: float = SPEECH_RMS / 2) -> np.ndarray:
-    """The samples from the first to the last 10 ms with speech: the synthesized question's own leading and
-    trailing silence would otherwise count as the agent's latency."""
-    window = RATE_HZ // 100
-    n = samples.size // window
-    if n == 0:
-        return samples
-    rms = np.sqrt(np.mean(samples[:n * window].astype(np.float64).reshape(n, window) ** 2, axis=1))
-    loud = np.flatnonzero(rms >= threshold)
-    if loud.size == 0:
-        return samples
-    return samples[loud[0] * window:(loud[-1] + 1) * window]
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def _level(concurrency: int, calls: int, sipp: str, scenario: Path, port: int, questions: list[np.ndarray],

@@ -47,7 +47,7 @@ def caller_number(remote_uri: str) -> str | None:
 
 
 PLAIN_CALL_FILES = ("recording.wav", "agent.wav", "events.jsonl", "transcript.txt", "transcript.json",
-                    "summary.json", "sip.json")
+                    "summary.json", "sip.json", "web.json")
 """What a call folder holds in plain (audio, transcripts, the caller's number in sip.json)."""
 
 
@@ -65,18 +65,19 @@ def remove_call_files(out_dir: Path) -> int:
 
 
 class SipStoreObserver:
-    """For `ivr serve`: a writer per call, subscribed when the session is made, finished when it closes;
-    then the call's plain folder is removed unless `keep_files`."""
+    """For `ivr serve` (and the console's web calls, `source="web"`): a writer per call, subscribed when the
+    session is made, finished when it closes; then the call's plain folder is removed unless `keep_files`."""
 
-    def __init__(self, store: Store, keep_files: bool = False) -> None:
+    def __init__(self, store: Store, keep_files: bool = False, source: str = "sip") -> None:
         self.store = store
         self.keep_files = keep_files
+        self.source = source
         self.webhooks: WebhookOptions | None = None
         """Set by `ivr serve` with a webhook URL: the writers add webhook events to the outbox."""
         self._writers: dict[int, StoreWriter] = {}
 
     def call_started(self, session: Any, remote_uri: str) -> None:
-        writer = StoreWriter(self.store, source="sip", caller=caller_number(remote_uri), webhooks=self.webhooks)
+        writer = StoreWriter(self.store, source=self.source, caller=caller_number(remote_uri), webhooks=self.webhooks)
         self._writers[id(session)] = writer
         session.log.subscribe(writer)
 

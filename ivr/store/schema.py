@@ -25,7 +25,7 @@ metadata = MetaData()
 calls = Table(
     "calls", metadata,
     Column("id", String(64), primary_key=True),
-    Column("source", String(16), nullable=False, default="sim"),  # sim | sip | import | chat
+    Column("source", String(16), nullable=False, default="sim"),  # sim | sip | web | import | chat
     Column("started_at", DateTime(timezone=True), nullable=False, index=True),
     Column("ended_at", DateTime(timezone=True), nullable=True, index=True),
     Column("caller_hash", String(64), nullable=True, index=True),  # keyed hash of the number
