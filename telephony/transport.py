@@ -4,7 +4,9 @@ call through this interface, so a simulation exercises what a real call does."""
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
+from collections import deque
 from dataclasses import dataclass
 
 from telephony.audio.frame import Frame
@@ -62,3 +64,34 @@ class CallTransport(ABC):
     @abstractmethod
     def end(self, outcome: str, transfer_target: str = "") -> None:
         """The agent ends the call: hang up, or transfer to transfer_target."""
+
+
+class LiveTransport(CallTransport):
+    """A live caller's line (SIP, WebRTC): keys and the hang-up arrive from another thread (the SIP thread,
+    aiortc's event loop), `read` waits for the line's next frame, and the runner that owns the line carries
+    out the end itself (a BYE or a transfer, or closing the peer connection)."""
+
+    paces_itself = True
+
+    def __init__(self) -> None:
+        self._keys: deque[KeyPress] = deque()
+        self.hung_up = threading.Event()
+        """The line is closed: the caller hung up, or it was closed under the call."""
+
+    def _press(self, key: KeyPress) -> None:
+        """From the line's thread: a key the caller pressed."""
+        self._keys.append(key)
+
+    def key_presses(self) -> list[KeyPress]:
+        keys = []
+        while self._keys:
+            keys.append(self._keys.popleft())
+        return keys
+
+    @property
+    def caller_hung_up(self) -> bool:
+        return self.hung_up.is_set()
+
+    def end(self, outcome: str, transfer_target: str = "") -> None:
+        """The runner carries out the end itself: see ivr.serve.runner (BYE, or a transfer) and
+        ivr.webcall.runner (it closes the peer connection)."""

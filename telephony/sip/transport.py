@@ -4,35 +4,31 @@ thread. `read` blocks on the media clock, so the driver loop runs at the line's 
 from __future__ import annotations
 
 import threading
-from collections import deque
 
 from telephony.audio.frame import Frame
 from telephony.clock import Clock
 from telephony.sip.media import LINE_RATE_HZ, CallMediaPort
-from telephony.transport import CallTransport, KeyPress, LineEnd
+from telephony.transport import KeyPress, LineEnd, LiveTransport
 
 READ_TIMEOUT_S = 0.1
 """With no frame from the media clock for this long, the session ticks on silence anyway."""
 
 
-class SipTransport(CallTransport):
-    paces_itself = True
-
+class SipTransport(LiveTransport):
     def __init__(self, port: CallMediaPort, clock: Clock, rtp_timeout_s: float) -> None:
+        super().__init__()
         self.sample_rate_hz = LINE_RATE_HZ
         self.port = port
         self._clock = clock
         self._rtp_timeout_s = rtp_timeout_s
-        self._keys: deque[KeyPress] = deque()
-        self.hung_up = threading.Event()
-        """The call is disconnected (by the caller, or by the server: then `ended_by_server` says why)."""
         self.ended_by_server = ""
+        """Set when the server ended the call (then `hung_up` is set too): why."""
         self.rtp_timed_out = threading.Event()
 
     # ---- from the SIP thread ------------------------------------------------------------------------
 
     def key(self, digit: str, method: str) -> None:
-        self._keys.append(KeyPress(digit, method))
+        self._press(KeyPress(digit, method))
 
     def disconnected(self, ended_by_server: str = "") -> None:
         self.ended_by_server = ended_by_server
@@ -47,16 +43,6 @@ class SipTransport(CallTransport):
     def write(self, frame: Frame) -> None:
         self.port.write(frame.pcm)
 
-    def key_presses(self) -> list[KeyPress]:
-        keys = []
-        while self._keys:
-            keys.append(self._keys.popleft())
-        return keys
-
-    @property
-    def caller_hung_up(self) -> bool:
-        return self.hung_up.is_set()
-
     def line_end(self) -> LineEnd | None:
         if self.hung_up.is_set():
             if self.ended_by_server:
@@ -65,6 +51,3 @@ class SipTransport(CallTransport):
         if self.rtp_timed_out.is_set():
             return LineEnd("rtp-timeout", "no RTP from the caller", self._rtp_timeout_s)
         return None
-
-    def end(self, outcome: str, transfer_target: str = "") -> None:
-        """The runner carries out the end itself (BYE, or a transfer): see ivr.serve.runner."""

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import threading
-from collections import deque
 from typing import Protocol
 
 from telephony.audio.frame import INTERNAL_RATE_HZ, Frame, FrameBuffer
 from telephony.audio.resample import Resampler
 from telephony.clock import Clock
-from telephony.transport import CallTransport, KeyPress, LineEnd
+from telephony.transport import KeyPress, LineEnd, LiveTransport
 from telephony.webrtc.config import EDGE_RATE_HZ
 
 READ_TIMEOUT_S = 0.1
@@ -40,11 +38,10 @@ class AgentSink(Protocol):
     def queued(self) -> int: ...
 
 
-class WebRtcTransport(CallTransport):
-    paces_itself = True
-
+class WebRtcTransport(LiveTransport):
     def __init__(self, clock: Clock, agent: AgentSink, sample_rate_hz: int = INTERNAL_RATE_HZ) -> None:
         """agent: takes the agent's audio toward the browser, 20 ms frames of 48 kHz PCM16 mono."""
+        super().__init__()
         self.sample_rate_hz = sample_rate_hz
         self._clock = clock
         self._agent = agent
@@ -53,8 +50,6 @@ class WebRtcTransport(CallTransport):
         self._in_buf = FrameBuffer(sample_rate_hz)
         self._out_resampler = Resampler(sample_rate_hz, EDGE_RATE_HZ)
         self._out_buf = FrameBuffer(EDGE_RATE_HZ)
-        self._keys: deque[KeyPress] = deque()
-        self._closed = threading.Event()
         self.close_reason = ""
         self.frames_received = 0
         self.silence_shed = 0
@@ -76,18 +71,18 @@ class WebRtcTransport(CallTransport):
         """A key pressed on the page's keypad; False (and ignored) for anything but 0-9, * and #."""
         if len(digit) != 1 or digit not in DTMF_KEYS:
             return False
-        self._keys.append(KeyPress(digit, "datachannel"))
+        self._press(KeyPress(digit, "datachannel"))
         return True
 
     def caller_left(self, reason: str = "caller hung up") -> None:
         """The page hung up, or the peer connection failed or closed."""
-        if not self._closed.is_set():
+        if not self.hung_up.is_set():
             self.close_reason = reason
-            self._closed.set()
+            self.hung_up.set()
 
     @property
     def closed(self) -> bool:
-        return self._closed.is_set()
+        return self.hung_up.is_set()
 
     # ---- the driver's side -----------------------------------------------------------------------
 
@@ -108,18 +103,5 @@ class WebRtcTransport(CallTransport):
                 continue
             self._agent.push(edge.pcm)
 
-    def key_presses(self) -> list[KeyPress]:
-        keys = []
-        while self._keys:
-            keys.append(self._keys.popleft())
-        return keys
-
-    @property
-    def caller_hung_up(self) -> bool:
-        return self._closed.is_set()
-
     def line_end(self) -> LineEnd | None:
-        return LineEnd("caller-hangup", self.close_reason) if self._closed.is_set() else None
-
-    def end(self, outcome: str, transfer_target: str = "") -> None:
-        """The web call's runner closes the peer connection itself (see ivr.webcall.runner)."""
+        return LineEnd("caller-hangup", self.close_reason) if self.hung_up.is_set() else None
