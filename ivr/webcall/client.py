@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 from av import AudioFrame
 
 from telephony.audio.frame import split
 from telephony.audio.resample import resample
 from telephony.webrtc.config import EDGE_RATE_HZ
-from telephony.webrtc.media import AgentTrack, mono_pcm16
+from telephony.webrtc.media import AgentTrack, receive_audio
 
 SPEECH_RMS = 500.0
 """A frame of the agent's audio is speech when its RMS crosses this (int16 scale), as in bench-sip."""
@@ -115,17 +115,10 @@ class WebCaller:
                 self.bye.set()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        task = asyncio.ensure_future(self._receive(track))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        receive_audio(track, self._heard, self._tasks)
 
-    async def _receive(self, track: MediaStreamTrack) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            pcm, _ = mono_pcm16(frame)
-            samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-            self.heard.append((time.monotonic(), float(np.sqrt(np.mean(samples ** 2))) if samples.size else 0.0))
-            self.agent_pcm.append(pcm)
+    def _heard(self, pcm: bytes, rate_hz: int) -> None:
+        """A frame of the agent's audio, as it arrives (48 kHz PCM16 mono)."""
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+        self.heard.append((time.monotonic(), float(np.sqrt(np.mean(samples ** 2))) if samples.size else 0.0))
+        self.agent_pcm.append(pcm)

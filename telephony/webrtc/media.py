@@ -12,6 +12,7 @@ import fractions
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,24 @@ def mono_pcm16(frame: Any) -> tuple[bytes, int]:
         samples = samples * 32768.0
     pcm = np.clip(np.rint(samples), -32768, 32767).astype("<i2").tobytes()
     return pcm, int(frame.sample_rate)
+
+
+def receive_audio(track: MediaStreamTrack, on_audio: Callable[[bytes, int], None],
+                  tasks: set[asyncio.Task[None]]) -> None:
+    """Read a remote track on the running loop until it ends, handing each frame to on_audio as
+    (PCM16 mono, sample rate); the reading task is held in `tasks` while it runs."""
+    task = asyncio.ensure_future(_receive(track, on_audio))
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+async def _receive(track: MediaStreamTrack, on_audio: Callable[[bytes, int], None]) -> None:
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        on_audio(*mono_pcm16(frame))
 
 
 def edge_frame(pcm: bytes, pts: int) -> AudioFrame:

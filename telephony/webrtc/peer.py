@@ -19,11 +19,11 @@ from concurrent.futures import Future
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 
 from telephony.webrtc import OfferError
 from telephony.webrtc.config import WebRtcConfig
-from telephony.webrtc.media import AgentTrack, mono_pcm16
+from telephony.webrtc.media import AgentTrack, receive_audio
 
 log = logging.getLogger(__name__)
 
@@ -110,18 +110,7 @@ class WebRtcPeer:
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind != "audio":
             return
-        task = asyncio.ensure_future(self._receive(track))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _receive(self, track: MediaStreamTrack) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            pcm, rate = mono_pcm16(frame)
-            self.on_audio(pcm, rate)
+        receive_audio(track, lambda pcm, rate: self.on_audio(pcm, rate), self._tasks)
 
     def _on_channel(self, channel: Any) -> None:
         self._channel = channel
