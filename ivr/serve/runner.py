@@ -31,6 +31,7 @@ from ivr.call.events import (
     TransferReferFailed,
     WebhookRequested,
 )
+from ivr.call.observers import close_session
 from ivr.call.services import Services
 from ivr.call.session import CallSession
 from ivr.serve.transfer import TransferContext, context_from_session, post_webhook
@@ -103,14 +104,9 @@ class CallRunner(threading.Thread):
             self.call.server.hang_up(self.call)
         finally:
             try:
-                session.close()
+                close_session(session, self.out_dir, self.observers, self._write_metadata, log,
+                              f"call {self.call.id}")
             finally:
-                self._write_metadata()
-                for observer in self.observers:
-                    try:
-                        observer.call_closed(self.session, self.out_dir)
-                    except Exception:
-                        log.exception("call %s: observer failed", self.call.id)
                 self.finished.set()
                 self.call.server.runner_finished()
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from ivr.call.driver import drive
 from ivr.call.events import CallbackRequested, CallEvent, ReplyStarted, WebhookRequested
+from ivr.call.observers import close_session
 from ivr.call.services import Services
 from ivr.call.session import CallSession
 from ivr.serve.transfer import context_from_session, post_webhook
@@ -122,14 +123,9 @@ class WebCallRunner(threading.Thread):
 
     def _finish(self) -> None:
         try:
-            self.session.close()
+            close_session(self.session, self.out_dir, self.observers, self._write_metadata, log,
+                          f"web call {self.call_id}")
         finally:
-            self._write_metadata()
-            for observer in self.observers:
-                try:
-                    observer.call_closed(self.session, self.out_dir)
-                except Exception:
-                    log.exception("web call %s: observer failed", self.call_id)
             self.peer.send({"type": "bye", "outcome": self.result})
             time.sleep(0.1)  # the bye leaves before the connection closes
             closing = self.peer.close()
