@@ -78,8 +78,7 @@ class WebCalls:
         return thread
 
     def live_count(self) -> int:
-        with self._lock:
-            return len(self._live)
+        return len(self.live())
 
     def live(self) -> list[WebCallRunner]:
         with self._lock:
