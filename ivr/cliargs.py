@@ -29,3 +29,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--voice", help="TTS voice (Piper: a .onnx path; default en_US-joe-medium)")
     p.add_argument("--vad", choices=["webrtc", "silero"], help="voice activity detector (default webrtc)")
     p.add_argument("--rate", type=int, help="caller line sample rate in Hz (default 8000)")
+
+
+def add_webhook_args(p: argparse.ArgumentParser, receives: str) -> None:
+    """--webhook URL and --webhook-secret-env VAR, as `ivr serve` and `ivr console` take them; receives: what
+    the URL receives, and how."""
+    p.add_argument("--webhook", metavar="URL", help=f"URL that receives {receives}")
+    p.add_argument("--webhook-secret-env", metavar="VAR",
+                   help="environment variable holding the webhooks' HMAC signing secret (never the secret itself)")

@@ -10,7 +10,7 @@ import sys
 from types import FrameType
 from typing import Any
 
-from ivr.cliargs import add_model_args
+from ivr.cliargs import add_model_args, add_webhook_args
 from ivr.errors import IvrError
 from ivr.store.cli import add_store_args, open_store
 
@@ -27,25 +27,16 @@ def register(subparsers: Any) -> None:
                          help="mark cookies Secure (when a TLS proxy is in front; automatic with --tls-cert)")
     console.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     console.add_argument("--tls-key", help="the certificate's private key (PEM)")
-    console.add_argument("--preload-agent", action="store_true",
-                         help="load the agent's models at start for the web call page (default: on the first web call)")
-    console.add_argument("--web-calls-dir", default="calls/web",
-                         help="web calls' folders until the store has them (default calls/web)")
-    console.add_argument("--max-web-calls", type=int, default=2, help="web calls at once (default 2)")
-    console.add_argument("--keep-call-files", action="store_true",
-                         help="keep each web call's plain folder after the store has it (a privacy risk)")
+    add_web_call_args(console)
     console.add_argument("--chat-flow", help="the flow the text chat runs (default: the bundled bank flow)")
     console.add_argument("--no-chat", action="store_true",
                          help="no text chat: /chat/ws and /api/chat answer 'unavailable' (no models loaded)")
     console.add_argument("--chat-origin", metavar="URL", action="append", default=[],
                          help="a site whose pages may use the chat (https://bank.example; repeat for more); "
                               "default: any site")
-    console.add_argument("--webhook", metavar="URL",
-                         help="URL that receives the chats' and web calls' events (call.started, call.ended, "
-                              "call.transferred with channel chat, call.callback_requested with channel web, ...) "
-                              "through the store's outbox, as ivr serve --webhook does")
-    console.add_argument("--webhook-secret-env", metavar="VAR",
-                         help="environment variable holding the webhooks' HMAC signing secret")
+    add_webhook_args(console, "the chats' and web calls' events (call.started, call.ended, call.transferred "
+                     "with channel chat, call.callback_requested with channel web, ...) through the store's "
+                     "outbox, as ivr serve --webhook does")
     console.add_argument("--webhook-console-url", metavar="URL", default="",
                          help="the console's public base URL, for the events' call_url links")
     add_store_args(console)
@@ -131,6 +122,17 @@ def cmd_console(args: argparse.Namespace) -> int:
             outbox.stop()
         store.close()
     return 0
+
+
+def add_web_call_args(p: argparse.ArgumentParser) -> None:
+    """The web call page's options (`web_calls` reads them, `cmd_console` --preload-agent)."""
+    p.add_argument("--preload-agent", action="store_true",
+                   help="load the agent's models at start for the web call page (default: on the first web call)")
+    p.add_argument("--web-calls-dir", default="calls/web",
+                   help="web calls' folders until the store has them (default calls/web)")
+    p.add_argument("--max-web-calls", type=int, default=2, help="web calls at once (default 2)")
+    p.add_argument("--keep-call-files", action="store_true",
+                   help="keep each web call's plain folder after the store has it (a privacy risk)")
 
 
 def web_calls(args: argparse.Namespace, store: Any, webhooks: Any) -> Any:

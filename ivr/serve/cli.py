@@ -20,7 +20,7 @@ SIP_STALL_S = 10.0
 
 
 def register(subparsers: Any) -> None:
-    from ivr.cliargs import add_model_args
+    from ivr.cliargs import add_model_args, add_webhook_args
 
     serve = subparsers.add_parser("serve", help="answer SIP calls (UDP, TCP, optionally TLS) with the agent")
     serve.add_argument("--sip-config", help="SIP settings YAML (a `sip:` mapping or the whole file): "
@@ -53,11 +53,9 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--transfer-target", action="append", metavar="FLOW_TARGET=SIP_URI",
                        help="where a flow's transfer target goes, e.g. sip:queue@agents=sip:desk@10.0.0.5 "
                        "(repeatable); a bare SIP URI sets the default for all targets")
-    serve.add_argument("--webhook", help="URL that receives the call events (call.started, call.ended, "
-                       "call.transferred, call.escalated, dialog.failed) as signed JSON POSTs, retried from the "
-                       "call store's outbox (see the README's Webhooks section)")
-    serve.add_argument("--webhook-secret-env", metavar="VAR",
-                       help="environment variable holding the webhooks' HMAC signing secret (never the secret itself)")
+    add_webhook_args(serve, "the call events (call.started, call.ended, call.transferred, call.escalated, "
+                     "dialog.failed) as signed JSON POSTs, retried from the call store's outbox (see the README's "
+                     "Webhooks section)")
     serve.add_argument("--rtp-timeout", type=float, help="end a call after this many seconds without RTP "
                        "(default 30; 0: never)")
     serve.add_argument("--grace", type=float, help="on SIGTERM, let live calls go on for up to this many "
