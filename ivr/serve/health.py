@@ -90,6 +90,10 @@ class _HealthHttpServer(ThreadingHTTPServer):
     daemon_threads = True
     readiness: Readiness
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A peer that breaks off or sends garbage costs one debug line, not a traceback on stderr."""
+        log.debug("http %s: request failed", client_address[0] if client_address else "?", exc_info=True)
+
 
 class HealthServer:
     """/metrics, /healthz and /readyz on bind:port, served from a daemon thread."""
