@@ -7,6 +7,7 @@ import time
 
 from ivr.call import events as ev
 from ivr.serve.headroom import CpuMeter, Headroom, cpu_times
+from ivr.serve.metrics import CallMetrics
 
 
 class _Cpu(CpuMeter):
@@ -58,6 +59,7 @@ def test_old_replies_age_out_of_the_window():
 
 def test_replies_are_read_from_a_calls_events():
     room = Headroom(budget_ms=1000, cpu=_Cpu(), min_replies=1)
+    observer = CallMetrics(on_reply=room.reply)  # what ivr serve wires: the metrics' reply rows feed admission
 
     class _Log:
         def subscribe(self, listener):
@@ -67,14 +69,14 @@ def test_replies_are_read_from_a_calls_events():
         log = _Log()
 
     session = _Session()
-    room.call_started(session, "sip:caller@127.0.0.1")
+    observer.call_started(session, "sip:caller@127.0.0.1")
     for event in (ev.SpeechStopped(onset_ms=0, end_ms=1000, t_ms=1300),
                   ev.Transcript(text="balance", confidence=0.9, t_ms=1400),
                   ev.DialogStep(event="intent", node="balance", t_ms=1420),
                   ev.ReplyStarted(turn_end_ms=1000, latency_ms=1800.0, t_ms=1800)):
         session.log.listener(event)
     assert room.p95_ms() == 1800.0 and room.refusal(live_calls=1) is not None
-    room.call_closed(session, None)
+    observer.call_closed(session, None)
 
 
 def test_the_cpu_meter_reads_proc_stat(tmp_path):

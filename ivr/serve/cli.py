@@ -176,7 +176,7 @@ def _serve_here(config: SipConfig, args: argparse.Namespace) -> int:
     metrics.MODELS_LOAD_SECONDS.set(load_s)
     readiness.set("models", True)
     server = SipServer(services, config)
-    server.observers.append(metrics.CallMetrics())
+    server.observers.append(metrics.CallMetrics(on_reply=server.headroom.reply if server.headroom.enabled else None))
     store = open_store_or_none()
     if store is not None:
         store.config.key()  # a new recording key is made (and announced) now, not at the first call

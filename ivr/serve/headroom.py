@@ -9,8 +9,9 @@ A new call is refused when either is over its limit while at least one call is u
 answered: a box with nothing to do has headroom). Once refusing, it admits again only below `resume` times
 the limit (hysteresis, so that it does not flap around the limit). `budget_ms` 0 turns it off.
 
-It is a server observer (like ivr.serve.metrics.CallMetrics) for the replies, and `ivr serve` asks it in its
-refusal check and in /readyz (`headroom`), so the Kamailio front stops routing to a saturated worker too.
+The replies come from ivr.serve.metrics.CallMetrics (`on_reply`), which reads them off each call's events
+already; `ivr serve` asks it in its refusal check and in /readyz (`headroom`), so the Kamailio front stops
+routing to a saturated worker too.
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ import time
 from typing import Any
 
 import numpy as np
-
-from ivr.call import events as ev
-from ivr.call.stages import StageTracker
 
 log = logging.getLogger(__name__)
 
@@ -77,26 +75,10 @@ class Headroom:
         self._replies: collections.deque[tuple[float, float]] = collections.deque()  # (monotonic s, ms)
         self._lock = threading.Lock()
         self._refusing = False
-        self._trackers: dict[int, StageTracker] = {}
 
     @property
     def enabled(self) -> bool:
         return self.budget_ms > 0
-
-    # ---- observer ------------------------------------------------------------------------------------
-
-    def call_started(self, session: Any, remote_uri: str) -> None:
-        tracker = StageTracker()
-        self._trackers[id(session)] = tracker
-        session.log.subscribe(lambda event: self._event(tracker, event))
-
-    def call_closed(self, session: Any, out_dir: Any) -> None:
-        self._trackers.pop(id(session), None)
-
-    def _event(self, tracker: StageTracker, event: ev.CallEvent) -> None:
-        row = tracker.feed(event)
-        if row is not None:
-            self.reply(row["total"])
 
     def reply(self, latency_ms: float, at: float | None = None) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
@@ -79,10 +80,12 @@ def call_answered() -> None:
 
 
 class CallMetrics:
-    """Server observer: counts each call's events into the metrics above while the call runs."""
+    """Server observer: counts each call's events into the metrics above while the call runs, and hands
+    each reply's voice-to-voice latency (ms) to `on_reply` (admission, ivr.serve.headroom)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_reply: Callable[[float], None] | None = None) -> None:
         self._trackers: dict[int, StageTracker] = {}
+        self.on_reply = on_reply
 
     def call_started(self, session: Any, remote_uri: str) -> None:
         tracker = StageTracker()
@@ -94,16 +97,17 @@ class CallMetrics:
         if self._trackers.pop(id(session), None) is not None:
             CALLS_ACTIVE.dec()
 
-    @staticmethod
-    def _event(tracker: StageTracker, event: ev.CallEvent) -> None:
+    def _event(self, tracker: StageTracker, event: ev.CallEvent) -> None:
         try:
-            observe(tracker, event)
+            row = observe(tracker, event)
+            if row is not None and self.on_reply is not None:
+                self.on_reply(row["total"])
         except Exception:  # a metric never breaks a call
             log.exception("metrics: event %s", event.kind)
 
 
-def observe(tracker: StageTracker, event: ev.CallEvent) -> None:
-    """Counts one call event."""
+def observe(tracker: StageTracker, event: ev.CallEvent) -> dict[str, float] | None:
+    """Counts one call event; the STAGES row of the reply it starts, if it is one."""
     row = tracker.feed(event)
     if row is not None:
         VOICE_TO_VOICE.observe(row["total"] / 1000)
@@ -122,3 +126,4 @@ def observe(tracker: StageTracker, event: ev.CallEvent) -> None:
                 ESCALATIONS.labels(reason=reason).inc()
     elif type(event) in FALLBACK_EVENTS:
         FALLBACKS.labels(component=FALLBACK_EVENTS[type(event)]).inc()
+    return row

@@ -110,7 +110,7 @@ class SipServer:
         self.registered = False
         self.stuck_calls = 0
         self.headroom = Headroom(self.config.admit_budget_ms, self.config.admit_max_cpu)
-        self.observers: list[Any] = [self.headroom] if self.headroom.enabled else []
+        self.observers: list[Any] = []
         """Told of each call: call_started(session, remote_uri), call_closed(session, out_dir)."""
 
     # ---- control, from any thread --------------------------------------------------------------------
