@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     register(sub)
     from ivr.serve.cli import register as register_sip
     register_sip(sub)
+    from ivr.infer.cli import register as register_infer
+    register_infer(sub)
     from ivr.store.cli import register as register_store
     register_store(sub)
     from ivr.console.cli import register as register_console

@@ -25,6 +25,7 @@ from telephony.audio.resample import resample
 from tts.base import Synthesizer
 
 if TYPE_CHECKING:
+    from ivr.infer.client import InferenceClient
     from tts.cache import PromptCache
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 PRESYNTHESIS_EXIT_WAIT_S = 30.0
 """At exit, how long the process waits for the prompt being synthesized ahead of calls (one sentence)."""
+INFERENCE_WAIT_S = 180.0
+"""How long a worker waits for the shared inference service to answer at start (it may be loading)."""
 
 
 @dataclass
@@ -46,12 +49,18 @@ class Services:
     """Intents and FAQ for caller turns (dialog.nlu); None: keywords, regex and digits only."""
     emotion: EmotionAnalyzer | None = None
     """Voice and text emotion for caller turns (dialog.emotion); None: the flow sees no emotion."""
+    inference: InferenceClient | None = None
+    """The shared inference service's client when the models are there (`remote`), else None."""
 
     @classmethod
-    def load(cls, config: AgentConfig, prewarm: bool = True, presynthesize: bool = False) -> Services:
+    def load(cls, config: AgentConfig, prewarm: bool = True, presynthesize: bool = False,
+             inference: str = "") -> Services:
         """Load the flow first (cheap, catches mistakes early), then the models, then warm them up;
         `presynthesize`: fill the prompt cache with the flow's fixed prompts, in the background at a low
-        priority (the calls that come first are answered meanwhile; the cache lasts across runs)."""
+        priority (the calls that come first are answered meanwhile; the cache lasts across runs).
+        `inference`: the socket of a shared inference service (`ivr infer`) that holds the models instead."""
+        if inference:
+            return cls.remote(config, inference)
         from asr.factory import load_recognizer
         from dialog.flow import load_default_flow, load_flow
         from ivr.call.recognition import whisper_settings
@@ -81,6 +90,27 @@ class Services:
             services._presynthesize_in_background()
         services.load_s = time.perf_counter() - t0
         return services
+
+    @classmethod
+    def remote(cls, config: AgentConfig, socket_path: str) -> Services:
+        """The flow here, the models in the inference service at `socket_path` (waited for while it
+        starts); espeak-ng stays local as the fallback voice, for when the service is gone."""
+        from dialog.flow import load_default_flow, load_flow
+        from ivr.infer.client import InferenceClient, RemoteEmotion, RemoteNlu, RemoteRecognizer, RemoteSynthesizer
+        from tts.factory import load_synthesizer
+
+        t0 = time.perf_counter()
+        flow = load_flow(Path(config.flow)) if config.flow else load_default_flow()
+        client = InferenceClient(socket_path)
+        hello = client.connect(timeout_s=INFERENCE_WAIT_S)
+        fallback = None
+        try:
+            fallback = load_synthesizer("espeak-ng", "")
+        except AgentError:
+            log.warning("no fallback TTS: espeak-ng is not installed (apt-get install espeak-ng)")
+        return cls(config, RemoteRecognizer(client, hello), RemoteSynthesizer(client, hello), Machine(flow),
+                   fallback, load_s=time.perf_counter() - t0, nlu=RemoteNlu(client) if hello.nlu else None,
+                   emotion=RemoteEmotion(client) if hello.emotion else None, inference=client)
 
     def presynthesize(self, stop: threading.Event | None = None) -> int:
         """Synthesize every fixed prompt of the flow (and the FAQ's answers) into the prompt cache now, so

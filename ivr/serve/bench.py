@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +53,9 @@ def in_dialog_request(method: str, cseq: int, retrans_ms: int | None = None) -> 
     retrans = f' retrans="{retrans_ms}"' if retrans_ms is not None else ""
     return f"""  <send{retrans}>
     <![CDATA[
-      {method} sip:ivr@[remote_ip]:[remote_port] SIP/2.0
+      {method} [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
       From: "Bench" <sip:bench@[local_ip]:[local_port]>;tag=[call_number]
       To: <sip:ivr@[remote_ip]:[remote_port]>[peer_tag_param]
       Call-ID: [call_id]
@@ -93,7 +95,7 @@ CALL_SETUP = """  <send retrans="500">
   </send>
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
-  <recv response="200" rtd="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
 """ + in_dialog_request("ACK", 1)
 """A sipp caller's INVITE (its SDP offers PCMU and RFC 4733 keys on [media_port+4], where the bench's own
 CallerLine sends and listens) and ACK: the start of every bench scenario."""
@@ -246,10 +248,12 @@ class CallerLine:
             raise TimeoutError("the caller's audio was not sent")
         return self.last_speech_sent
 
-    def wait_agent_done(self, since: float, timeout_s: float, quiet_s: float = QUIET_S) -> bool:
-        """Until the agent has spoken after `since` and then been quiet for quiet_s."""
+    def wait_agent_done(self, since: float, timeout_s: float, quiet_s: float = QUIET_S,
+                        gone: Callable[[], bool] = lambda: False) -> bool:
+        """Until the agent has spoken after `since` and then been quiet for quiet_s (False at the timeout,
+        or once `gone()` says the call is over)."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not gone():
             speech = [t for t, s in self.heard[-500:] if s and t > since]
             if speech and time.monotonic() - speech[-1] >= quiet_s:
                 return True
@@ -274,6 +278,8 @@ class CallerLine:
 @dataclass
 class CallResult:
     ok: bool
+    refused: bool = False
+    """The call was refused with 503 (admission): not a failure of the calls admitted."""
     latencies_s: list[float] = field(default_factory=list)
     error: str = ""
 
@@ -297,8 +303,10 @@ def _call_on(sipp: str, scenario: Path, port: int, questions: list[np.ndarray], 
     result = CallResult(ok=False)
     try:
         start = time.monotonic()
-        if not line.wait_agent_done(start, 40):
-            result.error = "no greeting heard"
+        if not line.wait_agent_done(start, 40, gone=lambda: proc.poll() is not None):
+            errors = "".join(p.read_text(errors="replace") for p in log_dir.glob("*_errors.log"))
+            result.refused = proc.poll() is not None and "SIP/2.0 503" in errors
+            result.error = "refused (503)" if result.refused else "no greeting heard"
             return result
         for samples in questions:
             asked = line.say(samples)
@@ -333,25 +341,72 @@ def end_bench_call(proc: subprocess.Popen[bytes], line: CallerLine) -> None:
     line.close()
 
 
-def _level(concurrency: int, calls: int, sipp: str, scenario: Path, port: int, questions: list[np.ndarray],
+@dataclass
+class Target:
+    """The server a level calls: its SIP port, its process (CPU and memory of its tree), its calls' folder."""
+
+    port: int
+    pid: int | None = None
+    out: Path | None = None
+
+
+def _level(concurrency: int, calls: int, sipp: str, scenario: Path, target: Target, questions: list[np.ndarray],
            work: Path) -> dict[str, Any]:
-    """`calls` calls, `concurrency` at a time (started together)."""
+    """`calls` calls, `concurrency` at a time (started together): the caller-side latencies, the calls that
+    reached the right outcome (from the server's call folders), and the server's CPU and memory meanwhile."""
+    from ivr.serve.proctree import TreeSampler
+
     results: list[CallResult] = []
+    before = set(target.out.iterdir()) if target.out is not None and target.out.is_dir() else set()
+    sampler = TreeSampler(target.pid).start() if target.pid else None
     started = time.monotonic()
     with ThreadPoolExecutor(concurrency) as pool:
         remaining = calls
         while remaining > 0:
             wave = min(concurrency, remaining)
-            results.extend(pool.map(lambda _: _one_call(sipp, scenario, port, questions, work), range(wave)))
+            results.extend(pool.map(lambda _: _one_call(sipp, scenario, target.port, questions, work), range(wave)))
             remaining -= wave
-    latencies = [x for r in results for x in r.latencies_s]
+    wall_s = time.monotonic() - started
+    load = sampler.stop() if sampler is not None else {}
+    admitted = [r for r in results if not r.refused]
+    latencies = [x for r in admitted for x in r.latencies_s]
+    right = _right_outcomes(target.out, before) if target.out is not None else None
     return {"concurrency": concurrency, "calls": calls, "completed": sum(r.ok for r in results),
+            "refused": sum(r.refused for r in results), "right": right,
+            "cpu_cores": round(load["cpu_s"] / wall_s, 2) if load else None,
+            "cpu_s_per_call_min": round(load["cpu_s"] / max(1e-9, _call_minutes(admitted, wall_s)), 1)
+            if load and admitted else None,
+            "peak_pss_mb": load.get("peak_pss_mb"),
             "errors": [r.error for r in results if r.error], "samples": len(latencies),
             "p50_ms": round(1000 * _percentile(latencies, 0.5), 1),
             "p95_ms": round(1000 * _percentile(latencies, 0.95), 1),
             "max_ms": round(1000 * max(latencies), 1) if latencies else float("nan"),
-            "wall_s": round(time.monotonic() - started, 1),
+            "wall_s": round(wall_s, 1),
             "latencies_ms": [round(1000 * x, 1) for x in latencies]}
+
+
+def _call_minutes(admitted: list[CallResult], wall_s: float) -> float:
+    """The admitted calls' minutes, taking each call as the level's wall time (calls start together)."""
+    return len(admitted) * wall_s / 60.0
+
+
+RIGHT_NODE = "balance"
+"""The bench caller asks for the balance, then says it is all set: the call is right when the balance
+was answered and the agent ended the call as completed."""
+
+
+def _right_outcomes(out: Path, before: set[Path]) -> int:
+    """Calls in `out` since `before` that heard the balance and ended as completed."""
+    right = 0
+    for call_dir in sorted(set(out.iterdir()) - before) if out.is_dir() else []:
+        events = call_dir / "events.jsonl"
+        if not events.is_file():
+            continue
+        rows = [json.loads(line) for line in events.read_text(errors="replace").splitlines() if line.strip()]
+        heard = any(r.get("type") == "dialog" and r.get("node") == RIGHT_NODE for r in rows)
+        ended = [r for r in rows if r.get("type") == "call_ended"]
+        right += heard and bool(ended) and ended[-1].get("reason") == "completed"
+    return right
 
 
 def _start_serve(args: argparse.Namespace, port: int, out_dir: Path, max_calls: int) -> subprocess.Popen[str]:
@@ -362,6 +417,10 @@ def _start_serve(args: argparse.Namespace, port: int, out_dir: Path, max_calls: 
            "--out", str(out_dir), "--keep-call-files", "--rtp-port", str(free_port(even=True)),
            "--max-calls", str(max_calls), "--http-port", "0",
            "--grace", "0", *getattr(args, "extra_serve", ["--rtp-timeout", "0"])]
+    if getattr(args, "shared_inference", False):
+        cmd.append("--shared-inference")
+    if getattr(args, "admit_budget_ms", None):
+        cmd += ["--admit-budget-ms", str(args.admit_budget_ms)]
     for flag in ("config", "flow", "asr", "asr_model", "tts", "voice", "vad"):
         value = getattr(args, flag, None)
         if value:
@@ -428,16 +487,18 @@ def run_bench_sip(args: argparse.Namespace) -> dict[str, Any]:
             config = _setting_config(work, name, getattr(args, "config", None))
             server = _start_serve(argparse.Namespace(**{**vars(args), "config": config}), port, out, max(levels))
             try:
-                single = _level(1, args.calls, sipp, scenario, port, questions, work)
+                target = Target(port, server.pid, out)
+                single = _level(1, args.calls, sipp, scenario, target, questions, work)
                 print(f"  {name}: 1 call at a time: p50 {single['p50_ms']:.0f} ms, p95 {single['p95_ms']:.0f} ms "
                       f"({single['samples']} replies, {single['completed']}/{single['calls']} calls)", flush=True)
                 compared[name] = {"single": single, **_agent_side(out, single)}  # before the ramp's calls
                 if name == NOW:
-                    ramp = _ramp(levels, sipp, scenario, port, questions, work)
+                    ramp = _ramp(levels, sipp, scenario, target, questions, work)
             finally:
                 _stop(server)
     now = compared[NOW]
-    held = [r["concurrency"] for r in ramp if r["p95_ms"] <= TARGET_P95_S * 1000 and r["completed"] == r["calls"]]
+    held = [r["concurrency"] for r in ramp
+            if r["p95_ms"] <= TARGET_P95_S * 1000 and r["completed"] == r["calls"] and not r["refused"]]
     report = {"benchmark": "bench-sip", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
               "measured": "end of the caller's last RTP packet of speech to the first agent RTP packet with "
@@ -458,15 +519,16 @@ def _setting_config(work: Path, name: str, config: str | None) -> str | None:
     return str(path)
 
 
-def _ramp(levels: list[int], sipp: str, scenario: Path, port: int, questions: list[np.ndarray],
+def _ramp(levels: list[int], sipp: str, scenario: Path, target: Target, questions: list[np.ndarray],
           work: Path) -> list[dict[str, Any]]:
     ramp = []
     for c in levels:
-        row = _level(c, c, sipp, scenario, port, questions, work)
+        row = _level(c, c, sipp, scenario, target, questions, work)
         ramp.append(row)
         print(f"  {c} concurrent: p50 {row['p50_ms']:.0f} ms, p95 {row['p95_ms']:.0f} ms, "
-              f"{row['completed']}/{row['calls']} calls completed", flush=True)
-        if row["completed"] < row["calls"]:
+              f"{row['completed']}/{row['calls']} calls completed, {row['refused']} refused, "
+              f"{row['right']} right; {row['cpu_cores']} cores busy, {row['peak_pss_mb']} MB", flush=True)
+        if row["completed"] + row["refused"] < row["calls"]:
             break
     return ramp
 
@@ -500,15 +562,21 @@ def _agent_side(out: Path, single: dict[str, Any]) -> dict[str, Any]:
         "measured": "the session's own end of turn to its first reply frame, the calls one at a time"}}
 
 
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
 def _print_table(report: dict[str, Any]) -> None:
     print()
     print(f"{'SIP voice-to-voice (caller side)':36} {'calls':>6} {'replies':>8} {'p50 ms':>8} {'p95 ms':>8} "
-          f"{'max ms':>8} {'done':>6}")
+          f"{'max ms':>8} {'done':>6} {'503':>4} {'right':>6} {'cores':>6} {'cpu s/min':>9} {'PSS MB':>7}")
     rows = [("1 call at a time", report["single"])] + [(f"{r['concurrency']} concurrent", r)
                                                          for r in report["ramp"]]
     for name, r in rows:
         print(f"{name:36} {r['calls']:>6} {r['samples']:>8} {r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f} "
-              f"{r['max_ms']:>8.0f} {r['completed']:>3}/{r['calls']:<2}")
+              f"{r['max_ms']:>8.0f} {r['completed']:>3}/{r['calls']:<2} {r.get('refused', 0):>4} "
+              f"{_cell(r.get('right')):>6} {_cell(r.get('cpu_cores')):>6} {_cell(r.get('cpu_s_per_call_min')):>9} "
+              f"{_cell(r.get('peak_pss_mb')):>7}")
     agent = report["agent_side"]
     print(f"{'agent side (session end of turn)':36} {'':>6} {agent['samples']:>8} {agent['p50_ms']:>8.0f} "
           f"{agent['p95_ms']:>8.0f}")

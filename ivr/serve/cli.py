@@ -8,6 +8,7 @@ import logging
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from ivr.serve import DEFAULT_HTTP_PORT
@@ -40,6 +41,11 @@ def register(subparsers: Any) -> None:
                        help="a worker on another machine (an `ivr serve --allow THIS_HOST/32` there) that the "
                        "Kamailio front also sends calls to, probed and failed over like local ones (repeatable); "
                        "with --max-calls 0 this machine is only the front")
+    serve.add_argument("--inference", metavar="SOCKET",
+                       help="use the models of a shared inference service (`ivr infer --socket SOCKET`) instead "
+                       "of loading them in this process")
+    serve.add_argument("--shared-inference", action="store_true",
+                       help="with worker processes (--max-calls above 3): start one `ivr infer` for all of them")
     serve.add_argument("--admit-budget-ms", type=float, metavar="MS",
                        help="admission by measured headroom: with a call up, refuse new calls (503) while the "
                        "recent replies' voice-to-voice p95 is over MS or the CPU over --admit-max-cpu (default 0: "
@@ -90,6 +96,12 @@ def register(subparsers: Any) -> None:
     bench.add_argument("--calls", type=int, default=4, help="calls one at a time for p50/p95 (default 4)")
     bench.add_argument("--ramp", help="concurrency levels, e.g. 1,2,3 (default 1,2,4,... up to the call limit)")
     bench.add_argument("--max-concurrency", type=int, default=8, help="highest level of the default ramp")
+    bench.add_argument("--serve-log", type=Path, metavar="FILE", help="append the server's output to FILE")
+    bench.add_argument("--shared-inference", action="store_true",
+                       help="the server's workers share one inference service (ivr serve --shared-inference)")
+    bench.add_argument("--admit-budget-ms", type=float, metavar="MS",
+                       help="the server admits calls by measured headroom (ivr serve --admit-budget-ms); "
+                       "calls it refuses (503) are counted apart, their latency is not")
     bench.add_argument("--no-compare", dest="compare", action="store_false",
                        help="skip the calls one at a time under the old settings (turns ended by 500 ms of "
                        "silence, no prompt cache) that are otherwise measured beside the current ones")
@@ -171,10 +183,12 @@ def _serve_here(config: SipConfig, args: argparse.Namespace) -> int:
     readiness = Readiness("models", "sip", "store", "headroom")
     http = _start_http(args.http_bind, args.http_port, readiness)
     started = time.monotonic()
-    services = Services.load(agent_config(args), presynthesize=True)
+    services = Services.load(agent_config(args), presynthesize=not args.inference, inference=args.inference)
     load_s = time.monotonic() - started
     metrics.MODELS_LOAD_SECONDS.set(load_s)
-    readiness.set("models", True)
+    # with a shared inference service, the models are ready while it can be reached (the front routes new
+    # calls elsewhere while it restarts; calls in progress hear the fallbacks)
+    readiness.set("models", services.inference.available if services.inference is not None else True)
     server = SipServer(services, config)
     server.observers.append(metrics.CallMetrics(on_reply=server.headroom.reply if server.headroom.enabled else None))
     store = open_store_or_none()
@@ -190,9 +204,11 @@ def _serve_here(config: SipConfig, args: argparse.Namespace) -> int:
     readiness.set("headroom", lambda: server.headroom.refusal(server.live_count()) is None)
     tls = f"; TLS on {config.tls_port}" if config.tls_cert else ""
     web = f"; metrics and health on {http.url}" if isinstance(http, HealthServer) else ""
-    print(f"ivr serve: ready: listening on sip:{config.bind}:{config.port} (UDP, TCP{tls}); models loaded in "
-          f"{load_s:.1f} s{web}; calls in {config.out_dir}/; at most {server.config.max_calls} calls at once",
-          flush=True)
+    models = (f"models from the inference service (pid {services.inference.hello.pid})"
+              if services.inference is not None and services.inference.hello is not None
+              else f"models loaded in {load_s:.1f} s")
+    print(f"ivr serve: ready: listening on sip:{config.bind}:{config.port} (UDP, TCP{tls}); {models}{web}; "
+          f"calls in {config.out_dir}/; at most {server.config.max_calls} calls at once", flush=True)
     code = _watch(server, stop)
     if code:
         return code
@@ -282,7 +298,8 @@ def _serve_behind_front(config: SipConfig, args: argparse.Namespace) -> int:
     from ivr.serve.health import Readiness
     from ivr.serve.sdnotify import Notifier
 
-    supervisor = Supervisor(config, sys.argv[1:], http_port=args.http_port)
+    supervisor = Supervisor(config, sys.argv[1:], http_port=args.http_port,
+                            inference=_inference_argv(sys.argv[1:], args) if args.shared_inference else None)
     readiness = Readiness("workers")
     readiness.set("workers", supervisor.ready)
     http = _start_http(args.http_bind, args.http_port, readiness)
@@ -315,6 +332,16 @@ def _serve_behind_front(config: SipConfig, args: argparse.Namespace) -> int:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     print(f"ivr serve: stopped (exit code {code})", flush=True)
     return code
+
+
+def _inference_argv(argv: list[str], args: argparse.Namespace) -> list[str]:
+    """`ivr infer`'s command line for the supervisor's workers: the global options, then the model options
+    that `serve` was given (the same flow, voices and recognizer as the workers would have loaded)."""
+    globals_ = argv[:argv.index("serve")] if "serve" in argv else []
+    models = [item for flag in ("config", "flow", "asr", "asr_model", "tts", "voice", "vad", "rate")
+              if getattr(args, flag, None) is not None
+              for item in (f"--{flag.replace('_', '-')}", str(getattr(args, flag)))]
+    return [*globals_, "infer", *models]
 
 
 def cmd_bench_sip(args: argparse.Namespace) -> int:

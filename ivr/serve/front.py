@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.errors import IvrError
+from ivr.infer import READY_LINE as INFER_READY_LINE
 from ivr.serve import MULTIPROC_ENV
 from ivr.serve.children import Child, describe_exit
 from ivr.serve.kamailio import KamailioRpc, dispatcher_list, kamailio_config, sip_ping
@@ -97,10 +98,23 @@ def worker_limits(max_calls: int) -> list[int]:
 class Supervisor:
     """Workers and the Kamailio front for one `ivr serve --max-calls N` (N > 3)."""
 
-    def __init__(self, config: SipConfig, argv: list[str], http_port: int = 0) -> None:
+    def __init__(self, config: SipConfig, argv: list[str], http_port: int = 0,
+                 inference: list[str] | None = None) -> None:
         self.config = config
         self.argv = argv
         """The supervisor's own command line after the program (global options, `serve`, its options)."""
+        self._runtime = Path(tempfile.mkdtemp(prefix="ivr-front-"))
+        self.inference: Child | None = None
+        """The shared inference service (`ivr infer`) that the workers use, when `inference` gives its
+        command line after the program (without --socket)."""
+        worker_extra: list[str] = []
+        self._infer_dir: Path | None = None
+        if inference is not None:
+            self._infer_dir = Path(tempfile.mkdtemp(prefix="ivr-infer-"))  # not the proxy's (chowned) folder
+            sock = str(self._infer_dir / "infer.sock")
+            self.inference = Child("inference", [sys.executable, "-m", "ivr", *inference, "--socket", sock],
+                                   ready_line=INFER_READY_LINE)
+            worker_extra = ["--inference", sock]
         self.limits = worker_limits(config.max_calls)
         self.ports = [config.port + 1 + i for i in range(len(self.limits))]
         base = config.rtp_port or DEFAULT_RTP_PORT
@@ -111,7 +125,7 @@ class Supervisor:
             Child(f"worker {i}", [sys.executable, "-m", "ivr", *argv, "--bind", config.bind, "--port", str(port),
                                   "--rtp-port", str(rtp), "--rtp-port-range", str(RTP_STRIDE),
                                   "--max-calls", str(limit), "--worker-of", config.bind,
-                                  "--http-port", str(http), "--http-bind", "127.0.0.1"],
+                                  "--http-port", str(http), "--http-bind", "127.0.0.1", *worker_extra],
                   ready_line=READY_LINE, watchdog_s=WORKER_WATCHDOG_S)
             for i, (limit, port, rtp, http) in enumerate(zip(self.limits, self.ports, self.rtp_ports,
                                                               self.http_ports, strict=True))]
@@ -122,7 +136,6 @@ class Supervisor:
         self.stopping = False
         self._front_checked = 0.0
         self._front_misses = 0
-        self._runtime = Path(tempfile.mkdtemp(prefix="ivr-front-"))
         self.rpc = KamailioRpc(self._runtime / "rpc.sock")
 
     # ---- start --------------------------------------------------------------------------------------
@@ -137,6 +150,9 @@ class Supervisor:
             raise IvrError(f"--max-calls above {MAX_ANSWERED_CALLS} needs a specific --bind address, not "
                            f"{self.config.bind}")
         try:
+            if self.inference is not None:
+                self.inference.spawn()
+                log.info("inference service: pid %d", self.inference.pid)
             for i, worker in enumerate(self.workers):
                 worker.spawn()
                 log.info("worker %d: pid %d on %s:%d, RTP from %d, %d call(s)", i, worker.pid, self.config.bind,
@@ -152,7 +168,7 @@ class Supervisor:
 
     def _wait_workers(self, deadline: float) -> None:
         while not all(worker.ready and self.worker_ready(i) for i, worker in enumerate(self.workers)):
-            for worker in self.workers:
+            for worker in [*self.workers, *([self.inference] if self.inference is not None else [])]:
                 code = worker.exit_code()
                 if code is not None:
                     raise IvrError(f"{worker.name} did not start ({describe_exit(code)}):\n{worker.tail()}")
@@ -210,6 +226,8 @@ class Supervisor:
         if self.stopping:
             return
         now = time.monotonic()
+        if self.inference is not None:  # restarted like a worker; the workers reconnect by themselves
+            self._watch(self.inference, now, WORKER_START_TIMEOUT_S)
         for i, worker in enumerate(self.workers):
             pid = worker.pid
             change = self._watch(worker, now, WORKER_START_TIMEOUT_S)
@@ -362,10 +380,12 @@ class Supervisor:
     def kill(self) -> None:
         """Ends every child still running (SIGTERM, then SIGKILL) and removes the runtime folder."""
         self.stopping = True
-        children = [c for c in [*self.workers, self.front] if c is not None]
+        children = [c for c in [*self.workers, self.front, self.inference] if c is not None]
         for child in children:
             child.signal(signal.SIGTERM)
         deadline = time.monotonic() + 10.0
         for child in children:
             child.kill(timeout_s=max(0.0, deadline - time.monotonic()), term=False)
         shutil.rmtree(self._runtime, ignore_errors=True)
+        if self._infer_dir is not None:
+            shutil.rmtree(self._infer_dir, ignore_errors=True)

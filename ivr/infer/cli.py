@@ -1,0 +1,47 @@
+"""`ivr infer --socket PATH`: the shared inference service for the call workers of this machine."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    from ivr.cliargs import add_model_args
+
+    infer = subparsers.add_parser("infer", help="hold the models once for every call worker of this machine "
+                                  "(workers: ivr serve --inference SOCKET)")
+    infer.add_argument("--socket", required=True, metavar="PATH",
+                       help="unix socket to listen on; its key is written to PATH.key (mode 0600)")
+    infer.add_argument("--threads", type=int, default=0,
+                       help="requests run at once, nearest deadline first (default: the CPU count)")
+    add_model_args(infer)
+    infer.set_defaults(func=cmd_infer)
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from ivr.call.services import Services
+    from ivr.cliargs import agent_config
+    from ivr.infer import READY_LINE
+    from ivr.infer.server import InferenceService
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("signal %d: stopping the inference service", signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    services = Services.load(agent_config(args), presynthesize=True)
+    service = InferenceService(services, Path(args.socket), threads=args.threads)
+    print(f"{READY_LINE} on {args.socket}; models loaded in {services.load_s:.1f} s", flush=True)
+    service.serve(stop)
+    print("ivr infer: stopped", flush=True)
+    return 0

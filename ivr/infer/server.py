@@ -1,0 +1,296 @@
+"""The inference service: the models loaded once, every worker's requests served nearest deadline first.
+
+Wire format (pickled tuples over `multiprocessing.connection` on a unix socket, after its HMAC handshake):
+- request: (request id, op, budget in seconds, args);
+- replies: (request id, "chunk", value) any number of times for a streaming op, then (request id, "done",
+  value), or (request id, "error", "TypeName: message").
+A request's deadline is its arrival plus its budget; the scheduler's threads always take the job with the
+nearest deadline, so a caller turn waiting for its transcript goes before a presynthesis, and a few
+milliseconds of NLU before a long decode of another call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asr.base import AsrCapabilities
+from ivr.call.services import Services
+from ivr.errors import IvrError
+from ivr.infer import KEY_SUFFIX, Hello
+
+log = logging.getLogger(__name__)
+
+MAX_PEERS = 64
+"""Connections served at once; more are closed at once (a worker holds one)."""
+HANDSHAKE_TIMEOUT_S = 2.0
+WAITS_KEPT = 2000
+"""Queue waits remembered for the service's figures (the most recent ones)."""
+
+
+class Peer:
+    """One worker's connection: replies from several scheduler threads are sent under one lock."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            try:
+                self.conn.send(message)
+            except (OSError, ValueError):
+                self.closed = True
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            with contextlib.suppress(OSError):
+                self.conn.close()
+
+
+@dataclass(order=True)
+class Job:
+    deadline: float
+    seq: int
+    op: str = field(compare=False)
+    args: tuple[Any, ...] = field(compare=False)
+    peer: Peer = field(compare=False)
+    request_id: int = field(compare=False)
+    arrived: float = field(compare=False)
+
+
+class Scheduler:
+    """Jobs on `threads` threads, the nearest deadline first."""
+
+    def __init__(self, run: Callable[[Job], None], threads: int) -> None:
+        self._run = run
+        self._heap: list[Job] = []
+        self._ready = threading.Condition()
+        self._stopped = False
+        self._seq = itertools.count()
+        self.waits_ms: deque[float] = deque(maxlen=WAITS_KEPT)
+        self.served: Counter[str] = Counter()
+        self._threads = [threading.Thread(target=self._loop, name=f"infer-{i}", daemon=True) for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, op: str, args: tuple[Any, ...], budget_s: float, peer: Peer, request_id: int) -> None:
+        now = time.monotonic()
+        with self._ready:
+            heapq.heappush(self._heap, Job(now + budget_s, next(self._seq), op, args, peer, request_id, now))
+            self._ready.notify()
+
+    def queued(self) -> int:
+        with self._ready:
+            return len(self._heap)
+
+    def stop(self) -> None:
+        with self._ready:
+            self._stopped = True
+            self._ready.notify_all()
+
+    def _loop(self) -> None:
+        while True:
+            with self._ready:
+                while not self._heap and not self._stopped:
+                    self._ready.wait()
+                if self._stopped:
+                    return
+                job = heapq.heappop(self._heap)
+            self.waits_ms.append((time.monotonic() - job.arrived) * 1000.0)
+            self.served[job.op] += 1
+            if not job.peer.closed:  # its worker went away: nobody waits for the answer
+                self._run(job)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class InferenceService:
+    """Serves `services`' models on a unix socket at `path` until `stop` is set."""
+
+    def __init__(self, services: Services, path: Path, threads: int = 0) -> None:
+        self.services = services
+        self.path = path
+        self.key = secrets.token_bytes(32)
+        self.scheduler = Scheduler(self._run, threads or os.cpu_count() or 2)
+        self._peers: set[Peer] = set()
+        self._peers_lock = threading.Lock()
+        self._handlers: dict[str, Callable[..., Any]] = {
+            "hello": self._hello, "asr": self._asr, "tts": self._tts, "stats": self.stats,
+            "emotion.voice": self._emotion_voice, "emotion.text": self._emotion_text, "nlu": self._nlu}
+        self._sock = self._listen()
+
+    # ---- the socket ---------------------------------------------------------------------------------
+
+    def _listen(self) -> socket.socket:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # a stale socket of a service that died
+        key_path = Path(str(self.path) + KEY_SUFFIX)
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(self.key)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            old = os.umask(0o177)
+            try:
+                sock.bind(str(self.path))
+            finally:
+                os.umask(old)
+            sock.listen(MAX_PEERS)
+        except OSError as exc:
+            sock.close()
+            raise IvrError(f"cannot listen on {self.path}: {exc.strerror}") from None
+        return sock
+
+    def serve(self, stop: threading.Event) -> None:
+        """Accepts workers until `stop` is set (polled every 0.2 s), then closes everything."""
+        self._sock.settimeout(0.2)
+        try:
+            while not stop.is_set():
+                try:
+                    conn, _ = self._sock.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
+                    if stop.is_set():
+                        break
+                    raise
+                threading.Thread(target=self._peer, args=(conn,), name="infer-peer", daemon=True).start()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.scheduler.stop()
+        with contextlib.suppress(OSError):
+            self._sock.close()
+        with self._peers_lock:
+            peers = list(self._peers)
+        for peer in peers:
+            peer.close()
+        for path in (self.path, Path(str(self.path) + KEY_SUFFIX)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def _peer(self, sock: socket.socket) -> None:
+        """One worker: the handshake, then its requests until it goes."""
+        with self._peers_lock:
+            if len(self._peers) >= MAX_PEERS:
+                sock.close()
+                log.warning("inference: %d workers connected already; refused one", MAX_PEERS)
+                return
+        conn = Connection(os.dup(sock.fileno()))
+        # a peer that stalls in the handshake is cut off (shutting the socket down wakes the blocked read)
+        timer = threading.Timer(HANDSHAKE_TIMEOUT_S, _shut, args=(sock,))
+        timer.start()
+        try:
+            deliver_challenge(conn, self.key)
+            answer_challenge(conn, self.key)
+        except (AuthenticationError, OSError, EOFError, ValueError) as exc:
+            log.warning("inference: a connection failed the handshake (%s)", type(exc).__name__)
+            conn.close()
+            return
+        finally:
+            timer.cancel()
+            sock.close()
+        peer = Peer(conn)
+        with self._peers_lock:
+            self._peers.add(peer)
+        try:
+            self._read(peer)
+        finally:
+            with self._peers_lock:
+                self._peers.discard(peer)
+            peer.close()
+
+    def _read(self, peer: Peer) -> None:
+        while True:
+            try:
+                message = peer.conn.recv()
+            except (EOFError, OSError):
+                return
+            except Exception as exc:  # noqa: BLE001 - an unpicklable message: that peer is broken
+                log.warning("inference: an unreadable request (%s); closing that connection", type(exc).__name__)
+                return
+            if not (isinstance(message, tuple) and len(message) == 4 and isinstance(message[0], int)
+                    and message[1] in self._handlers and isinstance(message[2], int | float)
+                    and isinstance(message[3], tuple)):
+                log.warning("inference: a malformed request; closing that connection")
+                return
+            request_id, op, budget_s, args = message
+            self.scheduler.submit(op, args, max(0.0, float(budget_s)), peer, request_id)
+
+    # ---- the work -----------------------------------------------------------------------------------
+
+    def _run(self, job: Job) -> None:
+        try:
+            result = self._handlers[job.op](*job.args)
+            if isinstance(result, Iterator):
+                for chunk in result:
+                    if job.peer.closed:
+                        return
+                    job.peer.send((job.request_id, "chunk", chunk))
+                result = None
+        except Exception as exc:  # noqa: BLE001 - reported to the worker, which falls back
+            log.warning("inference: %s failed: %s", job.op, type(exc).__name__)
+            job.peer.send((job.request_id, "error", f"{type(exc).__name__}: {exc}"))
+            return
+        job.peer.send((job.request_id, "done", result))
+
+    def _hello(self) -> Hello:
+        s = self.services
+        asr_capabilities = getattr(s.recognizer, "capabilities", AsrCapabilities(streaming=False, partials=False))
+        return Hello(s.recognizer.name, asr_capabilities, s.synthesizer.engine, s.synthesizer.voice,
+                     s.synthesizer.capabilities, s.emotion is not None, s.nlu is not None, os.getpid())
+
+    def _asr(self, pcm: bytes, rate_hz: int, options: Any) -> Any:
+        return self.services.recognizer.transcribe(np.frombuffer(pcm, dtype="<i2"), rate_hz, options)
+
+    def _tts(self, text: str) -> Iterator[Any]:
+        return iter(self.services.synthesizer.synthesize_stream(text))
+
+    def _emotion_voice(self, samples: np.ndarray, rate_hz: int) -> Any:
+        return None if self.services.emotion is None else self.services.emotion.voice(samples, rate_hz)
+
+    def _emotion_text(self, text: str) -> Any:
+        return None if self.services.emotion is None else self.services.emotion.text(text)
+
+    def _nlu(self, text: str) -> Any:
+        if self.services.nlu is None:
+            raise IvrError("the inference service has no NLU")
+        return self.services.nlu.understand(text)
+
+    def stats(self) -> dict[str, Any]:
+        """Requests served by op, queue waits (ms, p50/p95 of the recent ones), workers connected, queued now."""
+        waits = sorted(self.scheduler.waits_ms)
+
+        def pct(q: float) -> float:
+            return round(waits[min(len(waits) - 1, int(q * len(waits)))], 1) if waits else 0.0
+
+        with self._peers_lock:
+            peers = len(self._peers)
+        return {"served": dict(self.scheduler.served), "wait_p50_ms": pct(0.5), "wait_p95_ms": pct(0.95),
+                "workers": peers, "queued": self.scheduler.queued(), "pid": os.getpid()}
