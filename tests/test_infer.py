@@ -195,7 +195,10 @@ def test_two_sip_workers_behind_the_front_share_one_service(tmp_path):
     assert re.search(r"4 concurrent: .* 4 right", proc.stdout)
     assert level["peak_pss_mb"] > 0 and level["cpu_cores"] > 0
     served = log.read_text()
-    assert served.count(READY_LINE) == 1  # one service loaded the models...
-    for worker in ("worker 0", "worker 1"):  # ...and both workers answered calls with them
-        assert re.search(rf"\[{worker}\] ivr serve: ready: .*models from the inference service", served)
+    for worker in ("worker 0", "worker 1"):  # both workers answered calls...
         assert re.search(rf"\[{worker}\] .*answering", served)
+    stopped = re.search(r"\[inference\] ivr infer: stopped after \d+ requests \((.*)\) from at most (\d+) workers",
+                        served)
+    assert stopped and int(stopped[2]) == 2  # ...with the models of one service, which both used
+    asr = re.search(r"(\d+) asr", stopped[1])
+    assert asr and int(asr[1]) >= 10  # every caller turn of the 5 calls was recognized there

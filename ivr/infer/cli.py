@@ -43,5 +43,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
     service = InferenceService(services, Path(args.socket), threads=args.threads)
     print(f"{READY_LINE} on {args.socket}; models loaded in {services.load_s:.1f} s", flush=True)
     service.serve(stop)
-    print("ivr infer: stopped", flush=True)
+    served = service.scheduler.served
+    ops = ", ".join(f"{n} {op}" for op, n in sorted(served.items()))
+    print(f"ivr infer: stopped after {sum(served.values())} requests ({ops or 'none'}) from at most "
+          f"{service.peak_workers} workers at once", flush=True)
     return 0

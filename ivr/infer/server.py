@@ -137,6 +137,8 @@ class InferenceService:
         self.key = secrets.token_bytes(32)
         self.scheduler = Scheduler(self._run, threads or os.cpu_count() or 2)
         self._peers: set[Peer] = set()
+        self.peak_workers = 0
+        """The most workers connected at once."""
         self._peers_lock = threading.Lock()
         self._handlers: dict[str, Callable[..., Any]] = {
             "hello": self._hello, "asr": self._asr, "tts": self._tts, "stats": self.stats,
@@ -219,6 +221,7 @@ class InferenceService:
         peer = Peer(conn)
         with self._peers_lock:
             self._peers.add(peer)
+            self.peak_workers = max(self.peak_workers, len(self._peers))
         try:
             self._read(peer)
         finally:

@@ -433,6 +433,9 @@ def _start_serve(args: argparse.Namespace, port: int, out_dir: Path, max_calls: 
         line = proc.stdout.readline()
         if not line:
             break
+        if log_path is not None:
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.write(line)
         if "listening on sip:" in line:
             threading.Thread(target=_drain, args=(proc, log_path), daemon=True).start()
             return proc
