@@ -20,7 +20,7 @@ from telephony.audio.frame import Frame, FrameBuffer
 from telephony.audio.resample import resample
 from telephony.clock import Clock
 from tts.base import Synthesizer
-from tts.stream import speak
+from tts.stream import speak, without_lead
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +66,22 @@ class Speaking:
         rate = self._rate_hz
 
         def produce(emit: Any) -> None:
+            started = False
+
+            def emit_from_first_sound(chunk: np.ndarray) -> None:  # the reply starts with its first sound
+                nonlocal started
+                if not started:
+                    chunk = without_lead(chunk, rate)
+                    started = chunk.size > 0
+                if chunk.size:
+                    emit(chunk)
+
             for item in items:
                 if isinstance(item, Play):
                     clip = read_audio(item.path)
-                    emit(resample(clip.mono(), clip.sample_rate_hz, rate))
+                    emit_from_first_sound(resample(clip.mono(), clip.sample_rate_hz, rate))
                 else:
-                    _speak_with_fallback(primary, fallback, item.text, rate, emit)
+                    _speak_with_fallback(primary, fallback, item.text, rate, emit_from_first_sound)
 
         self.work = Work(self._lane, self._clock, produce, name="tts")
 
