@@ -83,6 +83,9 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--pjsip-log-level", type=int,
                        help="pjsip console log level 0-6 (default 1); above 3 prints SIP messages with caller numbers")
     add_model_args(serve)
+    serve.add_argument("--models-dir", help="intent model versions: the accepted one is used, and one accepted "
+                       "later serves the calls after it (default $IVR_MODELS_DIR, else models/intents under the "
+                       "store's data directory; see `ivr models`)")
     serve.set_defaults(func=cmd_serve)
 
     bench = subparsers.add_parser("bench-sip", help="voice-to-voice latency and concurrent calls, measured "
@@ -162,6 +165,7 @@ def _serve_here(config: SipConfig, args: argparse.Namespace) -> int:
     its webhooks, then SIP; the watchdog loop until a signal; then a graceful stop."""
     from ivr.call.services import Services
     from ivr.cliargs import agent_config
+    from ivr.learn.watch import watch_models
     from ivr.serve import metrics
     from ivr.serve.health import HealthServer, Readiness
     from ivr.serve.server import SipServer
@@ -172,6 +176,7 @@ def _serve_here(config: SipConfig, args: argparse.Namespace) -> int:
     http = _start_http(args.http_bind, args.http_port, readiness)
     started = time.monotonic()
     services = Services.load(agent_config(args), presynthesize=True)
+    models = watch_models(services, args.models_dir)  # an accepted intent model now, and the ones accepted later
     load_s = time.monotonic() - started
     metrics.MODELS_LOAD_SECONDS.set(load_s)
     readiness.set("models", True)
@@ -200,6 +205,7 @@ def _serve_here(config: SipConfig, args: argparse.Namespace) -> int:
         print(f"ivr serve: stopping; {server.live_count()} call(s) may finish "
               f"(up to {config.shutdown_grace_s:.0f} s)", flush=True)
     server.stop(config.shutdown_grace_s, hurry)
+    models.stop()
     stop_webhooks(webhooks)
     if http is not None:
         http.stop()
