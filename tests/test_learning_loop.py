@@ -141,8 +141,7 @@ def test_retraining_with_labels_fixes_a_missed_family_on_phrasings_never_labelle
     versions.accept(_tfidf_version(versions, base), "ada")
     before = load_nlu(versions.current())
     for i, text in enumerate(HEARD):
-        store_call(store, before, machine, f"c{i}", text)
-        add_label(store, f"c{i}", caller_seq(store, f"c{i}"), "intent", "balance", "sam")
+        add_label(store, f"c{i}", store_call(store, before, machine, f"c{i}", text), "intent", "balance", "sam")
     test = read_examples(Path(__file__).parents[1] / "models/intents/eval/test.csv")
     version = retrain(RetrainInput(base, training_rows(store), {"test.csv": test}, machine), versions,
                       RetrainSettings(train=TFIDF), by="test")

@@ -96,6 +96,8 @@ def register(sub: Any) -> None:
     demo.add_argument("--backend", choices=("tfidf", "ensemble"), default="ensemble",
                       help="ensemble: the shipped recipe (Banking77 from the shared data when present; minutes); "
                            "tfidf: the bank's own rows, seconds")
+    demo.add_argument("--label-copies", type=int, default=3, help="copies of each labelled turn among the "
+                      "training rows (default 3, as `ivr train intents --from-store`)")
     demo.add_argument("--json", dest="json_out", help="write the figures as JSON here")
     demo.set_defaults(func=cmd_demo)
 
@@ -146,7 +148,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     versions = _versions(args)
     current = versions.current_name()
     print(f"model versions in {versions.root} (in use: {current})")
-    for v in versions.list():
+    for v in versions.all():
         mark = "*" if v.name == current else " "
         if v.path is None:
             print(f"{mark} shipped: the package's model")
@@ -171,5 +173,5 @@ def cmd_models_rollback(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ivr.learn.demo import run_demo
 
-    run_demo(Path(args.work), args.backend, args.json_out)
+    run_demo(Path(args.work), args.backend, args.json_out, label_copies=args.label_copies)
     return 0

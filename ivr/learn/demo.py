@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from dialog.flow import load_default_flow
 from dialog.machine import Machine
 from dialog.nlu.faq import default_faq_path
 from dialog.nlu.understand import Nlu
+from ivr.errors import IvrError
 from ivr.learn.cli import DEFAULT_BENCHMARKS
 from ivr.learn.retrain import RetrainInput, RetrainSettings, compare, figures_table, load_nlu, retrain
 from ivr.learn.versions import ModelVersions
@@ -67,9 +70,9 @@ MAP_FILE = Path(__file__).resolve().parents[2] / "models" / "intents" / "banking
 BANK_ROWS = MAP_FILE.with_name("bank_intents.csv")
 
 
-def store_call(store: Store, nlu: Nlu, machine: Machine, call_id: str, text: str) -> None:
+def store_call(store: Store, nlu: Nlu, machine: Machine, call_id: str, text: str) -> int:
     """One call through the store's writer: the greeting, the caller's turn, what the NLU and the flow made
-    of it (the agent's reply), then the caller hangs up."""
+    of it (the agent's reply), then the caller hangs up. Returns the caller turn's seq."""
     from ivr.train.nlu.turns_eval import utterance_for
 
     state, _ = machine.start()
@@ -90,9 +93,13 @@ def store_call(store: Store, nlu: Nlu, machine: Machine, call_id: str, text: str
     events.append({"t_ms": 9000.0, "type": "call_ended", "outcome": "caller-hangup", "reason": "hangup",
                    "target": "", "node": "main_menu"})
     writer = StoreWriter(store, source="sim", background=False)
-    for event in events:
-        writer(event)
+    now = datetime.now(UTC)
+    writer.apply([(now + timedelta(milliseconds=e["t_ms"]), e) for e in events])  # records, as events.jsonl has
     writer.finish([], None)
+    stored = store.get_call(call_id)
+    if stored is None or writer.failed:
+        raise IvrError(f"the store did not take call {call_id}")
+    return int(next(t["seq"] for t in stored["turns"] if t["speaker"] == "caller"))
 
 
 def base_recipe(backend: str, shared: Path) -> tuple[list[Example], TrainConfig]:
@@ -107,7 +114,8 @@ def base_recipe(backend: str, shared: Path) -> tuple[list[Example], TrainConfig]
     return rows, TrainConfig(augment=2, backend="ensemble")
 
 
-def run_demo(work: Path, backend: str, json_out: str | None = None, shared: Path | None = None) -> dict[str, Any]:
+def run_demo(work: Path, backend: str, json_out: str | None = None, shared: Path | None = None,
+             label_copies: int = RetrainSettings.label_copies) -> dict[str, Any]:
     import os
 
     shared = shared or Path(os.environ.get("IVR_SHARED_DIR", "../shared"))
@@ -121,20 +129,19 @@ def run_demo(work: Path, backend: str, json_out: str | None = None, shared: Path
     started = time.perf_counter()
     with Store(config) as store:
         for i, text in enumerate(HEARD):
-            store_call(store, shipped, machine, f"demo-{i:02d}", text)
-            seq = next(t["seq"] for t in store.get_call(f"demo-{i:02d}")["turns"] if t["speaker"] == "caller")
+            seq = store_call(store, shipped, machine, f"demo-{i:02d}", text)
             add_label(store, f"demo-{i:02d}", seq, "intent", INTENT, "demo-supervisor")
         labelled = training_rows(store)
     print(f"stored {len(HEARD)} calls and labelled their caller turns {INTENT!r}", flush=True)
     base, train_config = base_recipe(backend, shared)
     benchmarks = {p.name: read_examples(p) for p in DEFAULT_BENCHMARKS}
     version = retrain(RetrainInput(base, labelled, benchmarks, machine), versions,
-                      RetrainSettings(train=train_config), by="demo")
+                      RetrainSettings(label_copies=label_copies, train=train_config), by="demo")
     print("\n".join(figures_table(version)), flush=True)
     if version.status == "candidate":
         versions.accept(version.name, "demo-admin")
     in_use = load_nlu(versions.current())
-    family = {"family, labelled (stored calls)": [Example(t, INTENT) for t in HEARD],
+    family: dict[str, Sequence[Example]] = {"family, labelled (stored calls)": [Example(t, INTENT) for t in HEARD],
               "family, never labelled": [Example(t, INTENT) for t in UNSEEN], **benchmarks}
     figures = compare(shipped, in_use, machine, family)
     report = {"backend": backend, "version": version.name, "status": version.status, "in_use": versions.current_name(),

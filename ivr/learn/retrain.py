@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,7 +89,7 @@ def judge(nlu: Nlu, machine: Machine, rows: Sequence[Example]) -> dict[str, Any]
     return dict(summarize(evaluate_turns(nlu, machine, rows))["all"])
 
 
-def compare(current: Nlu, candidate: Nlu, machine: Machine, sets: dict[str, Sequence[Example]]) -> dict[str, Any]:
+def compare(current: Nlu, candidate: Nlu, machine: Machine, sets: Mapping[str, Sequence[Example]]) -> dict[str, Any]:
     """{set name: {"current": shares, "candidate": shares}} for each evaluation set."""
     return {name: {"current": judge(current, machine, rows), "candidate": judge(candidate, machine, rows)}
             for name, rows in sets.items()}

@@ -98,7 +98,7 @@ class ModelVersions:
             raise IvrError(f"{path / VERSION_FILE}: unreadable ({exc})") from None
         return ModelVersion(name, path, info)
 
-    def list(self) -> list[ModelVersion]:
+    def all(self) -> list[ModelVersion]:
         """Every version, newest first, then `shipped`."""
         return [self.get(n) for n in reversed(self.names())] + [self.get(SHIPPED)]
 

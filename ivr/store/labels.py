@@ -86,7 +86,8 @@ def add_label(store: Store, call_id: str, turn_seq: int, kind: str, value: str, 
             call_id=call_id, turn_seq=turn_seq, kind=kind, value=value, previous=previous, user_name=user_name,
             created_at=datetime.now(UTC)))
         Store._audit(conn, user_name, "label", call_id, detail)  # noqa: SLF001 (one transaction with the label)
-        return int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        return int(key[0]) if key else 0
 
 
 def call_labels(store: Store, call_id: str) -> list[dict[str, Any]]:

@@ -132,7 +132,7 @@ def register_models(app: FastAPI, console: Console, versions: ModelVersions) -> 
     def models_page(request: Request, ws: WebSession = console.admin, message: str = "") -> Response:
         current = versions.current_name()
         used = versions.accepted_before()
-        return console.page(request, "models.html", ws, versions=versions.list(), current=current, used=used,
+        return console.page(request, "models.html", ws, versions=versions.all(), current=current, used=used,
                             history=list(reversed(versions.history()))[:20], message=message,
                             models_dir=str(versions.root), shipped=SHIPPED)
 
