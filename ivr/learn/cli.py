@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import getpass
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     version = retrain(RetrainInput(base, labelled, benchmarks, machine, Path(args.faq_file) if args.faq_file else None),
                       versions, settings, by=_user())
     print("\n".join(figures_table(version)))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"version": version.name, **version.info}, indent=1, default=str),
+                                       encoding="utf-8")
     print(f"written to {version.path}; " + (f"accept it with `ivr models accept {version.name}`"
                                            if version.status != "refused" else "refused: it stays unused"))
     return 0

@@ -51,7 +51,10 @@ def _faq_entries(path: str, _mtime: float) -> tuple[tuple[str, str], ...]:
 
 def choices(versions: ModelVersions) -> dict[str, Any]:
     """What a turn can be labelled: the intents of the model in use, its FAQ's entries (id, question), emotions."""
-    version = versions.current()
+    try:
+        version = versions.current()
+    except IvrError:  # `current` names a version removed since: its calls run on the model loaded before
+        version = versions.get(SHIPPED)
     model_dir = version.path or default_model_dir()
     faq = version.faq_path or default_faq_path()
     return {"intents": _intents(str(model_dir), (model_dir / CONFIG_FILE).stat().st_mtime),
