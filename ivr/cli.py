@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_nlu(sub)
     from ivr.train.emotion.cli import register as register_emotion
     register_emotion(sub)  # after NLU: adds to its `ivr train` group
+    from ivr.learn.cli import register as register_learn
+    register_learn(sub)
     from ivr.convtest.cli import register as register_test
     register_test(sub)
     return parser

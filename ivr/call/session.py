@@ -46,6 +46,8 @@ class CallSession:
         self.call_id = call_id
         self.sample_rate_hz = sample_rate_hz
         self._services = services
+        self._nlu = services.nlu
+        """The NLU this call started with: a model accepted meanwhile (ivr.learn.watch) serves the next calls."""
         self._cfg = services.config.call
         self._clock = clock
         self._out_dir = out_dir
@@ -192,7 +194,7 @@ class CallSession:
 
     def _dispatch_utterance(self, text: str, confidence: float) -> None:
         """Runs the NLU (intent, FAQ) on the turn, then the dialog (ivr.call.dialogturn)."""
-        dialogturn.dispatch_utterance(self._services.nlu, self.log, text, confidence, self._dispatch,
+        dialogturn.dispatch_utterance(self._nlu, self.log, text, confidence, self._dispatch,
                                       lambda: self._state)
 
     # ---- timers --------------------------------------------------------------------------------

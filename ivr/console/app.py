@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -29,7 +30,8 @@ from ivr.console.access import HERE, SESSION_COOKIE, Console
 from ivr.console.auth import Users
 from ivr.console.guards import HashGate, LoginThrottle
 from ivr.console.metrics import install as install_metrics
-from ivr.console.routes import admin, calls, chat, live, login, webcall, webhooks
+from ivr.console.routes import admin, calls, chat, learning, live, login, webcall, webhooks
+from ivr.learn.versions import default_models_dir
 from ivr.store import Store
 from ivr.webcall.calls import WebCalls
 
@@ -46,17 +48,18 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 ROUTE_GROUPS = (login.register, calls.register, live.register, webcall.register, admin.register, webhooks.register,
-                chat.register)
+                chat.register, learning.register)
 
 
 def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrottle | None = None,
                gate: HashGate | None = None, chat_hub: ChatHub | None = None,
-               webcalls: WebCalls | None = None) -> FastAPI:
+               webcalls: WebCalls | None = None, models_dir: str | Path | None = None) -> FastAPI:
     """The console app over a store; `secure_cookies` forces the Secure flag (e.g. behind a TLS proxy).
     `throttle`: login attempts per client address; `gate`: where password hashes run (defaults of guards);
     `chat_hub`: the text chat's sessions (default: one over `store` that loads the models on the first chat);
     `webcalls`: the agent behind the web call page (default: the bank flow's models, loaded on the first
-    web call, calls stored with source "web")."""
+    web call, calls stored with source "web"); `models_dir`: the intent model versions the admin's Models page
+    lists (default: ivr.learn.versions.default_models_dir)."""
     console = Console(store, Users(store), throttle or LoginThrottle(), gate or HashGate(), secure_cookies)
     hub = chat_hub if chat_hub is not None else ChatHub(store)
     webcalls = webcalls or default_webcalls(store)
@@ -76,6 +79,7 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
     app.state.gate = console.gate
     app.state.chat = hub
     app.state.webcalls = webcalls
+    app.state.models_dir = default_models_dir(models_dir, store.config.data_dir)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     add_headers_and_errors(app, console)
     for register in ROUTE_GROUPS:

@@ -41,6 +41,8 @@ def register(subparsers: Any) -> None:
                          help="the console's public base URL, for the events' call_url links")
     add_store_args(console)
     add_model_args(console)
+    console.add_argument("--models-dir", help="intent model versions the admin's Models page lists, accepts and "
+                         "rolls back (default $IVR_MODELS_DIR, else models/intents under the store's data directory)")
     console.set_defaults(func=cmd_console)
     sub = console.add_subparsers(dest="console_command")
 
@@ -105,7 +107,7 @@ def cmd_console(args: argparse.Namespace) -> int:
         options, outbox = _console_webhooks(args, store)
         webcalls = web_calls(args, store, options)
         app = create_app(store, secure_cookies=args.secure_cookies or bool(args.tls_cert),
-                         chat_hub=_chat_hub(args, store, options), webcalls=webcalls)
+                         chat_hub=_chat_hub(args, store, options), webcalls=webcalls, models_dir=args.models_dir)
         if args.preload_agent:
             webcalls.preload()
         scheme = "https" if args.tls_cert else "http"

@@ -21,6 +21,8 @@ def register(subparsers: Any) -> None:
                        help="unix socket to listen on; its key is written to PATH.key (mode 0600)")
     infer.add_argument("--threads", type=int, default=0,
                        help="requests run at once, nearest deadline first (default: the CPU count)")
+    infer.add_argument("--models-dir", help="intent model versions: the accepted one is used, and one accepted "
+                       "later serves the requests after it (as `ivr serve --models-dir`)")
     add_model_args(infer)
     infer.set_defaults(func=cmd_infer)
 
@@ -30,6 +32,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from ivr.cliargs import agent_config
     from ivr.infer import READY_LINE
     from ivr.infer.server import InferenceService
+    from ivr.learn.watch import watch_models
 
     stop = threading.Event()
 
@@ -40,9 +43,11 @@ def cmd_infer(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     services = Services.load(agent_config(args), presynthesize=True)
+    models = watch_models(services, args.models_dir)  # the workers' turns get the accepted intent model
     service = InferenceService(services, Path(args.socket), threads=args.threads)
     print(f"{READY_LINE} on {args.socket}; models loaded in {services.load_s:.1f} s", flush=True)
     service.serve(stop)
+    models.stop()
     served = service.scheduler.served
     ops = ", ".join(f"{n} {op}" for op, n in sorted(served.items()))
     print(f"ivr infer: stopped after {sum(served.values())} requests ({ops or 'none'}) from at most "

@@ -89,6 +89,9 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--pjsip-log-level", type=int,
                        help="pjsip console log level 0-6 (default 1); above 3 prints SIP messages with caller numbers")
     add_model_args(serve)
+    serve.add_argument("--models-dir", help="intent model versions: the accepted one is used, and one accepted "
+                       "later serves the calls after it (default $IVR_MODELS_DIR, else models/intents under the "
+                       "store's data directory; see `ivr models`)")
     serve.set_defaults(func=cmd_serve)
 
     bench = subparsers.add_parser("bench-sip", help="voice-to-voice latency and concurrent calls, measured "
@@ -174,6 +177,7 @@ def _serve_here(config: SipConfig, args: argparse.Namespace) -> int:
     its webhooks, then SIP; the watchdog loop until a signal; then a graceful stop."""
     from ivr.call.services import Services
     from ivr.cliargs import agent_config
+    from ivr.learn.watch import watch_models
     from ivr.serve import metrics
     from ivr.serve.health import HealthServer, Readiness
     from ivr.serve.server import SipServer
@@ -184,6 +188,8 @@ def _serve_here(config: SipConfig, args: argparse.Namespace) -> int:
     http = _start_http(args.http_bind, args.http_port, readiness)
     started = time.monotonic()
     services = Services.load(agent_config(args), presynthesize=not args.inference, inference=args.inference)
+    # an accepted intent model now, and the ones accepted later (with a shared inference service, it watches)
+    models = None if args.inference else watch_models(services, args.models_dir)
     load_s = time.monotonic() - started
     metrics.MODELS_LOAD_SECONDS.set(load_s)
     # with a shared inference service, the models are ready while it can be reached (the front routes new
@@ -204,10 +210,10 @@ def _serve_here(config: SipConfig, args: argparse.Namespace) -> int:
     readiness.set("headroom", lambda: server.headroom.refusal(server.live_count()) is None)
     tls = f"; TLS on {config.tls_port}" if config.tls_cert else ""
     web = f"; metrics and health on {http.url}" if isinstance(http, HealthServer) else ""
-    models = (f"models from the inference service (pid {services.inference.hello.pid})"
+    loaded = (f"models from the inference service (pid {services.inference.hello.pid})"
               if services.inference is not None and services.inference.hello is not None
               else f"models loaded in {load_s:.1f} s")
-    print(f"ivr serve: ready: listening on sip:{config.bind}:{config.port} (UDP, TCP{tls}); {models}{web}; "
+    print(f"ivr serve: ready: listening on sip:{config.bind}:{config.port} (UDP, TCP{tls}); {loaded}{web}; "
           f"calls in {config.out_dir}/; at most {server.config.max_calls} calls at once", flush=True)
     code = _watch(server, stop)
     if code:
@@ -216,6 +222,8 @@ def _serve_here(config: SipConfig, args: argparse.Namespace) -> int:
         print(f"ivr serve: stopping; {server.live_count()} call(s) may finish "
               f"(up to {config.shutdown_grace_s:.0f} s)", flush=True)
     server.stop(config.shutdown_grace_s, hurry)
+    if models is not None:
+        models.stop()
     stop_webhooks(webhooks)
     if http is not None:
         http.stop()
@@ -338,7 +346,7 @@ def _inference_argv(argv: list[str], args: argparse.Namespace) -> list[str]:
     """`ivr infer`'s command line for the supervisor's workers: the global options, then the model options
     that `serve` was given (the same flow, voices and recognizer as the workers would have loaded)."""
     globals_ = argv[:argv.index("serve")] if "serve" in argv else []
-    models = [item for flag in ("config", "flow", "asr", "asr_model", "tts", "voice", "vad", "rate")
+    models = [item for flag in ("config", "flow", "asr", "asr_model", "tts", "voice", "vad", "rate", "models_dir")
               if getattr(args, flag, None) is not None
               for item in (f"--{flag.replace('_', '-')}", str(getattr(args, flag)))]
     return [*globals_, "infer", *models]

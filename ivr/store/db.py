@@ -332,7 +332,8 @@ class Store(AbstractContextManager["Store"]):
             file = self.config.data_dir / path
             if file.exists():
                 shred(file)
-        for table in (schema.recordings, schema.events, schema.turns, schema.outbox):  # outbox: its webhooks too
+        # the outbox: its webhooks too; labels: what supervisors said of its turns
+        for table in (schema.recordings, schema.events, schema.turns, schema.outbox, schema.labels):
             conn.execute(delete(table).where(table.c.call_id.in_(call_ids)))
         result = conn.execute(delete(schema.calls).where(schema.calls.c.id.in_(call_ids)))
         return int(result.rowcount or 0)

@@ -109,11 +109,17 @@ def _v4_outbox(conn: Connection) -> None:
     schema.outbox.create(conn, checkfirst=True)
 
 
+def _v8_labels(conn: Connection) -> None:
+    """Supervisors' labels of caller turns (a new store has the table from step 1)."""
+    schema.labels.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "calls, turns, events, recordings, users, web sessions, audit", _v1_initial),
     (2, "full-text index over turns: SQLite FTS5 table + triggers, PostgreSQL tsvector + GIN", _v2_fulltext),
     (3, "caller match by the last 4/7/10 digits; filter menu values table", _v3_caller_match_and_filter_values),
     (4, "webhook outbox: events to deliver, with leases, retries and a dead-letter state", _v4_outbox),
+    (8, "labels: a supervisor's corrections of caller turns (transcript, intent, FAQ, emotion)", _v8_labels),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -140,6 +140,18 @@ outbox = Table(
     Index("ix_outbox_due", "status", "next_attempt_at"),
 )
 
+labels = Table(
+    "labels", metadata,  # a supervisor's corrections of a caller turn: training data (ivr.store.labels)
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(64), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("turn_seq", Integer, nullable=False),  # the turn's seq in its call (stable; turn ids are not)
+    Column("kind", String(16), nullable=False),  # transcript | intent | faq | emotion
+    Column("value", Text, nullable=False),  # the right text (redacted), intent, FAQ entry id or emotion
+    Column("previous", Text, nullable=True),  # what the turn had (intent, emotion; not the text)
+    Column("user_name", String(80), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
 schema_version = Table(
     "schema_version", metadata,
     Column("version", Integer, primary_key=True),

@@ -62,6 +62,9 @@ def register(sub: Any) -> None:
                               f"(needs `{INSTALL_HINT}`); ensemble: both, blended")
     intents.add_argument("--embed-c", type=float, default=TrainConfig.embed_c,
                          help="inverse regularization of the sentence-vector head")
+    from ivr.learn.cli import add_retrain_args
+
+    add_retrain_args(intents)
     _json_then(intents, cmd_train_intents)
 
     bench = _command(sub, "bench-intents", "accuracy, macro-F1 and per-utterance latency of a saved intent model "
@@ -90,9 +93,9 @@ def register(sub: Any) -> None:
     _json_then(turns, cmd_eval_nlu, "the figures and every turn")
 
 
-def cmd_train_intents(args: argparse.Namespace) -> int:
+def base_rows(args: argparse.Namespace) -> list[Any]:
+    """The training rows FILE, --extra/--map and --faq give."""
     from ivr.train.nlu.data import faq_examples, read_examples, relabel
-    from ivr.train.nlu.train import VectorCache, evaluate, oos_study, train
 
     rows = read_examples(args.file)
     if args.extra:
@@ -103,8 +106,24 @@ def cmd_train_intents(args: argparse.Namespace) -> int:
                         max_per_intent=args.max_per_intent)
     if args.faq_file:
         rows += faq_examples(args.faq_file)
-    config = TrainConfig(svm_c=args.svm_c, lr_c=args.lr_c, augment=args.augment,
-                         max_features=args.max_features, backend=args.backend, embed_c=args.embed_c)
+    return rows
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(svm_c=args.svm_c, lr_c=args.lr_c, augment=args.augment,
+                       max_features=args.max_features, backend=args.backend, embed_c=args.embed_c)
+
+
+def cmd_train_intents(args: argparse.Namespace) -> int:
+    from ivr.train.nlu.data import read_examples
+    from ivr.train.nlu.train import VectorCache, evaluate, oos_study, train
+
+    if args.from_store is not None:
+        from ivr.learn.cli import cmd_retrain
+
+        return cmd_retrain(args)
+    rows = base_rows(args)
+    config = train_config(args)
     intents = sorted({r.intent for r in rows})
     print(f"training on {len(rows)} rows, {len(intents)} intents, backend {config.backend}", flush=True)
     vectors = VectorCache() if config.backend != "tfidf" else None
