@@ -109,11 +109,26 @@ def _v4_outbox(conn: Connection) -> None:
     schema.outbox.create(conn, checkfirst=True)
 
 
+def _v6_review(conn: Connection) -> None:
+    """Review at scale and QA: the calls' review columns, the sort indexes, saved searches, scorecards, reviews
+    and comments (a new store has them from step 1)."""
+    have = {c["name"] for c in inspect(conn).get_columns("calls")}
+    for name, kind in (("reviewed_at", "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql"
+                        else "DATETIME"), ("reviewed_by", "VARCHAR(80)"), ("score", "FLOAT")):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE calls ADD COLUMN {name} {kind}"))
+    for index in schema.SORT_INDEXES:
+        index.create(conn, checkfirst=True)
+    for table in (schema.saved_searches, schema.scorecards, schema.reviews, schema.comments):
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "calls, turns, events, recordings, users, web sessions, audit", _v1_initial),
     (2, "full-text index over turns: SQLite FTS5 table + triggers, PostgreSQL tsvector + GIN", _v2_fulltext),
     (3, "caller match by the last 4/7/10 digits; filter menu values table", _v3_caller_match_and_filter_values),
     (4, "webhook outbox: events to deliver, with leases, retries and a dead-letter state", _v4_outbox),
+    (6, "call review: sort indexes, saved searches, scorecards, reviews, comments", _v6_review),
 ]
 LATEST = MIGRATIONS[-1][0]
 
