@@ -117,7 +117,7 @@ def _v6_review(conn: Connection) -> None:
                         else "DATETIME"), ("reviewed_by", "VARCHAR(80)"), ("score", "FLOAT")):
         if name not in have:
             conn.execute(text(f"ALTER TABLE calls ADD COLUMN {name} {kind}"))
-    for index in schema.SORT_INDEXES:
+    for index in (*schema.SORT_INDEXES, schema.TURN_SEARCH_INDEX):
         index.create(conn, checkfirst=True)
     for table in (schema.saved_searches, schema.scorecards, schema.reviews, schema.comments):
         table.create(conn, checkfirst=True)
@@ -128,7 +128,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (2, "full-text index over turns: SQLite FTS5 table + triggers, PostgreSQL tsvector + GIN", _v2_fulltext),
     (3, "caller match by the last 4/7/10 digits; filter menu values table", _v3_caller_match_and_filter_values),
     (4, "webhook outbox: events to deliver, with leases, retries and a dead-letter state", _v4_outbox),
-    (6, "call review: sort indexes, saved searches, scorecards, reviews, comments", _v6_review),
+    (6, "call review: sort and search indexes, saved searches, scorecards, reviews, comments", _v6_review),
 ]
 LATEST = MIGRATIONS[-1][0]
 

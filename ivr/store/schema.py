@@ -147,8 +147,13 @@ outbox = Table(
 
 SORT_COLUMNS = ("started_at", "duration_ms", "caller_tail", "source", "outcome", "intent", "emotion", "score",
                 "reviewed_at")
-"""The call list's sortable columns: each has an index on (column, id), so a sorted page reads 100 index entries."""
-SORT_INDEXES = tuple(Index(f"ix_calls_sort_{name}", calls.c[name], calls.c.id) for name in SORT_COLUMNS)
+"""The call list's sortable columns: each has an index on (column, id, ...), so a sorted page reads 100 entries."""
+SORT_INDEX_FILTERS = ("started_at", "outcome", "source", "escalated", "reviewed_at", "score")
+"""Filters the sort indexes carry after (column, id): SQLite checks them in the index, reading only the rows shown."""
+SORT_INDEXES = tuple(Index(f"ix_calls_sort_{name}", calls.c[name], calls.c.id,
+                           *(calls.c[f] for f in SORT_INDEX_FILTERS if f != name)) for name in SORT_COLUMNS)
+TURN_SEARCH_INDEX = Index("ix_turns_search", turns.c.id, turns.c.speaker, turns.c.call_id)
+"""Transcript search: a full-text match's turn id to its call and speaker without reading the turn's row."""
 
 saved_searches = Table(
     "saved_searches", metadata,  # a user's named call list filters

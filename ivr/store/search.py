@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, literal_column, select
+from sqlalchemy import and_, bindparam, exists, func, literal_column, select
 from sqlalchemy import column as sql_column
-from sqlalchemy import table as sql_table
+from sqlalchemy import text as sql_text
 from sqlalchemy.sql.elements import ColumnElement
 
 from ivr.store import schema
@@ -22,7 +22,6 @@ from ivr.store.migrations import FTS_TABLE, TS_CONFIG, TSV_COLUMN
 
 MAX_SEARCH_WORDS = 8
 """At most this many words and phrases count in one search (and this many words in a phrase)."""
-_FTS = sql_table(FTS_TABLE, sql_column("rowid"), sql_column("text"))
 _TERM = re.compile(r'"([^"]*)"?|([^\s"]+)')  # a quoted phrase (to the end when unclosed), or a bare word
 
 
@@ -61,14 +60,18 @@ def text_conditions(fulltext: str, text: str, speaker: str | None = None) -> lis
 def _indexed(fulltext: str, fts5_query: str, ts_query: str, speaker: str | None,
              phrase: bool) -> ColumnElement[bool]:
     c, t = schema.calls.c, schema.turns.c
+    if fulltext == "fts5":  # the turns' call and speaker from an index, not from their (long) rows
+        sql = (f"SELECT call_id FROM turns INDEXED BY {schema.TURN_SEARCH_INDEX.name} WHERE id IN "
+               f"(SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :match)")
+        params = [bindparam("match", fts5_query, unique=True)]
+        if speaker:
+            sql += " AND speaker = :speaker"
+            params.append(bindparam("speaker", speaker, unique=True))
+        return c.id.in_(sql_text(sql).bindparams(*params).columns(sql_column("call_id")))
+    config: ColumnElement[Any] = literal_column(f"'{TS_CONFIG}'::regconfig")
+    tsquery = func.phraseto_tsquery(config, ts_query) if phrase else func.to_tsquery(config, ts_query)
     whose: list[ColumnElement[bool]] = [t.speaker == speaker] if speaker else []
-    if fulltext == "fts5":
-        matching = t.id.in_(select(_FTS.c.rowid).where(_FTS.c.text.match(fts5_query)))
-    else:
-        config: ColumnElement[Any] = literal_column(f"'{TS_CONFIG}'::regconfig")
-        tsquery = func.phraseto_tsquery(config, ts_query) if phrase else func.to_tsquery(config, ts_query)
-        matching = literal_column(f"turns.{TSV_COLUMN}").op("@@")(tsquery)
-    return c.id.in_(select(t.call_id).where(matching, *whose))
+    return c.id.in_(select(t.call_id).where(literal_column(f"turns.{TSV_COLUMN}").op("@@")(tsquery), *whose))
 
 
 def _like(text: str, speaker: str | None) -> ColumnElement[bool]:
