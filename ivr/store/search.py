@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, exists, func, literal_column, select
 from sqlalchemy import column as sql_column
 from sqlalchemy import text as sql_text
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from ivr.store import schema
 from ivr.store.migrations import FTS_TABLE, TS_CONFIG, TSV_COLUMN
@@ -63,7 +63,7 @@ def _indexed(fulltext: str, fts5_query: str, ts_query: str, speaker: str | None,
     if fulltext == "fts5":  # the turns' call and speaker from an index, not from their (long) rows
         sql = (f"SELECT call_id FROM turns INDEXED BY {schema.TURN_SEARCH_INDEX.name} WHERE id IN "
                f"(SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :match)")
-        params = [bindparam("match", fts5_query, unique=True)]
+        params: list[BindParameter[str]] = [bindparam("match", fts5_query, unique=True)]
         if speaker:
             sql += " AND speaker = :speaker"
             params.append(bindparam("speaker", speaker, unique=True))
