@@ -40,7 +40,7 @@ def app(store):
 
 def concrete_routes(app):
     """(method, path) for every route of the app, path parameters filled with real values."""
-    values = {"call_id": "call1", "name": "sam"}
+    values = {"call_id": "call1", "name": "sam", "search_id": "1", "card_id": "1"}
     out = []
     for route in app.routes:
         if not isinstance(route, APIRoute):

@@ -30,7 +30,7 @@ from ivr.console.access import HERE, SESSION_COOKIE, Console
 from ivr.console.auth import Users
 from ivr.console.guards import HashGate, LoginThrottle
 from ivr.console.metrics import install as install_metrics
-from ivr.console.routes import admin, calls, chat, learning, live, login, webcall, webhooks
+from ivr.console.routes import admin, calls, chat, learning, live, login, review, scorecards, webcall, webhooks
 from ivr.learn.versions import default_models_dir
 from ivr.store import Store
 from ivr.webcall.calls import WebCalls
@@ -48,7 +48,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 ROUTE_GROUPS = (login.register, calls.register, live.register, webcall.register, admin.register, webhooks.register,
-                chat.register, learning.register)
+                chat.register, learning.register, review.register, scorecards.register)
 
 
 def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrottle | None = None,

@@ -11,6 +11,7 @@ import hmac
 import logging
 import os
 import re
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -18,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     Connection,
     Engine,
+    Select,
     and_,
     create_engine,
     delete,
@@ -31,27 +34,25 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy import column as sql_column
-from sqlalchemy import table as sql_table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
+from sqlalchemy.sql.operators import custom_op
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from ivr.call import privacy
 from ivr.errors import IvrError
-from ivr.store import schema
+from ivr.store import schema, search
 from ivr.store.config import StoreConfig
 from ivr.store.files import private_dir, private_file, tighten
-from ivr.store.migrations import FTS_TABLE, TS_CONFIG, TSV_COLUMN, fulltext_kind, migrate
+from ivr.store.migrations import FTS_TABLE, fulltext_kind, migrate
 from models.atomicfile import atomic_write
 
 log = logging.getLogger(__name__)
 
 RECORDINGS_DIR = "recordings"
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
-MAX_SEARCH_WORDS = 8
-_FTS = sql_table(FTS_TABLE, sql_column("rowid"), sql_column("text"))
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -103,6 +104,11 @@ class CallFilter:
     speaker: str | None = None  # whose turns `text` searches: caller, agent, or None (anyone)
     active: bool | None = None  # True: calls not ended yet
     source: str | None = None  # sim | sip | import | chat (the channel)
+    reviewed: bool | None = None  # QA: True: calls a supervisor has reviewed
+    score_min: float | None = None  # QA: the latest scorecard's score, 0-100
+    score_max: float | None = None
+    sort: str = "started_at"  # one of schema.SORT_COLUMNS (each indexed with the id, the tie-breaker)
+    descending: bool = True
     limit: int = 100
     offset: int = 0
 
@@ -233,7 +239,8 @@ class Store(AbstractContextManager["Store"]):
         if f.caller and f.caller.strip():
             where.append(self._caller_condition(f.caller))
         if f.text and f.text.strip():
-            where += self._text_conditions(f.text, f.speaker)
+            where += search.text_conditions(self.fulltext, f.text, f.speaker)
+        where += _review_conditions(f)
         return where
 
     def _caller_condition(self, caller: str) -> ColumnElement[bool]:
@@ -251,36 +258,34 @@ class Store(AbstractContextManager["Store"]):
             return or_(c.caller_hash7 == self._suffix_hash(digits[-7:]), c.caller_hash == self.caller_hash(caller))
         return c.caller_hash == self.caller_hash(caller)
 
-    def list_calls(self, f: CallFilter) -> list[dict[str, Any]]:
+    def _sorted_query(self, f: CallFilter) -> Select[Any]:
+        if f.sort not in schema.SORT_COLUMNS:
+            raise IvrError(f"the call list sorts by one of {', '.join(schema.SORT_COLUMNS)}")
         c = schema.calls.c
-        query = select(schema.calls).where(*self._where(f)).order_by(c.started_at.desc())
-        query = query.limit(max(1, min(f.limit, 1000))).offset(max(0, f.offset))
+        keys = (c[f.sort], c.id)
+        where = self._where(f)
+        if self.dialect == "sqlite":
+            where = [_checked_in_sort_index(condition, f.sort) for condition in where]
+        return select(schema.calls).where(*where).order_by(*(key.desc() if f.descending else key.asc() for key in keys))
+
+    def list_calls(self, f: CallFilter) -> list[dict[str, Any]]:
+        query = self._sorted_query(f).limit(max(1, min(f.limit, 1000))).offset(max(0, f.offset))
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [_call_dict(dict(r)) for r in rows]
+
+    def iter_calls(self, f: CallFilter, batch: int = 500) -> Iterator[dict[str, Any]]:
+        """Every call that matches the filter, in its order (paging ignored), read `batch` rows at a time: for
+        an export of the whole list. The connection is held until the iterator is exhausted or closed."""
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=batch).execute(self._sorted_query(f)).mappings():
+                yield _call_dict(dict(row))
 
     def count_calls(self, f: CallFilter | None = None) -> int:
         """How many calls match the filter (all calls without one); paging is ignored."""
         query = select(func.count()).select_from(schema.calls).where(*self._where(f or CallFilter()))
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
-
-    def _text_conditions(self, words_text: str, speaker: str | None = None) -> list[ColumnElement[bool]]:
-        """One condition per word: some turn of the call (of `speaker`'s, when given) has a word starting
-        with it (full-text index), or, without one, contains it (LIKE)."""
-        c, t = schema.calls.c, schema.turns.c
-        whose: list[ColumnElement[bool]] = [t.speaker == speaker] if speaker else []
-        tokens = re.findall(r"\w+", words_text)[:MAX_SEARCH_WORDS]
-        if self.fulltext == "fts5" and tokens:
-            return [c.id.in_(select(t.call_id).where(t.id.in_(
-                select(_FTS.c.rowid).where(_FTS.c.text.match(f'"{token}"*'))), *whose)) for token in tokens]
-        if self.fulltext == "tsvector" and tokens:
-            config: ColumnElement[Any] = literal_column(f"'{TS_CONFIG}'::regconfig")
-            return [c.id.in_(select(t.call_id).where(literal_column(f"turns.{TSV_COLUMN}").op("@@")(
-                func.to_tsquery(config, f"{token}:*")), *whose)) for token in tokens]
-        words = [w for w in words_text.split() if w][:MAX_SEARCH_WORDS]
-        return [exists(select(t.id).where(and_(t.call_id == c.id, t.text.ilike(
-            "%" + _like_escape(word) + "%", escape="\\"), *whose))) for word in words]
 
     def get_call(self, call_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -332,8 +337,9 @@ class Store(AbstractContextManager["Store"]):
             file = self.config.data_dir / path
             if file.exists():
                 shred(file)
-        # the outbox: its webhooks too; labels: what supervisors said of its turns
-        for table in (schema.recordings, schema.events, schema.turns, schema.outbox, schema.labels):
+        # the outbox: its webhooks too; labels: what supervisors said of its turns; reviews and comments
+        for table in (schema.recordings, schema.events, schema.turns, schema.outbox, schema.labels, schema.reviews,
+                      schema.comments):
             conn.execute(delete(table).where(table.c.call_id.in_(call_ids)))
         result = conn.execute(delete(schema.calls).where(schema.calls.c.id.in_(call_ids)))
         return int(result.rowcount or 0)
@@ -390,8 +396,32 @@ class Store(AbstractContextManager["Store"]):
             return int(conn.execute(select(func.count()).select_from(schema.audit)).scalar_one())
 
 
-def _like_escape(word: str) -> str:
-    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def _checked_in_sort_index(condition: ColumnElement[bool], sort: str) -> ColumnElement[bool]:
+    """SQLite without statistics takes any index on `outcome = ?` (or source, escalated, reviewed, score, a date
+    range) as selective: it would read all 40,000 completed calls and sort them. Written `+outcome = ?`, the
+    term uses no index of its own: SQLite walks the sort index, which holds these columns, and stops at the
+    page's last row (a filter that matches nothing costs one pass over that index, never over the rows). So
+    too `+id IN (calls whose transcript matches)`: not thousands of matching rows read and sorted."""
+    names = {name for name in schema.SORT_INDEX_FILTERS if name != sort} | {"id"}
+
+    def no_index(element: Any, **_kw: Any) -> Any:
+        if isinstance(element, Column) and element.table is schema.calls and element.name in names:
+            return UnaryExpression(element, operator=custom_op("+"), type_=element.type)
+        return None
+
+    return replacement_traverse(condition, {}, no_index)
+
+
+def _review_conditions(f: CallFilter) -> list[ColumnElement[bool]]:
+    c = schema.calls.c
+    where: list[ColumnElement[bool]] = []
+    if f.reviewed is not None:
+        where.append(c.reviewed_at.is_not(None) if f.reviewed else c.reviewed_at.is_(None))
+    if f.score_min is not None:
+        where.append(c.score >= f.score_min)
+    if f.score_max is not None:
+        where.append(c.score <= f.score_max)
+    return where
 
 
 def _call_dict(row: dict[str, Any]) -> dict[str, Any]:

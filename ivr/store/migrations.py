@@ -109,6 +109,20 @@ def _v4_outbox(conn: Connection) -> None:
     schema.outbox.create(conn, checkfirst=True)
 
 
+def _v6_review(conn: Connection) -> None:
+    """Review at scale and QA: the calls' review columns, the sort indexes, saved searches, scorecards, reviews
+    and comments (a new store has them from step 1)."""
+    have = {c["name"] for c in inspect(conn).get_columns("calls")}
+    for name, kind in (("reviewed_at", "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql"
+                        else "DATETIME"), ("reviewed_by", "VARCHAR(80)"), ("score", "FLOAT")):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE calls ADD COLUMN {name} {kind}"))
+    for index in (*schema.SORT_INDEXES, schema.TURN_SEARCH_INDEX):
+        index.create(conn, checkfirst=True)
+    for table in (schema.saved_searches, schema.scorecards, schema.reviews, schema.comments):
+        table.create(conn, checkfirst=True)
+
+
 def _v8_labels(conn: Connection) -> None:
     """Supervisors' labels of caller turns (a new store has the table from step 1)."""
     schema.labels.create(conn, checkfirst=True)
@@ -119,6 +133,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (2, "full-text index over turns: SQLite FTS5 table + triggers, PostgreSQL tsvector + GIN", _v2_fulltext),
     (3, "caller match by the last 4/7/10 digits; filter menu values table", _v3_caller_match_and_filter_values),
     (4, "webhook outbox: events to deliver, with leases, retries and a dead-letter state", _v4_outbox),
+    (6, "call review: sort and search indexes, saved searches, scorecards, reviews, comments", _v6_review),
     (8, "labels: a supervisor's corrections of caller turns (transcript, intent, FAQ, emotion)", _v8_labels),
 ]
 LATEST = MIGRATIONS[-1][0]

@@ -14,10 +14,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -43,6 +45,9 @@ calls = Table(
     Column("last_text", Text, nullable=True),  # last utterance (redacted), for the live view
     Column("duration_ms", Float, nullable=True),
     Column("sample_rate_hz", Integer, nullable=True),
+    Column("reviewed_at", DateTime(timezone=True), nullable=True),  # QA: when a supervisor reviewed the call
+    Column("reviewed_by", String(80), nullable=True),
+    Column("score", Float, nullable=True),  # QA: the latest scorecard's score, 0-100
 )
 
 turns = Table(
@@ -150,6 +155,58 @@ labels = Table(
     Column("previous", Text, nullable=True),  # what the turn had (intent, emotion; not the text)
     Column("user_name", String(80), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+SORT_COLUMNS = ("started_at", "duration_ms", "caller_tail", "source", "outcome", "intent", "emotion", "score",
+                "reviewed_at")
+"""The call list's sortable columns: each has an index on (column, id, ...), so a sorted page reads 100 entries."""
+SORT_INDEX_FILTERS = ("started_at", "outcome", "source", "escalated", "reviewed_at", "score")
+"""Filters the sort indexes carry after (column, id): SQLite checks them in the index, reading only the rows shown."""
+SORT_INDEXES = tuple(Index(f"ix_calls_sort_{name}", calls.c[name], calls.c.id,
+                           *(calls.c[f] for f in SORT_INDEX_FILTERS if f != name)) for name in SORT_COLUMNS)
+TURN_SEARCH_INDEX = Index("ix_turns_search", turns.c.id, turns.c.speaker, turns.c.call_id)
+"""Transcript search: a full-text match's turn id to its call and speaker without reading the turn's row."""
+
+saved_searches = Table(
+    "saved_searches", metadata,  # a user's named call list filters
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(80), nullable=False),
+    Column("query", LargeBinary, nullable=False),  # the list's query string, encrypted (it may hold a number)
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("user_id", "name", name="uq_saved_searches_user_name"),
+)
+
+scorecards = Table(
+    "scorecards", metadata,  # QA questions; never edited once made (reviews point at them): retired instead
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(80), nullable=False, unique=True),
+    Column("questions", JSON, nullable=False),  # [{text, kind: yesno | scale5, weight}]
+    Column("created_by", String(80), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+)
+
+reviews = Table(
+    "reviews", metadata,  # a filled scorecard of a call
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(64), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False),
+    Column("scorecard_id", Integer, ForeignKey("scorecards.id"), nullable=False),
+    Column("reviewer", String(80), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("answers", JSON, nullable=False),  # one per question: true/false or 1-5
+    Column("score", Float, nullable=False),
+    Index("ix_reviews_call", "call_id", "id"),
+)
+
+comments = Table(
+    "comments", metadata,  # supervisors' notes on a call
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(64), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False),
+    Column("author", String(80), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("text", Text, nullable=False),
+    Index("ix_comments_call", "call_id", "id"),
 )
 
 schema_version = Table(

@@ -1,4 +1,5 @@
-"""The calls: the list (a page and its API), one call's page and API, its live progress, its recording
+"""The calls: the list (a page and its API; sortable, with saved searches), one call's page (with its review
+section, ivr.console.routes.review) and API, its live progress, its recording
 (whole or by byte range), its waveform peaks and its export. Every opening, listening and export is audited."""
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from ivr.console import views
+from ivr.console import listview, views
 from ivr.console.access import Console, json_default
 from ivr.console.auth import WebSession
 from ivr.console.params import SOURCES, filter_from
+from ivr.console.routes import review
+from ivr.store.searches import SavedSearches
 from models.errors import AgentError
 
 RANGE = re.compile(r"bytes=(\d{0,15})-(\d{0,15})")  # a byte range; longer numbers are no range at all
@@ -32,7 +35,7 @@ def register(app: FastAPI, console: Console) -> None:
 
 
 def register_list(app: FastAPI, console: Console) -> None:
-    store = console.store
+    store, searches = console.store, SavedSearches(console.store)
 
     @app.get("/", response_class=HTMLResponse)
     def home(ws: WebSession = console.supervisor) -> Response:
@@ -45,7 +48,10 @@ def register_list(app: FastAPI, console: Console) -> None:
         calls = store.list_calls(f)
         choices = {col: store.distinct_values(col) for col in ("outcome", "intent", "emotion")}
         return console.page(request, "calls.html", ws, calls=calls, params=params, choices=choices, sources=SOURCES,
-                            paging=views.paging(params, f.offset, f.limit, len(calls), store.count_calls(f)))
+                            paging=views.paging(params, f.offset, f.limit, len(calls), store.count_calls(f)),
+                            headers=listview.headers(params), saved=searches.of_user(ws.user.id),
+                            save_query=listview.list_query(params),
+                            csv_query=listview.list_query(params, drop=("offset", "limit")))
 
     @app.get("/api/calls")
     def calls_api(request: Request, ws: WebSession = console.supervisor) -> Response:
@@ -65,7 +71,8 @@ def register_call(app: FastAPI, console: Console) -> None:
         intents = [t for t in call["turns"] if t.get("intent")]
         events = [{**e, "summary": views.event_summary(e)} for e in call["events"]]
         return console.page(request, "call.html", ws, call=call, plot=plot, intents=intents, events=events,
-                            has_audio=bool(call["recordings"]), speakers_from=views.speakers_from(call["events"]))
+                            has_audio=bool(call["recordings"]), speakers_from=views.speakers_from(call["events"]),
+                            qa=review.call_qa(console, call_id))
 
     @app.get("/api/calls/{call_id}/progress")
     def call_progress(call_id: str, after: int = 0, ws: WebSession = console.supervisor) -> Response:
