@@ -109,11 +109,21 @@ def _v4_outbox(conn: Connection) -> None:
     schema.outbox.create(conn, checkfirst=True)
 
 
+def _v7_upset_calls(conn: Connection) -> None:
+    """The live board's upset flag: each call's smoothed caller negativity and when it became upset (a new
+    store has the columns from step 1)."""
+    have = {c["name"] for c in inspect(conn).get_columns("calls")}
+    for name, kind in (("negativity", "FLOAT"), ("upset_at", "TIMESTAMP WITH TIME ZONE")):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE calls ADD COLUMN {name} {kind}"))
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "calls, turns, events, recordings, users, web sessions, audit", _v1_initial),
     (2, "full-text index over turns: SQLite FTS5 table + triggers, PostgreSQL tsvector + GIN", _v2_fulltext),
     (3, "caller match by the last 4/7/10 digits; filter menu values table", _v3_caller_match_and_filter_values),
     (4, "webhook outbox: events to deliver, with leases, retries and a dead-letter state", _v4_outbox),
+    (7, "live supervision: calls.negativity (smoothed) and calls.upset_at", _v7_upset_calls),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -43,6 +43,9 @@ calls = Table(
     Column("last_text", Text, nullable=True),  # last utterance (redacted), for the live view
     Column("duration_ms", Float, nullable=True),
     Column("sample_rate_hz", Integer, nullable=True),
+    # live supervision (migration 7): the caller's smoothed negativity, and when the call became upset
+    Column("negativity", Float, nullable=True),
+    Column("upset_at", DateTime(timezone=True), nullable=True),
 )
 
 turns = Table(

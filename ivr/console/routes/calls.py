@@ -16,6 +16,7 @@ from ivr.console import views
 from ivr.console.access import Console, json_default
 from ivr.console.auth import WebSession
 from ivr.console.params import SOURCES, filter_from
+from ivr.store.liveaudio import spool_path
 from models.errors import AgentError
 
 RANGE = re.compile(r"bytes=(\d{0,15})-(\d{0,15})")  # a byte range; longer numbers are no range at all
@@ -65,7 +66,8 @@ def register_call(app: FastAPI, console: Console) -> None:
         intents = [t for t in call["turns"] if t.get("intent")]
         events = [{**e, "summary": views.event_summary(e)} for e in call["events"]]
         return console.page(request, "call.html", ws, call=call, plot=plot, intents=intents, events=events,
-                            has_audio=bool(call["recordings"]), speakers_from=views.speakers_from(call["events"]))
+                            has_audio=bool(call["recordings"]), speakers_from=views.speakers_from(call["events"]),
+                            listen=call["ended_at"] is None and spool_path(store.config.data_dir, call_id).is_file())
 
     @app.get("/api/calls/{call_id}/progress")
     def call_progress(call_id: str, after: int = 0, ws: WebSession = console.supervisor) -> Response:
