@@ -191,7 +191,7 @@ def test_a_receiver_down_at_first_gets_every_event_once_signed(store):
     assert len(set(ids)) == count == len(ids)  # every event, each handled once
     assert all(n == 1 for n in receiver.posts.values()) and len(receiver.posts) == count  # and posted once when up
     assert {e["type"] for e in receiver.events} == {"call.started", "call.ended", "call.transferred",
-                                                    "call.escalated", "dialog.failed"}
+                                                    "call.escalated", "dialog.failed", "call.upset"}
     assert [t["subject"] for t in receiver.tickets] == ["Failed call: no-input", "Escalated call: negative-emotion"] \
         or sorted(t["subject"] for t in receiver.tickets) == ["Escalated call: negative-emotion",
                                                                "Failed call: no-input"]

@@ -67,7 +67,7 @@
       cell(row, "").appendChild(link);
       cell(row, c.started_at).className = "time";
       var since = cell(row, elapsed(c.started_ms));
-      since.className = "elapsed time";
+      since.className = "elapsed";
       since.setAttribute("data-started", String(c.started_ms));
       cell(row, c.node); cell(row, c.last_text); cell(row, c.intent);
       emotionCell(row, c);
