@@ -141,6 +141,15 @@ def test_an_upset_caller_is_flagged_as_it_happens_and_elapsed_times_tick(site, b
     announce = browser.find_element(by("ID"), "live-announce")
     assert announce.get_attribute("aria-live") == "polite"
     wait(browser, lambda d: "Caller upset on call upset1" in announce.get_attribute("textContent"))
+    browser.get(site["base"] + "/calls/upset1")  # the call's own page says so too
+    assert browser.find_element(by("ID"), "upset-flag").is_displayed()
+    browser.get(site["base"] + "/calls/calm1")
+    flag = browser.find_element(by("ID"), "upset-flag")
+    assert not flag.is_displayed()
+    site["calls"]["calm1"].apply([(datetime.now(UTC), {"t_ms": 9000.0, "type": "emotion", "label": "sad",
+                                                       "negativity": 0.7, "scores": {"sad": 0.7}})])
+    wait(browser, lambda d: flag.is_displayed())  # the open page of a live call follows it
+    assert "The caller is upset." in browser.find_element(by("ID"), "live-note").text
 
 
 def test_listen_plays_the_live_calls_audio_from_the_board_and_the_call_page(site, browser):

@@ -78,7 +78,7 @@ def register_call(app: FastAPI, console: Console) -> None:
                   "emotion": t.get("emotion") or ""}
                  for t in call["turns"][max(0, after):]]
         return json_response({"ended": call["ended_at"] is not None, "outcome": call.get("outcome") or "",
-                              "node": call.get("node"), "turns": turns})
+                              "node": call.get("node"), "turns": turns, "upset": call.get("upset_at") is not None})
 
     @app.get("/api/calls/{call_id}")
     def call_api(call_id: str, ws: WebSession = console.supervisor) -> Response:

@@ -39,7 +39,14 @@
   }
   function listenCell(row, c) {
     var td = cell(row, "");
-    if (!c.listen) { td.textContent = "—"; td.title = "no live audio from this call's process"; return; }
+    if (!c.listen) {
+      td.textContent = "—";
+      var why = document.createElement("span");
+      why.className = "visually-hidden";
+      why.textContent = "no live audio from this call's process";
+      td.appendChild(why);
+      return;
+    }
     var button = document.createElement("button");
     button.type = "button";
     button.className = "listen";
