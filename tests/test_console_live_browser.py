@@ -159,8 +159,13 @@ def test_listen_plays_the_live_calls_audio_from_the_board_and_the_call_page(site
     assert not row(browser, "calm1").find_elements(by("CSS_SELECTOR"), "button.listen")  # no audio spooled
     button = row(browser, "upset1").find_element(by("CSS_SELECTOR"), "button.listen")
     listen_and_hear(browser, button)
-    state = browser.execute_script("return window.ivrListening()")
-    assert state == "upset1"
+    assert browser.execute_script("return window.ivrListening()") == "upset1"
+    before = figures(browser)
+    browser.execute_script("const end = Date.now() + 3000; while (Date.now() < end) {}")  # a stalled page
+    wait(browser, lambda d: int(d.find_element(by("ID"), "listen-status").get_attribute("data-dropped")) > 0)
+    wait(browser, lambda d: figures(d)["samples"] > before["samples"] + 3 * RATE_HZ)  # the burst, then on live
+    ahead = browser.execute_script("return window.ivrListenAhead()")
+    assert ahead is not None and ahead <= 1.2, ahead  # what it plays is never more than about a second late
     button = row(browser, "upset1").find_element(by("CSS_SELECTOR"), "button.listen")  # the row was redrawn
     button.click()
     wait(browser, lambda d: d.execute_script("return window.ivrListening()") is None)

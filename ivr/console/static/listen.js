@@ -8,8 +8,9 @@
   var status = document.getElementById("listen-status");
   if (!status || !window.WebSocket) { return; }
   var AudioCtx = window.AudioContext || window.webkitAudioContext;
-  var MAX_AHEAD_S = 1.0;  // more audio queued than this: start again from the newest (never fall behind)
-  var state = null;  // {id, socket, ctx, rate, next, bytes, samples, peak}
+  var MAX_AHEAD_S = 1.0;  // more audio queued than this (a burst after a stall): the queued audio is dropped
+                          // and playing starts again from the newest, so the listener never falls behind
+  var state = null;  // {id, socket, ctx, rate, next, sources, bytes, samples, peak, dropped}
 
   function csrf() {
     var input = document.querySelector("form.logout input[name=csrf]");
@@ -20,6 +21,7 @@
     status.setAttribute("data-bytes", String(state ? state.bytes : 0));
     status.setAttribute("data-samples", String(state ? state.samples : 0));
     status.setAttribute("data-peak", String(state ? state.peak : 0));
+    status.setAttribute("data-dropped", String(state ? state.dropped : 0));
   }
   function buttons() {
     Array.prototype.forEach.call(document.querySelectorAll("button.listen"), function (b) {
@@ -40,10 +42,18 @@
       if (level > state.peak) { state.peak = level; }
     }
     var now = state.ctx.currentTime;
-    if (state.next < now + 0.05 || state.next > now + MAX_AHEAD_S) { state.next = now + 0.1; }
+    if (state.next > now + MAX_AHEAD_S) {  // drop the oldest: what is queued and not yet heard
+      state.sources.forEach(function (s) { s.stop(); });
+      state.dropped += state.sources.length;
+      state.sources = [];
+    }
+    if (state.next < now + 0.05 || !state.sources.length) { state.next = now + 0.1; }
     var source = state.ctx.createBufferSource();
+    var mine = state;
     source.buffer = buffer;
     source.connect(state.ctx.destination);
+    source.onended = function () { var i = mine.sources.indexOf(source); if (i >= 0) { mine.sources.splice(i, 1); } };
+    state.sources.push(source);
     source.start(state.next);
     state.next += buffer.duration;
     state.samples += pcm.length;
@@ -64,7 +74,8 @@
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + window.location.host + "/api/live/" + encodeURIComponent(id) + "/listen");
     socket.binaryType = "arraybuffer";
-    state = { id: id, socket: socket, ctx: new AudioCtx(), rate: 0, next: 0, bytes: 0, samples: 0, peak: 0 };
+    state = { id: id, socket: socket, ctx: new AudioCtx(), rate: 0, next: 0, sources: [], bytes: 0, samples: 0, peak: 0,
+              dropped: 0 };
     var mine = state;
     figures();
     buttons();
@@ -93,4 +104,5 @@
     if (!same) { start(id); }
   });
   window.ivrListening = function () { return state ? state.id : null; };
+  window.ivrListenAhead = function () { return state ? state.next - state.ctx.currentTime : null; };
 })();
