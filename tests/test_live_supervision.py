@@ -191,7 +191,7 @@ def wait_until(check: Any, timeout_s: float = 5.0) -> None:
 
 
 def test_the_listen_socket_refuses_strangers_and_streams_to_a_supervisor(store, tmp_path):
-    write(store, emotion_call("live-1", [("neutral", 0.1)], ended=False))
+    writer = write(store, emotion_call("live-1", [("neutral", 0.1)], ended=False))
     spool = LiveSpool(Path(store.config.data_dir), store.config.key(), "live-1", RATE_HZ)
     app = create_app(store)
     path = "/api/live/live-1/listen"
@@ -217,6 +217,12 @@ def test_the_listen_socket_refuses_strangers_and_streams_to_a_supervisor(store, 
             assert ws.receive_json() == {"type": "format", "rate": RATE_HZ, "encoding": "s16le", "channels": 1}
             audio = ws.receive_bytes()
             assert len(audio) >= 320 and set(np.frombuffer(audio, dtype="<i2")) == {500}
+            spool.close()  # the call ends: its process deletes the spool, the writer ends the call
+            writer.apply([(datetime.now(UTC), {"t_ms": 9000.0, "type": "call_ended", "outcome": "completed",
+                                               "reason": "completed", "target": "", "node": "goodbye"})])
+            while (message := ws.receive()).get("bytes") is not None:
+                pass  # the last audio
+            assert json.loads(message["text"]) == {"type": "ended"}
         assert ("sam", "listen-live", "live-1") in [(e["user_name"], e["action"], e["call_id"])
                                                      for e in store.audit_log(limit=5)]
     finally:

@@ -31,7 +31,8 @@ POLL_S = 0.05
 """How often the spool is looked at for new audio (records come every 100 ms)."""
 CHECK_ENDED_S = 1.0
 START_WAIT_S = 10.0
-"""How long a just-started call's spool may take to appear."""
+"""How long a call's spool may be missing (a call just starting; a spool being started afresh) before the socket
+gives up on it."""
 
 
 def register(app: FastAPI, console: Console) -> None:
@@ -82,21 +83,19 @@ async def stream(console: Console, ws: WebSocket, call_id: str) -> None:
     ahead (LiveTail), so what it hears is never more than a moment old."""
     tail = LiveTail(console.store.config.data_dir, console.store.config.key(), call_id)
     rate = 0
-    waited = since_check = 0.0
+    missing_s = since_check = 0.0
     try:
-        while True:
+        while missing_s < START_WAIT_S:  # no spool for that long: the call's process is gone or never spooled
             records = await asyncio.to_thread(tail.read)
-            if records is None and (rate or waited >= START_WAIT_S):
-                break
+            missing_s = missing_s + POLL_S if records is None else 0.0
             for record_rate, pcm in records or []:
                 if record_rate != rate:
                     rate = record_rate
                     await ws.send_json({"type": "format", "rate": rate, "encoding": "s16le", "channels": 1})
                 await ws.send_bytes(pcm)
             await asyncio.sleep(POLL_S)
-            waited += POLL_S
             since_check += POLL_S
-            if since_check >= CHECK_ENDED_S:
+            if since_check >= CHECK_ENDED_S or (records is None and rate):
                 since_check = 0.0
                 if await asyncio.to_thread(ended, console, call_id):
                     break
