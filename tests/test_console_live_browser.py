@@ -85,9 +85,11 @@ def by(kind):
 
 
 def wait(browser, condition):
+    """Until `condition` holds; the live table is redrawn on each update, so a row found a moment ago may be gone."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, WAIT_S).until(condition)
+    return WebDriverWait(browser, WAIT_S, ignored_exceptions=[StaleElementReferenceException]).until(condition)
 
 
 def log_in(browser, base, path):
@@ -106,16 +108,25 @@ def row(browser, call_id):
     return browser.find_element(by("CSS_SELECTOR"), f'#live tbody tr[data-call="{call_id}"]')
 
 
+def row_now(browser, call_id):
+    """A live row's class, text and elapsed time, read at one moment (the table may be redrawn between reads)."""
+    return browser.execute_script("""
+        const row = document.querySelector('#live tbody tr[data-call="' + arguments[0] + '"]');
+        return row && {cls: row.className, text: row.innerText, elapsed: row.querySelector('td.elapsed').textContent,
+                       listen: !!row.querySelector('button.listen')};""", call_id)
+
+
 def figures(browser):
     status = browser.find_element(by("ID"), "listen-status")
     return {k: int(status.get_attribute("data-" + k)) for k in ("bytes", "samples", "peak")}
 
 
 def listen_and_hear(browser, button):
-    """Click Listen; wait until the page has received and scheduled a second of audio; the figures."""
-    button.click()
+    """Click Listen (`button()` finds it); wait until the page has received and scheduled a second of audio;
+    the figures."""
+    button().click()
     wait(browser, lambda d: figures(d)["samples"] >= RATE_HZ)
-    assert button.get_attribute("aria-pressed") == "true" and button.text == "Stop listening"
+    wait(browser, lambda d: button().get_attribute("aria-pressed") == "true" and button().text == "Stop listening")
     heard = figures(browser)
     assert heard["bytes"] >= 2 * RATE_HZ and heard["peak"] > 4000  # the tone, not silence
     assert "Listening to call upset1" in browser.find_element(by("ID"), "listen-status").text
@@ -124,20 +135,19 @@ def listen_and_hear(browser, button):
 
 def test_an_upset_caller_is_flagged_as_it_happens_and_elapsed_times_tick(site, browser):
     log_in(browser, site["base"], "/live")
-    wait(browser, lambda d: d.find_elements(by("CSS_SELECTOR"), '#live tbody tr[data-call="calm1"]'))
-    assert "upset" not in (row(browser, "upset1").get_attribute("class") or "")
-    elapsed = row(browser, "upset1").find_element(by("CSS_SELECTOR"), "td.elapsed")
-    assert ELAPSED.match(elapsed.text), elapsed.text
-    first = elapsed.text
-    wait(browser, lambda d: row(d, "upset1").find_element(by("CSS_SELECTOR"), "td.elapsed").text != first)
+    wait(browser, lambda d: row_now(d, "calm1"))
+    assert "upset" not in row_now(browser, "upset1")["cls"]
+    first = row_now(browser, "upset1")["elapsed"]
+    assert ELAPSED.match(first), first
+    wait(browser, lambda d: row_now(d, "upset1")["elapsed"] != first)
 
     now = datetime.now(UTC)  # the caller's next turn is angry: the writer stores it, the board flags it
     site["calls"]["upset1"].apply([(now, {"t_ms": 9000.0, "type": "emotion", "label": "angry", "negativity": 0.85,
                                           "scores": {"angry": 0.85, "neutral": 0.15}})])
-    wait(browser, lambda d: "upset" in (row(d, "upset1").get_attribute("class") or ""))
-    flagged = row(browser, "upset1")
-    assert "⚠ Upset" in flagged.text and "angry (0.85)" in flagged.text  # said in words, not by colour alone
-    assert "Upset" not in row(browser, "calm1").text
+    wait(browser, lambda d: "upset" in row_now(d, "upset1")["cls"])
+    flagged = row_now(browser, "upset1")["text"]
+    assert "⚠ Upset" in flagged and "angry (0.85)" in flagged  # said in words, not by colour alone
+    assert "Upset" not in row_now(browser, "calm1")["text"]
     announce = browser.find_element(by("ID"), "live-announce")
     assert announce.get_attribute("aria-live") == "polite"
     wait(browser, lambda d: "Caller upset on call upset1" in announce.get_attribute("textContent"))
@@ -156,9 +166,8 @@ def test_listen_plays_the_live_calls_audio_from_the_board_and_the_call_page(site
     base = site["base"]
     log_in(browser, base, "/live")
     wait(browser, lambda d: d.find_elements(by("CSS_SELECTOR"), '#live button.listen[data-call="upset1"]'))
-    assert not row(browser, "calm1").find_elements(by("CSS_SELECTOR"), "button.listen")  # no audio spooled
-    button = row(browser, "upset1").find_element(by("CSS_SELECTOR"), "button.listen")
-    listen_and_hear(browser, button)
+    assert not row_now(browser, "calm1")["listen"]  # no audio spooled
+    listen_and_hear(browser, lambda: row(browser, "upset1").find_element(by("CSS_SELECTOR"), "button.listen"))
     assert browser.execute_script("return window.ivrListening()") == "upset1"
     before = figures(browser)
     browser.execute_script("const end = Date.now() + 3000; while (Date.now() < end) {}")  # a stalled page
@@ -166,11 +175,10 @@ def test_listen_plays_the_live_calls_audio_from_the_board_and_the_call_page(site
     wait(browser, lambda d: figures(d)["samples"] > before["samples"] + 3 * RATE_HZ)  # the burst, then on live
     ahead = browser.execute_script("return window.ivrListenAhead()")
     assert ahead is not None and ahead <= 1.2, ahead  # what it plays is never more than about a second late
-    button = row(browser, "upset1").find_element(by("CSS_SELECTOR"), "button.listen")  # the row was redrawn
-    button.click()
+    row(browser, "upset1").find_element(by("CSS_SELECTOR"), "button.listen").click()
     wait(browser, lambda d: d.execute_script("return window.ivrListening()") is None)
     assert "Stopped listening" in browser.find_element(by("ID"), "listen-status").text
 
     browser.get(base + "/calls/upset1")
-    listen_and_hear(browser, browser.find_element(by("ID"), "listen"))
+    listen_and_hear(browser, lambda: browser.find_element(by("ID"), "listen"))
     assert site["store"].audit_log(limit=1, call_id="upset1")[0]["action"] == "listen-live"

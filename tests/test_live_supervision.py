@@ -6,6 +6,7 @@ refusals (no login, another site's page, no CSRF token)."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from starlette.websockets import WebSocketDisconnect
 from ivr.console.app import create_app
 from ivr.store import CallFilter, StoreWriter
 from ivr.store.hookevents import WebhookOptions
-from ivr.store.liveaudio import QUEUE_TICKS, LiveSpool, LiveTail, spool_path
+from ivr.store.liveaudio import QUEUE_TICKS, LiveSpool, LiveTail, is_spooling, spool_path
 from ivr.store.outbox import OutboxWorker
 from ivr.store.upset import UpsetRule
 from telephony.audio.frame import Frame
@@ -152,6 +153,9 @@ def test_the_spool_is_encrypted_tailed_from_the_live_edge_and_deleted_when_the_c
     assert len(later) == 10 * 320 and set(np.frombuffer(later, dtype="<i2")) == {-32768}
     path = spool_path(data_dir, "call-7")
     assert path.stat().st_mode & 0o777 == 0o600 and "call-7" not in str(path)
+    assert is_spooling(data_dir, "call-7") and not is_spooling(data_dir, "call-6")
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    assert not is_spooling(data_dir, "call-7")  # left by a process that died: no Listen button
     assert np.full(160, 1234, dtype="<i2").tobytes()[:64] not in path.read_bytes()  # no plain audio on disk
     spool.close()
     assert not path.exists() and tail.read() is None

@@ -24,6 +24,7 @@ import logging
 import os
 import struct
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ MAX_SPOOL_BYTES = 32 * 1024 * 1024
 """A spool file is started afresh past this (a long call; about 30 min at 8 kHz), so it never grows unbounded."""
 MAX_BACKLOG_S = 2.0
 """A listener further behind than this skips ahead to the live edge (the oldest audio is dropped)."""
+STALE_S = 10.0
+"""A spool not written for this long belongs to a process that stopped without ending its call."""
 HEADER = struct.Struct("<I")
 RATE = struct.Struct("<I")
 
@@ -53,6 +56,15 @@ def spool_path(data_dir: Path, call_id: str) -> Path:
     """Where a call's live audio is spooled: its name a hash of the call id (no id in a path)."""
     name = hashlib.sha256(call_id.encode("utf-8")).hexdigest()[:32]
     return data_dir / LIVE_DIR / f"{name}.live"
+
+
+def is_spooling(data_dir: Path, call_id: str, within_s: float = STALE_S) -> bool:
+    """Whether a call's audio is being spooled now: its spool exists and was written within `within_s` (a spool
+    left by a process that died is not)."""
+    try:
+        return time.time() - spool_path(data_dir, call_id).stat().st_mtime <= within_s
+    except FileNotFoundError:
+        return False
 
 
 def mix(caller: Any, agent: Any) -> np.ndarray:

@@ -16,7 +16,7 @@ from ivr.console import views
 from ivr.console.access import Console, json_default
 from ivr.console.auth import WebSession
 from ivr.console.params import SOURCES, filter_from
-from ivr.store.liveaudio import spool_path
+from ivr.store.liveaudio import is_spooling
 from models.errors import AgentError
 
 RANGE = re.compile(r"bytes=(\d{0,15})-(\d{0,15})")  # a byte range; longer numbers are no range at all
@@ -67,7 +67,7 @@ def register_call(app: FastAPI, console: Console) -> None:
         events = [{**e, "summary": views.event_summary(e)} for e in call["events"]]
         return console.page(request, "call.html", ws, call=call, plot=plot, intents=intents, events=events,
                             has_audio=bool(call["recordings"]), speakers_from=views.speakers_from(call["events"]),
-                            listen=call["ended_at"] is None and spool_path(store.config.data_dir, call_id).is_file())
+                            listen=call["ended_at"] is None and is_spooling(store.config.data_dir, call_id))
 
     @app.get("/api/calls/{call_id}/progress")
     def call_progress(call_id: str, after: int = 0, ws: WebSession = console.supervisor) -> Response:

@@ -31,8 +31,8 @@ POLL_S = 0.05
 """How often the spool is looked at for new audio (records come every 100 ms)."""
 CHECK_ENDED_S = 1.0
 START_WAIT_S = 10.0
-"""How long a call's spool may be missing (a call just starting; a spool being started afresh) before the socket
-gives up on it."""
+"""How long a call's spool may bring no audio (a call just starting; a spool being started afresh) before the
+socket gives up on it."""
 
 
 def register(app: FastAPI, console: Console) -> None:
@@ -85,9 +85,9 @@ async def stream(console: Console, ws: WebSocket, call_id: str) -> None:
     rate = 0
     missing_s = since_check = 0.0
     try:
-        while missing_s < START_WAIT_S:  # no spool for that long: the call's process is gone or never spooled
+        while missing_s < START_WAIT_S:  # no audio for that long: the call's process is gone or never spooled
             records = await asyncio.to_thread(tail.read)
-            missing_s = missing_s + POLL_S if records is None else 0.0
+            missing_s = 0.0 if records else missing_s + POLL_S  # a live call spools every RECORD_MS, silence too
             for record_rate, pcm in records or []:
                 if record_rate != rate:
                     rate = record_rate

@@ -21,7 +21,7 @@ from ivr.console import views
 from ivr.console.access import Console
 from ivr.console.auth import WebSession
 from ivr.store import CallFilter
-from ivr.store.liveaudio import spool_path
+from ivr.store.liveaudio import is_spooling
 
 LIVE_POLL_S = 1.0
 LIVE_STREAM_MAX_S = 300.0
@@ -40,7 +40,7 @@ def register(app: FastAPI, console: Console) -> None:
         negativity = call.get("negativity")
         return {"started_ms": int(call["started_at"].timestamp() * 1000), "upset": call.get("upset_at") is not None,
                 "negativity": round(negativity, 2) if negativity is not None else None,
-                "listen": spool_path(store.config.data_dir, call["id"]).is_file()}
+                "listen": is_spooling(store.config.data_dir, call["id"])}
 
     @app.get("/live", response_class=HTMLResponse)
     def live_page(request: Request, ws: WebSession = console.supervisor) -> Response:
