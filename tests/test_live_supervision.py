@@ -20,14 +20,14 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from ivr.console.app import create_app
-from ivr.store import CallFilter, StoreWriter
+from ivr.store import CallFilter, Store, StoreWriter
 from ivr.store.hookevents import WebhookOptions
 from ivr.store.liveaudio import QUEUE_TICKS, LiveSpool, LiveTail, is_spooling, spool_path
 from ivr.store.outbox import OutboxWorker
 from ivr.store.upset import UpsetRule
 from telephony.audio.frame import Frame
 from tests.console_client import PASSWORD, csrf_of, login
-from tests.test_store_support import TEST_KEY, call_events, console_store
+from tests.test_store_support import TEST_KEY, call_events, console_store, postgres_server, store_config
 
 RATE_HZ = 8000
 
@@ -231,3 +231,30 @@ def test_the_listen_socket_refuses_strangers_and_streams_to_a_supervisor(store, 
                                                      for e in store.audit_log(limit=5)]
     finally:
         spool.close()
+
+
+@pytest.fixture(scope="module")
+def pg():
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_version_4_store_gets_the_upset_columns(dialect, tmp_path, request):
+    from sqlalchemy import text
+
+    url = request.getfixturevalue("pg").new_database() if dialect == "postgresql" else None
+    old = Store(store_config(tmp_path, url))
+    with old.engine.begin() as conn:  # as a store made before step 7 has it
+        conn.execute(text("ALTER TABLE calls DROP COLUMN negativity"))
+        conn.execute(text("ALTER TABLE calls DROP COLUMN upset_at"))
+        conn.execute(text("DELETE FROM schema_version WHERE version = 7"))
+    old.close()
+    store = Store(store_config(tmp_path, url))
+    try:
+        write(store, emotion_call("after", [("angry", 0.9)], ended=False))
+        call = store.get_call("after")
+        assert call is not None and call["upset_at"] is not None and call["negativity"] == pytest.approx(0.9)
+        assert call["upset_at"].tzinfo is not None
+    finally:
+        store.close()
