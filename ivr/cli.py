@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from asr.errors import AsrError
 from dialog.errors import DialogError, FlowError
@@ -79,11 +80,23 @@ def cmd_call(args: argparse.Namespace) -> int:
                 read_audio(turn.wav)
     out_dir = Path(args.out) if args.out else Path("calls") / time.strftime("%Y%m%d-%H%M%S")
     services = Services.load(agent_config(args))
-    from ivr.store.hook import call_store_writer
-    store = call_store_writer(args)
+    from ivr.store.hook import call_store_writer, live_spool
+    store = call_store_writer(args, services.machine.flow)
     listeners = [fn for fn in (None if args.quiet else _print_event, store) if fn is not None]
-    call = simulate_call(services, turns=None if args.raw else turns, raw_wav=args.wav[0] if args.raw else None,
-                         out_dir=out_dir, fast=args.fast, listener=lambda e: [fn(e) for fn in listeners])
+    spools: list[Any] = []  # the call's audio for supervisors listening in (ivr.store.liveaudio)
+
+    def prepare(session: Any) -> None:
+        if store is not None:
+            spools.append(live_spool(store.store, session))
+
+    try:
+        call = simulate_call(services, turns=None if args.raw else turns, raw_wav=args.wav[0] if args.raw else None,
+                             out_dir=out_dir, fast=args.fast, listener=lambda e: [fn(e) for fn in listeners],
+                             prepare=prepare)
+    finally:
+        for spool in spools:
+            if spool is not None:
+                spool.close()
     if store is not None:
         store.finish(call.session.transcript, out_dir / "recording.wav")
     print(f"outputs in {out_dir}/: recording.wav (caller left, agent right), agent.wav, transcript.txt, "

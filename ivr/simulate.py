@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,10 @@ def caller_voice(services: Services) -> Any:
 
 def simulate_call(services: Services, turns: list[CallerTurn] | None = None, raw_wav: str | Path | None = None,
                   out_dir: Path | None = None, fast: bool = True, sample_rate_hz: int | None = None,
-                  listener: Any = None, caller: ScriptedCaller | None = None) -> SimulatedCall:
-    """`caller`: a ready transport (e.g. the conversation tests' reactive caller) instead of `turns`."""
+                  listener: Any = None, caller: ScriptedCaller | None = None,
+                  prepare: Callable[[CallSession], Any] | None = None) -> SimulatedCall:
+    """`caller`: a ready transport (e.g. the conversation tests' reactive caller) instead of `turns`;
+    `prepare`: called with the session before the call starts (e.g. to tap its audio)."""
     rate = sample_rate_hz or services.config.call.sample_rate_hz
     if caller is not None:
         rate = caller.sample_rate_hz
@@ -62,6 +65,8 @@ def simulate_call(services: Services, turns: list[CallerTurn] | None = None, raw
     session = CallSession(services, clock, rate, out_dir, call_id=uuid.uuid4().hex[:12])
     if listener is not None:
         session.log.subscribe(listener)
+    if prepare is not None:
+        prepare(session)
     result = run_call(session, caller, clock)
     if out_dir is not None:
         write_outputs(out_dir, session, caller, result)

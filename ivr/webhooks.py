@@ -29,7 +29,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 EVENT_TYPES = ("call.started", "call.ended", "call.transferred", "call.escalated", "dialog.failed",
-               "call.callback_requested")
+               "call.callback_requested", "call.upset")
 """What the agent sends (see the README's Webhooks section for each one's meaning and data)."""
 SIGNATURE_HEADER = "IVR-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"

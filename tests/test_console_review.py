@@ -209,7 +209,7 @@ def test_reviews_and_comments_on_a_call(console):
 def test_a_store_before_step_6_is_brought_to_it(tmp_path):
     store = Store(store_config(tmp_path))
     add_call(store, "kept", ["hello"], live=False)
-    with store.engine.begin() as conn:  # undo step 6, as a store made before it looks (later steps re-run: they check first)
+    with store.engine.begin() as conn:  # undo step 6 as a store made before it (later steps re-run)
         for index in (*schema.SORT_INDEXES, schema.TURN_SEARCH_INDEX):
             conn.execute(text(f"DROP INDEX {index.name}"))
         for table in ("comments", "reviews", "scorecards", "saved_searches"):

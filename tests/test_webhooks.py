@@ -122,7 +122,7 @@ def write_calls(store: Store, options: WebhookOptions) -> int:
             writer(WebhookRequested(name="call.transferred", data=context, t_ms=9000.0))
         writer.finish([], None)
         assert not writer.failed
-    return 3 + 4  # started, ended, failed; started, ended, escalated, transferred
+    return 3 + 5  # started, ended, failed; started, upset (an angry turn), ended, escalated, transferred
 
 
 def bodies(store: Store) -> list[dict[str, Any]]:
@@ -145,7 +145,7 @@ def test_events_are_in_the_outbox_with_the_call_update(store):
     assert len(events) == count and len({e["id"] for e in events}) == count
     types = [(e["call_id"], e["type"]) for e in events]
     assert types == [("call-failed", "call.started"), ("call-failed", "call.ended"), ("call-failed", "dialog.failed"),
-                     ("call-angry", "call.started"), ("call-angry", "call.ended"),
+                     ("call-angry", "call.started"), ("call-angry", "call.upset"), ("call-angry", "call.ended"),
                      ("call-angry", "call.escalated"), ("call-angry", "call.transferred")]
     by = {(e["call_id"], e["type"]): e["data"] for e in events}
     ended = by[("call-angry", "call.ended")]
@@ -191,7 +191,7 @@ def test_a_receiver_down_at_first_gets_every_event_once_signed(store):
     assert len(set(ids)) == count == len(ids)  # every event, each handled once
     assert all(n == 1 for n in receiver.posts.values()) and len(receiver.posts) == count  # and posted once when up
     assert {e["type"] for e in receiver.events} == {"call.started", "call.ended", "call.transferred",
-                                                    "call.escalated", "dialog.failed"}
+                                                    "call.escalated", "dialog.failed", "call.upset"}
     assert [t["subject"] for t in receiver.tickets] == ["Failed call: no-input", "Escalated call: negative-emotion"] \
         or sorted(t["subject"] for t in receiver.tickets) == ["Escalated call: negative-emotion",
                                                                "Failed call: no-input"]

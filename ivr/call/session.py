@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,17 @@ class CallSession:
         self.outcome = ""
         self.end_reason = ""
         self.transfer_target = ""
+        self._audio_taps: list[Callable[[Frame, Frame], None]] = []
+
+    @property
+    def flow(self) -> Any:
+        """The dialog.flow.Flow this call runs."""
+        return self._services.machine.flow
+
+    def add_audio_tap(self, tap: Callable[[Frame, Frame], None]) -> None:
+        """Call `tap(caller, agent)` with each tick's two frames (e.g. the live-listen spool); it runs on the
+        call's audio thread, so it must only queue them."""
+        self._audio_taps.append(tap)
 
     # ---- inputs from the transport -------------------------------------------------------------
 
@@ -103,6 +115,8 @@ class CallSession:
         agent = self._next_agent_frame(now)
         if self._recorder is not None:
             self._recorder.write(caller, agent)
+        for tap in self._audio_taps:
+            tap(caller, agent)
         return agent
 
     # ---- hearing (ivr.call.hearing) -------------------------------------------------------------

@@ -427,6 +427,8 @@ def _review_conditions(f: CallFilter) -> list[ColumnElement[bool]]:
 def _call_dict(row: dict[str, Any]) -> dict[str, Any]:
     row["started_at"] = utc(row.get("started_at"))
     row["ended_at"] = utc(row.get("ended_at"))
+    if "upset_at" in row:
+        row["upset_at"] = utc(row["upset_at"])
     return row
 
 

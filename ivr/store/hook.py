@@ -19,6 +19,8 @@ from typing import Any
 
 from ivr.store.db import Store, shred
 from ivr.store.hookevents import WebhookOptions
+from ivr.store.liveaudio import LiveSpool
+from ivr.store.upset import UpsetRule
 from ivr.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -32,12 +34,26 @@ def open_store_or_none(db_url: str | None = None, data_dir: str | Path | None = 
         return None
 
 
-def call_store_writer(args: argparse.Namespace) -> StoreWriter | None:
-    """The writer for one `ivr call`, or None with --no-store."""
+def call_store_writer(args: argparse.Namespace, flow: Any = None) -> StoreWriter | None:
+    """The writer for one `ivr call` of `flow` (its upset rule), or None with --no-store."""
     if getattr(args, "no_store", False):
         return None
     store = open_store_or_none()
-    return StoreWriter(store, source="sim") if store is not None else None
+    return StoreWriter(store, source="sim", upset=UpsetRule.from_flow(flow)) if store is not None else None
+
+
+def live_spool(store: Store, session: Any) -> LiveSpool | None:
+    """Spool a call's audio for supervisors listening in (ivr.store.liveaudio), tapped from its session;
+    None when the session has no audio taps or the spool cannot be made (the call goes on, unheard)."""
+    if not hasattr(session, "add_audio_tap"):
+        return None
+    try:
+        spool = LiveSpool(store.config.data_dir, store.config.key(), session.call_id, session.sample_rate_hz)
+    except Exception as exc:
+        log.warning("live listening unavailable for this call (%s: %s)", type(exc).__name__, exc)
+        return None
+    session.add_audio_tap(spool)
+    return spool
 
 
 def caller_number(remote_uri: str) -> str | None:
@@ -75,13 +91,21 @@ class SipStoreObserver:
         self.webhooks: WebhookOptions | None = None
         """Set by `ivr serve` with a webhook URL: the writers add webhook events to the outbox."""
         self._writers: dict[int, StoreWriter] = {}
+        self._spools: dict[int, LiveSpool] = {}
 
     def call_started(self, session: Any, remote_uri: str) -> None:
-        writer = StoreWriter(self.store, source=self.source, caller=caller_number(remote_uri), webhooks=self.webhooks)
+        writer = StoreWriter(self.store, source=self.source, caller=caller_number(remote_uri), webhooks=self.webhooks,
+                             upset=UpsetRule.from_flow(getattr(session, "flow", None)))
         self._writers[id(session)] = writer
         session.log.subscribe(writer)
+        spool = live_spool(self.store, session)
+        if spool is not None:
+            self._spools[id(session)] = spool
 
     def call_closed(self, session: Any, out_dir: Path) -> None:
+        spool = self._spools.pop(id(session), None)
+        if spool is not None:
+            spool.close()
         writer = self._writers.pop(id(session), None)
         if writer is None:
             return

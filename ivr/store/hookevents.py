@@ -6,6 +6,7 @@ the outbox exactly when its update is in the store:
   call_started                                  -> call.started
   call_ended (every outcome)                    -> call.ended
   call_ended, transferred for an escalation     -> call.escalated   (reason negative-emotion or escalat*)
+  emotion, the caller becomes upset (once)      -> call.upset       (ivr.store.upset: the emotion figures only)
   call_ended by a failure                       -> dialog.failed    (no-input, no-match, asr-, tts- or
                                                                      dialog-error; outcome rtp-timeout, error)
   webhook (the serve runner's transfer context) -> call.transferred, call.callback_requested
@@ -106,6 +107,12 @@ def ended(conn: Connection, options: WebhookOptions, call_id: str, facts: CallFa
             added += _add(conn, options, kind, call_id, {**data, "ticket": ticket(kind, call_id, data, facts)},
                           wall)
     return added
+
+
+def upset(conn: Connection, options: WebhookOptions, call_id: str, figures: dict[str, Any], wall: datetime) -> int:
+    """call.upset: the call's id, link and emotion figures (label, negativity, threshold, why, when); never
+    the caller's words or number."""
+    return _add(conn, options, "call.upset", call_id, {**figures, "call_url": options.call_url(call_id)}, wall)
 
 
 def passed_on(conn: Connection, options: WebhookOptions, call_id: str, name: str, data: dict[str, Any],

@@ -123,6 +123,15 @@ def _v6_review(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v7_upset_calls(conn: Connection) -> None:
+    """The live board's upset flag: each call's smoothed caller negativity and when it became upset (a new
+    store has the columns from step 1)."""
+    have = {c["name"] for c in inspect(conn).get_columns("calls")}
+    for name, kind in (("negativity", "FLOAT"), ("upset_at", "TIMESTAMP WITH TIME ZONE")):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE calls ADD COLUMN {name} {kind}"))
+
+
 def _v8_labels(conn: Connection) -> None:
     """Supervisors' labels of caller turns (a new store has the table from step 1)."""
     schema.labels.create(conn, checkfirst=True)
@@ -134,6 +143,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (3, "caller match by the last 4/7/10 digits; filter menu values table", _v3_caller_match_and_filter_values),
     (4, "webhook outbox: events to deliver, with leases, retries and a dead-letter state", _v4_outbox),
     (6, "call review: sort and search indexes, saved searches, scorecards, reviews, comments", _v6_review),
+    (7, "live supervision: calls.negativity (smoothed) and calls.upset_at", _v7_upset_calls),
     (8, "labels: a supervisor's corrections of caller turns (transcript, intent, FAQ, emotion)", _v8_labels),
 ]
 LATEST = MIGRATIONS[-1][0]

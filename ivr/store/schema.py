@@ -48,6 +48,9 @@ calls = Table(
     Column("reviewed_at", DateTime(timezone=True), nullable=True),  # QA: when a supervisor reviewed the call
     Column("reviewed_by", String(80), nullable=True),
     Column("score", Float, nullable=True),  # QA: the latest scorecard's score, 0-100
+    # live supervision (migration 7): the caller's smoothed negativity, and when the call became upset
+    Column("negativity", Float, nullable=True),
+    Column("upset_at", DateTime(timezone=True), nullable=True),
 )
 
 turns = Table(

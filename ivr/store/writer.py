@@ -10,9 +10,11 @@ Event to store:
   prompt_finished / barge_in -> the agent turn's end                         dialog -> current node
   emotion -> the caller turn's emotion and scores      any `intent` field -> the turn's and call's intent
   call_ended -> outcome, reason, escalation, end time, duration              every event -> events row
+  emotion -> also the call's smoothed negativity, and upset_at the first time the caller counts as upset
+  (ivr.store.upset: the flow's escalation threshold, or a turn labelled angry)
 With `webhooks` (WebhookOptions), the same transactions add webhook events to the outbox (see
-ivr.store.hookevents): call.started, call.ended, call.escalated, dialog.failed, and what a `webhook`
-event asks for (call.transferred).
+ivr.store.hookevents): call.started, call.ended, call.escalated, dialog.failed, call.upset, and what a
+`webhook` event asks for (call.transferred).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from ivr.call.events import (
 from ivr.store import hookevents, schema
 from ivr.store.db import Store
 from ivr.store.hookevents import CallFacts, WebhookOptions
+from ivr.store.upset import UpsetRule, UpsetTracker
 from telephony.queues import drain
 
 log = logging.getLogger(__name__)
@@ -73,7 +76,7 @@ def emotion_of(event: dict[str, Any]) -> tuple[str | None, dict[str, float] | No
 
 
 class _CallState:
-    def __init__(self) -> None:
+    def __init__(self, upset: UpsetRule) -> None:
         self.call_id: str | None = None
         self.started_at = datetime.now(UTC)
         self.seq_event = 0
@@ -88,17 +91,20 @@ class _CallState:
         self.node: str | None = None
         self.facts = CallFacts()
         """What the webhook events report."""
+        self.upset = UpsetTracker(upset)
 
 
 class StoreWriter:
     def __init__(self, store: Store, source: str = "sim", caller: str | None = None,
-                 background: bool = True, webhooks: WebhookOptions | None = None) -> None:
+                 background: bool = True, webhooks: WebhookOptions | None = None,
+                 upset: UpsetRule | None = None) -> None:
+        """`upset`: when the caller counts as upset (UpsetRule.from_flow(flow); default: the default flow's)."""
         self.store = store
         self.webhooks = webhooks
         self._hooks_added = 0
         self.source = source
         self.caller = caller
-        self.state = _CallState()
+        self.state = _CallState(upset or UpsetRule())
         self.failed = False
         self.finished = False
         """True once the call's last part (word timings, recording) is committed."""
@@ -221,6 +227,7 @@ class StoreWriter:
                     st.facts.emotion = label
                     conn.execute(calls.values(emotion=label))
                     self.store.note_filter_value(conn, "emotion", label)
+                self._upset_turn(conn, call_id, label, record.get("negativity"), wall)
             case DialogStep() | Listening() if event.node:
                 if isinstance(event, Listening) and st.menu_node is None:
                     st.menu_node = event.node
@@ -248,6 +255,19 @@ class StoreWriter:
             case WebhookRequested() if hooks is not None:
                 self._hooks_added += hookevents.passed_on(conn, hooks, call_id, event.name,
                                                           dict(clean.get("data") or {}), wall)
+
+    def _upset_turn(self, conn: Connection, call_id: str, label: str | None, negativity: Any, wall: datetime) -> None:
+        """The call's smoothed negativity; the first time the caller counts as upset, upset_at (and call.upset)."""
+        tracker = self.state.upset
+        became = tracker.turn(label, negativity if isinstance(negativity, int | float) else None)
+        values: dict[str, Any] = {"negativity": tracker.negativity}
+        if became:
+            values["upset_at"] = wall
+        conn.execute(update(schema.calls).where(schema.calls.c.id == call_id).values(**values))
+        if became and self.webhooks is not None:
+            figures = {"label": label or "", "negativity": tracker.negativity, "threshold": tracker.rule.threshold,
+                       "why": tracker.why, "upset_at": wall.isoformat(), "caller_turns": self.state.facts.caller_turns}
+            self._hooks_added += hookevents.upset(conn, self.webhooks, call_id, figures, wall)
 
     def _call_intent(self, conn: Connection, intent: str) -> None:
         """The call's intent is its first topic (balance, lost card, ...); a yes/no answer only when no

@@ -18,6 +18,7 @@ from ivr.console.access import Console, json_default
 from ivr.console.auth import WebSession
 from ivr.console.params import SOURCES, filter_from
 from ivr.console.routes import review
+from ivr.store.liveaudio import is_spooling
 from ivr.store.searches import SavedSearches
 from models.errors import AgentError
 
@@ -72,7 +73,8 @@ def register_call(app: FastAPI, console: Console) -> None:
         events = [{**e, "summary": views.event_summary(e)} for e in call["events"]]
         return console.page(request, "call.html", ws, call=call, plot=plot, intents=intents, events=events,
                             has_audio=bool(call["recordings"]), speakers_from=views.speakers_from(call["events"]),
-                            qa=review.call_qa(console, call_id))
+                            qa=review.call_qa(console, call_id),
+                            listen=call["ended_at"] is None and is_spooling(store.config.data_dir, call_id))
 
     @app.get("/api/calls/{call_id}/progress")
     def call_progress(call_id: str, after: int = 0, ws: WebSession = console.supervisor) -> Response:
@@ -83,7 +85,7 @@ def register_call(app: FastAPI, console: Console) -> None:
                   "emotion": t.get("emotion") or ""}
                  for t in call["turns"][max(0, after):]]
         return json_response({"ended": call["ended_at"] is not None, "outcome": call.get("outcome") or "",
-                              "node": call.get("node"), "turns": turns})
+                              "node": call.get("node"), "turns": turns, "upset": call.get("upset_at") is not None})
 
     @app.get("/api/calls/{call_id}")
     def call_api(call_id: str, ws: WebSession = console.supervisor) -> Response:

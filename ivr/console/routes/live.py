@@ -1,4 +1,10 @@
-"""The live calls: a page, and a server-sent event stream of the active calls while it is open."""
+"""The live calls: a page, and a server-sent event stream of the active calls while it is open.
+
+Each call says when it started (`started_ms`, for the page's ticking elapsed time), whether its caller is
+upset (ivr.store.upset: `upset`, `negativity`) and whether its audio can be listened to live
+(`listen`: its process spools it, ivr.store.liveaudio; the socket is ivr.console.routes.listen). A `now`
+event after each update gives the server's clock, so the elapsed times do not depend on the browser's.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from ivr.console import views
 from ivr.console.access import Console
 from ivr.console.auth import WebSession
 from ivr.store import CallFilter
+from ivr.store.liveaudio import is_spooling
 
 LIVE_POLL_S = 1.0
 LIVE_STREAM_MAX_S = 300.0
@@ -27,7 +34,13 @@ def register(app: FastAPI, console: Console) -> None:
         rows = store.list_calls(CallFilter(active=True, limit=200))
         return [{"id": c["id"], "started_at": views.utc_time(c["started_at"]), "node": c.get("node") or "",
                  "last_text": c.get("last_text") or "", "emotion": c.get("emotion") or "",
-                 "intent": c.get("intent") or "", "source": c.get("source")} for c in rows]
+                 "intent": c.get("intent") or "", "source": c.get("source"), **supervision(c)} for c in rows]
+
+    def supervision(call: dict[str, Any]) -> dict[str, Any]:
+        negativity = call.get("negativity")
+        return {"started_ms": int(call["started_at"].timestamp() * 1000), "upset": call.get("upset_at") is not None,
+                "negativity": round(negativity, 2) if negativity is not None else None,
+                "listen": is_spooling(store.config.data_dir, call["id"])}
 
     @app.get("/live", response_class=HTMLResponse)
     def live_page(request: Request, ws: WebSession = console.supervisor) -> Response:
@@ -46,6 +59,7 @@ def register(app: FastAPI, console: Console) -> None:
                     last = data
                 else:  # nothing changed: say when it was checked (the page's clock goes on)
                     yield f"event: checked\ndata: {json.dumps(views.utc_time(datetime.now(UTC)))}\n\n"
+                yield f"event: now\ndata: {int(datetime.now(UTC).timestamp() * 1000)}\n\n"
                 if once or await request.is_disconnected():
                     return
                 await asyncio.sleep(LIVE_POLL_S)

@@ -117,7 +117,13 @@
             if (t.emotion) { tag(li, "emotion: " + t.emotion); }
             transcript.appendChild(li);
           });
-          if (data.turns.length) { note.textContent = "This call is in progress: " + data.turns.length + " new line(s) in the transcript."; }
+          var flag = document.getElementById("upset-flag");
+          var nowUpset = data.upset && flag && flag.hidden;
+          if (nowUpset) { flag.hidden = false; }
+          if (data.turns.length || nowUpset) {
+            note.textContent = "This call is in progress: " + data.turns.length + " new line(s) in the transcript." +
+              (nowUpset ? " The caller is upset." : "");
+          }
           if (data.ended) {
             note.textContent = "The call has ended (" + data.outcome + "); loading the full record…";
             setTimeout(function () { window.location.reload(); }, 1500);
