@@ -284,7 +284,9 @@ class CallResult:
     error: str = ""
 
 
-def _one_call(sipp: str, scenario: Path, port: int, questions: list[np.ndarray], work: Path) -> CallResult:
+def _one_call(sipp: str, scenario: Path, port: int, questions: list[np.ndarray], work: Path,
+              delay_s: float = 0.0) -> CallResult:
+    time.sleep(delay_s)
     base, sip_port = reserve_call_ports()
     try:
         return _call_on(sipp, scenario, port, questions, work, base, sip_port)
@@ -351,9 +353,11 @@ class Target:
 
 
 def _level(concurrency: int, calls: int, sipp: str, scenario: Path, target: Target, questions: list[np.ndarray],
-           work: Path) -> dict[str, Any]:
-    """`calls` calls, `concurrency` at a time (started together): the caller-side latencies, the calls that
-    reached the right outcome (from the server's call folders), and the server's CPU and memory meanwhile."""
+           work: Path, stagger_s: float = 0.0) -> dict[str, Any]:
+    """`calls` calls, `concurrency` at a time (started together, or the i-th of a wave i * `stagger_s` later:
+    callers who all speak at the same moment are the worst case, not the usual one): the caller-side
+    latencies, the calls that reached the right outcome (from the server's call folders), and the server's
+    CPU and memory meanwhile."""
     from ivr.serve.proctree import TreeSampler
 
     results: list[CallResult] = []
@@ -364,7 +368,8 @@ def _level(concurrency: int, calls: int, sipp: str, scenario: Path, target: Targ
         remaining = calls
         while remaining > 0:
             wave = min(concurrency, remaining)
-            results.extend(pool.map(lambda _: _one_call(sipp, scenario, target.port, questions, work), range(wave)))
+            results.extend(pool.map(lambda i: _one_call(sipp, scenario, target.port, questions, work,
+                                                        delay_s=i * stagger_s), range(wave)))
             remaining -= wave
     wall_s = time.monotonic() - started
     load = sampler.stop() if sampler is not None else {}
@@ -496,7 +501,7 @@ def run_bench_sip(args: argparse.Namespace) -> dict[str, Any]:
                       f"({single['samples']} replies, {single['completed']}/{single['calls']} calls)", flush=True)
                 compared[name] = {"single": single, **_agent_side(out, single)}  # before the ramp's calls
                 if name == NOW:
-                    ramp = _ramp(levels, sipp, scenario, target, questions, work)
+                    ramp = _ramp(levels, sipp, scenario, target, questions, work, getattr(args, "stagger", 0.0))
             finally:
                 _stop(server)
     now = compared[NOW]
@@ -523,10 +528,11 @@ def _setting_config(work: Path, name: str, config: str | None) -> str | None:
 
 
 def _ramp(levels: list[int], sipp: str, scenario: Path, target: Target, questions: list[np.ndarray],
-          work: Path) -> list[dict[str, Any]]:
+          work: Path, stagger_s: float = 0.0) -> list[dict[str, Any]]:
     ramp = []
     for c in levels:
-        row = _level(c, c, sipp, scenario, target, questions, work)
+        row = _level(c, c, sipp, scenario, target, questions, work, stagger_s)
+        row["stagger_s"] = stagger_s
         ramp.append(row)
         print(f"  {c} concurrent: p50 {row['p50_ms']:.0f} ms, p95 {row['p95_ms']:.0f} ms, "
               f"{row['completed']}/{row['calls']} calls completed, {row['refused']} refused, "

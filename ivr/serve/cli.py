@@ -99,6 +99,9 @@ def register(subparsers: Any) -> None:
     bench.add_argument("--calls", type=int, default=4, help="calls one at a time for p50/p95 (default 4)")
     bench.add_argument("--ramp", help="concurrency levels, e.g. 1,2,3 (default 1,2,4,... up to the call limit)")
     bench.add_argument("--max-concurrency", type=int, default=8, help="highest level of the default ramp")
+    bench.add_argument("--stagger", type=float, default=0.0, metavar="S",
+                       help="in each ramp level, start the i-th call i*S seconds after the first (default 0: all "
+                       "at once, so every caller speaks at the same moment: the worst case)")
     bench.add_argument("--serve-log", type=Path, metavar="FILE", help="append the server's output to FILE")
     bench.add_argument("--shared-inference", action="store_true",
                        help="the server's workers share one inference service (ivr serve --shared-inference)")
