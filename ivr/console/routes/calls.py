@@ -65,7 +65,8 @@ def register_call(app: FastAPI, console: Console) -> None:
         intents = [t for t in call["turns"] if t.get("intent")]
         events = [{**e, "summary": views.event_summary(e)} for e in call["events"]]
         return console.page(request, "call.html", ws, call=call, plot=plot, intents=intents, events=events,
-                            has_audio=bool(call["recordings"]), speakers_from=views.speakers_from(call["events"]))
+                            has_audio=bool(call["recordings"]), speakers_from=views.speakers_from(call["events"]),
+                            reads=views.import_reads(call["events"]))
 
     @app.get("/api/calls/{call_id}/progress")
     def call_progress(call_id: str, after: int = 0, ws: WebSession = console.supervisor) -> Response:
