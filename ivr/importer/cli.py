@@ -16,8 +16,11 @@ def register(subparsers: Any) -> None:
                               "channels (stereo: caller left, agent right) or diarized (mono)")
     p.add_argument("files", nargs="+", help="audio files (WAV, FLAC, ...)")
     p.add_argument("--diarizer", choices=["auto", "mfcc", "pyannote"], default="auto",
-                   help="mono recordings: mfcc (VAD + MFCC statistics + clustering, no torch; what auto picks); "
-                   "pyannote is not available yet")
+                   help="mono recordings: mfcc (VAD + MFCC statistics + clustering, no torch; what auto picks) or "
+                   "pyannote (the extra 'pyannote': segmentation-3.0 + resemblyzer, needs --diarizer-model)")
+    p.add_argument("--diarizer-model", metavar="PATH",
+                   help="pyannote: the segmentation-3.0 checkpoint (pytorch_model.bin or its folder; default "
+                   "$IVR_PYANNOTE_SEGMENTATION); nothing is downloaded")
     p.add_argument("--speakers", type=int, default=2, help="speakers in a mono recording (0: estimate; default 2)")
     p.add_argument("--asr", choices=["whisper", "vosk"], default="whisper", help="recognizer (default whisper)")
     p.add_argument("--asr-model", default="", help="recognizer model (default tiny.en)")
@@ -42,7 +45,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             raise IvrError(f"{f}: no such file")
     if args.caller and len(files) > 1:
         raise IvrError("--caller applies to one file; give exactly one")
-    diarizer = load_diarizer(args.diarizer)
+    diarizer = load_diarizer(args.diarizer, args.diarizer_model)
     recognizer = load_recognizer(args.asr, args.asr_model)
     analysis = TurnAnalysis.load(emotion=not args.no_emotion, intent=not args.no_intent)
     read = ", ".join(f"{what} from {how}" for what, how in (("emotion", analysis.emotion_from),
