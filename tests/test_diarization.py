@@ -52,8 +52,8 @@ def test_pyannote_diarizer_on_two_real_speakers(shared_data):
     from asr.diarize.pyannote_backend import installed
 
     if not installed():
-        pytest.skip("pyannote.audio is not installed: it needs torch 2.9.1 (~7 GB, ~12 min to install), so it is "
-                    "kept out of .venv and CI; pip install -e '.[pyannote]' in a venv of its own (README)")
+        pytest.skip("pyannote.audio is not installed: it needs torch 2.9.1 (an 8 GB venv, ~15 min to install), so "
+                    "it is kept out of .venv and CI; pip install -e '.[pyannote]' in a venv of its own (README)")
     checkpoint = shared_data.parent / "models" / "pyannote-segmentation-3.0"
     if not checkpoint.is_dir():
         pytest.skip(f"no segmentation-3.0 checkpoint at {checkpoint}")
