@@ -16,6 +16,7 @@ if [ "${IVR_RUNTIME_ONLY:-0}" != 1 ]; then  # the tests' peers and tools
   command -v chromium >/dev/null 2>&1 || need+=(chromium chromium-driver)
   command -v prometheus >/dev/null 2>&1 || need+=(prometheus)  # the metrics test scrapes ivr serve with it
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
+  command -v npm >/dev/null 2>&1 || need+=(npm)  # axe-core for the browser tests' accessibility checks
 fi
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=""
@@ -40,4 +41,9 @@ echo "setup: installing the project ($spec) into $VENV"
 # The end-of-turn model (Smart Turn v3.2, an 8.7 MB ONNX file, BSD-2) ships inside the pipecat-ai wheel;
 # only that file is read, so none of pipecat's dependencies are installed.
 "$VENV/bin/python" -m pip install -q --no-deps pipecat-ai==1.14.0 2>&1 | grep -v "is ignored" || true
+# axe-core (MPL-2.0), injected into each console page by the browser tests (tests/browser_support.py); kept out
+# of git in .cache/node (no package.json in the repository: one pinned file is all the tests read).
+if [ "${IVR_RUNTIME_ONLY:-0}" != 1 ] && ! grep -qs '"version": "4.11.0"' .cache/node/node_modules/axe-core/package.json; then
+  npm install -s --no-save --no-package-lock --no-audit --no-fund --prefix .cache/node axe-core@4.11.0
+fi
 "$VENV/bin/python" -c "import ivr, asr, tts, dialog, telephony, models" 

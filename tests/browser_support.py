@@ -1,5 +1,5 @@
-"""Helpers for the console's browser tests (no tests here): the console served on a free port, and Debian's
-headless Chromium driven through Selenium."""
+"""Helpers for the console's browser tests (no tests here): the console served on a free port, Debian's
+headless Chromium driven through Selenium, and axe-core's accessibility check of the page it shows."""
 
 from __future__ import annotations
 
@@ -21,6 +21,17 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required", "--mute-audio",
                   "--window-size=1280,1600")
+REPO = Path(__file__).resolve().parents[1]
+AXE_JS = Path(os.environ.get("IVR_AXE_JS") or REPO / ".cache" / "node" / "node_modules" / "axe-core" / "axe.min.js")
+"""axe-core's browser build: scripts/setup.sh installs it with npm (IVR_AXE_JS: another copy)."""
+BLOCKING_IMPACTS = ("serious", "critical")
+AXE_RUN_JS = """
+const done = arguments[arguments.length - 1];
+window.axe.run(document, {resultTypes: ['violations']}).then(
+  r => done(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                                     nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary)}))),
+  e => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));
+"""
 
 
 def free_port() -> int:
@@ -58,6 +69,8 @@ def chromium(profile: Path, script_timeout_s: float, flags: tuple[str, ...] = ()
     quits when done."""
     if CHROMIUM is None or not os.path.exists(CHROMEDRIVER):
         pytest.skip("Chromium not installed: apt-get install chromium chromium-driver (scripts/setup.sh does)")
+    if not AXE_JS.is_file():
+        pytest.skip(f"axe-core not installed at {AXE_JS}: scripts/setup.sh installs it with npm")
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
 
@@ -72,3 +85,20 @@ def chromium(profile: Path, script_timeout_s: float, flags: tuple[str, ...] = ()
         yield driver
     finally:
         driver.quit()
+
+
+def accessibility_violations(driver: Any) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations on the page `driver` shows (axe injected through WebDriver,
+    which the console's Content-Security-Policy does not stop)."""
+    if not driver.execute_script("return !!window.axe"):
+        driver.execute_script(AXE_JS.read_text(encoding="utf-8"))
+    found = driver.execute_async_script(AXE_RUN_JS)
+    return [v for v in found if v["impact"] in BLOCKING_IMPACTS]
+
+
+def assert_accessible(driver: Any) -> None:
+    """Fails with each serious or critical axe-core violation (rule, help, the elements) on the current page."""
+    violations = accessibility_violations(driver)
+    report = "\n".join(f"{v['impact']} {v['id']}: {v['help']}\n    " + "\n    ".join(v["nodes"][:5])
+                        for v in violations)
+    assert not violations, f"{driver.current_url}: axe-core found\n{report}"

@@ -1,6 +1,7 @@
 """The supervisor console in real headless Chromium (Debian's chromium + chromedriver, driven by Selenium):
 a supervisor logs in, finds a call by a word its caller said, opens it, plays the audio, and sees the
-transcript by speaker and the emotion plot. The call is a real simulated call on the real models."""
+transcript by speaker and the emotion plot; axe-core finds no serious or critical violation on the login page,
+the call list or the call page. The call is a real simulated call on the real models."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from ivr.console.auth import Users
 from ivr.store import Store
 from ivr.store.importer import import_call_dir
-from tests.browser_support import chromium, serve_console
+from tests.browser_support import assert_accessible, chromium, serve_console
 from tests.test_store_support import store_config
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
@@ -67,6 +68,7 @@ def test_supervisor_finds_plays_and_reads_a_call(console, browser, tmp_path):
 
     browser.get(base + "/calls")  # logged out: sent to the login page
     wait.until(ec.presence_of_element_located((By.ID, "login-form")))
+    assert_accessible(browser)
     browser.find_element(By.ID, "username").send_keys("sam")
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
     browser.find_element(By.ID, "login-submit").click()
@@ -78,6 +80,7 @@ def test_supervisor_finds_plays_and_reads_a_call(console, browser, tmp_path):
     wait.until(lambda d: "q=" in d.current_url)
     links = browser.find_elements(By.CSS_SELECTOR, "a.call-link")
     assert len(links) == 1, f"searching {word!r}"
+    assert_accessible(browser)
     links[0].click()
     wait.until(ec.presence_of_element_located((By.ID, "transcript")))
     assert browser.find_element(By.ID, "call-id").text == call_id
@@ -111,6 +114,7 @@ def test_supervisor_finds_plays_and_reads_a_call(console, browser, tmp_path):
     second_caller.click()  # click a line: the audio jumps there
     wait.until(lambda d: abs(d.execute_script("return document.getElementById('player').currentTime") - start) < 1.5)
     wait.until(lambda d: "playing" in second_caller.get_attribute("class"))
+    assert_accessible(browser)  # with the emotion plot drawn and a line playing
 
     shot = tmp_path / "call-page.png"
     browser.save_screenshot(str(shot))

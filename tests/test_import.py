@@ -61,24 +61,65 @@ def test_mono_import_is_diarized_and_stored(shared_data, tmp_path):
         store.close()
 
 
+def _call_recording(shared_data, tmp_path):
+    """A stereo call recorded at a desk (its date in the file name): the agent (right) speaks TESS utterances,
+    the caller (left, espeak-ng) asks about a lost card, then says they are angry."""
+    import shutil
+
+    import librosa
+
+    from telephony.audio.resample import resample
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng; scripts/setup.sh does)")
+    from tts.espeak import EspeakSynthesizer
+
+    voice = EspeakSynthesizer()
+    agent = [librosa.load(p, sr=RATE_HZ)[0] for p in sorted((shared_data / "emotion/tess/OAF").glob("*neutral*"))[:2]]
+    caller = [resample(a.samples, a.sample_rate_hz, RATE_HZ).astype(np.float32) / 32768
+              for a in map(voice.synthesize, ("I lost my card.", "I am really angry, this is the third time."))]
+    left, right, gap = [np.zeros(RATE_HZ // 2)], [np.zeros(RATE_HZ // 2)], np.zeros(int(0.7 * RATE_HZ))
+    for said, heard in zip(agent, caller, strict=True):
+        right += [said, np.zeros(len(heard)), gap, gap]
+        left += [np.zeros(len(said)), heard, gap, gap]
+    return write_wav(tmp_path / "desk-20260304-050607.wav",
+                     np.stack([np.concatenate(left), np.concatenate(right)], axis=1), RATE_HZ)
+
+
 @pytest.mark.models
-def test_ivr_import_command_transcribes_with_whisper(shared_data, tmp_path):
+def test_ivr_import_transcribes_and_reads_emotion_and_intent_like_a_live_call(shared_data, tmp_path):
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    path, _ = _stereo(shared_data, tmp_path)
+    from ivr.console.app import create_app
+    from ivr.console.auth import Users
+    from tests.console_client import PASSWORD, login
+
+    path = _call_recording(shared_data, tmp_path)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "IVR_RECORDING_KEY": "00" * 32}
     done = subprocess.run([sys.executable, "-m", "ivr", "import", str(path), "--db", f"sqlite:///{tmp_path}/i.db",
                            "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, env=env,
-                          cwd=Path(__file__).resolve().parents[1], timeout=180)
+                          cwd=Path(__file__).resolve().parents[1], timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "speakers from channels" in done.stdout
+    assert "speakers from channels; emotion from voice and words, intent from intent model" in done.stdout
     store = Store.open(f"sqlite:///{tmp_path}/i.db", tmp_path / "data")
     try:
-        call = store.list_calls(CallFilter())[0]
-        texts = " ".join(t["text"].lower() for t in store.get_call(call["id"])["turns"])
-        assert "say the word" in texts  # TESS: "Say the word ..."
+        (listed,) = store.list_calls(CallFilter())
+        call = store.get_call(listed["id"])
+        assert call["started_at"].strftime("%Y-%m-%d %H:%M:%S") == "2026-03-04 05:06:07"  # the recording's
+        agent = [t for t in call["turns"] if t["speaker"] == "agent"]
+        caller = [t for t in call["turns"] if t["speaker"] == "caller"]
+        assert "say the word" in " ".join(t["text"].lower() for t in agent)  # TESS: "Say the word ..."
+        assert not any(t["emotion"] or t["intent"] for t in agent)  # the agent's turns are not the caller's
+        assert "lost my card" in caller[0]["text"].lower() and caller[0]["intent"] == "lost_card"
+        assert "angry" in caller[1]["text"].lower() and caller[1]["emotion"] == "angry"
+        assert all(t["emotion_scores"] for t in caller)
+        assert (listed["intent"], listed["emotion"]) == ("lost_card", "angry")  # the call list's columns
+        Users(store).add("sam", "supervisor", PASSWORD)
+        client, _ = login(create_app(store), "sam")
+        page = client.get(f"/calls/{call['id']}").text
+        assert 'id="intent">lost_card<' in page and 'id="emotion-plot"' in page and "without" not in page
     finally:
         store.close()

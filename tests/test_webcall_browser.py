@@ -2,7 +2,8 @@
 (silence through the greeting, then "I'd like to check my balance", synthesized with Piper) calls the agent
 from the console's web call page over WebRTC. The call reaches the bank flow's `balance` node (in the page,
 and in the call store as a web call), and the agent's audio the page received and recorded is recognized by
-Whisper as the balance answer. Real models throughout."""
+Whisper as the balance answer; axe-core finds no serious or critical violation on the page during the call. Real
+models throughout."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import soundfile as sf
 
 from ivr.console.auth import Users
 from ivr.store import Store
-from tests.browser_support import chromium, serve_console
+from tests.browser_support import assert_accessible, chromium, serve_console
 from tests.test_store_support import store_config
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
@@ -112,6 +113,7 @@ def test_a_browser_calls_the_agent_reaches_balance_and_hears_the_answer(console,
         call_id = text("state-call")
         lines = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#transcript li.caller")]
         assert any("balance" in line.lower() for line in lines), lines
+        assert_accessible(browser)
         browser.find_element(By.ID, "hangup-button").click()
         wait.until(lambda d: d.find_element(By.ID, "agent-audio-link").get_attribute("hidden") is None)
         recorded = browser.execute_async_script(

@@ -73,13 +73,22 @@ def annotate(analyzer: EmotionAnalyzer, utterance: Utterance, log: EventLog,
              voice: VoiceEmotion | None = None) -> Utterance:
     """The utterance with its emotion from the words (and the voice, when there is a voice result: a chat
     has none), fused; logs an `emotion` event with the scores, never the words."""
-    text = analyzer.text(utterance.text)
+    event = emotion_event(analyzer, utterance.text, voice)
+    if event is None:
+        return utterance
+    log.emit(event)
+    return replace(utterance, emotion=event.label, negativity=event.negativity)
+
+
+def emotion_event(analyzer: EmotionAnalyzer, words: str, voice: VoiceEmotion | None = None) -> Emotion | None:
+    """The `emotion` event of a turn with these words (and voice result): the fused label and the scores of
+    each model, never the words; None when neither model gave a label."""
+    text = analyzer.text(words)
     fused = analyzer.fuse(voice, text)
     if not fused.label:
-        return utterance
-    log.emit(Emotion(label=fused.label, scores=fused.scores, negativity=fused.negativity,
-             voice=None if voice is None else voice.label,
-             voice_negativity=fused.voice_negativity, voice_weight=fused.voice_weight,
-             voice_ood=None if voice is None else voice.ood, text=None if text is None else text.label,
-             text_negativity=fused.text_negativity, valence=None if text is None else text.valence))
-    return replace(utterance, emotion=fused.label, negativity=fused.negativity)
+        return None
+    return Emotion(label=fused.label, scores=fused.scores, negativity=fused.negativity,
+                   voice=None if voice is None else voice.label,
+                   voice_negativity=fused.voice_negativity, voice_weight=fused.voice_weight,
+                   voice_ood=None if voice is None else voice.ood, text=None if text is None else text.label,
+                   text_negativity=fused.text_negativity, valence=None if text is None else text.valence)

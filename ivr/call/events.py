@@ -59,9 +59,14 @@ class CallStarted(CallEvent):
 
 @event("imported")
 class Imported(CallEvent):
-    """A call imported from a recording (`ivr import`), with where its speakers came from."""
+    """A call imported from a recording (`ivr import`), with where its speakers came from and which models
+    read its caller turns ("" for each: not analysed)."""
 
     speakers_from: str
+    emotion_from: str = ""
+    """'voice and words', 'words' or 'voice': the emotion models that ran on the caller's turns."""
+    intent_from: str = ""
+    """'intent model' when the NLU read the caller's turns."""
 
 
 @event("speech_started")

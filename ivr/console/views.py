@@ -57,6 +57,15 @@ def speakers_from(events: list[dict[str, Any]]) -> str:
     return "channels"
 
 
+def import_reads(events: list[dict[str, Any]]) -> dict[str, str]:
+    """Which models read an imported call's caller turns: {'emotion': 'voice and words' | ... | '', 'intent':
+    'intent model' | ''} ('' for both when the import analysed nothing, as imports before it could)."""
+    for event in events:
+        if event.get("type") == "imported":
+            return {"emotion": str(event.get("emotion_from") or ""), "intent": str(event.get("intent_from") or "")}
+    return {"emotion": "", "intent": ""}
+
+
 def emotion_plot(turns: list[dict[str, Any]], duration_ms: float | None) -> dict[str, Any] | None:
     """Series of (x, y) points in SVG coordinates, one per emotion label, from the caller's turns.
 

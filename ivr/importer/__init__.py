@@ -7,16 +7,18 @@ speaker turn is transcribed (Whisper tiny.en by default) and the call goes throu
 so its texts are redacted and its audio encrypted like a live call's. No plain copy is left on disk.
 A mono recording is stored as it is, one channel (not copied into two). The call's start is the
 recording's own: its date tag, else a date and time in its file name, else its modification time less
-its length (a recorder writes the file until the call ends).
+its length (a recorder writes the file until the call ends). Each caller turn gets the emotion and intent a
+live call's would (ivr.importer.analysis), when a `TurnAnalysis` is given (`ivr import` loads one).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from ivr.call.events import (
     Transcript,
 )
 from ivr.errors import IvrError
+from ivr.importer.analysis import TurnAnalysis
 from ivr.store.db import Store
 from ivr.store.writer import StoreWriter
 from telephony.audio.audiofile import read_audio, write_wav
@@ -57,6 +60,8 @@ class ImportedTurn:
     text: str
     confidence: float
     words: list[dict[str, Any]]
+    analysis: list[CallEvent] = field(default_factory=list)
+    """The turn's emotion and intent events (a caller turn analysed by a TurnAnalysis)."""
 
 
 _NAME_TIME = re.compile(r"(20\d\d)-?(\d\d)-?(\d\d)[T_ -]?(\d\d)[-:h]?(\d\d)[-:m]?(\d\d)")
@@ -114,12 +119,17 @@ def speaker_segments(samples: np.ndarray, rate_hz: int, diarizer: Diarizer | Non
     return merge_segments([Segment(s.start_s, s.end_s, names[s.speaker]) for s in found], TURN_GAP_S), diarizer.name
 
 
+def turn_audio(samples: np.ndarray, rate_hz: int, speaker: str, start_s: float, end_s: float) -> np.ndarray:
+    """A speaker's stretch of the recording: from their channel (stereo) or the one channel (mono)."""
+    channel = samples[:, 0 if speaker == "caller" else 1] if samples.ndim == 2 else samples
+    return channel[int(start_s * rate_hz):int(end_s * rate_hz)]
+
+
 def transcribe_turns(samples: np.ndarray, rate_hz: int, segments: list[Segment],
                      recognizer: SpeechRecognizer) -> list[ImportedTurn]:
     turns = []
     for seg in segments:
-        channel = samples[:, 0 if seg.speaker == "caller" else 1] if samples.ndim == 2 else samples
-        piece = channel[int(seg.start_s * rate_hz):int(seg.end_s * rate_hz)]
+        piece = turn_audio(samples, rate_hz, seg.speaker, seg.start_s, seg.end_s)
         if piece.size < rate_hz // 10:
             continue
         result = recognizer.transcribe(piece, rate_hz)
@@ -132,10 +142,24 @@ def transcribe_turns(samples: np.ndarray, rate_hz: int, segments: list[Segment],
     return turns
 
 
+def analyse_turns(samples: np.ndarray, rate_hz: int, turns: list[ImportedTurn],
+                  analysis: TurnAnalysis) -> list[ImportedTurn]:
+    """The turns with each caller-side turn's emotion and intent events (the agent's turns as they are)."""
+    out = []
+    for turn in turns:
+        if turn.speaker != "agent":
+            audio = turn_audio(samples, rate_hz, turn.speaker, turn.start_s, turn.end_s)
+            turn = dataclasses.replace(turn, analysis=analysis.events(audio, rate_hz, turn.text,
+                                                                      round(turn.end_s * 1000, 1)))
+        out.append(turn)
+    return out
+
+
 def call_events(call_id: str, rate_hz: int, turns: list[ImportedTurn], duration_s: float,
-                how: str) -> list[CallEvent]:
+                how: str, analysis: TurnAnalysis | None = None) -> list[CallEvent]:
     """The event log a live call with these turns would have written."""
-    events: list[CallEvent] = [CallStarted(call_id, rate_hz), Imported(how)]
+    imported = Imported(how) if analysis is None else Imported(how, analysis.emotion_from, analysis.intent_from)
+    events: list[CallEvent] = [CallStarted(call_id, rate_hz), imported]
     for turn in turns:
         start, end = round(turn.start_s * 1000, 1), round(turn.end_s * 1000, 1)
         if turn.speaker == "agent":
@@ -143,20 +167,24 @@ def call_events(call_id: str, rate_hz: int, turns: list[ImportedTurn], duration_
         else:  # the caller, or a further speaker (stored as a caller-side turn)
             speaker = turn.speaker if turn.speaker != "caller" else None
             events += [SpeechStarted(start, t_ms=start), SpeechStopped(start, end, t_ms=end),
-                       Transcript(turn.text, round(turn.confidence, 3), speaker, t_ms=end)]
+                       Transcript(turn.text, round(turn.confidence, 3), speaker, t_ms=end), *turn.analysis]
     events.append(CallEnded("imported", "imported recording", "", "", t_ms=round(duration_s * 1000, 1)))
     return events
 
 
 def import_recording(store: Store, path: Path, recognizer: SpeechRecognizer, diarizer: Diarizer | None = None,
-                     num_speakers: int | None = 2, caller: str | None = None) -> tuple[str, str, int]:
-    """Store one recording; returns (call id, how speakers were found, turns stored)."""
+                     num_speakers: int | None = 2, caller: str | None = None,
+                     analysis: TurnAnalysis | None = None) -> tuple[str, str, int]:
+    """Store one recording; returns (call id, how speakers were found, turns stored). `analysis`: the
+    models that give caller turns their emotion and intent (None: the call has neither)."""
     clip = read_audio(path)
     samples, rate = clip.samples, clip.sample_rate_hz
     segments, how = speaker_segments(samples, rate, diarizer, num_speakers)
     turns = transcribe_turns(samples, rate, segments, recognizer)
+    if analysis is not None:
+        turns = analyse_turns(samples, rate, turns, analysis)
     call_id = call_id_for(path)
-    events = call_events(call_id, rate, turns, clip.duration_s, how)
+    events = call_events(call_id, rate, turns, clip.duration_s, how, analysis)
     started = recording_started(path, clip.duration_s)
     writer = StoreWriter(store, source="import", caller=caller, background=False)
     batch = [(started + timedelta(milliseconds=e.t_ms), e) for e in events]

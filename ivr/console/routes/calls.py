@@ -74,7 +74,8 @@ def register_call(app: FastAPI, console: Console) -> None:
         return console.page(request, "call.html", ws, call=call, plot=plot, intents=intents, events=events,
                             has_audio=bool(call["recordings"]), speakers_from=views.speakers_from(call["events"]),
                             qa=review.call_qa(console, call_id),
-                            listen=call["ended_at"] is None and is_spooling(store.config.data_dir, call_id))
+                            listen=call["ended_at"] is None and is_spooling(store.config.data_dir, call_id),
+                            reads=views.import_reads(call["events"]))
 
     @app.get("/api/calls/{call_id}/progress")
     def call_progress(call_id: str, after: int = 0, ws: WebSession = console.supervisor) -> Response:

@@ -64,6 +64,8 @@
     ui.log = el("div", "ivr-chat-log");
     ui.log.setAttribute("role", "log");
     ui.log.setAttribute("aria-live", "polite");
+    ui.log.setAttribute("aria-label", "Conversation");
+    ui.log.tabIndex = 0;  // a long conversation scrolls: the keyboard must reach it (arrow keys, Page Up)
     ui.form = el("form", "ivr-chat-form");
     ui.input = el("input", "ivr-chat-input");
     ui.input.type = "text";
