@@ -87,6 +87,26 @@ def chromium(profile: Path, script_timeout_s: float, flags: tuple[str, ...] = ()
         driver.quit()
 
 
+BROWSER_WAIT_S = 20
+
+
+def by(kind: str) -> Any:
+    """Selenium's locator strategy named `kind` ("ID", "CSS_SELECTOR", ...)."""
+    from selenium.webdriver.common.by import By
+
+    return getattr(By, kind)
+
+
+def wait_until(driver: Any, condition: Any, timeout_s: float = BROWSER_WAIT_S, stale_ok: bool = False) -> Any:
+    """Until `condition(driver)` is truthy (its value); `stale_ok`: a page that redraws while it is read (an
+    element found a moment ago may be gone) is read again instead of failing."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ignored = [StaleElementReferenceException] if stale_ok else None
+    return WebDriverWait(driver, timeout_s, ignored_exceptions=ignored).until(condition)
+
+
 def accessibility_violations(driver: Any) -> list[dict[str, Any]]:
     """axe-core's serious and critical violations on the page `driver` shows (axe injected through WebDriver,
     which the console's Content-Security-Policy does not stop)."""

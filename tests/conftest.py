@@ -32,3 +32,12 @@ def machine() -> Machine:
     from dialog.machine import Machine
 
     return Machine(load_default_flow())
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """One headless Chromium for a test module (skipped where Chromium or axe-core is not installed)."""
+    from tests.browser_support import BROWSER_WAIT_S, chromium
+
+    with chromium(tmp_path_factory.mktemp("chromium-profile"), BROWSER_WAIT_S) as driver:
+        yield driver

@@ -14,7 +14,7 @@ import pytest
 
 from ivr import webhooks
 from ivr.store import StoreWriter, outbox
-from tests.browser_support import assert_accessible, chromium, serve_console
+from tests.browser_support import assert_accessible, by, serve_console, wait_until
 from tests.fakes import CannedRecognizer, HalvesDiarizer
 from tests.import_support import mono_wav
 from tests.test_store_support import add_call, call_events, console_store, stereo_wav
@@ -22,7 +22,6 @@ from tests.test_store_support import add_call, call_events, console_store, stere
 pytestmark = [pytest.mark.slow]
 
 PASSWORD = "a long supervisor password"
-WAIT_S = 20
 UTC_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
 
 CONTRAST_JS = """
@@ -66,22 +65,8 @@ def site(tmp_path_factory):
             yield {"base": base, "store": store, "mono": mono_id, "live": live}
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    with chromium(tmp_path_factory.mktemp("chromium-profile"), WAIT_S) as driver:
-        yield driver
-
-
-def by(kind):
-    from selenium.webdriver.common.by import By
-
-    return getattr(By, kind)
-
-
-def wait(browser, condition):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, WAIT_S).until(condition)
+def wait(driver, condition):
+    return wait_until(driver, condition)
 
 
 def log_in(browser, base, name, path="/calls", via_redirect=False):

@@ -17,13 +17,12 @@ import pytest
 from ivr.store import StoreWriter
 from ivr.store.liveaudio import LiveSpool
 from telephony.audio.frame import Frame
-from tests.browser_support import chromium, serve_console
+from tests.browser_support import by, serve_console, wait_until
 from tests.test_store_support import call_events, console_store
 
 pytestmark = [pytest.mark.slow]
 
 PASSWORD = "a long supervisor password"
-WAIT_S = 20
 RATE_HZ = 8000
 ELAPSED = re.compile(r"^\d+:\d\d$")
 
@@ -72,24 +71,9 @@ def site(tmp_path_factory):
             ticking.stop()
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    with chromium(tmp_path_factory.mktemp("chromium-profile"), WAIT_S) as driver:
-        yield driver
-
-
-def by(kind):
-    from selenium.webdriver.common.by import By
-
-    return getattr(By, kind)
-
-
-def wait(browser, condition):
-    """Until `condition` holds; the live table is redrawn on each update, so a row found a moment ago may be gone."""
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, WAIT_S, ignored_exceptions=[StaleElementReferenceException]).until(condition)
+def wait(driver, condition):
+    """The live table is redrawn on each update: a row found a moment ago may be gone."""
+    return wait_until(driver, condition, stale_ok=True)
 
 
 def log_in(browser, base, path):

@@ -11,13 +11,12 @@ from datetime import timedelta
 
 import pytest
 
-from tests.browser_support import chromium, serve_console
+from tests.browser_support import by, serve_console, wait_until
 from tests.test_store_support import add_call, console_store, utc_days_ago
 
 pytestmark = [pytest.mark.slow]
 
 PASSWORD = "a long supervisor password"
-WAIT_S = 20
 
 
 @pytest.fixture(scope="module")
@@ -34,22 +33,8 @@ def site(tmp_path_factory):
             yield {"base": base, "store": store}
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    with chromium(tmp_path_factory.mktemp("chromium-profile"), WAIT_S) as driver:
-        yield driver
-
-
-def by(kind):
-    from selenium.webdriver.common.by import By
-
-    return getattr(By, kind)
-
-
-def wait(browser, condition):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, WAIT_S).until(condition)
+def wait(driver, condition):
+    return wait_until(driver, condition)
 
 
 def log_in(browser, base, name, path="/calls"):

@@ -7,7 +7,7 @@ import pytest
 
 from ivr.learn.versions import SHIPPED, ModelVersions
 from ivr.store.labels import training_rows
-from tests.browser_support import chromium, serve_console
+from tests.browser_support import by, chromium, serve_console, wait_until
 from tests.test_store_support import add_call, console_store
 
 pytestmark = [pytest.mark.slow]
@@ -16,16 +16,8 @@ PASSWORD = "a long supervisor password"
 WAIT_S = 20
 
 
-def by(kind):
-    from selenium.webdriver.common.by import By
-
-    return getattr(By, kind)
-
-
-def wait(browser, condition):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, WAIT_S).until(condition)
+def wait(driver, condition):
+    return wait_until(driver, condition)
 
 
 def log_in(browser, base, name, path):
