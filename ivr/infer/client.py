@@ -35,9 +35,10 @@ log = logging.getLogger(__name__)
 
 RECONNECT_S = 0.5
 """After a failed connect, requests fail at once for this long before the next try."""
-BUDGET_S = {"asr": 0.5, "tts": 0.5, "nlu": 0.05, "emotion.voice": 1.5, "emotion.text": 0.1, "hello": 0.0,
+BUDGET_S = {"asr": 0.5, "tts": 0.5, "nlu": 0.05, "emotion.voice": 0.5, "emotion.text": 0.1, "hello": 0.0,
             "stats": 0.0}
-"""Each op's deadline after its arrival at the service (the scheduler's order), in seconds."""
+"""Each op's deadline after its arrival at the service (the scheduler's order), in seconds. A turn's voice
+emotion has its transcript's budget: the session holds the transcript until the voice result is in."""
 TIMEOUT_S = {"asr": 20.0, "tts": 20.0, "nlu": 5.0, "emotion.voice": 10.0, "emotion.text": 5.0, "hello": 5.0,
              "stats": 5.0}
 """How long a worker waits for an answer before it gives up on the service."""
