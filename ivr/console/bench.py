@@ -57,7 +57,7 @@ PAGES: list[tuple[str, str]] = [
     ("audit log: a later page", "/admin/audit?offset=10000"),
     ("dashboard: all calls", "/dashboard"),
     ("dashboard: a week", "/dashboard?date_from={week_from}&date_to={week_to}"),
-    ("dashboard: flow + queue", "/dashboard?flow=bank&queue=sip%3Acards%40example.com"),
+    ("dashboard: flow + queue", "/dashboard?flow=example-bank&queue=sip%3Acards%40example.com"),
     ("dashboard API: a day", "/api/dashboard?date_from={week_to}&date_to={week_to}"),
 ]
 """(name, url) of every timed page; {names} in a url are filled from the store (see `page_values`)."""
@@ -120,7 +120,7 @@ def signed_in_client(store: Store) -> Any:
     from ivr.console.auth import Users
 
     users = Users(store)
-    if not any(u.name == "bench" for u in users.list()):
+    if not any(u["name"] == "bench" for u in users.list()):
         users.add("bench", "admin", PASSWORD)
     client = TestClient(create_app(store), follow_redirects=False)
     page = client.get("/login")
@@ -148,7 +148,8 @@ def bench_store(folder: str | None, calls: int, days: int) -> Iterator[tuple[Sto
             with store.engine.connect() as conn:
                 have = int(conn.execute(select(func.count()).select_from(schema.calls)).scalar_one())
             t0 = time.perf_counter()
-            made = {"calls": have, "reused": True} if have >= calls else fill_store(store, calls - have, days)
+            made: dict[str, Any] = ({"calls": have, "reused": True} if have >= calls
+                                    else fill_store(store, calls - have, days))
             made["build_s"] = round(time.perf_counter() - t0, 1)
             with store.engine.connect() as conn:
                 made["total_calls"] = int(conn.execute(select(func.count()).select_from(schema.calls)).scalar_one())

@@ -22,7 +22,7 @@ from ivr.store import Store, schema
 BATCH_CALLS = 1000
 HOUR_WEIGHTS = (1, 1, 1, 1, 1, 2, 4, 8, 14, 18, 18, 16, 14, 16, 17, 16, 14, 10, 7, 5, 4, 3, 2, 1)
 """Calls by hour of the day (UTC): a working day's shape."""
-FLOWS = ("bank", "bank_faq")
+FLOWS = ("example-bank", "card-services")
 QUEUES = ("sip:agents@example.com", "sip:cards@example.com", "sip:loans@example.com")
 TOPICS: dict[str, tuple[str, ...]] = {
     "balance": ("what is my balance", "how much money do I have", "check my account balance please",
@@ -154,7 +154,7 @@ class CallBuilder:
         words = [{"text": w, "start_s": round(at_s + 0.3 * k, 2), "end_s": round(at_s + 0.3 * k + 0.25, 2),
                   "confidence": 0.9} for k, w in enumerate(text.split())]
         self.turn("caller", text, turn_end, words=words, confidence=0.9, intent=intent or None, emotion=emotion,
-                  emotion_scores=scores, nlu_miss=miss, negativity=negativity)
+                  emotion_scores=scores, nlu_miss=miss)
         self.t_ms = turn_end + 20
         self.event("emotion", label=emotion, scores=scores, negativity=negativity)
         if miss != "no-match":

@@ -109,11 +109,39 @@ def _v4_outbox(conn: Connection) -> None:
     schema.outbox.create(conn, checkfirst=True)
 
 
+KPI_CALL_COLUMNS = (("flow", "VARCHAR(80)"), ("no_inputs", "INTEGER"), ("replies", "INTEGER"),
+                    ("reply_ms_total", "FLOAT"), ("negativity", "FLOAT"))
+KPI_INDEXES = (
+    ("ix_calls_flow", "calls", "flow"),
+    ("ix_calls_transfer_target", "calls", "transfer_target"),
+    ("ix_turns_intent_call", "turns", "intent, call_id"),
+    ("ix_turns_emotion_call", "turns", "emotion, call_id"),
+    ("ix_turns_nlu_miss", "turns", "nlu_miss"),
+)
+
+
+def _v5_kpis_and_indexes(conn: Connection) -> None:
+    """The dashboard's per-call figures (flow, no-inputs, reply latencies, negativity) and the turns' NLU
+    misses, kept by the writer from now on (earlier calls have none: the dashboard says so), and the
+    indexes that keep the call list's intent/emotion filters and the dashboard's queue filter off full scans."""
+    have = {c["name"] for c in inspect(conn).get_columns("calls")}  # a new store has them from step 1
+    for name, kind in KPI_CALL_COLUMNS:
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE calls ADD COLUMN {name} {kind}"))
+    if "nlu_miss" not in {c["name"] for c in inspect(conn).get_columns("turns")}:
+        conn.execute(text("ALTER TABLE turns ADD COLUMN nlu_miss VARCHAR(16)"))
+    indexed = {i["name"] for table in ("calls", "turns") for i in inspect(conn).get_indexes(table)}
+    for name, table, columns in KPI_INDEXES:
+        if name not in indexed:
+            conn.execute(text(f"CREATE INDEX {name} ON {table} ({columns})"))
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "calls, turns, events, recordings, users, web sessions, audit", _v1_initial),
     (2, "full-text index over turns: SQLite FTS5 table + triggers, PostgreSQL tsvector + GIN", _v2_fulltext),
     (3, "caller match by the last 4/7/10 digits; filter menu values table", _v3_caller_match_and_filter_values),
     (4, "webhook outbox: events to deliver, with leases, retries and a dead-letter state", _v4_outbox),
+    (5, "dashboard figures per call and NLU misses per turn; indexes for the list's filters", _v5_kpis_and_indexes),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -43,6 +43,13 @@ calls = Table(
     Column("last_text", Text, nullable=True),  # last utterance (redacted), for the live view
     Column("duration_ms", Float, nullable=True),
     Column("sample_rate_hz", Integer, nullable=True),
+    # for the KPI dashboard (migration 5), kept by the writer as the call goes on:
+    Column("flow", String(80), nullable=True, index=True),  # the dialog flow's name
+    Column("no_inputs", Integer, nullable=True),  # no-input timeouts (the agent asked and heard nothing)
+    Column("replies", Integer, nullable=True),  # agent replies with a measured voice-to-voice latency
+    Column("reply_ms_total", Float, nullable=True),  # their latencies added up (mean: reply_ms_total / replies)
+    Column("negativity", Float, nullable=True),  # the caller turns' mean negativity, 0 (calm) to 1 (upset)
+    Index("ix_calls_transfer_target", "transfer_target"),
 )
 
 turns = Table(
@@ -61,7 +68,11 @@ turns = Table(
     Column("emotion", String(32), nullable=True),
     Column("emotion_scores", JSON, nullable=True),  # {label: score}
     Column("interrupted", Boolean, nullable=False, default=False),
+    Column("nlu_miss", String(16), nullable=True),  # a caller turn not understood: out-of-scope | no-match
     Index("ix_turns_call_seq", "call_id", "seq"),
+    Index("ix_turns_intent_call", "intent", "call_id"),
+    Index("ix_turns_emotion_call", "emotion", "call_id"),
+    Index("ix_turns_nlu_miss", "nlu_miss"),
 )
 
 events = Table(

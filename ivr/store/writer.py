@@ -10,6 +10,10 @@ Event to store:
   prompt_finished / barge_in -> the agent turn's end                         dialog -> current node
   emotion -> the caller turn's emotion and scores      any `intent` field -> the turn's and call's intent
   call_ended -> outcome, reason, escalation, end time, duration              every event -> events row
+For the dashboard (ivr.console.kpis), running figures in the calls row: the flow's name (call_started),
+no-input timeouts, reply latencies (reply_started: count and total), the caller's mean negativity (emotion);
+and a caller turn's `nlu_miss` when the dialog could not place it, as `ivr report failures` counts them:
+"out-of-scope" (the NLU ran, no intent and no FAQ) or "no-match" (no NLU, the call stayed in its node).
 With `webhooks` (WebhookOptions), the same transactions add webhook events to the outbox (see
 ivr.store.hookevents): call.started, call.ended, call.escalated, dialog.failed, and what a `webhook`
 event asks for (call.transferred).
@@ -37,8 +41,10 @@ from ivr.call.events import (
     Emotion,
     Listening,
     NluResult,
+    NoInput,
     OtherEvent,
     PromptFinished,
+    ReplyStarted,
     Said,
     SpeechStopped,
     Transcript,
@@ -88,6 +94,22 @@ class _CallState:
         self.node: str | None = None
         self.facts = CallFacts()
         """What the webhook events report."""
+        self.kpis = _Kpis()
+
+
+class _Kpis:
+    """A call's running dashboard figures, and the caller turn waiting for the dialog to place it."""
+
+    def __init__(self) -> None:
+        self.no_inputs = 0
+        self.replies = 0
+        self.reply_ms_total = 0.0
+        self.negativity: list[float] = []
+        self.listen_node: str | None = None
+        self.placing = False
+        """The last caller turn (state.caller_turn) waits for the dialog to take it (or not)."""
+        self.understood: bool | None = None
+        """What the NLU said of that turn: None when it did not run."""
 
 
 class StoreWriter:
@@ -178,6 +200,8 @@ class StoreWriter:
             st.call_id = event.call_id or st.call_id or "call"
             st.started_at = wall - timedelta(milliseconds=t_ms)
             self.store.begin_call(conn, st.call_id, st.started_at, self.source, self.caller, event.sample_rate_hz)
+            conn.execute(update(schema.calls).where(schema.calls.c.id == st.call_id).values(
+                flow=event.flow, no_inputs=0, replies=0, reply_ms_total=0.0))
             st.facts.source, st.facts.started_at = self.source, st.started_at
             if self.webhooks is not None:
                 self._hooks_added += hookevents.started(conn, self.webhooks, st.call_id, st.facts, wall)
@@ -193,6 +217,7 @@ class StoreWriter:
                                                    data=data))
         calls = update(schema.calls).where(schema.calls.c.id == call_id)
         turns = schema.turns
+        self._kpis(conn, event, record)
         match event:
             case SpeechStopped():
                 st.speech = (event.onset_ms, event.end_ms)
@@ -248,6 +273,33 @@ class StoreWriter:
             case WebhookRequested() if hooks is not None:
                 self._hooks_added += hookevents.passed_on(conn, hooks, call_id, event.name,
                                                           dict(clean.get("data") or {}), wall)
+
+    def _kpis(self, conn: Connection, event: CallEvent, record: dict[str, Any]) -> None:
+        """The dashboard's running figures of the call, and its caller turns not understood."""
+        k, st = self.state.kpis, self.state
+        calls = update(schema.calls).where(schema.calls.c.id == st.call_id)
+        match event:
+            case NoInput():
+                k.no_inputs += 1
+                conn.execute(calls.values(no_inputs=k.no_inputs))
+            case ReplyStarted():
+                k.replies, k.reply_ms_total = k.replies + 1, k.reply_ms_total + float(event.latency_ms)
+                conn.execute(calls.values(replies=k.replies, reply_ms_total=round(k.reply_ms_total, 1)))
+            case Emotion() | OtherEvent(type_name="emotion") if isinstance(record.get("negativity"), int | float):
+                k.negativity.append(float(record["negativity"]))
+                conn.execute(calls.values(negativity=round(sum(k.negativity) / len(k.negativity), 4)))
+            case Listening():
+                k.listen_node = event.node
+            case Transcript() if event.text.strip():
+                k.placing, k.understood = True, None
+            case NluResult():
+                k.understood = bool(event.intent or event.faq)
+            case DialogStep(event="Utterance") if k.placing:
+                miss = ("out-of-scope" if k.understood is False else
+                        "no-match" if k.understood is None and event.node == k.listen_node else None)
+                if miss and st.caller_turn is not None:
+                    conn.execute(update(schema.turns).where(schema.turns.c.id == st.caller_turn).values(nlu_miss=miss))
+                k.placing = False
 
     def _call_intent(self, conn: Connection, intent: str) -> None:
         """The call's intent is its first topic (balance, lost card, ...); a yes/no answer only when no

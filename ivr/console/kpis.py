@@ -1,0 +1,162 @@
+"""The dashboard's figures, aggregated in the database (GROUP BY), never by reading every call here.
+
+Over the calls the agent served (imported recordings are left out: no agent served them) that match a
+filter (start date range, flow, queue = the transfer target), by day and by hour of the day (UTC):
+  calls;  contained: ended without a transfer to a person;  transferred, by reason;
+  abandoned: the caller hung up (a chat: left) before the agent ended the call;
+  no-input: at least one no-input timeout (the agent asked and heard nothing);
+  handle time: start to end of an ended call;  caller negativity: the mean over the calls' caller turns
+  (0 calm, 1 upset);  voice-to-voice latency: end of the caller's turn to the agent's first audio;
+  the phrases most often not understood (caller turns the dialog could not place: out-of-scope/no-match).
+Rates are over the ended calls; the per-call figures the writer keeps since migration 5 (flow, no-inputs,
+latencies, negativity, NLU misses) are over the calls that have them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Integer, and_, case, cast, func, literal_column, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from ivr.store import Store, schema
+
+ABANDON_OUTCOMES = ("caller-hangup", "abandoned")
+TRANSFER_OUTCOME = "transferred"
+TOP_PHRASES = 10
+
+
+@dataclass(frozen=True)
+class KpiFilter:
+    date_from: date | None = None
+    date_to: date | None = None
+    flow: str | None = None
+    queue: str | None = None
+    """A transfer target: the calls transferred to it."""
+
+
+def _where(f: KpiFilter) -> list[ColumnElement[bool]]:
+    c = schema.calls.c
+    where: list[ColumnElement[bool]] = [c.source != "import"]
+    if f.date_from:
+        where.append(c.started_at >= datetime.combine(f.date_from, time.min, UTC))
+    if f.date_to:
+        where.append(c.started_at < datetime.combine(f.date_to + timedelta(days=1), time.min, UTC))
+    if f.flow:
+        where.append(c.flow == f.flow)
+    if f.queue:
+        where.append(c.transfer_target == f.queue)
+    return where
+
+
+def _day_and_hour(dialect: str) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    started = schema.calls.c.started_at
+    if dialect == "postgresql":
+        at_utc = func.timezone("UTC", started)
+        return func.to_char(at_utc, "YYYY-MM-DD"), cast(func.extract("hour", at_utc), Integer)
+    return func.strftime("%Y-%m-%d", started), cast(func.strftime("%H", started), Integer)
+
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _buckets(conn: Connection, f: KpiFilter) -> list[dict[str, Any]]:
+    """One row per (day, hour of the day) with calls: every sum the dashboard needs, in one scan."""
+    c = schema.calls.c
+    day, hour = _day_and_hour(conn.dialect.name)
+    ended = c.ended_at.is_not(None)
+    query = select(
+        day.label("day"), hour.label("hour"), func.count().label("calls"), _count_if(ended).label("ended"),
+        _count_if(and_(ended, c.outcome == TRANSFER_OUTCOME)).label("transferred"),
+        _count_if(and_(ended, c.outcome.in_(ABANDON_OUTCOMES))).label("abandoned"),
+        _count_if(and_(ended, c.reason == "no-input")).label("ended_no_input"),
+        _count_if(and_(ended, c.no_inputs.is_not(None))).label("counted_no_input"),
+        _count_if(and_(ended, c.no_inputs > 0)).label("had_no_input"),
+        func.sum(case((ended, c.duration_ms), else_=None)).label("handle_ms"),
+        func.count(case((ended, c.duration_ms), else_=None)).label("handled"),
+        func.sum(c.negativity).label("negativity_total"), func.count(c.negativity).label("negativity_calls"),
+        func.sum(c.reply_ms_total).label("reply_ms_total"), func.sum(c.replies).label("replies"),
+    ).where(*_where(f)).group_by(literal_column("day"), literal_column("hour"))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+SUMS = ("calls", "ended", "transferred", "abandoned", "ended_no_input", "counted_no_input", "had_no_input",
+        "handle_ms", "handled", "negativity_total", "negativity_calls", "reply_ms_total", "replies")
+
+
+def _add(into: dict[str, Any], row: dict[str, Any]) -> None:
+    for key in SUMS:
+        into[key] = (into.get(key) or 0) + (row[key] or 0)
+
+
+def _ratio(part: float, whole: float, scale: float = 1.0) -> float | None:
+    return round(scale * part / whole, 4) if whole else None
+
+
+def _figures(s: dict[str, Any]) -> dict[str, Any]:
+    """The rates and means of summed counts."""
+    ended = s.get("ended") or 0
+    return {"calls": s.get("calls") or 0, "ended": ended,
+            "containment": _ratio(ended - (s.get("transferred") or 0), ended),
+            "transfer_rate": _ratio(s.get("transferred") or 0, ended),
+            "abandon_rate": _ratio(s.get("abandoned") or 0, ended),
+            "no_input_rate": _ratio(s.get("had_no_input") or 0, s.get("counted_no_input") or 0),
+            "ended_by_no_input_rate": _ratio(s.get("ended_no_input") or 0, ended),
+            "handle_s": _ratio(s.get("handle_ms") or 0, s.get("handled") or 0, 0.001),
+            "negativity": _ratio(s.get("negativity_total") or 0, s.get("negativity_calls") or 0),
+            "latency_ms": _ratio(s.get("reply_ms_total") or 0, s.get("replies") or 0),
+            "replies": s.get("replies") or 0}
+
+
+def _reasons(conn: Connection, f: KpiFilter, ended: int) -> list[dict[str, Any]]:
+    c = schema.calls.c
+    query = (select(func.coalesce(c.reason, "").label("reason"), func.count().label("calls"))
+             .where(*_where(f), c.outcome == TRANSFER_OUTCOME, c.ended_at.is_not(None))
+             .group_by(literal_column("reason")).order_by(func.count().desc()))
+    return [{"reason": r["reason"] or "(none given)", "calls": r["calls"], "rate": _ratio(r["calls"], ended)}
+            for r in conn.execute(query).mappings()]
+
+
+def _phrases(conn: Connection, f: KpiFilter) -> list[dict[str, Any]]:
+    """The caller turns most often not understood, the same words counted together (case aside)."""
+    c, t = schema.calls.c, schema.turns.c
+    phrase = func.lower(func.trim(t.text))
+    query = (select(phrase.label("phrase"), func.count().label("turns"),
+                    func.count(func.distinct(t.call_id)).label("calls"))
+             .select_from(schema.turns.join(schema.calls, t.call_id == c.id))
+             .where(t.nlu_miss.is_not(None), t.speaker == "caller", *_where(f))
+             .group_by(literal_column("phrase")).order_by(func.count().desc(), literal_column("phrase"))
+             .limit(TOP_PHRASES))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def dashboard(store: Store, f: KpiFilter) -> dict[str, Any]:
+    """Everything the dashboard shows, as JSON-ready data."""
+    with store.engine.connect() as conn:
+        buckets = _buckets(conn, f)
+        total: dict[str, Any] = {}
+        days: dict[str, dict[str, Any]] = {}
+        hours: list[int] = [0] * 24
+        for row in buckets:  # at most 24 rows a day: the database did the counting
+            _add(total, row)
+            _add(days.setdefault(str(row["day"]), {}), row)
+            hours[int(row["hour"])] += row["calls"]
+        figures = _figures(total)
+        reasons = _reasons(conn, f, figures["ended"])
+        phrases = _phrases(conn, f)
+    return {"filter": {"date_from": f.date_from.isoformat() if f.date_from else None,
+                       "date_to": f.date_to.isoformat() if f.date_to else None, "flow": f.flow, "queue": f.queue},
+            "totals": figures, "per_hour_of_day": [{"hour": h, "calls": n} for h, n in enumerate(hours)],
+            "days_with_calls": len(days), "per_day": [{"day": d, **_figures(s)} for d, s in sorted(days.items())],
+            "transfer_reasons": reasons, "not_understood": phrases}
+
+
+def choices(store: Store) -> dict[str, list[str]]:
+    """The flows and queues to filter by (each read from its index, not the calls' rows)."""
+    c = schema.calls.c
+    with store.engine.connect() as conn:
+        return {name: sorted(v for v in conn.execute(select(col).distinct().where(col.is_not(None))).scalars() if v)
+                for name, col in (("flow", c.flow), ("queue", c.transfer_target))}
