@@ -1,7 +1,8 @@
 """The dashboard's figures, aggregated in the database (GROUP BY), never by reading every call here.
 
 Over the calls the agent served (imported recordings are left out: no agent served them) that match a
-filter (start date range, flow, queue = the transfer target), by day and by hour of the day (UTC):
+filter (start date range, flow, queue = the transfer target), by day and by hour of the day (UTC), read
+from the sums the writer keeps by hour (ivr.store.kpistore), never from every call:
   calls;  contained: ended without a transfer to a person;  transferred, by reason;
   abandoned: the caller hung up (a chat: left) before the agent ended the call;
   no-input: at least one no-input timeout (the agent asked and heard nothing);
@@ -18,13 +19,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Integer, and_, case, cast, func, literal_column, select
+from sqlalchemy import Connection, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ivr.store import Store, schema
+from ivr.store.kpistore import NOT_COUNTED_SOURCES, SUMS, TRANSFER_OUTCOME
 
-ABANDON_OUTCOMES = ("caller-hangup", "abandoned")
-TRANSFER_OUTCOME = "transferred"
 TOP_PHRASES = 10
 
 
@@ -39,7 +39,7 @@ class KpiFilter:
 
 def _where(f: KpiFilter) -> list[ColumnElement[bool]]:
     c = schema.calls.c
-    where: list[ColumnElement[bool]] = [c.source != "import"]
+    where: list[ColumnElement[bool]] = [c.source.not_in(NOT_COUNTED_SOURCES)]
     if f.date_from:
         where.append(c.started_at >= datetime.combine(f.date_from, time.min, UTC))
     if f.date_to:
@@ -51,40 +51,20 @@ def _where(f: KpiFilter) -> list[ColumnElement[bool]]:
     return where
 
 
-def _day_and_hour(dialect: str) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
-    started = schema.calls.c.started_at
-    if dialect == "postgresql":
-        at_utc = func.timezone("UTC", started)
-        return func.to_char(at_utc, "YYYY-MM-DD"), cast(func.extract("hour", at_utc), Integer)
-    return func.strftime("%Y-%m-%d", started), cast(func.strftime("%H", started), Integer)
-
-
-def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-    return func.sum(case((condition, 1), else_=0))
-
-
 def _buckets(conn: Connection, f: KpiFilter) -> list[dict[str, Any]]:
-    """One row per (day, hour of the day) with calls: every sum the dashboard needs, in one scan."""
-    c = schema.calls.c
-    day, hour = _day_and_hour(conn.dialect.name)
-    ended = c.ended_at.is_not(None)
-    query = select(
-        day.label("day"), hour.label("hour"), func.count().label("calls"), _count_if(ended).label("ended"),
-        _count_if(and_(ended, c.outcome == TRANSFER_OUTCOME)).label("transferred"),
-        _count_if(and_(ended, c.outcome.in_(ABANDON_OUTCOMES))).label("abandoned"),
-        _count_if(and_(ended, c.reason == "no-input")).label("ended_no_input"),
-        _count_if(and_(ended, c.no_inputs.is_not(None))).label("counted_no_input"),
-        _count_if(and_(ended, c.no_inputs > 0)).label("had_no_input"),
-        func.sum(case((ended, c.duration_ms), else_=None)).label("handle_ms"),
-        func.count(case((ended, c.duration_ms), else_=None)).label("handled"),
-        func.sum(c.negativity).label("negativity_total"), func.count(c.negativity).label("negativity_calls"),
-        func.sum(c.reply_ms_total).label("reply_ms_total"), func.sum(c.replies).label("replies"),
-    ).where(*_where(f)).group_by(literal_column("day"), literal_column("hour"))
+    """One row per hour with calls, from the writer's sums (kpi_hours): at most 24 a day."""
+    k = schema.kpi_hours.c
+    where: list[ColumnElement[bool]] = []
+    if f.date_from:
+        where.append(k.hour >= f"{f.date_from.isoformat()} 00")
+    if f.date_to:
+        where.append(k.hour <= f"{f.date_to.isoformat()} 23")
+    if f.flow:
+        where.append(k.flow == f.flow)
+    if f.queue:
+        where.append(k.queue == f.queue)
+    query = select(k.hour, *(func.sum(k[name]).label(name) for name in SUMS)).where(*where).group_by(k.hour)
     return [dict(r) for r in conn.execute(query).mappings()]
-
-
-SUMS = ("calls", "ended", "transferred", "abandoned", "ended_no_input", "counted_no_input", "had_no_input",
-        "handle_ms", "handled", "negativity_total", "negativity_calls", "reply_ms_total", "replies")
 
 
 def _add(into: dict[str, Any], row: dict[str, Any]) -> None:
@@ -140,10 +120,10 @@ def dashboard(store: Store, f: KpiFilter) -> dict[str, Any]:
         total: dict[str, Any] = {}
         days: dict[str, dict[str, Any]] = {}
         hours: list[int] = [0] * 24
-        for row in buckets:  # at most 24 rows a day: the database did the counting
+        for row in buckets:  # at most 24 rows a day: the writer and the database did the counting
             _add(total, row)
-            _add(days.setdefault(str(row["day"]), {}), row)
-            hours[int(row["hour"])] += row["calls"]
+            _add(days.setdefault(row["hour"][:10], {}), row)
+            hours[int(row["hour"][11:13])] += row["calls"]
         figures = _figures(total)
         reasons = _reasons(conn, f, figures["ended"])
         phrases = _phrases(conn, f)
@@ -155,8 +135,8 @@ def dashboard(store: Store, f: KpiFilter) -> dict[str, Any]:
 
 
 def choices(store: Store) -> dict[str, list[str]]:
-    """The flows and queues to filter by (each read from its index, not the calls' rows)."""
-    c = schema.calls.c
+    """The flows and queues to filter by (from the small table of sums, not the calls)."""
+    k = schema.kpi_hours.c
     with store.engine.connect() as conn:
-        return {name: sorted(v for v in conn.execute(select(col).distinct().where(col.is_not(None))).scalars() if v)
-                for name, col in (("flow", c.flow), ("queue", c.transfer_target))}
+        return {name: sorted(v for v in conn.execute(select(col).distinct().where(col != "")).scalars() if v)
+                for name, col in (("flow", k.flow), ("queue", k.queue))}

@@ -43,7 +43,15 @@ from ivr.errors import IvrError
 from ivr.store import schema
 from ivr.store.config import StoreConfig
 from ivr.store.files import private_dir, private_file, tighten
-from ivr.store.migrations import FTS_TABLE, TS_CONFIG, TSV_COLUMN, fulltext_kind, migrate
+from ivr.store.migrations import (
+    CALL_FTS_TABLE,
+    FTS_TABLE,
+    TS_CONFIG,
+    TSV_COLUMN,
+    fulltext_kind,
+    has_call_documents,
+    migrate,
+)
 from models.atomicfile import atomic_write
 
 log = logging.getLogger(__name__)
@@ -52,6 +60,9 @@ RECORDINGS_DIR = "recordings"
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 MAX_SEARCH_WORDS = 8
 _FTS = sql_table(FTS_TABLE, sql_column("rowid"), sql_column("text"))
+_CALL_FTS = sql_table(CALL_FTS_TABLE, sql_column("call_id"))
+SPEAKER_COLUMNS = {"caller": "caller", "agent": "agent"}
+"""A speaker's column in the per-call documents (any other speaker's words are in 'other')."""
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -114,7 +125,9 @@ class Store(AbstractContextManager["Store"]):
         migrate(self.engine)
         with self.engine.connect() as conn:
             self.fulltext = fulltext_kind(conn)
-        """How the call list searches transcripts: 'fts5' (SQLite), 'tsvector' (PostgreSQL) or 'like'."""
+            self.call_documents = self.fulltext == "fts5" and has_call_documents(conn)
+        """How the call list searches transcripts: 'fts5' (SQLite), 'tsvector' (PostgreSQL) or 'like'; with
+        `call_documents`, FTS5 over one document per call (ivr.store.migrations.CALL_FTS_TABLE)."""
         self._pepper: bytes | None = None
 
     @classmethod
@@ -223,9 +236,9 @@ class Store(AbstractContextManager["Store"]):
         if f.source:
             where.append(c.source == f.source)
         for column, turn_column, value in ((c.intent, t.intent, f.intent), (c.emotion, t.emotion, f.emotion)):
-            if value:  # the call's value, or any turn's: "calls where the caller was angry"
-                where.append(or_(column == value, exists(select(t.id).where(and_(
-                    t.call_id == c.id, turn_column == value)))))
+            if value:  # the call's value, or any turn's: "calls where the caller was angry" (the turns'
+                # (intent|emotion, call_id) index gives the set once, not a lookup per call)
+                where.append(or_(column == value, c.id.in_(select(t.call_id).where(turn_column == value))))
         if f.escalated is not None:
             where.append(c.escalated.is_(f.escalated))
         if f.active is not None:
@@ -252,9 +265,14 @@ class Store(AbstractContextManager["Store"]):
         return c.caller_hash == self.caller_hash(caller)
 
     def list_calls(self, f: CallFilter) -> list[dict[str, Any]]:
+        """A page of the calls that match, newest first. The page's ids are found first (from the
+        (started_at, id) index when nothing else filters), then only its rows are read: a late page skips
+        index entries, not whole rows."""
         c = schema.calls.c
-        query = select(schema.calls).where(*self._where(f)).order_by(c.started_at.desc())
-        query = query.limit(max(1, min(f.limit, 1000))).offset(max(0, f.offset))
+        page = (select(c.id).where(*self._where(f)).order_by(c.started_at.desc(), c.id.desc())
+                .limit(max(1, min(f.limit, 1000))).offset(max(0, f.offset)))
+        query = select(schema.calls).where(c.id.in_(page)).order_by(c.started_at.desc(),
+                                                                                       c.id.desc())
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [_call_dict(dict(r)) for r in rows]
@@ -271,6 +289,10 @@ class Store(AbstractContextManager["Store"]):
         c, t = schema.calls.c, schema.turns.c
         whose: list[ColumnElement[bool]] = [t.speaker == speaker] if speaker else []
         tokens = re.findall(r"\w+", words_text)[:MAX_SEARCH_WORDS]
+        if self.call_documents and tokens and (speaker is None or speaker in SPEAKER_COLUMNS):
+            column = SPEAKER_COLUMNS[speaker] + " : " if speaker else ""
+            query = " AND ".join(f'{column}"{token}"*' for token in tokens)
+            return [c.id.in_(select(_CALL_FTS.c.call_id).where(literal_column(CALL_FTS_TABLE).match(query)))]
         if self.fulltext == "fts5" and tokens:
             return [c.id.in_(select(t.call_id).where(t.id.in_(
                 select(_FTS.c.rowid).where(_FTS.c.text.match(f'"{token}"*'))), *whose)) for token in tokens]
@@ -363,8 +385,9 @@ class Store(AbstractContextManager["Store"]):
 
     def _purge_index(self, conn: Connection) -> None:
         """FTS5 keeps deleted words in its segments until they are merged: merge now, after an erasure."""
-        if self.fulltext == "fts5":
-            conn.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('optimize')")
+        for table in (FTS_TABLE, CALL_FTS_TABLE) if self.fulltext == "fts5" else ():
+            if table == FTS_TABLE or self.call_documents:
+                conn.exec_driver_sql(f"INSERT INTO {table}({table}) VALUES ('optimize')")
 
     # ---- audit -------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
 from ivr.errors import IvrError
-from ivr.store import schema
+from ivr.store import kpistore, schema
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,9 @@ FTS_TABLE = "turns_fts"
 """SQLite: an FTS5 index over turns.text (external content, kept in sync by triggers)."""
 TSV_COLUMN = "text_tsv"
 """PostgreSQL: a generated tsvector column over turns.text, with a GIN index."""
+CALL_FTS_TABLE = "calls_fts"
+"""SQLite: one FTS5 document per call (its caller's, agent's and other speakers' words in three columns), kept
+by triggers on turns: a search finds calls at once instead of looking up every matching turn."""
 TS_CONFIG = "simple"
 """Text search configuration: lower-cased words, no stemming or stop words (as FTS5's unicode61)."""
 
@@ -64,6 +67,14 @@ def sqlite_has_fts5(conn: Connection) -> bool:
         return bool(conn.execute(text("SELECT sqlite_compileoption_used('ENABLE_FTS5')")).scalar())
     except OperationalError:
         return False
+
+
+def has_call_documents(conn: Connection) -> bool:
+    """Whether the store searches per-call documents (SQLite with FTS5, since step 5)."""
+    if conn.dialect.name != "sqlite":
+        return False
+    return conn.execute(text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :n"),
+                        {"n": CALL_FTS_TABLE}).first() is not None
 
 
 def fulltext_kind(conn: Connection) -> str:
@@ -112,12 +123,16 @@ def _v4_outbox(conn: Connection) -> None:
 KPI_CALL_COLUMNS = (("flow", "VARCHAR(80)"), ("no_inputs", "INTEGER"), ("replies", "INTEGER"),
                     ("reply_ms_total", "FLOAT"), ("negativity", "FLOAT"))
 KPI_INDEXES = (
-    ("ix_calls_flow", "calls", "flow"),
-    ("ix_calls_transfer_target", "calls", "transfer_target"),
-    ("ix_turns_intent_call", "turns", "intent, call_id"),
-    ("ix_turns_emotion_call", "turns", "emotion, call_id"),
-    ("ix_turns_nlu_miss", "turns", "nlu_miss"),
+    ("ix_calls_flow", "calls (flow)"),
+    ("ix_calls_transfer_target", "calls (transfer_target)"),
+    ("ix_calls_started_id", "calls (started_at, id)"),
+    ("ix_calls_outcome_escalated_started", "calls (outcome, escalated, started_at)"),
+    ("ix_calls_escalated_started", "calls (escalated, started_at)"),
+    ("ix_turns_intent_call", "turns (intent, call_id)"),
+    ("ix_turns_emotion_call", "turns (emotion, call_id)"),
+    ("ix_turns_nlu_miss", "turns (nlu_miss, speaker, call_id, text) WHERE nlu_miss IS NOT NULL"),
 )
+"""(name, what it indexes): as schema.py declares them for a new store."""
 
 
 def _v5_kpis_and_indexes(conn: Connection) -> None:
@@ -131,9 +146,45 @@ def _v5_kpis_and_indexes(conn: Connection) -> None:
     if "nlu_miss" not in {c["name"] for c in inspect(conn).get_columns("turns")}:
         conn.execute(text("ALTER TABLE turns ADD COLUMN nlu_miss VARCHAR(16)"))
     indexed = {i["name"] for table in ("calls", "turns") for i in inspect(conn).get_indexes(table)}
-    for name, table, columns in KPI_INDEXES:
+    for name, spec in KPI_INDEXES:
         if name not in indexed:
-            conn.execute(text(f"CREATE INDEX {name} ON {table} ({columns})"))
+            conn.execute(text(f"CREATE INDEX {name} ON {spec}"))
+    if fulltext_kind(conn) == "fts5":
+        _call_documents(conn)
+    schema.kpi_hours.create(conn, checkfirst=True)
+    kpistore.rebuild(conn)
+
+
+CALL_DOCUMENT_WORDS = ", ".join(f"group_concat(CASE WHEN speaker {who} THEN text END, ' ')" for who in (
+    "= 'caller'", "= 'agent'", "NOT IN ('caller', 'agent')"))
+
+
+def _call_document(call_id: str) -> str:
+    """The SELECT of a call's document: keyed by its first turn's id (stable, unlike a rowid of calls)."""
+    where = f" WHERE call_id = {call_id}" if call_id else ""
+    return f"SELECT min(id), call_id, {CALL_DOCUMENT_WORDS} FROM turns{where} GROUP BY call_id"
+
+
+def _call_documents(conn: Connection) -> None:
+    """SQLite with FTS5: the per-call full-text table, its triggers, and the documents of the calls stored."""
+    t = CALL_FTS_TABLE
+    insert = f"INSERT INTO {t}(rowid, call_id, caller, agent, other) "
+    first_turn = "(SELECT min(id) FROM turns WHERE call_id = {})"
+    for statement in (
+        f"CREATE VIRTUAL TABLE {t} USING fts5(call_id UNINDEXED, caller, agent, other, "
+        "tokenize='unicode61 remove_diacritics 2')",
+        f"CREATE TRIGGER {t}_ai AFTER INSERT ON turns BEGIN "
+        f"DELETE FROM {t} WHERE rowid = (SELECT min(id) FROM turns WHERE call_id = new.call_id AND id != new.id); "
+        f"{insert}{_call_document('new.call_id')}; END",
+        f"CREATE TRIGGER {t}_au AFTER UPDATE OF text, speaker ON turns BEGIN "
+        f"DELETE FROM {t} WHERE rowid = {first_turn.format('new.call_id')}; "
+        f"{insert}{_call_document('new.call_id')}; END",
+        f"CREATE TRIGGER {t}_ad AFTER DELETE ON turns BEGIN "
+        f"DELETE FROM {t} WHERE rowid = old.id; DELETE FROM {t} WHERE rowid = {first_turn.format('old.call_id')}; "
+        f"{insert}{_call_document('old.call_id')}; END",
+        f"{insert}{_call_document('')}",
+    ):
+        conn.execute(text(statement))
 
 
 MIGRATIONS: list[tuple[int, str, Step]] = [
@@ -141,7 +192,8 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (2, "full-text index over turns: SQLite FTS5 table + triggers, PostgreSQL tsvector + GIN", _v2_fulltext),
     (3, "caller match by the last 4/7/10 digits; filter menu values table", _v3_caller_match_and_filter_values),
     (4, "webhook outbox: events to deliver, with leases, retries and a dead-letter state", _v4_outbox),
-    (5, "dashboard figures per call and NLU misses per turn; indexes for the list's filters", _v5_kpis_and_indexes),
+    (5, "dashboard figures per call, their sums by hour, NLU misses per turn; per-call search documents "
+        "(SQLite); indexes for the list's filters", _v5_kpis_and_indexes),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -50,6 +51,9 @@ calls = Table(
     Column("reply_ms_total", Float, nullable=True),  # their latencies added up (mean: reply_ms_total / replies)
     Column("negativity", Float, nullable=True),  # the caller turns' mean negativity, 0 (calm) to 1 (upset)
     Index("ix_calls_transfer_target", "transfer_target"),
+    Index("ix_calls_started_id", "started_at", "id"),  # a page of the list: its ids from the index alone
+    Index("ix_calls_outcome_escalated_started", "outcome", "escalated", "started_at"),
+    Index("ix_calls_escalated_started", "escalated", "started_at"),
 )
 
 turns = Table(
@@ -72,7 +76,8 @@ turns = Table(
     Index("ix_turns_call_seq", "call_id", "seq"),
     Index("ix_turns_intent_call", "intent", "call_id"),
     Index("ix_turns_emotion_call", "emotion", "call_id"),
-    Index("ix_turns_nlu_miss", "nlu_miss"),
+    Index("ix_turns_nlu_miss", "nlu_miss", "speaker", "call_id", "text", sqlite_where=text("nlu_miss IS NOT NULL"),
+          postgresql_where=text("nlu_miss IS NOT NULL")),  # the few turns not understood, their words too
 )
 
 events = Table(
@@ -124,6 +129,26 @@ audit = Table(
     Column("action", String(40), nullable=False),  # open | listen | export | login | erase ...
     Column("call_id", String(64), nullable=True, index=True),  # no foreign key: kept after erasure
     Column("detail", Text, nullable=True),
+)
+
+kpi_hours = Table(
+    "kpi_hours", metadata,  # the dashboard's sums by hour, flow and queue, kept by the writer (see ivr.store.kpistore)
+    Column("hour", String(13), primary_key=True),  # UTC, "2026-03-02 10"
+    Column("flow", String(80), primary_key=True),  # "" when unknown
+    Column("queue", String(200), primary_key=True),  # the transfer target, "" when not transferred
+    Column("calls", Integer, nullable=False, default=0),  # started (live ones too)
+    Column("ended", Integer, nullable=False, default=0),
+    Column("transferred", Integer, nullable=False, default=0),
+    Column("abandoned", Integer, nullable=False, default=0),
+    Column("ended_no_input", Integer, nullable=False, default=0),  # ended because of no input
+    Column("counted_no_input", Integer, nullable=False, default=0),  # ended calls whose no-inputs were counted
+    Column("had_no_input", Integer, nullable=False, default=0),  # of those, with at least one
+    Column("handle_ms", Float, nullable=False, default=0.0),
+    Column("handled", Integer, nullable=False, default=0),  # ended calls with a duration
+    Column("negativity_total", Float, nullable=False, default=0.0),
+    Column("negativity_calls", Integer, nullable=False, default=0),
+    Column("reply_ms_total", Float, nullable=False, default=0.0),
+    Column("replies", Integer, nullable=False, default=0),
 )
 
 filter_values = Table(

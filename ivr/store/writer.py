@@ -52,7 +52,7 @@ from ivr.call.events import (
     from_dict,
     to_dict,
 )
-from ivr.store import hookevents, schema
+from ivr.store import hookevents, kpistore, schema
 from ivr.store.db import Store
 from ivr.store.hookevents import CallFacts, WebhookOptions
 from telephony.queues import drain
@@ -101,6 +101,7 @@ class _Kpis:
     """A call's running dashboard figures, and the caller turn waiting for the dialog to place it."""
 
     def __init__(self) -> None:
+        self.flow: str | None = None
         self.no_inputs = 0
         self.replies = 0
         self.reply_ms_total = 0.0
@@ -202,6 +203,9 @@ class StoreWriter:
             self.store.begin_call(conn, st.call_id, st.started_at, self.source, self.caller, event.sample_rate_hz)
             conn.execute(update(schema.calls).where(schema.calls.c.id == st.call_id).values(
                 flow=event.flow, no_inputs=0, replies=0, reply_ms_total=0.0))
+            st.kpis.flow = event.flow
+            if self.source not in kpistore.NOT_COUNTED_SOURCES:
+                kpistore.add(conn, kpistore.hour_of(st.started_at), event.flow, None, {"calls": 1})
             st.facts.source, st.facts.started_at = self.source, st.started_at
             if self.webhooks is not None:
                 self._hooks_added += hookevents.started(conn, self.webhooks, st.call_id, st.facts, wall)
@@ -267,6 +271,7 @@ class StoreWriter:
                     outcome=event.outcome, reason=event.reason, transfer_target=event.target,
                     escalated=event.outcome in ESCALATED_OUTCOMES, node=event.node or None,
                     ended_at=ended_at, duration_ms=t_ms))
+                self._count_ended(conn, event)
                 if hooks is not None:
                     self._hooks_added += hookevents.ended(conn, hooks, call_id, st.facts, event, ended_at,
                                                               wall)
@@ -300,6 +305,20 @@ class StoreWriter:
                 if miss and st.caller_turn is not None:
                     conn.execute(update(schema.turns).where(schema.turns.c.id == st.caller_turn).values(nlu_miss=miss))
                 k.placing = False
+
+    def _count_ended(self, conn: Connection, event: CallEnded) -> None:
+        """The ended call in the dashboard's sums (moved to its queue when it was transferred)."""
+        k = self.state.kpis
+        if self.source in kpistore.NOT_COUNTED_SOURCES:
+            return
+        hour = kpistore.hour_of(self.state.started_at)
+        sums = kpistore.ended_sums(event.outcome, event.reason, event.t_ms, k.no_inputs,
+                                   sum(k.negativity) / len(k.negativity) if k.negativity else None, k.replies,
+                                   k.reply_ms_total)
+        if event.target:
+            kpistore.add(conn, hour, k.flow, None, {"calls": -1})
+            sums["calls"] = 1
+        kpistore.add(conn, hour, k.flow, event.target, sums)
 
     def _call_intent(self, conn: Connection, intent: str) -> None:
         """The call's intent is its first topic (balance, lost card, ...); a yes/no answer only when no
