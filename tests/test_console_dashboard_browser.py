@@ -59,7 +59,7 @@ def test_the_dashboard_shows_the_calls_figures_and_filters_by_date(tmp_path):
             assert "caller asked for an agent" in reasons.text and "33%" in reasons.text  # said on the bar
             assert len(browser.find_elements(by("CSS_SELECTOR"), "#chart-containment rect.point")) == 2  # two days
             rows = browser.find_elements(by("CSS_SELECTOR"), "#table-phrases tbody tr")
-            assert [r.text for r in rows] == ["do you sell insurance 1 1"]
+            assert [r.text for r in rows] == ["do you sell insurance 1"]
             ratios = browser.execute_script(CONTRAST_JS + """
                 const out = {};
                 for (const sel of ['.kpis dt', '.kpis dd', '#chart-hourly text', '.hint', 'summary']) {

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ivr.store import Store, schema
-from ivr.store.kpistore import NOT_COUNTED_SOURCES, SUMS, TRANSFER_OUTCOME
+from ivr.store.kpistore import NOT_COUNTED_SOURCES, SUMS
 
 TOP_PHRASES = 10
 
@@ -92,10 +92,19 @@ def _figures(s: dict[str, Any]) -> dict[str, Any]:
 
 
 def _reasons(conn: Connection, f: KpiFilter, ended: int) -> list[dict[str, Any]]:
-    c = schema.calls.c
-    query = (select(func.coalesce(c.reason, "").label("reason"), func.count().label("calls"))
-             .where(*_where(f), c.outcome == TRANSFER_OUTCOME, c.ended_at.is_not(None))
-             .group_by(literal_column("reason")).order_by(func.count().desc()))
+    """Transferred calls by reason, from the writer's sums by day (kpi_transfers)."""
+    k = schema.kpi_transfers.c
+    where: list[ColumnElement[bool]] = []
+    if f.date_from:
+        where.append(k.day >= f.date_from.isoformat())
+    if f.date_to:
+        where.append(k.day <= f.date_to.isoformat())
+    if f.flow:
+        where.append(k.flow == f.flow)
+    if f.queue:
+        where.append(k.queue == f.queue)
+    calls = func.sum(k.calls)
+    query = select(k.reason, calls.label("calls")).where(*where).group_by(k.reason).order_by(calls.desc(), k.reason)
     return [{"reason": r["reason"] or "(none given)", "calls": r["calls"], "rate": _ratio(r["calls"], ended)}
             for r in conn.execute(query).mappings()]
 
@@ -104,12 +113,12 @@ def _phrases(conn: Connection, f: KpiFilter) -> list[dict[str, Any]]:
     """The caller turns most often not understood, the same words counted together (case aside)."""
     c, t = schema.calls.c, schema.turns.c
     phrase = func.lower(func.trim(t.text))
-    query = (select(phrase.label("phrase"), func.count().label("turns"),
-                    func.count(func.distinct(t.call_id)).label("calls"))
-             .select_from(schema.turns.join(schema.calls, t.call_id == c.id))
-             .where(t.nlu_miss.is_not(None), t.speaker == "caller", *_where(f))
+    query = (select(phrase.label("phrase"), func.count().label("turns"))
+             .where(t.nlu_miss.is_not(None), t.speaker == "caller")
              .group_by(literal_column("phrase")).order_by(func.count().desc(), literal_column("phrase"))
              .limit(TOP_PHRASES))
+    if f != KpiFilter():  # the calls' dates, flow or queue: through the calls (the writer marks no misses in imports)
+        query = query.select_from(schema.turns.join(schema.calls, t.call_id == c.id)).where(*_where(f))
     return [dict(r) for r in conn.execute(query).mappings()]
 
 

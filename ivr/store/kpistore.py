@@ -1,4 +1,5 @@
-"""The dashboard's running sums (table kpi_hours): per UTC hour, flow and queue, what the calls added up to.
+"""The dashboard's running sums: per UTC hour, flow and queue, what the calls added up to (kpi_hours), and the
+transferred calls per day, flow, queue and reason (kpi_transfers).
 
 The writer adds a call when it starts (calls) and when it ends (everything else, moved to its queue when
 it was transferred); `rebuild` sums the stored calls again (migration 5, the benchmark's bulk fill). The
@@ -47,6 +48,19 @@ def add(conn: Connection, hour: str, flow: str | None, queue: str | None, sums: 
         conn.execute(k.insert().values(**key, **values))
 
 
+def add_transfer(conn: Connection, day: str, flow: str | None, queue: str | None, reason: str | None) -> None:
+    """One more transferred call in kpi_transfers."""
+    k = schema.kpi_transfers
+    key = {"day": day, "flow": (flow or "")[:80], "queue": (queue or "")[:200], "reason": (reason or "")[:200]}
+    if conn.dialect.name in ("sqlite", "postgresql"):
+        insert = (sqlite_insert if conn.dialect.name == "sqlite" else pg_insert)(k).values(**key, calls=1)
+        conn.execute(insert.on_conflict_do_update(index_elements=list(key), set_={"calls": k.c.calls + 1}))
+        return
+    where = and_(*(k.c[n] == v for n, v in key.items()))
+    if conn.execute(update(k).where(where).values(calls=k.c.calls + 1)).rowcount == 0:
+        conn.execute(k.insert().values(**key, calls=1))
+
+
 def ended_sums(outcome: str, reason: str, duration_ms: float, no_inputs: int, negativity: float | None,
                replies: int, reply_ms_total: float) -> dict[str, float]:
     """What an ended call adds (its start was counted when it began)."""
@@ -87,3 +101,9 @@ def rebuild(conn: Connection) -> None:
              .group_by(hour, flow, queue))
     conn.execute(k.delete())
     conn.execute(k.insert().from_select(["hour", "flow", "queue", *SUMS], query))
+    day, reason = func.substr(hour, 1, 10), func.coalesce(c.reason, "")
+    transfers = (select(day, flow, queue, reason, func.count())
+                 .where(c.source.not_in(NOT_COUNTED_SOURCES), ended, c.outcome == TRANSFER_OUTCOME)
+                 .group_by(day, flow, queue, reason))
+    conn.execute(schema.kpi_transfers.delete())
+    conn.execute(schema.kpi_transfers.insert().from_select(["day", "flow", "queue", "reason", "calls"], transfers))

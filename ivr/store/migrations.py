@@ -126,6 +126,7 @@ KPI_INDEXES = (
     ("ix_calls_flow", "calls (flow)"),
     ("ix_calls_transfer_target", "calls (transfer_target)"),
     ("ix_calls_started_id", "calls (started_at, id)"),
+    ("ix_calls_id_filters", "calls (id, started_at, source, flow, transfer_target)"),
     ("ix_calls_outcome_escalated_started", "calls (outcome, escalated, started_at)"),
     ("ix_calls_escalated_started", "calls (escalated, started_at)"),
     ("ix_turns_intent_call", "turns (intent, call_id)"),
@@ -149,9 +150,10 @@ def _v5_kpis_and_indexes(conn: Connection) -> None:
     for name, spec in KPI_INDEXES:
         if name not in indexed:
             conn.execute(text(f"CREATE INDEX {name} ON {spec}"))
-    if fulltext_kind(conn) == "fts5":
+    if fulltext_kind(conn) == "fts5" and not has_call_documents(conn):
         _call_documents(conn)
     schema.kpi_hours.create(conn, checkfirst=True)
+    schema.kpi_transfers.create(conn, checkfirst=True)
     kpistore.rebuild(conn)
 
 

@@ -52,6 +52,7 @@ calls = Table(
     Column("negativity", Float, nullable=True),  # the caller turns' mean negativity, 0 (calm) to 1 (upset)
     Index("ix_calls_transfer_target", "transfer_target"),
     Index("ix_calls_started_id", "started_at", "id"),  # a page of the list: its ids from the index alone
+    Index("ix_calls_id_filters", "id", "started_at", "source", "flow", "transfer_target"),  # turns -> their calls
     Index("ix_calls_outcome_escalated_started", "outcome", "escalated", "started_at"),
     Index("ix_calls_escalated_started", "escalated", "started_at"),
 )
@@ -149,6 +150,17 @@ kpi_hours = Table(
     Column("negativity_calls", Integer, nullable=False, default=0),
     Column("reply_ms_total", Float, nullable=False, default=0.0),
     Column("replies", Integer, nullable=False, default=0),
+    sqlite_with_rowid=False,  # rows kept in key order: a date range reads them in place
+)
+
+kpi_transfers = Table(
+    "kpi_transfers", metadata,  # transferred calls by UTC day, flow, queue and reason, kept by the writer
+    Column("day", String(10), primary_key=True),  # "2026-03-02"
+    Column("flow", String(80), primary_key=True),
+    Column("queue", String(200), primary_key=True),
+    Column("reason", String(200), primary_key=True),
+    Column("calls", Integer, nullable=False, default=0),
+    sqlite_with_rowid=False,
 )
 
 filter_values = Table(

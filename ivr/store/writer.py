@@ -302,7 +302,7 @@ class StoreWriter:
             case DialogStep(event="Utterance") if k.placing:
                 miss = ("out-of-scope" if k.understood is False else
                         "no-match" if k.understood is None and event.node == k.listen_node else None)
-                if miss and st.caller_turn is not None:
+                if miss and st.caller_turn is not None and self.source not in kpistore.NOT_COUNTED_SOURCES:
                     conn.execute(update(schema.turns).where(schema.turns.c.id == st.caller_turn).values(nlu_miss=miss))
                 k.placing = False
 
@@ -319,6 +319,8 @@ class StoreWriter:
             kpistore.add(conn, hour, k.flow, None, {"calls": -1})
             sums["calls"] = 1
         kpistore.add(conn, hour, k.flow, event.target, sums)
+        if event.outcome == kpistore.TRANSFER_OUTCOME:
+            kpistore.add_transfer(conn, hour[:10], k.flow, event.target, event.reason)
 
     def _call_intent(self, conn: Connection, intent: str) -> None:
         """The call's intent is its first topic (balance, lost card, ...); a yes/no answer only when no
