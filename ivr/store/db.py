@@ -60,7 +60,7 @@ RECORDINGS_DIR = "recordings"
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 MAX_SEARCH_WORDS = 8
 _FTS = sql_table(FTS_TABLE, sql_column("rowid"), sql_column("text"))
-_CALL_FTS = sql_table(CALL_FTS_TABLE, sql_column("call_id"))
+_CALL_FTS = sql_table(CALL_FTS_TABLE, sql_column("rowid"))
 SPEAKER_COLUMNS = {"caller": "caller", "agent": "agent"}
 """A speaker's column in the per-call documents (any other speaker's words are in 'other')."""
 
@@ -292,7 +292,7 @@ class Store(AbstractContextManager["Store"]):
         if self.call_documents and tokens and (speaker is None or speaker in SPEAKER_COLUMNS):
             column = SPEAKER_COLUMNS[speaker] + " : " if speaker else ""
             query = " AND ".join(f'{column}"{token}"*' for token in tokens)
-            return [c.id.in_(select(_CALL_FTS.c.call_id).where(literal_column(CALL_FTS_TABLE).match(query)))]
+            return [c.doc_id.in_(select(_CALL_FTS.c.rowid).where(literal_column(CALL_FTS_TABLE).match(query)))]
         if self.fulltext == "fts5" and tokens:
             return [c.id.in_(select(t.call_id).where(t.id.in_(
                 select(_FTS.c.rowid).where(_FTS.c.text.match(f'"{token}"*'))), *whose)) for token in tokens]

@@ -26,7 +26,8 @@ TSV_COLUMN = "text_tsv"
 """PostgreSQL: a generated tsvector column over turns.text, with a GIN index."""
 CALL_FTS_TABLE = "calls_fts"
 """SQLite: one FTS5 document per call (its caller's, agent's and other speakers' words in three columns), kept
-by triggers on turns: a search finds calls at once instead of looking up every matching turn."""
+by triggers on turns, its rowid the call's first turn's id, kept in calls.doc_id: a search finds its calls
+from the (doc_id, started_at, id) index instead of looking up every matching turn."""
 TS_CONFIG = "simple"
 """Text search configuration: lower-cased words, no stemming or stop words (as FTS5's unicode61)."""
 
@@ -121,7 +122,7 @@ def _v4_outbox(conn: Connection) -> None:
 
 
 KPI_CALL_COLUMNS = (("flow", "VARCHAR(80)"), ("no_inputs", "INTEGER"), ("replies", "INTEGER"),
-                    ("reply_ms_total", "FLOAT"), ("negativity", "FLOAT"))
+                    ("reply_ms_total", "FLOAT"), ("negativity", "FLOAT"), ("doc_id", "INTEGER"))
 KPI_INDEXES = (
     ("ix_calls_flow", "calls (flow)"),
     ("ix_calls_transfer_target", "calls (transfer_target)"),
@@ -129,9 +130,10 @@ KPI_INDEXES = (
     ("ix_calls_id_filters", "calls (id, started_at, source, flow, transfer_target)"),
     ("ix_calls_outcome_escalated_started", "calls (outcome, escalated, started_at)"),
     ("ix_calls_escalated_started", "calls (escalated, started_at)"),
+    ("ix_calls_doc", "calls (doc_id, started_at, id)"),
     ("ix_turns_intent_call", "turns (intent, call_id)"),
     ("ix_turns_emotion_call", "turns (emotion, call_id)"),
-    ("ix_turns_nlu_miss", "turns (nlu_miss, speaker, call_id, text) WHERE nlu_miss IS NOT NULL"),
+    ("ix_turns_nlu_miss", "turns (call_id, speaker, text, nlu_miss) WHERE nlu_miss IS NOT NULL"),
 )
 """(name, what it indexes): as schema.py declares them for a new store."""
 
@@ -177,14 +179,17 @@ def _call_documents(conn: Connection) -> None:
         "tokenize='unicode61 remove_diacritics 2')",
         f"CREATE TRIGGER {t}_ai AFTER INSERT ON turns BEGIN "
         f"DELETE FROM {t} WHERE rowid = (SELECT min(id) FROM turns WHERE call_id = new.call_id AND id != new.id); "
-        f"{insert}{_call_document('new.call_id')}; END",
+        f"{insert}{_call_document('new.call_id')}; "
+        "UPDATE calls SET doc_id = new.id WHERE id = new.call_id AND (doc_id IS NULL OR doc_id > new.id); END",
         f"CREATE TRIGGER {t}_au AFTER UPDATE OF text, speaker ON turns BEGIN "
         f"DELETE FROM {t} WHERE rowid = {first_turn.format('new.call_id')}; "
         f"{insert}{_call_document('new.call_id')}; END",
         f"CREATE TRIGGER {t}_ad AFTER DELETE ON turns BEGIN "
         f"DELETE FROM {t} WHERE rowid = old.id; DELETE FROM {t} WHERE rowid = {first_turn.format('old.call_id')}; "
-        f"{insert}{_call_document('old.call_id')}; END",
+        f"{insert}{_call_document('old.call_id')}; "
+        f"UPDATE calls SET doc_id = {first_turn.format('old.call_id')} WHERE id = old.call_id AND doc_id = old.id; END",
         f"{insert}{_call_document('')}",
+        f"UPDATE calls SET doc_id = {first_turn.format('calls.id')}",
     ):
         conn.execute(text(statement))
 

@@ -50,11 +50,13 @@ calls = Table(
     Column("replies", Integer, nullable=True),  # agent replies with a measured voice-to-voice latency
     Column("reply_ms_total", Float, nullable=True),  # their latencies added up (mean: reply_ms_total / replies)
     Column("negativity", Float, nullable=True),  # the caller turns' mean negativity, 0 (calm) to 1 (upset)
+    Column("doc_id", Integer, nullable=True),  # SQLite: its search document's id (its first turn's), set by triggers
     Index("ix_calls_transfer_target", "transfer_target"),
     Index("ix_calls_started_id", "started_at", "id"),  # a page of the list: its ids from the index alone
     Index("ix_calls_id_filters", "id", "started_at", "source", "flow", "transfer_target"),  # turns -> their calls
     Index("ix_calls_outcome_escalated_started", "outcome", "escalated", "started_at"),
     Index("ix_calls_escalated_started", "escalated", "started_at"),
+    Index("ix_calls_doc", "doc_id", "started_at", "id"),  # a word search's calls, their page, from the index alone
 )
 
 turns = Table(
@@ -77,8 +79,8 @@ turns = Table(
     Index("ix_turns_call_seq", "call_id", "seq"),
     Index("ix_turns_intent_call", "intent", "call_id"),
     Index("ix_turns_emotion_call", "emotion", "call_id"),
-    Index("ix_turns_nlu_miss", "nlu_miss", "speaker", "call_id", "text", sqlite_where=text("nlu_miss IS NOT NULL"),
-          postgresql_where=text("nlu_miss IS NOT NULL")),  # the few turns not understood, their words too
+    Index("ix_turns_nlu_miss", "call_id", "speaker", "text", "nlu_miss", sqlite_where=text("nlu_miss IS NOT NULL"),
+          postgresql_where=text("nlu_miss IS NOT NULL")),  # the few turns not understood, by call, their words too
 )
 
 events = Table(
