@@ -116,3 +116,32 @@ def test_the_sums_summed_again_from_the_calls_match_the_writers(site):
     with store.engine.begin() as conn:
         kpistore.rebuild(conn)
     assert client.get("/api/dashboard").json() == kept
+
+
+def test_the_dashboard_reads_the_same_on_postgresql(tmp_path):
+    """The hourly sums' upserts, the UTC hours and the phrase counts on a real PostgreSQL (skipped without one)."""
+    from ivr.console import kpis
+    from ivr.store import Store, kpistore
+    from tests.test_store_support import postgres_server, store_config
+
+    with postgres_server() as server:
+        store = Store(store_config(tmp_path, server.new_database()))
+        try:
+            write_call(store, "a", DAY1, ["what is my balance"], 0.2, intents=["balance"])
+            write_call(store, "b", DAY1 + timedelta(hours=1), ["I lost my card"], 0.8, intents=["lost_card"],
+                       outcome="transferred", reason="caller asked for an agent")
+            write_call(store, "c", DAY2, ["do you sell insurance"], 0.5, no_input=True, outcome="caller-hangup",
+                       reason="caller hung up")
+            data = kpis.dashboard(store, kpis.KpiFilter())
+            t = data["totals"]
+            assert (t["calls"], t["containment"], t["abandon_rate"], t["no_input_rate"]) == (3, 0.6667, 0.3333, 0.3333)
+            assert [d["day"] for d in data["per_day"]] == ["2026-03-02", "2026-03-03"]
+            assert data["transfer_reasons"] == [{"reason": "caller asked for an agent", "calls": 1, "rate": 0.3333}]
+            assert data["not_understood"] == [{"phrase": "do you sell insurance", "turns": 1}]
+            day1 = kpis.KpiFilter(date_from=DAY1.date(), date_to=DAY1.date(), flow="example-bank")
+            assert kpis.dashboard(store, day1)["totals"]["calls"] == 2
+            with store.engine.begin() as conn:
+                kpistore.rebuild(conn)
+            assert kpis.dashboard(store, kpis.KpiFilter()) == data
+        finally:
+            store.close()
