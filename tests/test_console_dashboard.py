@@ -145,3 +145,31 @@ def test_the_dashboard_reads_the_same_on_postgresql(tmp_path):
             assert kpis.dashboard(store, kpis.KpiFilter()) == data
         finally:
             store.close()
+
+
+def test_calls_stored_before_step_5_get_their_figures_from_their_events(site):
+    """Reply latencies, no-inputs and negativity of calls stored before the writer kept them: step 5 reads
+    them from the calls' events (and sums the dashboard's figures again)."""
+    from sqlalchemy import text
+
+    from ivr.store import Store
+    from ivr.store.migrations import MIGRATIONS
+
+    store, _client = site
+    kept = store.get_call("c")
+    step_5 = {number: step for number, _what, step in MIGRATIONS}[5]
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE calls SET replies = NULL, reply_ms_total = NULL, no_inputs = NULL, "
+                          "negativity = NULL"))
+        conn.execute(text("DELETE FROM kpi_hours"))
+        step_5(conn)  # as on a store of version 4 (it leaves what it finds done as it is)
+    again = Store(store.config)
+    try:
+        c = again.get_call("c")
+        assert (c["replies"], c["reply_ms_total"], c["no_inputs"], c["negativity"]) == (
+            kept["replies"], kept["reply_ms_total"], kept["no_inputs"], kept["negativity"]) == (1, 1300.0, 1, 0.5)
+        client, _ = login(create_app(again), "sam")
+        t = client.get("/api/dashboard").json()["totals"]
+        assert (t["calls"], t["latency_ms"], t["no_input_rate"], t["negativity"]) == (4, 1300.0, 0.25, 0.5)
+    finally:
+        again.close()

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, inspect, select, text
+from sqlalchemy import Connection, Engine, func, inspect, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from ivr.errors import IvrError
@@ -154,9 +155,25 @@ def _v5_kpis_and_indexes(conn: Connection) -> None:
             conn.execute(text(f"CREATE INDEX {name} ON {spec}"))
     if fulltext_kind(conn) == "fts5" and not has_call_documents(conn):
         _call_documents(conn)
+    _backfill_call_figures(conn)
     schema.kpi_hours.create(conn, checkfirst=True)
     schema.kpi_transfers.create(conn, checkfirst=True)
     kpistore.rebuild(conn)
+
+
+def _backfill_call_figures(conn: Connection) -> None:
+    """Calls stored before step 5: their reply latencies, no-inputs and caller negativity from their events
+    (once per call, through the events' (call_id, seq) index). Their flow and NLU misses stay unknown."""
+    c, e = schema.calls.c, schema.events.c
+
+    def of_kind(kind: str, value: Any) -> Any:
+        return select(value).where(e.call_id == c.id, e.type == kind).scalar_subquery()
+
+    conn.execute(update(schema.calls).where(c.replies.is_(None)).values(
+        replies=of_kind("reply_started", func.count()),
+        reply_ms_total=of_kind("reply_started", func.coalesce(func.sum(e.data["latency_ms"].as_float()), 0.0)),
+        no_inputs=of_kind("no_input", func.count()),
+        negativity=of_kind("emotion", func.avg(e.data["negativity"].as_float()))))
 
 
 CALL_DOCUMENT_WORDS = ", ".join(f"group_concat(CASE WHEN speaker {who} THEN text END, ' ')" for who in (
