@@ -12,6 +12,8 @@ from typing import Any
 WIDTH, HEIGHT = 720, 220
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 56, 16, 20, 40
 MAX_X_LABELS = 12
+CHAR_W = 6.5
+"""About the width of a character of the 11-pixel axis labels."""
 
 
 def _nice_top(value: float) -> float:
@@ -43,12 +45,14 @@ def bar_chart(items: list[tuple[str, float]], fmt: Callable[[float], str], top: 
     chart = _frame(peak, fmt)
     slot = (WIDTH - PAD_LEFT - PAD_RIGHT) / max(1, len(items))
     every = max(1, -(-len(items) // MAX_X_LABELS))
+    fits = max(3, int(slot * every / CHAR_W))  # characters of a label under its bar
     bars = []
     for i, (label, value) in enumerate(items):
         y = _y(value, peak)
         bars.append({"x": round(PAD_LEFT + i * slot + slot * 0.15, 1), "w": round(slot * 0.7, 1), "y": y,
                      "h": round(chart["bottom"] - y, 1), "cx": round(PAD_LEFT + (i + 0.5) * slot, 1),
-                     "label": label, "text": fmt(value), "show_label": i % every == 0,
+                     "label": label, "short": label if len(label) <= fits else label[:fits - 1] + "…",
+                     "text": fmt(value), "show_label": i % every == 0,
                      "show_value": len(items) <= 24})
     return {**chart, "bars": bars}
 
