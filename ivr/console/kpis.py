@@ -52,8 +52,7 @@ def _where(f: KpiFilter) -> list[ColumnElement[bool]]:
     return where
 
 
-def _buckets(conn: Connection, f: KpiFilter) -> list[dict[str, Any]]:
-    """One row per hour with calls, from the writer's sums (kpi_hours): at most 24 a day."""
+def _hours_where(f: KpiFilter) -> list[ColumnElement[bool]]:
     k = schema.kpi_hours.c
     where: list[ColumnElement[bool]] = []
     if f.date_from:
@@ -64,8 +63,26 @@ def _buckets(conn: Connection, f: KpiFilter) -> list[dict[str, Any]]:
         where.append(k.flow == f.flow)
     if f.queue:
         where.append(k.queue == f.queue)
-    query = select(k.hour, *(func.sum(k[name]).label(name) for name in SUMS)).where(*where).group_by(k.hour)
+    return where
+
+
+def _per_day(conn: Connection, f: KpiFilter) -> list[dict[str, Any]]:
+    """Every sum by UTC day, from the writer's sums by hour (kpi_hours)."""
+    k = schema.kpi_hours.c
+    day = func.substr(k.hour, 1, 10)
+    query = (select(day.label("day"), *(func.sum(k[name]).label(name) for name in SUMS))
+             .where(*_hours_where(f)).group_by(day).order_by(day))
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def _per_hour_of_day(conn: Connection, f: KpiFilter) -> list[int]:
+    """Calls by hour of the day (UTC), 0 to 23."""
+    k = schema.kpi_hours.c
+    hour = func.substr(k.hour, 12, 2)
+    calls = [0] * 24
+    for at, n in conn.execute(select(hour, func.sum(k.calls)).where(*_hours_where(f)).group_by(hour)):
+        calls[int(at)] = int(n or 0)
+    return calls
 
 
 def _add(into: dict[str, Any], row: dict[str, Any]) -> None:
@@ -126,21 +143,18 @@ def _phrases(conn: Connection, f: KpiFilter) -> list[dict[str, Any]]:
 def dashboard(store: Store, f: KpiFilter) -> dict[str, Any]:
     """Everything the dashboard shows, as JSON-ready data."""
     with store.engine.connect() as conn:
-        buckets = _buckets(conn, f)
+        days = _per_day(conn, f)
+        hours = _per_hour_of_day(conn, f)
         total: dict[str, Any] = {}
-        days: dict[str, dict[str, Any]] = {}
-        hours: list[int] = [0] * 24
-        for row in buckets:  # at most 24 rows a day: the writer and the database did the counting
+        for row in days:  # a row a day: the writer and the database did the counting
             _add(total, row)
-            _add(days.setdefault(row["hour"][:10], {}), row)
-            hours[int(row["hour"][11:13])] += row["calls"]
         figures = _figures(total)
         reasons = _reasons(conn, f, figures["ended"])
         phrases = _phrases(conn, f)
     return {"filter": {"date_from": f.date_from.isoformat() if f.date_from else None,
                        "date_to": f.date_to.isoformat() if f.date_to else None, "flow": f.flow, "queue": f.queue},
             "totals": figures, "per_hour_of_day": [{"hour": h, "calls": n} for h, n in enumerate(hours)],
-            "days_with_calls": len(days), "per_day": [{"day": d, **_figures(s)} for d, s in sorted(days.items())],
+            "days_with_calls": len(days), "per_day": [{"day": d["day"], **_figures(d)} for d in days],
             "transfer_reasons": reasons, "not_understood": phrases}
 
 
