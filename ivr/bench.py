@@ -198,6 +198,12 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         from ivr.webcall.bench import bench_web
 
         results["web"] = bench_web(getattr(args, "web_calls", 3), getattr(args, "config", None))
+    if "console" in parts:
+        from ivr.console.bench import measure, print_table
+
+        results["console"] = measure(argparse.Namespace(calls=getattr(args, "console_calls", 50_000), days=42,
+                                                        repeat=7, store=None))
+        print_table(results["console"])
     results["machine"]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     _print_table(results)
     out = write_json_report(args.json, results)

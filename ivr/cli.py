@@ -137,9 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", default="bench-results/bench.json", help="where to write the JSON results")
     bench.add_argument("--limit", type=int, default=60, help="files per ASR data set")
     bench.add_argument("--calls", type=int, default=10, help="simulated calls for voice-to-voice latency")
-    bench.add_argument("--parts", default="asr,tts,calls", help="what to run, of asr,tts,calls,web (calls: the "
-                       "voice-to-voice rows, before and now, and the conversation-test row; web: voice-to-voice "
-                       "of web calls over WebRTC through `ivr console`, from a Python caller)")
+    bench.add_argument("--parts", default="asr,tts,calls", help="what to run, of asr,tts,calls,web,console (calls: "
+                       "the voice-to-voice rows, before and now, and the conversation-test row; web: voice-to-voice "
+                       "of web calls over WebRTC through `ivr console`, from a Python caller; console: every console "
+                       "page timed over a store of --console-calls synthetic calls, as python -m ivr.console.bench)")
+    bench.add_argument("--console-calls", type=int, default=50_000, help="calls in the store for --parts console "
+                       "(default 50000)")
     bench.add_argument("--web-calls", type=int, default=3, help="web calls, one at a time, for --parts web "
                        "(default 3; two replies each)")
     bench.add_argument("--vosk-model", help="a Vosk model directory to add a Vosk row (English data)")

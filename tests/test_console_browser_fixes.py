@@ -98,7 +98,7 @@ def test_a_supervisor_is_sent_to_login_and_error_pages_keep_the_navigation(site,
     assert "404" in browser.find_element(by("TAG_NAME"), "h1").text
     assert_accessible(browser)
     nav = [a.text for a in browser.find_elements(by("CSS_SELECTOR"), "header nav a")]
-    assert nav == ["Calls", "Live", "Call the agent"]  # a supervisor: no admin pages
+    assert nav == ["Calls", "Live", "Dashboard", "Call the agent"]  # a supervisor: no admin pages
     assert browser.find_element(by("CSS_SELECTOR"), "form.logout button").text == "Log out"
 
 

@@ -67,8 +67,9 @@ def test_a_caller_becomes_upset_at_the_flows_threshold_or_on_an_angry_turn(store
     strict = UpsetRule(threshold=0.8, smoothing=0.5)
     write(store, emotion_call("below-strict", [("sad", 0.5), ("sad", 0.9)], ended=False), upset=strict)
     calls = {c["id"]: c for c in store.list_calls(CallFilter())}
-    assert calls["calm"]["upset_at"] is None and calls["calm"]["negativity"] == pytest.approx(0.225)  # 0.1, 0.25, 0.225
-    assert calls["rising"]["upset_at"] is not None and calls["rising"]["negativity"] == pytest.approx(0.7)
+    # smoothed over the turns: 0.1, 0.25, 0.225
+    assert calls["calm"]["upset_at"] is None and calls["calm"]["smoothed_negativity"] == pytest.approx(0.225)
+    assert calls["rising"]["upset_at"] is not None and calls["rising"]["smoothed_negativity"] == pytest.approx(0.7)
     assert calls["angry"]["upset_at"] is not None
     assert calls["below-strict"]["upset_at"] is None  # 0.7 is under this flow's 0.8
 
@@ -246,7 +247,7 @@ def test_a_version_4_store_gets_the_upset_columns(dialect, tmp_path, request):
     url = request.getfixturevalue("pg").new_database() if dialect == "postgresql" else None
     old = Store(store_config(tmp_path, url))
     with old.engine.begin() as conn:  # as a store made before step 7 has it
-        conn.execute(text("ALTER TABLE calls DROP COLUMN negativity"))
+        conn.execute(text("ALTER TABLE calls DROP COLUMN smoothed_negativity"))
         conn.execute(text("ALTER TABLE calls DROP COLUMN upset_at"))
         conn.execute(text("DELETE FROM schema_version WHERE version >= 7"))
     old.close()
@@ -254,7 +255,7 @@ def test_a_version_4_store_gets_the_upset_columns(dialect, tmp_path, request):
     try:
         write(store, emotion_call("after", [("angry", 0.9)], ended=False))
         call = store.get_call("after")
-        assert call is not None and call["upset_at"] is not None and call["negativity"] == pytest.approx(0.9)
+        assert call is not None and call["upset_at"] is not None and call["smoothed_negativity"] == pytest.approx(0.9)
         assert call["upset_at"].tzinfo is not None
     finally:
         store.close()

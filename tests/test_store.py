@@ -336,7 +336,8 @@ def test_full_text_search_is_indexed_and_kept_in_sync(store):
     if store.dialect == "sqlite":
         with store.engine.connect() as conn:
             indexed = conn.execute(text("SELECT count(*) FROM turns_fts WHERE turns_fts MATCH 'wallet'")).scalar()
-        assert indexed == 0
+            in_calls = conn.execute(text("SELECT count(*) FROM calls_fts WHERE calls_fts MATCH 'wallet'")).scalar()
+        assert indexed == 0 and in_calls == 0
 
 
 def test_search_falls_back_to_like_without_fts5(tmp_path, monkeypatch):

@@ -55,6 +55,8 @@ def event(kind: str) -> Callable[[type[E]], type[E]]:
 class CallStarted(CallEvent):
     call_id: str = ""
     sample_rate_hz: int | None = None
+    flow: str | None = None
+    """The dialog flow's name (the dashboard's flow filter)."""
 
 
 @event("imported")

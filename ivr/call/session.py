@@ -86,7 +86,8 @@ class CallSession:
     # ---- inputs from the transport -------------------------------------------------------------
 
     def start(self) -> None:
-        self.log.emit(ev.CallStarted(call_id=self.call_id, sample_rate_hz=self.sample_rate_hz))
+        self.log.emit(ev.CallStarted(call_id=self.call_id, sample_rate_hz=self.sample_rate_hz,
+                                     flow=self._services.machine.flow.name))
         self._dispatch(CallStarted())
 
     def dtmf(self, digit: str) -> None:

@@ -91,7 +91,7 @@ class ChatSession:
         return self._listening is not None
 
     def start(self) -> None:
-        self.log.emit(ev.CallStarted(call_id=self.chat_id))
+        self.log.emit(ev.CallStarted(call_id=self.chat_id, flow=self._brain.machine.flow.name))
         self._dispatch(CallStarted())
 
     def send(self, text: str) -> None:

@@ -7,7 +7,8 @@ wrong role: 403; a POST without the session's CSRF token: 403. Every opening, li
 export of a call is written to the audit log. Cookies: HttpOnly, SameSite=Strict, Secure over HTTPS.
 
 This module builds the app: the security headers, the error pages and the route groups of
-ivr.console.routes (login, calls, live, listen, webcall, admin, webhooks, chat), all over one
+ivr.console.routes (login, calls, live, listen, dashboard, webcall, admin, webhooks, chat, learning, review,
+scorecards), all over one
 ivr.console.access.Console (the store, users, templates and access checks). A new page is a route group: a
 module there with `register(app, console)`.
 """
@@ -30,7 +31,20 @@ from ivr.console.access import HERE, SESSION_COOKIE, Console
 from ivr.console.auth import Users
 from ivr.console.guards import HashGate, LoginThrottle
 from ivr.console.metrics import install as install_metrics
-from ivr.console.routes import admin, calls, chat, learning, listen, live, login, review, scorecards, webcall, webhooks
+from ivr.console.routes import (
+    admin,
+    calls,
+    chat,
+    dashboard,
+    learning,
+    listen,
+    live,
+    login,
+    review,
+    scorecards,
+    webcall,
+    webhooks,
+)
 from ivr.learn.versions import default_models_dir
 from ivr.store import Store
 from ivr.webcall.calls import WebCalls
@@ -47,8 +61,9 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
-ROUTE_GROUPS = (login.register, calls.register, live.register, listen.register, webcall.register, admin.register,
-                webhooks.register, chat.register, learning.register, review.register, scorecards.register)
+ROUTE_GROUPS = (login.register, calls.register, live.register, listen.register, dashboard.register, webcall.register,
+                admin.register, webhooks.register, chat.register, learning.register, review.register,
+                scorecards.register)
 
 
 def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrottle | None = None,

@@ -27,7 +27,6 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
-    exists,
     func,
     literal_column,
     or_,
@@ -46,7 +45,13 @@ from ivr.errors import IvrError
 from ivr.store import schema, search
 from ivr.store.config import StoreConfig
 from ivr.store.files import private_dir, private_file, tighten
-from ivr.store.migrations import FTS_TABLE, fulltext_kind, migrate
+from ivr.store.migrations import (
+    CALL_FTS_TABLE,
+    FTS_TABLE,
+    fulltext_kind,
+    has_call_documents,
+    migrate,
+)
 from models.atomicfile import atomic_write
 
 log = logging.getLogger(__name__)
@@ -120,7 +125,9 @@ class Store(AbstractContextManager["Store"]):
         migrate(self.engine)
         with self.engine.connect() as conn:
             self.fulltext = fulltext_kind(conn)
-        """How the call list searches transcripts: 'fts5' (SQLite), 'tsvector' (PostgreSQL) or 'like'."""
+            self.call_documents = self.fulltext == "fts5" and has_call_documents(conn)
+        """How the call list searches transcripts: 'fts5' (SQLite), 'tsvector' (PostgreSQL) or 'like'; with
+        `call_documents`, FTS5 over one document per call (ivr.store.migrations.CALL_FTS_TABLE)."""
         self._pepper: bytes | None = None
 
     @classmethod
@@ -229,9 +236,9 @@ class Store(AbstractContextManager["Store"]):
         if f.source:
             where.append(c.source == f.source)
         for column, turn_column, value in ((c.intent, t.intent, f.intent), (c.emotion, t.emotion, f.emotion)):
-            if value:  # the call's value, or any turn's: "calls where the caller was angry"
-                where.append(or_(column == value, exists(select(t.id).where(and_(
-                    t.call_id == c.id, turn_column == value)))))
+            if value:  # the call's value, or any turn's: "calls where the caller was angry" (the turns'
+                # (intent|emotion, call_id) index gives the set once, not a lookup per call)
+                where.append(or_(column == value, c.id.in_(select(t.call_id).where(turn_column == value))))
         if f.escalated is not None:
             where.append(c.escalated.is_(f.escalated))
         if f.active is not None:
@@ -239,7 +246,7 @@ class Store(AbstractContextManager["Store"]):
         if f.caller and f.caller.strip():
             where.append(self._caller_condition(f.caller))
         if f.text and f.text.strip():
-            where += search.text_conditions(self.fulltext, f.text, f.speaker)
+            where += search.text_conditions(self.fulltext, f.text, f.speaker, call_documents=self.call_documents)
         where += _review_conditions(f)
         return where
 
@@ -370,8 +377,9 @@ class Store(AbstractContextManager["Store"]):
 
     def _purge_index(self, conn: Connection) -> None:
         """FTS5 keeps deleted words in its segments until they are merged: merge now, after an erasure."""
-        if self.fulltext == "fts5":
-            conn.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('optimize')")
+        for table in (FTS_TABLE, CALL_FTS_TABLE) if self.fulltext == "fts5" else ():
+            if table == FTS_TABLE or self.call_documents:
+                conn.exec_driver_sql(f"INSERT INTO {table}({table}) VALUES ('optimize')")
 
     # ---- audit -------------------------------------------------------------------------------------
 

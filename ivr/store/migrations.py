@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, inspect, select, text
+from sqlalchemy import Connection, Engine, func, inspect, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from ivr.errors import IvrError
-from ivr.store import schema
+from ivr.store import kpistore, schema
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,10 @@ FTS_TABLE = "turns_fts"
 """SQLite: an FTS5 index over turns.text (external content, kept in sync by triggers)."""
 TSV_COLUMN = "text_tsv"
 """PostgreSQL: a generated tsvector column over turns.text, with a GIN index."""
+CALL_FTS_TABLE = "calls_fts"
+"""SQLite: one FTS5 document per call (its caller's, agent's and other speakers' words in three columns), kept
+by triggers on turns, its rowid the call's first turn's id, kept in calls.doc_id: a search finds its calls
+from the (doc_id, started_at, id) index instead of looking up every matching turn."""
 TS_CONFIG = "simple"
 """Text search configuration: lower-cased words, no stemming or stop words (as FTS5's unicode61)."""
 
@@ -64,6 +69,14 @@ def sqlite_has_fts5(conn: Connection) -> bool:
         return bool(conn.execute(text("SELECT sqlite_compileoption_used('ENABLE_FTS5')")).scalar())
     except OperationalError:
         return False
+
+
+def has_call_documents(conn: Connection) -> bool:
+    """Whether the store searches per-call documents (SQLite with FTS5, since step 5)."""
+    if conn.dialect.name != "sqlite":
+        return False
+    return conn.execute(text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :n"),
+                        {"n": CALL_FTS_TABLE}).first() is not None
 
 
 def fulltext_kind(conn: Connection) -> str:
@@ -109,6 +122,95 @@ def _v4_outbox(conn: Connection) -> None:
     schema.outbox.create(conn, checkfirst=True)
 
 
+KPI_CALL_COLUMNS = (("flow", "VARCHAR(80)"), ("no_inputs", "INTEGER"), ("replies", "INTEGER"),
+                    ("reply_ms_total", "FLOAT"), ("negativity", "FLOAT"), ("doc_id", "INTEGER"))
+KPI_INDEXES = (
+    ("ix_calls_flow", "calls (flow)"),
+    ("ix_calls_transfer_target", "calls (transfer_target)"),
+    ("ix_calls_started_id", "calls (started_at, id)"),
+    ("ix_calls_id_filters", "calls (id, started_at, source, flow, transfer_target)"),
+    ("ix_calls_outcome_escalated_started", "calls (outcome, escalated, started_at)"),
+    ("ix_calls_escalated_started", "calls (escalated, started_at)"),
+    ("ix_calls_doc", "calls (doc_id, started_at, id)"),
+    ("ix_turns_intent_call", "turns (intent, call_id)"),
+    ("ix_turns_emotion_call", "turns (emotion, call_id)"),
+    ("ix_turns_nlu_miss", "turns (call_id, speaker, text, nlu_miss) WHERE nlu_miss IS NOT NULL"),
+)
+"""(name, what it indexes): as schema.py declares them for a new store."""
+
+
+def _v5_kpis_and_indexes(conn: Connection) -> None:
+    """The dashboard's per-call figures (flow, no-inputs, reply latencies, negativity) and the turns' NLU
+    misses, kept by the writer from now on (earlier calls have none: the dashboard says so), and the
+    indexes that keep the call list's intent/emotion filters and the dashboard's queue filter off full scans."""
+    have = {c["name"] for c in inspect(conn).get_columns("calls")}  # a new store has them from step 1
+    for name, kind in KPI_CALL_COLUMNS:
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE calls ADD COLUMN {name} {kind}"))
+    if "nlu_miss" not in {c["name"] for c in inspect(conn).get_columns("turns")}:
+        conn.execute(text("ALTER TABLE turns ADD COLUMN nlu_miss VARCHAR(16)"))
+    indexed = {i["name"] for table in ("calls", "turns") for i in inspect(conn).get_indexes(table)}
+    for name, spec in KPI_INDEXES:
+        if name not in indexed:
+            conn.execute(text(f"CREATE INDEX {name} ON {spec}"))
+    if fulltext_kind(conn) == "fts5" and not has_call_documents(conn):
+        _call_documents(conn)
+    _backfill_call_figures(conn)
+    schema.kpi_hours.create(conn, checkfirst=True)
+    schema.kpi_transfers.create(conn, checkfirst=True)
+    kpistore.rebuild(conn)
+
+
+def _backfill_call_figures(conn: Connection) -> None:
+    """Calls stored before step 5: their reply latencies, no-inputs and caller negativity from their events
+    (once per call, through the events' (call_id, seq) index). Their flow and NLU misses stay unknown."""
+    c, e = schema.calls.c, schema.events.c
+
+    def of_kind(kind: str, value: Any) -> Any:
+        return select(value).where(e.call_id == c.id, e.type == kind).scalar_subquery()
+
+    conn.execute(update(schema.calls).where(c.replies.is_(None)).values(
+        replies=of_kind("reply_started", func.count()),
+        reply_ms_total=of_kind("reply_started", func.coalesce(func.sum(e.data["latency_ms"].as_float()), 0.0)),
+        no_inputs=of_kind("no_input", func.count()),
+        negativity=of_kind("emotion", func.avg(e.data["negativity"].as_float()))))
+
+
+CALL_DOCUMENT_WORDS = ", ".join(f"group_concat(CASE WHEN speaker {who} THEN text END, ' ')" for who in (
+    "= 'caller'", "= 'agent'", "NOT IN ('caller', 'agent')"))
+
+
+def _call_document(call_id: str) -> str:
+    """The SELECT of a call's document: keyed by its first turn's id (stable, unlike a rowid of calls)."""
+    where = f" WHERE call_id = {call_id}" if call_id else ""
+    return f"SELECT min(id), call_id, {CALL_DOCUMENT_WORDS} FROM turns{where} GROUP BY call_id"
+
+
+def _call_documents(conn: Connection) -> None:
+    """SQLite with FTS5: the per-call full-text table, its triggers, and the documents of the calls stored."""
+    t = CALL_FTS_TABLE
+    insert = f"INSERT INTO {t}(rowid, call_id, caller, agent, other) "
+    first_turn = "(SELECT min(id) FROM turns WHERE call_id = {})"
+    for statement in (
+        f"CREATE VIRTUAL TABLE {t} USING fts5(call_id UNINDEXED, caller, agent, other, "
+        "tokenize='unicode61 remove_diacritics 2')",
+        f"CREATE TRIGGER {t}_ai AFTER INSERT ON turns BEGIN "
+        f"DELETE FROM {t} WHERE rowid = (SELECT min(id) FROM turns WHERE call_id = new.call_id AND id != new.id); "
+        f"{insert}{_call_document('new.call_id')}; "
+        "UPDATE calls SET doc_id = new.id WHERE id = new.call_id AND (doc_id IS NULL OR doc_id > new.id); END",
+        f"CREATE TRIGGER {t}_au AFTER UPDATE OF text, speaker ON turns BEGIN "
+        f"DELETE FROM {t} WHERE rowid = {first_turn.format('new.call_id')}; "
+        f"{insert}{_call_document('new.call_id')}; END",
+        f"CREATE TRIGGER {t}_ad AFTER DELETE ON turns BEGIN "
+        f"DELETE FROM {t} WHERE rowid = old.id; DELETE FROM {t} WHERE rowid = {first_turn.format('old.call_id')}; "
+        f"{insert}{_call_document('old.call_id')}; "
+        f"UPDATE calls SET doc_id = {first_turn.format('old.call_id')} WHERE id = old.call_id AND doc_id = old.id; END",
+        f"{insert}{_call_document('')}",
+        f"UPDATE calls SET doc_id = {first_turn.format('calls.id')}",
+    ):
+        conn.execute(text(statement))
+
+
 def _v6_review(conn: Connection) -> None:
     """Review at scale and QA: the calls' review columns, the sort indexes, saved searches, scorecards, reviews
     and comments (a new store has them from step 1)."""
@@ -127,7 +229,7 @@ def _v7_upset_calls(conn: Connection) -> None:
     """The live board's upset flag: each call's smoothed caller negativity and when it became upset (a new
     store has the columns from step 1)."""
     have = {c["name"] for c in inspect(conn).get_columns("calls")}
-    for name, kind in (("negativity", "FLOAT"), ("upset_at", "TIMESTAMP WITH TIME ZONE")):
+    for name, kind in (("smoothed_negativity", "FLOAT"), ("upset_at", "TIMESTAMP WITH TIME ZONE")):
         if name not in have:
             conn.execute(text(f"ALTER TABLE calls ADD COLUMN {name} {kind}"))
 
@@ -142,8 +244,10 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (2, "full-text index over turns: SQLite FTS5 table + triggers, PostgreSQL tsvector + GIN", _v2_fulltext),
     (3, "caller match by the last 4/7/10 digits; filter menu values table", _v3_caller_match_and_filter_values),
     (4, "webhook outbox: events to deliver, with leases, retries and a dead-letter state", _v4_outbox),
+    (5, "dashboard figures per call, their sums by hour, NLU misses per turn; per-call search documents "
+        "(SQLite); indexes for the list's filters", _v5_kpis_and_indexes),
     (6, "call review: sort and search indexes, saved searches, scorecards, reviews, comments", _v6_review),
-    (7, "live supervision: calls.negativity (smoothed) and calls.upset_at", _v7_upset_calls),
+    (7, "live supervision: calls.smoothed_negativity and calls.upset_at", _v7_upset_calls),
     (8, "labels: a supervisor's corrections of caller turns (transcript, intent, FAQ, emotion)", _v8_labels),
 ]
 LATEST = MIGRATIONS[-1][0]

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -49,8 +50,21 @@ calls = Table(
     Column("reviewed_by", String(80), nullable=True),
     Column("score", Float, nullable=True),  # QA: the latest scorecard's score, 0-100
     # live supervision (migration 7): the caller's smoothed negativity, and when the call became upset
-    Column("negativity", Float, nullable=True),
+    Column("smoothed_negativity", Float, nullable=True),
     Column("upset_at", DateTime(timezone=True), nullable=True),
+    # for the KPI dashboard (migration 5), kept by the writer as the call goes on:
+    Column("flow", String(80), nullable=True, index=True),  # the dialog flow's name
+    Column("no_inputs", Integer, nullable=True),  # no-input timeouts (the agent asked and heard nothing)
+    Column("replies", Integer, nullable=True),  # agent replies with a measured voice-to-voice latency
+    Column("reply_ms_total", Float, nullable=True),  # their latencies added up (mean: reply_ms_total / replies)
+    Column("negativity", Float, nullable=True),  # the caller turns' mean negativity, 0 (calm) to 1 (upset)
+    Column("doc_id", Integer, nullable=True),  # SQLite: its search document's id (its first turn's), set by triggers
+    Index("ix_calls_transfer_target", "transfer_target"),
+    Index("ix_calls_started_id", "started_at", "id"),  # a page of the list: its ids from the index alone
+    Index("ix_calls_id_filters", "id", "started_at", "source", "flow", "transfer_target"),  # turns -> their calls
+    Index("ix_calls_outcome_escalated_started", "outcome", "escalated", "started_at"),
+    Index("ix_calls_escalated_started", "escalated", "started_at"),
+    Index("ix_calls_doc", "doc_id", "started_at", "id"),  # a word search's calls, their page, from the index alone
 )
 
 turns = Table(
@@ -69,7 +83,12 @@ turns = Table(
     Column("emotion", String(32), nullable=True),
     Column("emotion_scores", JSON, nullable=True),  # {label: score}
     Column("interrupted", Boolean, nullable=False, default=False),
+    Column("nlu_miss", String(16), nullable=True),  # a caller turn not understood: out-of-scope | no-match
     Index("ix_turns_call_seq", "call_id", "seq"),
+    Index("ix_turns_intent_call", "intent", "call_id"),
+    Index("ix_turns_emotion_call", "emotion", "call_id"),
+    Index("ix_turns_nlu_miss", "call_id", "speaker", "text", "nlu_miss", sqlite_where=text("nlu_miss IS NOT NULL"),
+          postgresql_where=text("nlu_miss IS NOT NULL")),  # the few turns not understood, by call, their words too
 )
 
 events = Table(
@@ -121,6 +140,37 @@ audit = Table(
     Column("action", String(40), nullable=False),  # open | listen | export | login | erase ...
     Column("call_id", String(64), nullable=True, index=True),  # no foreign key: kept after erasure
     Column("detail", Text, nullable=True),
+)
+
+kpi_hours = Table(
+    "kpi_hours", metadata,  # the dashboard's sums by hour, flow and queue, kept by the writer (see ivr.store.kpistore)
+    Column("hour", String(13), primary_key=True),  # UTC, "2026-03-02 10"
+    Column("flow", String(80), primary_key=True),  # "" when unknown
+    Column("queue", String(200), primary_key=True),  # the transfer target, "" when not transferred
+    Column("calls", Integer, nullable=False, default=0),  # started (live ones too)
+    Column("ended", Integer, nullable=False, default=0),
+    Column("transferred", Integer, nullable=False, default=0),
+    Column("abandoned", Integer, nullable=False, default=0),
+    Column("ended_no_input", Integer, nullable=False, default=0),  # ended because of no input
+    Column("counted_no_input", Integer, nullable=False, default=0),  # ended calls whose no-inputs were counted
+    Column("had_no_input", Integer, nullable=False, default=0),  # of those, with at least one
+    Column("handle_ms", Float, nullable=False, default=0.0),
+    Column("handled", Integer, nullable=False, default=0),  # ended calls with a duration
+    Column("negativity_total", Float, nullable=False, default=0.0),
+    Column("negativity_calls", Integer, nullable=False, default=0),
+    Column("reply_ms_total", Float, nullable=False, default=0.0),
+    Column("replies", Integer, nullable=False, default=0),
+    sqlite_with_rowid=False,  # rows kept in key order: a date range reads them in place
+)
+
+kpi_transfers = Table(
+    "kpi_transfers", metadata,  # transferred calls by UTC day, flow, queue and reason, kept by the writer
+    Column("day", String(10), primary_key=True),  # "2026-03-02"
+    Column("flow", String(80), primary_key=True),
+    Column("queue", String(200), primary_key=True),
+    Column("reason", String(200), primary_key=True),
+    Column("calls", Integer, nullable=False, default=0),
+    sqlite_with_rowid=False,
 )
 
 filter_values = Table(

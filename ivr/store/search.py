@@ -14,14 +14,18 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, literal_column, select
 from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
 from sqlalchemy import text as sql_text
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from ivr.store import schema
-from ivr.store.migrations import FTS_TABLE, TS_CONFIG, TSV_COLUMN
+from ivr.store.migrations import CALL_FTS_TABLE, FTS_TABLE, TS_CONFIG, TSV_COLUMN
 
 MAX_SEARCH_WORDS = 8
 """At most this many words and phrases count in one search (and this many words in a phrase)."""
+SPEAKER_COLUMNS = {"caller": "caller", "agent": "agent"}
+"""A speaker's column in the per-call documents (any other speaker's words are in 'other')."""
+_CALL_FTS = sql_table(CALL_FTS_TABLE, sql_column("rowid"))
 _TERM = re.compile(r'"([^"]*)"?|([^\s"]+)')  # a quoted phrase (to the end when unclosed), or a bare word
 
 
@@ -45,16 +49,29 @@ def parse(text: str) -> Query:
     return Query(words[:MAX_SEARCH_WORDS], phrases[:MAX_SEARCH_WORDS])
 
 
-def text_conditions(fulltext: str, text: str, speaker: str | None = None) -> list[ColumnElement[bool]]:
+def text_conditions(fulltext: str, text: str, speaker: str | None = None,
+                    call_documents: bool = False) -> list[ColumnElement[bool]]:
     """One condition per word and per phrase, all of which a call must meet; `speaker`: only that speaker's
-    turns count. `fulltext` is the store's index kind: 'fts5', 'tsvector' or 'like'."""
+    turns count. `fulltext` is the store's index kind: 'fts5', 'tsvector' or 'like'; `call_documents`: SQLite
+    keeps one search document per call (store step 5), where all the words are found in one match."""
     query = parse(text)
     tokens = [t for word in query.words for t in re.findall(r"\w+", word)][:MAX_SEARCH_WORDS]
     if fulltext in ("fts5", "tsvector") and (tokens or query.phrases):
-        return ([_indexed(fulltext, f'"{token}"*', token + ":*", speaker, phrase=False) for token in tokens]
-                + [_indexed(fulltext, '"' + " ".join(p) + '"', " ".join(p), speaker, phrase=True)
-                   for p in query.phrases])
+        if call_documents and tokens and (speaker is None or speaker in SPEAKER_COLUMNS):
+            words = [_in_call_documents(tokens, speaker)]
+        else:
+            words = [_indexed(fulltext, f'"{token}"*', token + ":*", speaker, phrase=False) for token in tokens]
+        return words + [_indexed(fulltext, '"' + " ".join(p) + '"', " ".join(p), speaker, phrase=True)
+                        for p in query.phrases]
     return [_like(word, speaker) for word in query.words] + [_like(" ".join(p), speaker) for p in query.phrases]
+
+
+def _in_call_documents(tokens: list[str], speaker: str | None) -> ColumnElement[bool]:
+    """Calls whose document has every word's start (in `speaker`'s column, when given): one FTS5 match, the
+    calls from their (doc_id, started_at, id) index."""
+    column = SPEAKER_COLUMNS[speaker] + " : " if speaker else ""
+    match = " AND ".join(f'{column}"{token}"*' for token in tokens)
+    return schema.calls.c.doc_id.in_(select(_CALL_FTS.c.rowid).where(literal_column(CALL_FTS_TABLE).match(match)))
 
 
 def _indexed(fulltext: str, fts5_query: str, ts_query: str, speaker: str | None,

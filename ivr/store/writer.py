@@ -12,6 +12,10 @@ Event to store:
   call_ended -> outcome, reason, escalation, end time, duration              every event -> events row
   emotion -> also the call's smoothed negativity, and upset_at the first time the caller counts as upset
   (ivr.store.upset: the flow's escalation threshold, or a turn labelled angry)
+For the dashboard (ivr.console.kpis), running figures in the calls row: the flow's name (call_started),
+no-input timeouts, reply latencies (reply_started: count and total), the caller's mean negativity (emotion);
+and a caller turn's `nlu_miss` when the dialog could not place it, as `ivr report failures` counts them:
+"out-of-scope" (the NLU ran, no intent and no FAQ) or "no-match" (no NLU, the call stayed in its node).
 With `webhooks` (WebhookOptions), the same transactions add webhook events to the outbox (see
 ivr.store.hookevents): call.started, call.ended, call.escalated, dialog.failed, call.upset, and what a
 `webhook` event asks for (call.transferred).
@@ -39,8 +43,10 @@ from ivr.call.events import (
     Emotion,
     Listening,
     NluResult,
+    NoInput,
     OtherEvent,
     PromptFinished,
+    ReplyStarted,
     Said,
     SpeechStopped,
     Transcript,
@@ -48,7 +54,7 @@ from ivr.call.events import (
     from_dict,
     to_dict,
 )
-from ivr.store import hookevents, schema
+from ivr.store import hookevents, kpistore, schema
 from ivr.store.db import Store
 from ivr.store.hookevents import CallFacts, WebhookOptions
 from ivr.store.upset import UpsetRule, UpsetTracker
@@ -92,6 +98,23 @@ class _CallState:
         self.facts = CallFacts()
         """What the webhook events report."""
         self.upset = UpsetTracker(upset)
+        self.kpis = _Kpis()
+
+
+class _Kpis:
+    """A call's running dashboard figures, and the caller turn waiting for the dialog to place it."""
+
+    def __init__(self) -> None:
+        self.flow: str | None = None
+        self.no_inputs = 0
+        self.replies = 0
+        self.reply_ms_total = 0.0
+        self.negativity: list[float] = []
+        self.listen_node: str | None = None
+        self.placing = False
+        """The last caller turn (state.caller_turn) waits for the dialog to take it (or not)."""
+        self.understood: bool | None = None
+        """What the NLU said of that turn: None when it did not run."""
 
 
 class StoreWriter:
@@ -184,6 +207,11 @@ class StoreWriter:
             st.call_id = event.call_id or st.call_id or "call"
             st.started_at = wall - timedelta(milliseconds=t_ms)
             self.store.begin_call(conn, st.call_id, st.started_at, self.source, self.caller, event.sample_rate_hz)
+            conn.execute(update(schema.calls).where(schema.calls.c.id == st.call_id).values(
+                flow=event.flow, no_inputs=0, replies=0, reply_ms_total=0.0))
+            st.kpis.flow = event.flow
+            if self.source not in kpistore.NOT_COUNTED_SOURCES:
+                kpistore.add(conn, kpistore.hour_of(st.started_at), event.flow, None, {"calls": 1})
             st.facts.source, st.facts.started_at = self.source, st.started_at
             if self.webhooks is not None:
                 self._hooks_added += hookevents.started(conn, self.webhooks, st.call_id, st.facts, wall)
@@ -199,6 +227,7 @@ class StoreWriter:
                                                    data=data))
         calls = update(schema.calls).where(schema.calls.c.id == call_id)
         turns = schema.turns
+        self._kpis(conn, event, record)
         match event:
             case SpeechStopped():
                 st.speech = (event.onset_ms, event.end_ms)
@@ -249,6 +278,7 @@ class StoreWriter:
                     outcome=event.outcome, reason=event.reason, transfer_target=event.target,
                     escalated=event.outcome in ESCALATED_OUTCOMES, node=event.node or None,
                     ended_at=ended_at, duration_ms=t_ms))
+                self._count_ended(conn, event)
                 if hooks is not None:
                     self._hooks_added += hookevents.ended(conn, hooks, call_id, st.facts, event, ended_at,
                                                               wall)
@@ -260,7 +290,7 @@ class StoreWriter:
         """The call's smoothed negativity; the first time the caller counts as upset, upset_at (and call.upset)."""
         tracker = self.state.upset
         became = tracker.turn(label, negativity if isinstance(negativity, int | float) else None)
-        values: dict[str, Any] = {"negativity": tracker.negativity}
+        values: dict[str, Any] = {"smoothed_negativity": tracker.negativity}
         if became:
             values["upset_at"] = wall
         conn.execute(update(schema.calls).where(schema.calls.c.id == call_id).values(**values))
@@ -268,6 +298,49 @@ class StoreWriter:
             figures = {"label": label or "", "negativity": tracker.negativity, "threshold": tracker.rule.threshold,
                        "why": tracker.why, "upset_at": wall.isoformat(), "caller_turns": self.state.facts.caller_turns}
             self._hooks_added += hookevents.upset(conn, self.webhooks, call_id, figures, wall)
+
+    def _kpis(self, conn: Connection, event: CallEvent, record: dict[str, Any]) -> None:
+        """The dashboard's running figures of the call, and its caller turns not understood."""
+        k, st = self.state.kpis, self.state
+        calls = update(schema.calls).where(schema.calls.c.id == st.call_id)
+        match event:
+            case NoInput():
+                k.no_inputs += 1
+                conn.execute(calls.values(no_inputs=k.no_inputs))
+            case ReplyStarted():
+                k.replies, k.reply_ms_total = k.replies + 1, k.reply_ms_total + float(event.latency_ms)
+                conn.execute(calls.values(replies=k.replies, reply_ms_total=round(k.reply_ms_total, 1)))
+            case Emotion() | OtherEvent(type_name="emotion") if isinstance(record.get("negativity"), int | float):
+                k.negativity.append(float(record["negativity"]))
+                conn.execute(calls.values(negativity=round(sum(k.negativity) / len(k.negativity), 4)))
+            case Listening():
+                k.listen_node = event.node
+            case Transcript() if event.text.strip():
+                k.placing, k.understood = True, None
+            case NluResult():
+                k.understood = bool(event.intent or event.faq)
+            case DialogStep(event="Utterance") if k.placing:
+                miss = ("out-of-scope" if k.understood is False else
+                        "no-match" if k.understood is None and event.node == k.listen_node else None)
+                if miss and st.caller_turn is not None and self.source not in kpistore.NOT_COUNTED_SOURCES:
+                    conn.execute(update(schema.turns).where(schema.turns.c.id == st.caller_turn).values(nlu_miss=miss))
+                k.placing = False
+
+    def _count_ended(self, conn: Connection, event: CallEnded) -> None:
+        """The ended call in the dashboard's sums (moved to its queue when it was transferred)."""
+        k = self.state.kpis
+        if self.source in kpistore.NOT_COUNTED_SOURCES:
+            return
+        hour = kpistore.hour_of(self.state.started_at)
+        sums = kpistore.ended_sums(event.outcome, event.reason, event.t_ms, k.no_inputs,
+                                   sum(k.negativity) / len(k.negativity) if k.negativity else None, k.replies,
+                                   k.reply_ms_total)
+        if event.target:
+            kpistore.add(conn, hour, k.flow, None, {"calls": -1})
+            sums["calls"] = 1
+        kpistore.add(conn, hour, k.flow, event.target, sums)
+        if event.outcome == kpistore.TRANSFER_OUTCOME:
+            kpistore.add_transfer(conn, hour[:10], k.flow, event.target, event.reason)
 
     def _call_intent(self, conn: Connection, intent: str) -> None:
         """The call's intent is its first topic (balance, lost card, ...); a yes/no answer only when no

@@ -37,7 +37,7 @@ def register(app: FastAPI, console: Console) -> None:
                  "intent": c.get("intent") or "", "source": c.get("source"), **supervision(c)} for c in rows]
 
     def supervision(call: dict[str, Any]) -> dict[str, Any]:
-        negativity = call.get("negativity")
+        negativity = call.get("smoothed_negativity")
         return {"started_ms": int(call["started_at"].timestamp() * 1000), "upset": call.get("upset_at") is not None,
                 "negativity": round(negativity, 2) if negativity is not None else None,
                 "listen": is_spooling(store.config.data_dir, call["id"])}
