@@ -16,13 +16,14 @@ latencies, negativity, NLU misses) are over the calls that have them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ivr.store import Store, schema
+from ivr.store.db import started_between
 from ivr.store.kpistore import SUMS
 
 TOP_PHRASES = 10
@@ -40,11 +41,7 @@ class KpiFilter:
 def _where(f: KpiFilter) -> list[ColumnElement[bool]]:
     """The filter on calls (no condition on their source: the writer marks no misses in imports)."""
     c = schema.calls.c
-    where: list[ColumnElement[bool]] = []
-    if f.date_from:
-        where.append(c.started_at >= datetime.combine(f.date_from, time.min, UTC))
-    if f.date_to:
-        where.append(c.started_at < datetime.combine(f.date_to + timedelta(days=1), time.min, UTC))
+    where = started_between(f.date_from, f.date_to)
     if f.flow:
         where.append(c.flow == f.flow)
     if f.queue:

@@ -118,6 +118,17 @@ class CallFilter:
     offset: int = 0
 
 
+def started_between(date_from: date | None, date_to: date | None) -> list[ColumnElement[bool]]:
+    """Calls started on the UTC days from `date_from` to `date_to`, both included (either may be open)."""
+    c = schema.calls.c
+    where: list[ColumnElement[bool]] = []
+    if date_from:
+        where.append(c.started_at >= datetime.combine(date_from, time.min, UTC))
+    if date_to:
+        where.append(c.started_at < datetime.combine(date_to + timedelta(days=1), time.min, UTC))
+    return where
+
+
 class Store(AbstractContextManager["Store"]):
     def __init__(self, config: StoreConfig, engine: Engine | None = None) -> None:
         self.config = config
@@ -226,11 +237,7 @@ class Store(AbstractContextManager["Store"]):
 
     def _where(self, f: CallFilter) -> list[ColumnElement[bool]]:
         c, t = schema.calls.c, schema.turns.c
-        where: list[ColumnElement[bool]] = []
-        if f.date_from:
-            where.append(c.started_at >= datetime.combine(f.date_from, time.min, UTC))
-        if f.date_to:
-            where.append(c.started_at < datetime.combine(f.date_to + timedelta(days=1), time.min, UTC))
+        where = started_between(f.date_from, f.date_to)
         if f.outcome:
             where.append(c.outcome == f.outcome)
         if f.source:
