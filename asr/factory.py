@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from asr.base import RecognitionOptions, RecognizerStream, SpeechRecognizer, Transcript
 from asr.bias import BiasSettings
@@ -15,15 +16,18 @@ BACKENDS = ("whisper", "vosk")
 
 
 def load_recognizer(backend: str = "whisper", model: str = "", window_s: float = 30.0,
-                    bias: BiasSettings | None = None) -> SpeechRecognizer:
+                    bias: BiasSettings | None = None, workers: int = 1) -> SpeechRecognizer:
     """Load a recognizer: 'whisper' (model: 'tiny.en', 'base' or a CTranslate2 directory) or 'vosk'
     (model: a Vosk model directory or 'ko'). An empty model picks the backend's packaged default.
-    `window_s` and `bias` tune Whisper (asr.whisper, asr.bias); Vosk has no use for them."""
+    `window_s` and `bias` tune Whisper (asr.whisper, asr.bias); `workers`: how many Whisper decodes may run
+    at once (each on its share of the cores; 1: one at a time on all of them). Vosk has no use for them."""
     key = (backend or "whisper").strip().lower()
     if key == "whisper":
         from asr.whisper import WhisperRecognizer
 
-        return WhisperRecognizer(model or "tiny.en", window_s=window_s, bias=bias)
+        threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0
+        return WhisperRecognizer(model or "tiny.en", window_s=window_s, bias=bias, workers=workers,
+                                 cpu_threads=threads)
     if key == "vosk":
         try:
             import vosk  # noqa: F401 - only checks that the optional extra is installed

@@ -113,11 +113,12 @@ class WhisperRecognizer(SpeechRecognizer):
                  beam_size: int = DEFAULT_BEAM_SIZE, language: str = "en",
                  bias_vocabulary: bool = False, bias: BiasSettings | None = None,
                  turn_decoder: bool = True, window_s: float = 30.0, middle_window_s: float = 0.0,
-                 digits_window_s: float = WINDOW_S) -> None:
+                 digits_window_s: float = WINDOW_S, workers: int = 1) -> None:
         from models.registry import whisper_model_dir
 
         path = whisper_model_dir(model or "tiny.en")
-        self._model = load_whisper_model(path, compute_type, cpu_threads, user="the Whisper backend")
+        self._model = load_whisper_model(path, compute_type, cpu_threads, num_workers=workers,
+                                         user="the Whisper backend")
         self.model_path = path
         self.beam_size = beam_size
         self.language = language

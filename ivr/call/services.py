@@ -54,11 +54,12 @@ class Services:
 
     @classmethod
     def load(cls, config: AgentConfig, prewarm: bool = True, presynthesize: bool = False,
-             inference: str = "") -> Services:
+             inference: str = "", asr_workers: int = 1) -> Services:
         """Load the flow first (cheap, catches mistakes early), then the models, then warm them up;
         `presynthesize`: fill the prompt cache with the flow's fixed prompts, in the background at a low
         priority (the calls that come first are answered meanwhile; the cache lasts across runs).
-        `inference`: the socket of a shared inference service (`ivr infer`) that holds the models instead."""
+        `inference`: the socket of a shared inference service (`ivr infer`) that holds the models instead;
+        `asr_workers`: Whisper decodes at once (the inference service decodes several workers' turns)."""
         if inference:
             return cls.remote(config, inference)
         from asr.factory import load_recognizer
@@ -69,7 +70,8 @@ class Services:
         t0 = time.perf_counter()
         flow = load_flow(Path(config.flow)) if config.flow else load_default_flow()
         machine = Machine(flow)
-        recognizer = load_recognizer(config.asr_backend, config.asr_model, **whisper_settings(config.asr))
+        recognizer = load_recognizer(config.asr_backend, config.asr_model, workers=asr_workers,
+                                     **whisper_settings(config.asr))
         if config.asr_fallback:
             from asr.factory import FallbackRecognizer
             backend, _, model = config.asr_fallback.partition(":")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -20,7 +21,8 @@ def register(subparsers: Any) -> None:
     infer.add_argument("--socket", required=True, metavar="PATH",
                        help="unix socket to listen on; its key is written to PATH.key (mode 0600)")
     infer.add_argument("--threads", type=int, default=0,
-                       help="requests run at once, nearest deadline first (default: the CPU count)")
+                       help="requests run at once, nearest deadline first, and Whisper decodes at once, each on its "
+                       "share of the cores (default: the CPU count)")
     infer.add_argument("--models-dir", help="intent model versions: the accepted one is used, and one accepted "
                        "later serves the requests after it (as `ivr serve --models-dir`)")
     add_model_args(infer)
@@ -42,9 +44,10 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    services = Services.load(agent_config(args), presynthesize=True)
+    threads = args.threads or os.cpu_count() or 2
+    services = Services.load(agent_config(args), presynthesize=True, asr_workers=threads)
     models = watch_models(services, args.models_dir)  # the workers' turns get the accepted intent model
-    service = InferenceService(services, Path(args.socket), threads=args.threads)
+    service = InferenceService(services, Path(args.socket), threads=threads)
     print(f"{READY_LINE} on {args.socket}; models loaded in {services.load_s:.1f} s", flush=True)
     service.serve(stop)
     models.stop()
