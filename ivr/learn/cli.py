@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ivr.errors import IvrError
+from ivr.learn.benchmarks import DEFAULT_BENCHMARKS
 
-EVAL_DIR = Path(__file__).resolve().parents[2] / "models" / "intents" / "eval"
-DEFAULT_BENCHMARKS = (EVAL_DIR / "test.csv", EVAL_DIR / "dev.csv")
 MODELS_DIR_HELP = "model versions (default $IVR_MODELS_DIR, else models/intents under the store's data directory)"
 
 
@@ -49,8 +48,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from ivr.learn.versions import ModelVersions, default_models_dir
     from ivr.store import Store
     from ivr.store.labels import training_rows
-    from ivr.train.nlu.cli import base_rows, train_config
     from ivr.train.nlu.data import read_examples
+    from ivr.train.nlu.recipe import base_rows, train_config
 
     if not 0 <= args.holdout < 100:
         raise IvrError("--holdout is a percentage from 0 to 99")

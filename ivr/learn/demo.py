@@ -29,7 +29,7 @@ from dialog.machine import Machine
 from dialog.nlu.faq import default_faq_path
 from dialog.nlu.understand import Nlu
 from ivr.errors import IvrError
-from ivr.learn.cli import DEFAULT_BENCHMARKS
+from ivr.learn.benchmarks import DEFAULT_BENCHMARKS
 from ivr.learn.retrain import RetrainInput, RetrainSettings, compare, figures_table, load_nlu, retrain
 from ivr.learn.versions import ModelVersions
 from ivr.store import Store, StoreConfig, StoreWriter

@@ -13,7 +13,7 @@ from typing import Any
 
 from dialog.nlu.embed import DEFAULT_RUNTIME, ENCODER_ENV, RUNTIMES
 from dialog.nlu.model import BACKENDS
-from ivr.errors import IvrError
+from ivr.train.nlu.recipe import base_rows, train_config
 from ivr.train.nlu.train import TrainConfig
 from models.encoder import INSTALL_HINT
 
@@ -91,27 +91,6 @@ def register(sub: Any) -> None:
                        help="also try the grid of understanding settings (ivr.train.nlu.turns_eval.GRID) and print "
                             "the cheapest; tune on a dev file, never on the test file")
     _json_then(turns, cmd_eval_nlu, "the figures and every turn")
-
-
-def base_rows(args: argparse.Namespace) -> list[Any]:
-    """The training rows FILE, --extra/--map and --faq give."""
-    from ivr.train.nlu.data import faq_examples, read_examples, relabel
-
-    rows = read_examples(args.file)
-    if args.extra:
-        if not args.map_file:
-            raise IvrError("--extra needs --map (a JSON object {its label: intent})")
-        mapping = json.loads(Path(args.map_file).read_text(encoding="utf-8"))
-        rows += relabel(read_examples(args.extra), mapping, args.oos_per_label,
-                        max_per_intent=args.max_per_intent)
-    if args.faq_file:
-        rows += faq_examples(args.faq_file)
-    return rows
-
-
-def train_config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(svm_c=args.svm_c, lr_c=args.lr_c, augment=args.augment,
-                       max_features=args.max_features, backend=args.backend, embed_c=args.embed_c)
 
 
 def cmd_train_intents(args: argparse.Namespace) -> int:
