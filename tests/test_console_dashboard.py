@@ -35,14 +35,19 @@ def write_call(store, call_id, started_at, texts, negativity, flow="example-bank
     assert not writer.failed
 
 
+def write_first_calls(store):
+    """Two calls on DAY1 (a balance, a lost card handed over) and a no-input hang-up on DAY2."""
+    write_call(store, "a", DAY1, ["what is my balance", "no that's all"], 0.2, intents=["balance", "no"])
+    write_call(store, "b", DAY1 + timedelta(hours=1), ["I lost my card"], 0.8, intents=["lost_card"],
+               outcome="transferred", reason="caller asked for an agent")
+    write_call(store, "c", DAY2, ["do you sell insurance"], 0.5, no_input=True, outcome="caller-hangup",
+               reason="caller hung up")
+
+
 @pytest.fixture
 def site(tmp_path):
     with console_store(tmp_path, PASSWORD) as store:
-        write_call(store, "a", DAY1, ["what is my balance", "no that's all"], 0.2, intents=["balance", "no"])
-        write_call(store, "b", DAY1 + timedelta(hours=1), ["I lost my card"], 0.8, intents=["lost_card"],
-                   outcome="transferred", reason="caller asked for an agent")
-        write_call(store, "c", DAY2, ["do you sell insurance"], 0.5, no_input=True, outcome="caller-hangup",
-                   reason="caller hung up")
+        write_first_calls(store)
         write_call(store, "d", DAY2, ["Do you sell insurance", "I lost my card"], 0.5, flow="card-services",
                    intents=["", "lost_card"], outcome="transferred", reason="no-match")
         write_call(store, "imp", DAY1, ["an imported recording"], 0.9, source="import")

@@ -4,31 +4,18 @@ them, the text has AA contrast, and a date filter changes the figures."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
-from tests.browser_support import chromium, serve_console
+from tests.browser_support import BROWSER_WAIT_S, by, chromium, serve_console, wait_until
 from tests.console_client import PASSWORD
 from tests.test_console_browser_fixes import CONTRAST_JS
-from tests.test_console_dashboard import DAY1, DAY2, write_call
+from tests.test_console_dashboard import write_first_calls
 from tests.test_store_support import console_store
 
 pytestmark = [pytest.mark.slow]
 
-WAIT_S = 20
-
-
-def by(kind):
-    from selenium.webdriver.common.by import By
-
-    return getattr(By, kind)
-
-
-def wait(browser, condition):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, WAIT_S).until(condition)
+def wait(driver, condition):
+    return wait_until(driver, condition)
 
 
 def text_of(browser, element_id):
@@ -37,12 +24,8 @@ def text_of(browser, element_id):
 
 def test_the_dashboard_shows_the_calls_figures_and_filters_by_date(tmp_path):
     with console_store(tmp_path, PASSWORD) as store:
-        write_call(store, "a", DAY1, ["what is my balance", "no that's all"], 0.2, intents=["balance", "no"])
-        write_call(store, "b", DAY1 + timedelta(hours=1), ["I lost my card"], 0.8, intents=["lost_card"],
-                   outcome="transferred", reason="caller asked for an agent")
-        write_call(store, "c", DAY2, ["do you sell insurance"], 0.5, no_input=True, outcome="caller-hangup",
-                   reason="caller hung up")
-        with serve_console(store) as base, chromium(tmp_path / "profile", WAIT_S) as browser:
+        write_first_calls(store)
+        with serve_console(store) as base, chromium(tmp_path / "profile", BROWSER_WAIT_S) as browser:
             browser.get(base + "/login?next=/dashboard")
             browser.find_element(by("ID"), "username").send_keys("sam")
             browser.find_element(by("ID"), "password").send_keys(PASSWORD)
