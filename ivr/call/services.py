@@ -37,6 +37,17 @@ INFERENCE_WAIT_S = 180.0
 """How long a worker waits for the shared inference service to answer at start (it may be loading)."""
 
 
+def fallback_voice() -> Synthesizer | None:
+    """espeak-ng, the voice a call falls back to when its own fails (None, with a warning, when not installed)."""
+    from tts.factory import load_synthesizer
+
+    try:
+        return load_synthesizer("espeak-ng", "")
+    except AgentError:
+        log.warning("no fallback TTS: espeak-ng is not installed (apt-get install espeak-ng)")
+        return None
+
+
 @dataclass
 class Services:
     config: AgentConfig
@@ -78,12 +89,7 @@ class Services:
             recognizer = FallbackRecognizer(recognizer, load_recognizer(backend, model))
         cache_dir = Path(config.tts_cache_dir).expanduser() if config.tts_cache_dir else None
         synthesizer = load_synthesizer(config.tts_engine, config.tts_voice, cache_dir=cache_dir)
-        fallback = None
-        if config.tts_engine != "espeak-ng":
-            try:
-                fallback = load_synthesizer("espeak-ng", "")
-            except AgentError:
-                log.warning("no fallback TTS: espeak-ng is not installed (apt-get install espeak-ng)")
+        fallback = fallback_voice() if config.tts_engine != "espeak-ng" else None
         services = cls(config, recognizer, synthesizer, machine, fallback, nlu=Nlu.load(),
                        emotion=EmotionAnalyzer.load(resample=resample))
         if prewarm:
@@ -99,19 +105,13 @@ class Services:
         starts); espeak-ng stays local as the fallback voice, for when the service is gone."""
         from dialog.flow import load_default_flow, load_flow
         from ivr.infer.client import InferenceClient, RemoteEmotion, RemoteNlu, RemoteRecognizer, RemoteSynthesizer
-        from tts.factory import load_synthesizer
 
         t0 = time.perf_counter()
         flow = load_flow(Path(config.flow)) if config.flow else load_default_flow()
         client = InferenceClient(socket_path)
         hello = client.connect(timeout_s=INFERENCE_WAIT_S)
-        fallback = None
-        try:
-            fallback = load_synthesizer("espeak-ng", "")
-        except AgentError:
-            log.warning("no fallback TTS: espeak-ng is not installed (apt-get install espeak-ng)")
         return cls(config, RemoteRecognizer(client, hello), RemoteSynthesizer(client, hello), Machine(flow),
-                   fallback, load_s=time.perf_counter() - t0, nlu=RemoteNlu(client) if hello.nlu else None,
+                   fallback_voice(), load_s=time.perf_counter() - t0, nlu=RemoteNlu(client) if hello.nlu else None,
                    emotion=RemoteEmotion(client) if hello.emotion else None, inference=client)
 
     def presynthesize(self, stop: threading.Event | None = None) -> int:
