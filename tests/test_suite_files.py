@@ -1,10 +1,12 @@
 """The bank conversation suite (suites/bank): every scenario file is well formed, without running a call.
 
-Checks, for both splits: the scenario keys and their types, that every `means` names a choice, intent or
-FAQ entry of the bank flow, that `expect` is present and names real nodes, FAQ entries and slots, that
-each call is on a telephone line with G.711, and the held-out rule: no caller voice setting and no human
-recording of suites/bank/heldout appears in suites/bank/dev. Problems in held-out files are reported by
-file name and key only, never with their contents, so nobody tuning on dev reads the held-out calls.
+Checks, for all three splits: the scenario keys and their types, that every `means` names a choice,
+intent or FAQ entry of the bank flow, that `expect` is present and names real nodes, FAQ entries and slots,
+that each call is on a telephone line with G.711, and the rules that keep the unseen splits unseen: no caller
+voice setting and no human recording of suites/bank/heldout appears in suites/bank/dev, and neither a voice
+setting (espeak-ng variant, Piper speed or noise scale), a recording nor a sentence of suites/bank/fresh
+appears in dev or heldout. Problems in held-out and fresh files are reported by file name and key only, never
+with their contents, so nobody tuning on dev reads the unseen calls.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from ivr.convtest.scenario import FlowCatalog, ScenarioError, load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 SUITE = REPO / "suites" / "bank"
-SPLITS = ("dev", "heldout")
+SPLITS = ("dev", "heldout", "fresh")
+UNSEEN = frozenset({"heldout", "fresh"})
+"""Splits nobody tunes on: their problems are reported by file name and key, without contents."""
 SHARED = Path(os.environ.get("IVR_SHARED_DIR", REPO.parent / "shared"))
 
 TOP_KEYS = {"name", "tags", "flow", "caller", "turns", "react", "expect"}
@@ -38,7 +42,7 @@ TURN_OPTIONS = {"means", "barge_in_after_ms", "gap_ms"}
 REACT_KEYS = {"confirm", "reprompt", "yes_no"}
 EXPECT_KEYS = {"outcome", "reason", "target", "nodes", "faq", "slots", "escalated"}
 OUTCOMES = {"completed", "transferred", "caller-hangup", "agent-hangup", "no-input"}
-MIN_SCENARIOS = {"dev": 60, "heldout": 50}
+MIN_SCENARIOS = {"dev": 60, "heldout": 50, "fresh": 40}
 STABLE_NODES = frozenset({"main_menu", "balance", "card_lost", "hours", "statement_account", "statement_sent",
                           "transfer_agent", "goodbye"})
 """The bank flow's node names that tests and call logs rely on (its header), but the greeting every call
@@ -47,14 +51,14 @@ passes: each split expects every one of them."""
 
 @dataclass
 class Problems:
-    """Problems found in one split; held-out problems keep the file and key, never the values."""
+    """Problems found in one split; held-out and fresh problems keep the file and key, never the values."""
 
     split: str
     lines: list[str] = field(default_factory=list)
 
     def add(self, file: Path, where: str, detail: str) -> None:
         text = f"{self.split}/{file.name}: {where}"
-        self.lines.append(text if self.split == "heldout" else f"{text}: {detail}")
+        self.lines.append(text if self.split in UNSEEN else f"{text}: {detail}")
 
     def mapping(self, file: Path, where: str, value: Any, keys: set[str] | frozenset[str]) -> bool:
         """Whether `value` is a mapping, reporting it if not, and each of its keys outside `keys`."""
@@ -279,14 +283,24 @@ def test_heldout_voices_and_recordings_never_appear_in_dev() -> None:
         pytest.fail("a human recording of the held-out split is also played in dev", pytrace=False)
 
 
-def _sentences(file: Path) -> set[str]:
-    """What the caller says in a scenario (turns and reactions), lower case without punctuation."""
+def _said(file: Path) -> dict[str, str]:
+    """What the caller says in a scenario (turns and reactions), lower case without punctuation, with the
+    key that says it (the first one)."""
     data = load(file)
     react = data.get("react") or {}
-    texts = [t["say"] for t in data["turns"] if "say" in t] + [r for r in react.get("reprompt") or []
-                                                               if isinstance(r, str) and r != "repeat"]
-    texts += list((react.get("confirm") or {}).values()) + ([react["yes_no"]] if "yes_no" in react else [])
-    return {" ".join(re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()) for text in texts}
+    texts = [(f"turns[{n}].say", t["say"]) for n, t in enumerate(data["turns"], 1) if "say" in t]
+    texts += [(f"react.reprompt[{n}]", r) for n, r in enumerate(react.get("reprompt") or [], 1)
+              if isinstance(r, str) and r != "repeat"]
+    texts += [(f"react.confirm.{k}", v) for k, v in (react.get("confirm") or {}).items()]
+    texts += [("react.yes_no", react["yes_no"])] if "yes_no" in react else []
+    said: dict[str, str] = {}
+    for key, text in texts:
+        said.setdefault(" ".join(re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()), key)
+    return said
+
+
+def _sentences(file: Path) -> set[str]:
+    return set(_said(file))
 
 
 def test_no_sentence_is_said_in_both_splits() -> None:
@@ -309,3 +323,31 @@ def test_each_split_covers_the_whole_bank_flow(bank: BankFlow) -> None:
         noisy = sum("noise_snr_db" in s["caller"]["line"] for s in scenarios)
         assert escalated >= 2, f"suites/bank/{split}: upset callers who should reach a person"
         assert 0.25 <= noisy / len(scenarios) <= 0.45, f"suites/bank/{split}: about a third of calls with line noise"
+
+
+def test_fresh_split_shares_no_voice_recording_or_sentence_with_the_others() -> None:
+    """suites/bank/fresh is new to everything tuned so far: its espeak-ng variants, Piper speeds and noise
+    scales, recordings and sentences appear in neither dev nor heldout (reported by fresh file and key)."""
+    others = [setting for split in ("dev", "heldout") for _, setting in _voices(split)]
+    variants = {s[1].split("+")[1].lower() for s in others if s[0] == "espeak-ng"}
+    piper = {v for s in others if s[0] == "piper" for v in (("speed", s[1]), ("noise", s[2]))}
+    problems = []
+    for name, setting in _voices("fresh"):
+        if setting[0] == "espeak-ng" and setting[1].split("+")[1].lower() in variants:
+            problems.append(f"fresh/{name}: caller.variant: also used in dev or heldout")
+        if setting[0] == "piper":
+            problems += [f"fresh/{name}: caller.{'speed' if kind == 'speed' else 'noise_scale'}: "
+                         "also used in dev or heldout" for kind, value in (("speed", setting[1]), ("noise", setting[2]))
+                         if (kind, value) in piper]
+    recordings = _recordings("dev") | _recordings("heldout")
+    for file in scenario_files("fresh"):
+        for n, turn in enumerate(load(file)["turns"], 1):
+            wav = str(turn.get("wav", ""))
+            if wav and (wav if "${SHARED}" in wav else wav.split("/")[-1]) in recordings:
+                problems.append(f"fresh/{file.name}: turns[{n}].wav: also played in dev or heldout")
+    said = set().union(*(_sentences(file) for split in ("dev", "heldout") for file in scenario_files(split)))
+    for file in scenario_files("fresh"):
+        problems += [f"fresh/{file.name}: {key}: also said in dev or heldout"
+                     for text, key in _said(file).items() if text in said]
+    if problems:
+        pytest.fail(f"{len(problems)} problem(s) in suites/bank/fresh:\n" + "\n".join(problems), pytrace=False)
