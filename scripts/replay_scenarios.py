@@ -185,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", dest="json_out")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every failed call's conversation")
     args = parser.parse_args(argv)
-    if "heldout" in Path(args.suite).resolve().parts:
-        print("the held-out split is not replayed here", file=sys.stderr)
+    if {"heldout", "fresh"} & set(Path(args.suite).resolve().parts):
+        print("the held-out and fresh splits are not replayed here", file=sys.stderr)
         return 2
     catalog = FlowCatalog()
     scenarios = load_suite(args.suite)

@@ -15,6 +15,7 @@ module there with `register(app, console)`.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -81,6 +82,10 @@ def create_app(store: Store, secure_cookies: bool = False, throttle: LoginThrott
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # What start-up made (modules, templates, routes) is never freed: kept out of the cycle collector's
+        # full passes, which otherwise paused a request now and then for 130-170 ms (50k-call benchmark).
+        gc.collect()
+        gc.freeze()
         yield
         await webcalls.aclose()
         hub.close()

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 HEADER = ("call_id", "started_utc", "channel", "duration_s", "caller", "outcome", "escalated", "reason", "intent",
           "emotion", "score", "reviewed_by", "reviewed_utc", "last_words")
+COLUMNS = ("id", "started_at", "source", "duration_ms", "caller_tail", "outcome", "escalated", "reason", "intent",
+           "emotion", "score", "reviewed_by", "reviewed_at", "last_text")
+"""The store's columns the rows are made of (Store.iter_calls reads only these)."""
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 ROWS_PER_CHUNK = 200
 
@@ -23,15 +26,18 @@ def safe_cell(value: Any) -> str:
     """A value as CSV cell text that no spreadsheet runs as a formula."""
     if value is None:
         return ""
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    text = value if isinstance(value, str) else str(value)
+    return "'" + text if text[:1] in FORMULA_STARTS else text
 
 
 def _time(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+    """A UTC time as 'YYYY-MM-DD HH:MM:SS' (a naive one is UTC already: SQLite gives them back so)."""
+    if value is None:
+        return ""
+    return (value if value.tzinfo is None else value.astimezone(UTC)).isoformat(" ", "seconds")[:19]
 
 
-def row_of(call: dict[str, Any], sources: dict[str, str]) -> list[str]:
+def row_of(call: Mapping[str, Any], sources: dict[str, str]) -> list[str]:
     duration = call.get("duration_ms")
     score = call.get("score")
     cells = [call["id"], _time(call.get("started_at")), sources.get(call["source"], call["source"]),
@@ -43,7 +49,7 @@ def row_of(call: dict[str, Any], sources: dict[str, str]) -> list[str]:
     return [safe_cell(cell) for cell in cells]
 
 
-def csv_chunks(calls: Iterable[dict[str, Any]], sources: dict[str, str]) -> Iterator[str]:
+def csv_chunks(calls: Iterable[Mapping[str, Any]], sources: dict[str, str]) -> Iterator[str]:
     """The header line, then the calls' lines, ROWS_PER_CHUNK to a chunk."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")

@@ -239,6 +239,13 @@ def _v8_labels(conn: Connection) -> None:
     schema.labels.create(conn, checkfirst=True)
 
 
+def _v9_date_filter_index(conn: Connection) -> None:
+    """The call list's count of a date range filtered by intent or emotion, read from one index (a new store has
+    it from step 1)."""
+    index = next(i for i in schema.calls.indexes if i.name == "ix_calls_started_intent_emotion")
+    index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "calls, turns, events, recordings, users, web sessions, audit", _v1_initial),
     (2, "full-text index over turns: SQLite FTS5 table + triggers, PostgreSQL tsvector + GIN", _v2_fulltext),
@@ -249,6 +256,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (6, "call review: sort and search indexes, saved searches, scorecards, reviews, comments", _v6_review),
     (7, "live supervision: calls.smoothed_negativity and calls.upset_at", _v7_upset_calls),
     (8, "labels: a supervisor's corrections of caller turns (transcript, intent, FAQ, emotion)", _v8_labels),
+    (9, "index calls (started_at, intent, emotion): a date range's count by intent or emotion", _v9_date_filter_index),
 ]
 LATEST = MIGRATIONS[-1][0]
 

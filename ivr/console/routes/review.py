@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from ivr.console.access import Console
 from ivr.console.auth import WebSession
-from ivr.console.csvexport import csv_chunks
+from ivr.console.csvexport import COLUMNS, csv_chunks
 from ivr.console.listview import clean_query
 from ivr.console.params import SOURCES, filter_from
 from ivr.errors import IvrError
@@ -68,7 +68,8 @@ def register_export(app: FastAPI, console: Console) -> None:
         f = filter_from(request.query_params)
         store.audit(ws.user.name, "export-list", None, f"csv of {store.count_calls(f)} call(s)")
         name = datetime.now(UTC).strftime("calls-%Y%m%d-%H%M%S.csv")
-        return StreamingResponse(csv_chunks(store.iter_calls(f), SOURCES), media_type="text/csv; charset=utf-8",
+        rows = store.iter_calls(f, columns=COLUMNS)
+        return StreamingResponse(csv_chunks(rows, SOURCES), media_type="text/csv; charset=utf-8",
                                  headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
