@@ -40,9 +40,11 @@ from typing import Literal
 from dialog.events import FaqCandidate, Utterance
 from dialog.flow import Choice, Settings
 from dialog.matching import is_spoken_key, keyword_evidence
-from dialog.nlu.text import meaning_part
+from dialog.nlu.text import meaning_part, normalize_text
 
 OOS = "oos"
+ANSWER_WORDS = {"no": "no", "nope": "no", "nah": "no", "yes": "yes", "yeah": "yes", "yep": "yes", "yup": "yes"}
+"""A first word that answers a yes/no question (see _lead_with_the_answer)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ def decide(event: Utterance, choices: Sequence[Choice], settings: Settings) -> D
         return Decision("faq", faq=faq[0], confidence=faq[0].score) if faq else Decision("none")
     probability = dict(ranking)
     weights = [_weight(choice, score, probability, settings) for choice, score in zip(choices, evidence, strict=True)]
+    _lead_with_the_answer(event.text, choices, weights)
     by_target: dict[str, float] = {}
     leader: dict[str, int] = {}
     for i, (choice, weight) in enumerate(zip(choices, weights, strict=True)):
@@ -99,6 +102,21 @@ def decide(event: Utterance, choices: Sequence[Choice], settings: Settings) -> D
     if choice_share >= settings.intent_confirm_threshold:
         return Decision("confirm", choice, confidence=choice_share)
     return Decision("none", confidence=choice_share)
+
+
+def _lead_with_the_answer(text: str, choices: Sequence[Choice], weights: list[float]) -> None:
+    """A node that asked a yes/no question ("Anything else?"), answered with a turn that starts with "no"
+    (or "yes"): the model's weight for the other answer goes to the one said first. "No, absolutely fine"
+    is a no, whatever "absolutely" made the model think; a request in the rest ("no, my balance") still
+    competes with its own weight."""
+    words = normalize_text(text).split()
+    said = ANSWER_WORDS.get(words[0]) if words else None
+    index = {choice.intent: i for i, choice in enumerate(choices) if choice.intent in ("yes", "no")}
+    if said is None or len(index) < 2:
+        return
+    other = "no" if said == "yes" else "yes"
+    weights[index[said]] += weights[index[other]]
+    weights[index[other]] = 0.0
 
 
 def _weight(choice: Choice, keyword_score: int, probability: dict[str, float], settings: Settings) -> float:

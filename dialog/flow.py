@@ -25,8 +25,10 @@ A flow file looks like this (see `flows/bank.yaml` for a full one):
         expect:
           - {keywords: [balance], digits: "1", intent: balance, name: your balance, goto: balance}
       balance:
-        say: Your balance is ten dollars.
-        next: menu
+        say: Your balance is ten dollars. Anything else?
+        expect:
+          - {keywords: ["no"], goto: bye}
+        on_max_no_input: bye                  # optional: silence here after the answer ends the call as done
       agent:
         say: Connecting you now.
         transfer: {reason: caller-request}   # target defaults to settings.transfer_target
@@ -203,6 +205,9 @@ class Node:
     """Written instead of `say` on a text channel (chat), where the spoken wording does not fit a screen
     ("press one" -> "type 1"); empty: `say`. Only `say` has a text variant (it is also what a retry without
     `reprompt` repeats); `reprompt`, `repair` and `say_upset` are shown as written."""
+    on_max_no_input: str | None = None
+    """The node entered when the no-inputs here run out, instead of the settings' on_max_no_input: after an
+    answer's "Anything else?", a caller who says nothing more was served and is done (goodbye, completed)."""
 
     @property
     def kind(self) -> NodeKind:
@@ -288,7 +293,7 @@ def parse_flow(text: str, source: str = "<flow text>") -> Flow:
 
 _TOP_KEYS = ("name", "start", "settings", "global", "nodes")
 _NODE_KEYS = ("say", "reprompt", "expect", "next", "transfer", "hangup", "no_input_timeout_ms", "barge_in",
-              "collect", "say_upset", "repair", "say_text")
+              "collect", "say_upset", "repair", "say_text", "on_max_no_input")
 _COLLECT_KEYS = ("slot", "type", "length", "confirm")
 _CHOICE_KEYS = ("keywords", "regex", "digits", "intent", "goto", "name")
 _SETTING_KEYS = tuple(Settings.__dataclass_fields__)
@@ -402,6 +407,8 @@ class _Parser:
             no_input_timeout_ms=None if timeout is None else self.count(raw, timeout, f"{where} "
                                                                         "'no_input_timeout_ms'", 1),
             barge_in=barge_in,
+            on_max_no_input=self.text(raw, raw["on_max_no_input"], f"{where} 'on_max_no_input'")
+            if "on_max_no_input" in raw else None,
         )
         if kind == "expect":
             choices = raw["expect"]
@@ -493,6 +500,8 @@ class _Parser:
             raw = raw_nodes[node.name]
             if node.next is not None:
                 need(node.next, f"node '{node.name}' 'next'", raw, "next")
+            if node.on_max_no_input is not None:
+                need(node.on_max_no_input, f"node '{node.name}' 'on_max_no_input'", raw, "on_max_no_input")
             for choice, raw_choice in zip(node.expect, raw.get("expect") or [], strict=False):
                 need(choice.goto, f"a choice in node '{node.name}'", raw_choice)
         for node in flow.nodes.values():

@@ -8,7 +8,8 @@ Behaviour, in short:
 - No-input (NoInput, or an utterance with no words) and no-match (nothing understood, an utterance
   below settings.min_confidence, RecognitionFailed, a "no" to "Did you mean ...?") are counted per node.
   Up to max_no_input / max_no_match times the node reprompts; the next one ends the call per
-  settings.on_max_no_input / on_max_no_match with the reason "no-input", "no-match" or, when a
+  settings.on_max_no_input / on_max_no_match (or enters the node's own `on_max_no_input` node: silence
+  after "Anything else?" ends a served call as a goodbye) with the reason "no-input", "no-match" or, when a
   RecognitionFailed tipped it, "asr-failure". Counters reset whenever a node is entered. More than
   max_asr_failures RecognitionFailed in a row (call-wide) transfer at once with "asr-failure".
 - Repair: after a miss a node with `repair` prompts says the n-th of them (the last one again after
@@ -325,6 +326,9 @@ class Machine:
         settings = self._flow.settings
         state = replace(state, no_input_count=state.no_input_count + 1)
         if state.no_input_count > settings.max_no_input:
+            if node.on_max_no_input is not None:  # e.g. nothing more after "Anything else?": done
+                actions: list[Action] = []
+                return self._enter(state, node.on_max_no_input, actions), actions
             return self._fallback(state, settings.on_max_no_input, REASON_NO_INPUT, [])
         return state, self._reprompt(node, settings.no_input_prefix, self._upset(state))
 

@@ -195,6 +195,28 @@ def test_silence_still_hangs_up_after_the_no_input_reprompts(machine):
     assert state.ended and actions[-1] == Hangup("no-input")
 
 
+def test_a_no_said_first_answers_anything_else_even_when_the_model_hears_a_yes(machine):
+    state, _ = machine.step(at_menu(machine), DigitsEntered("3"))  # the hours, then "Anything else?"
+    contactless = FaqCandidate("contactless", 0.34, "Tap your card on the reader.")
+    state, actions = machine.step(state, heard("Nope, absolutely fine as it is.", yes=0.5, no=0.06,
+                                               faqs=(contactless,)))
+    assert state.ended and state.end_reason == "completed"
+    state, _ = machine.step(machine.step(at_menu(machine), DigitsEntered("3"))[0],
+                            heard("no, actually my balance", balance=0.9, no=0.05))
+    assert state.node == "balance"
+
+
+def test_a_served_caller_who_falls_silent_after_anything_else_is_done_not_dropped(machine):
+    state, _ = machine.step(at_menu(machine), DigitsEntered("1"))  # the balance, then "Anything else?"
+    assert state.node == "balance"
+    for _ in range(2):
+        state, actions = machine.step(state, NoInput())
+        assert not state.ended and "anything else" in " ".join(says(actions)).lower()
+    state, actions = machine.step(state, NoInput())
+    assert state.ended and state.end_reason == "completed" and actions[-1] == Hangup("completed")
+    assert says(actions) == ["Thank you for calling Example Bank. Goodbye."]
+
+
 # --- account numbers
 
 
