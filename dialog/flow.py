@@ -102,6 +102,9 @@ class Settings:
     confirm_below_asr_confidence: float = 0.0
     """A choice understood from a turn the recognizer was less sure of than this is confirmed first
     ("Did you mean ...?"); 0 never asks for that reason."""
+    confirm_early_hangup: bool = False
+    """A choice that would hang up before the caller chose or heard anything is confirmed first ("Did you
+    mean that you're all done?"): Whisper writes "Thank you." for speech it cannot make out."""
     did_you_mean_prompt: str = "Did you mean {choice}?"
     """{choice}: the choice's `name`, else its intent (or target node) with spaces for underscores."""
     faq_followup_prompt: str = "Did that answer your question?"
@@ -355,6 +358,10 @@ class _Parser:
                 if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
                     raise self.fail(raw, f"{what} must be a number from 0 to 1, not {value!r}")
                 values[key] = float(value)
+            elif key == "confirm_early_hangup":
+                if not isinstance(value, bool):
+                    raise self.fail(raw, f"{what} must be true or false, not {value!r}")
+                values[key] = value
             elif key == "keyword_weight":
                 if isinstance(value, bool) or not isinstance(value, int | float) or value < 1:
                     raise self.fail(raw, f"{what} must be a number of at least 1, not {value!r}")

@@ -25,7 +25,8 @@ Understanding a turn in a listening node (the session runs the NLU before the st
 on the Utterance, so the machine stays pure): `dialog.decide` weighs the NLU's intent probabilities, the
 FAQ candidates and the node's keywords, and says one of:
 1. a choice: taken, unless the recognizer's confidence in the turn is below
-   settings.confirm_below_asr_confidence: then "Did you mean ...?" first;
+   settings.confirm_below_asr_confidence, or the choice would hang up on a caller who has not chosen or
+   heard anything yet (settings.confirm_early_hangup): then "Did you mean ...?" first;
 2. a doubtful choice: "Did you mean {choice}?" (the choice's `name`);
 3. a FAQ entry: its answer, then "Did that answer your question?"; yes ("Good.") goes to
    settings.after_faq (or the node's prompt again), no counts as a miss;
@@ -191,6 +192,8 @@ class Machine:
         if decision.kind == "choice" and decision.choice is not None:
             if event.confidence < settings.confirm_below_asr_confidence and decision.confidence < 1.0:
                 return self._did_you_mean(state, node, decision.choice)
+            if self._hangs_up_unserved(state, decision.choice):
+                return self._did_you_mean(state, node, decision.choice)
             return self._choose(state, node, decision.choice)
         if decision.kind == "confirm" and decision.choice is not None:
             return self._did_you_mean(state, node, decision.choice)
@@ -199,6 +202,12 @@ class Machine:
             return self._ask(state, node, f"faq:{decision.faq.id}",
                              [Say(decision.faq.answer), Say(settings.faq_followup_prompt)])
         return self._no_match(state, node, REASON_NO_MATCH)
+
+    def _hangs_up_unserved(self, state: DialogState, choice: Choice) -> bool:
+        """Whether `choice` would end the call before the caller chose or heard anything, in a flow that
+        asks first then (settings.confirm_early_hangup)."""
+        return self._flow.settings.confirm_early_hangup and self._flow.node(choice.goto).hangup is not None \
+            and state.last_choice is None and not state.last_faq and not state.slots
 
     def _did_you_mean(self, state: DialogState, node: Node, choice: Choice) -> tuple[DialogState, list[Action]]:
         choices = self._choices(node)

@@ -122,6 +122,8 @@ def test_anything_else_accepts_the_next_question_directly(machine):
 
 def test_goodbye_works_everywhere(machine):
     state, actions = machine.step(at_menu(machine), Utterance("That's all, goodbye"))
+    assert says(actions) == ["Did you mean that you're all done?"]  # nothing asked yet: confirmed first
+    state, actions = machine.step(state, Utterance("yes"))
     assert state.node == "goodbye" and actions[-1] == Hangup("completed")
 
 

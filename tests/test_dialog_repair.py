@@ -4,6 +4,8 @@ issue 12 it guards against, in its own phrasing."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from dialog import Machine, load_default_flow
@@ -92,8 +94,21 @@ def listening_nodes(machine: Machine) -> list[str]:
 @pytest.mark.parametrize("text", ["no, I'm all set", "that's all, thanks", "nothing else", "never mind"])
 def test_every_listening_node_lets_the_caller_finish(machine, text):
     for name in listening_nodes(machine):
-        state, actions = machine.step(DialogState(node=name), Utterance(text))
+        served = DialogState(node=name, last_choice="balance")  # asked for something earlier in the call
+        state, actions = machine.step(served, Utterance(text))
         assert state.node == "goodbye" and actions[-1] == Hangup("completed"), name
+
+
+def test_a_goodbye_before_anything_was_asked_is_confirmed_first(machine):
+    # Whisper writes "Thank you." for a request it cannot make out: the call must not just end
+    state, actions = machine.step(at_menu(machine), heard("Thank you.", goodbye=0.9))
+    assert not state.ended and says(actions) == ["Did you mean that you're all done?"]
+    ended, actions = machine.step(state, Utterance("yes"))
+    assert ended.ended and actions[-1] == Hangup("completed")
+    state, actions = machine.step(state, Utterance("no"))
+    assert not state.ended and state.node == "main_menu"
+    state, _ = machine.step(state, DigitsEntered("1"))
+    assert state.node == "balance"
 
 
 @pytest.mark.parametrize("text", ["agent please", "can I talk to a person", "get me a manager"])
@@ -121,7 +136,12 @@ def test_a_faq_answer_confirmed_and_finished_in_one_breath(machine):
 
 
 def test_no_at_the_menu_ends_the_call(machine):
-    state, _ = machine.step(at_menu(machine), Utterance("no thanks"))
+    state, actions = machine.step(at_menu(machine), Utterance("no thanks"))
+    assert says(actions) == ["Did you mean that you don't need anything?"]  # nothing asked yet: confirmed
+    state, _ = machine.step(state, Utterance("yes"))
+    assert state.node == "goodbye"
+    served, _ = machine.step(at_menu(machine), DigitsEntered("3"))
+    state, _ = machine.step(replace(served, node="main_menu"), Utterance("no thanks"))
     assert state.node == "goodbye"
 
 

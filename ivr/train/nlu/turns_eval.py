@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dialog.actions import Listen, Say
@@ -59,6 +59,7 @@ def context_state(machine: Machine, label: str) -> DialogState:
     if label in ANSWER_LABELS and ANSWER_NODE in machine.flow.nodes:
         actions: list[Any] = []
         state = machine._enter(state, ANSWER_NODE, actions)  # noqa: SLF001 (evaluation only)
+        state = replace(state, last_choice=ANSWER_NODE)  # as in a call: the caller asked for it
     return state
 
 
