@@ -31,6 +31,7 @@ DIGIT_PROMPTS = {
     "ordered": "0 1 2 3 4 5 6 7 8 9.",
     "groups": "Account number: 5 9 3, 8 6 8. Thank you. And the other one is 1 5 0 2 6 4.",
     "short": "5 9 3 8 6 8.",
+    "spread": "My account number is 3 8 1 5 0 6. Thank you. And the other one is 9 2 7 4 1 8.",
 }
 AGENT_SAID = {"confirm": "Is that right?", "anything_else": "Is there anything else I can help you with?"}
 
