@@ -172,6 +172,15 @@ class Machine:
             return self._understand(state, node, event)
         raise FlowError(f"the dialog cannot handle the event {type(event).__name__}")
 
+    def judge(self, state: DialogState, event: Utterance) -> str:
+        """What `event` would mean where the call is, without stepping: "choice", "confirm", "faq" or "none"
+        in a node that offers choices; "" where a turn is not judged so (a pending yes/no, a slot, an ended
+        call). For picking among a recognizer's hypotheses (ivr.call.dialogturn)."""
+        node = self._flow.nodes.get(state.node)
+        if state.ended or state.pending or node is None or node.kind != "expect":
+            return ""
+        return decide(event, self._choices(node), self._flow.settings).kind
+
     # --- turns
 
     def _choices(self, node: Node) -> tuple[Choice, ...]:

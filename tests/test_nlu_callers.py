@@ -31,7 +31,8 @@ def nlu() -> Nlu:
 
 
 def step(machine: Machine, nlu: Nlu, text: str, node: str = "main_menu") -> tuple[DialogState, list]:
-    state = machine.start()[0] if node == "main_menu" else DialogState(node=node)
+    # elsewhere than the menu the caller has asked for something already (as in a call)
+    state = machine.start()[0] if node == "main_menu" else DialogState(node=node, last_choice="balance")
     return machine.step(state, nlu.understand(text).utterance(text, 0.9))
 
 
@@ -60,7 +61,9 @@ def test_a_card_that_has_not_arrived_is_not_sent_to_the_card_team(machine, nlu):
 @pytest.mark.parametrize("text", ["no, I'm all set", "nothing else, thank you", "that's everything, bye"])
 @pytest.mark.parametrize("node", ["main_menu", "anything_else", "balance", "statement_sent"])
 def test_all_set_ends_the_call_everywhere(machine, nlu, text, node):
-    state, _ = step(machine, nlu, text, node)
+    """After a first request (at the menu before any, "Did you mean that you're all done?" comes first)."""
+    served = DialogState(node=node, last_choice="balance")
+    state, _ = machine.step(served, nlu.understand(text).utterance(text, 0.9))
     assert state.node == "goodbye"
 
 
@@ -91,3 +94,28 @@ def test_utterance_carries_the_nlu_findings(nlu):
     utterance = nlu.understand("what's my balance").utterance("what's my balance", 0.8)
     assert isinstance(utterance, Utterance) and utterance.intent == "balance" and utterance.confidence == 0.8
     assert utterance.ranking[0][0] == "balance" and all(not label.startswith("faq:") for label, _ in utterance.ranking)
+
+
+def test_a_next_best_hypothesis_is_understood_when_the_best_means_nothing(machine, nlu):
+    from ivr.call import events as ev
+    from ivr.call.dialogturn import dispatch_utterance
+    from ivr.call.eventlog import EventLog
+    from telephony.clock import VirtualClock
+
+    def run(best: str, alternatives: tuple[str, ...], state: DialogState) -> tuple[list[Utterance], EventLog]:
+        got: list[Utterance] = []
+        log = EventLog(VirtualClock())
+        dispatch_utterance(nlu, log, best, 0.8, got.append, lambda: state, alternatives=alternatives,
+                           judge=lambda u: machine.judge(state, u))
+        return got, log
+
+    menu = machine.start()[0]
+    got, log = run("grumble the fox of Tuesday", ("purple wombat sandwich", "what is my balance"), menu)
+    assert got[0].text == "what is my balance" and got[0].intent == "balance"
+    assert log.of_type(ev.NluResult)[0].hypothesis == 2
+    got, log = run("I lost my card", ("what is my balance",), menu)  # the best means something: kept
+    assert got[0].text == "I lost my card" and log.of_type(ev.NluResult)[0].hypothesis == 0
+    asked, _ = machine.step(menu, Utterance("umm maybe", 0.9, "balance", 0.42))  # "Did you mean ...?"
+    assert asked.pending  # an answer to a question is not re-read from the alternatives
+    got, _ = run("grumble the fox of Tuesday", ("what is my balance",), asked)
+    assert got[0].text == "grumble the fox of Tuesday"

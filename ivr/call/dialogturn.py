@@ -9,7 +9,7 @@ both go through these, so a chat is understood exactly like a call.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from dialog.actions import Action, Say, Transfer
 from dialog.events import Event, Utterance
@@ -22,6 +22,8 @@ from models.errors import AgentError
 log = logging.getLogger(__name__)
 
 TRANSFER_ON_FAILURE = "failure"
+ACTIONABLE = ("choice", "faq")
+"""Decisions that act on a turn (a "Did you mean ...?" would only ask)."""
 FAILURE_PROMPT = "Sorry, something went wrong. Let me transfer you to an agent."
 
 
@@ -42,15 +44,28 @@ def step(machine: Machine, state: DialogState | None, event: Event, events: Even
 
 
 def dispatch_utterance(nlu: Nlu | None, events: EventLog, text: str, confidence: float,
-                       dispatch: Callable[[Utterance], None], state: Callable[[], DialogState | None]) -> None:
+                       dispatch: Callable[[Utterance], None], state: Callable[[], DialogState | None],
+                       alternatives: Sequence[str] = (), judge: Callable[[Utterance], str] | None = None) -> None:
     """Understand the user's words, then `dispatch` the Utterance; an FAQ miss that the flow could not
-    place either (`state()` counts one more no-match) is logged as `faq_miss` for review."""
+    place either (`state()` counts one more no-match) is logged as `faq_miss` for review.
+
+    With `alternatives` (a recognizer's next-best hypotheses) and `judge` (Machine.judge where the call is):
+    when the words mean nothing there ("none"), the first alternative that the NLU and the node take as a
+    choice or an FAQ answer is dispatched instead (N-best rescored by the NLU)."""
     if nlu is None:
         dispatch(Utterance(text, confidence))
         return
     found = nlu.understand(text)
+    rank = 0
+    if alternatives and judge is not None and judge(found.utterance(text, confidence)) == "none":
+        for number, alternative in enumerate(alternatives, start=1):
+            other = nlu.understand(alternative)
+            if judge(other.utterance(alternative, confidence)) in ACTIONABLE:
+                text, found, rank = alternative, other, number
+                break
     events.emit(ev.NluResult(intent=found.intent, confidence=round(found.intent_confidence, 3),
-                faq=found.faq_id, faq_score=round(found.faq_score, 3), latency_ms=round(found.latency_ms, 2)))
+                faq=found.faq_id, faq_score=round(found.faq_score, 3), latency_ms=round(found.latency_ms, 2),
+                hypothesis=rank))
     before = state()
     misses = before.no_match_count if before else 0
     dispatch(found.utterance(text, confidence))

@@ -152,6 +152,9 @@ class NluResult(CallEvent):
     faq: str
     faq_score: float
     latency_ms: float
+    hypothesis: int = 0
+    """The recognizer's hypothesis understood: 0 its best, N its N-th next-best (taken when the best meant
+    nothing where the call was)."""
 
 
 @event("faq_miss")

@@ -69,7 +69,7 @@ class Hearing:
         self._recognition: TurnRecognition | None = None
         self._silence_fed_ms = 0.0
         self._emotion = EmotionLane(services.emotion, clock, call_id) if services.emotion else None
-        self._held: tuple[str, float] | None = None
+        self._held: Transcript | None = None
         """A transcript waiting for its turn's voice emotion."""
 
     @property
@@ -204,16 +204,16 @@ class Hearing:
 
     # ---- the turn's voice emotion --------------------------------------------------------------
 
-    def wait_for_emotion(self, text: str, confidence: float) -> bool:
+    def wait_for_emotion(self, result: Transcript) -> bool:
         """Keep a recognized turn (True) while its voice emotion is still being heard, so that the dialog
         gets both at once (see `take_held`)."""
         if self._emotion is None or self._emotion.ready():
             return False
-        self._held = (text, confidence)
+        self._held = result
         return True
 
-    def take_held(self) -> tuple[str, float] | None:
-        """The turn kept by `wait_for_emotion` (text, confidence), once its voice emotion is in."""
+    def take_held(self) -> Transcript | None:
+        """The turn kept by `wait_for_emotion`, once its voice emotion is in."""
         if self._held is None or self._emotion is None or not self._emotion.ready():
             return None
         held, self._held = self._held, None

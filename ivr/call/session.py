@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from asr.base import Transcript
 from asr.turns import Paused, SpeechDropped, SpeechStarted, TurnEnded
 from dialog.actions import Action, Hangup, Listen, Play, Say, Transfer
 from dialog.events import CallStarted, DigitsEntered, Event, MaxDurationReached, NoInput, RecognitionFailed, Utterance
@@ -185,7 +186,7 @@ class CallSession:
 
     def _collect_results(self) -> None:
         if (held := self._hearing.take_held()) is not None:
-            self._dispatch_utterance(*held)
+            self._dispatch_utterance(held)
         if (settled := self._hearing.settled_turn()) is not None:
             self._on_turn_ended(settled, early=True)
         if (heard := self._hearing.poll()) is not None:
@@ -203,14 +204,17 @@ class CallSession:
                 self._listen_deadline_ms = self._clock.now_ms() + self._listen.no_input_timeout_ms
             return
         self._stop_listening()
-        if self._hearing.wait_for_emotion(result.text, result.confidence):
+        if self._hearing.wait_for_emotion(result):
             return
-        self._dispatch_utterance(result.text, result.confidence)
+        self._dispatch_utterance(result)
 
-    def _dispatch_utterance(self, text: str, confidence: float) -> None:
-        """Runs the NLU (intent, FAQ) on the turn, then the dialog (ivr.call.dialogturn)."""
-        dialogturn.dispatch_utterance(self._nlu, self.log, text, confidence, self._dispatch,
-                                      lambda: self._state)
+    def _dispatch_utterance(self, result: Transcript) -> None:
+        """Runs the NLU (intent, FAQ) on the turn, then the dialog (ivr.call.dialogturn); the recognizer's
+        next-best hypotheses are understood too when the best one means nothing where the call is."""
+        state = self._state
+        judge = None if state is None else lambda utterance: self._services.machine.judge(state, utterance)
+        dialogturn.dispatch_utterance(self._nlu, self.log, result.text, result.confidence, self._dispatch,
+                                      lambda: self._state, alternatives=result.hypotheses()[1:], judge=judge)
 
     # ---- timers --------------------------------------------------------------------------------
 
