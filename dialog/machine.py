@@ -91,6 +91,8 @@ class DialogState:
     """The id of the last FAQ entry answered in the call ("" for none, or an answer without an id)."""
     emotion: EmotionTrack = EmotionTrack()
     """The caller's emotion smoothed over the call (dialog.emotion.policy)."""
+    rejected: tuple[str, ...] = ()
+    """Values read back in this `collect` node that the caller said no to."""
 
     def slot(self, name: str) -> str | None:
         return dict(self.slots).get(name)
@@ -174,12 +176,19 @@ class Machine:
 
     def judge(self, state: DialogState, event: Utterance) -> str:
         """What `event` would mean where the call is, without stepping: "choice", "confirm", "faq" or "none"
-        in a node that offers choices; "" where a turn is not judged so (a pending yes/no, a slot, an ended
-        call). For picking among a recognizer's hypotheses (ivr.call.dialogturn)."""
+        in a node that offers choices; in a `collect` node "slot" for a whole value the caller has not said
+        no to (so a misheard number read back and denied is not taken again when another hypothesis has
+        one), else what it means among the global choices; "" where a turn is not judged so (a pending
+        yes/no, an ended call). For picking among a recognizer's hypotheses (ivr.call.dialogturn)."""
         node = self._flow.nodes.get(state.node)
-        if state.ended or state.pending or node is None or node.kind != "expect":
+        if state.ended or state.pending or node is None:
             return ""
-        return decide(event, self._choices(node), self._flow.settings).kind
+        if node.collect is not None:  # a whole value not said no to already, or a global choice
+            if node.collect.type == "digits" and parse_digits(event.text) is None:
+                return decide(event, self._flow.global_choices, self._flow.settings).kind
+            value = self._slot_value(node.collect, event.text)[0]
+            return "slot" if value is not None and value not in state.rejected else "none"
+        return decide(event, self._choices(node), self._flow.settings).kind if node.kind == "expect" else ""
 
     # --- turns
 
@@ -263,6 +272,8 @@ class Machine:
                 return self._enter(state, settings.after_faq, actions), actions
             actions += [Say(text, barge_in=self._barge_in(node)) for text in node.reprompt or self._say(node)]
             return state, [*actions, self._listen(node)]
+        if kind == "slot":
+            state = replace(state, rejected=(*state.rejected, value))
         return self._no_match(state, node, REASON_NO_MATCH, settings.confirm_no_prompt)
 
     def _yes_no(self, event: Utterance) -> bool | None:
@@ -396,7 +407,7 @@ class Machine:
             node = self._flow.node(name)
             texts = node.say_upset if node.say_upset and self._upset(state) else self._say(node)
             actions.extend(Say(text, barge_in=self._barge_in(node)) for text in texts)
-            state = replace(state, node=name, no_input_count=0, no_match_count=0, pending="")
+            state = replace(state, node=name, no_input_count=0, no_match_count=0, pending="", rejected=())
             if node.next is not None and node.collect is None:
                 name = node.next
                 continue

@@ -119,3 +119,22 @@ def test_a_next_best_hypothesis_is_understood_when_the_best_means_nothing(machin
     assert asked.pending  # an answer to a question is not re-read from the alternatives
     got, _ = run("grumble the fox of Tuesday", ("what is my balance",), asked)
     assert got[0].text == "grumble the fox of Tuesday"
+
+
+def test_a_number_said_no_to_is_not_read_back_again_when_another_hypothesis_has_one(machine, nlu):
+    from ivr.call.dialogturn import dispatch_utterance
+    from ivr.call.eventlog import EventLog
+    from telephony.clock import VirtualClock
+
+    state, _ = machine.step(machine.start()[0], Utterance("statement", 0.9, "statement", 0.9))
+    state, actions = machine.step(state, Utterance("4 0 7 1 9 3", 0.9))
+    assert says(actions) == ["I heard 4 0 7 1 9 3. Is that right?"]
+    state, _ = machine.step(state, Utterance("no", 0.9))
+    assert state.node == "statement_account" and state.rejected == ("407193",)
+    got: list[Utterance] = []
+    dispatch_utterance(nlu, EventLog(VirtualClock()), "4 0 7 1 9 3", 0.8, got.append, lambda: state,
+                       alternatives=("4 0 7 1 9 3.", "Four two seven one nine three."),
+                       judge=lambda u: machine.judge(state, u))
+    assert got[0].text == "Four two seven one nine three."
+    state, actions = machine.step(state, got[0])
+    assert says(actions) == ["I heard 4 2 7 1 9 3. Is that right?"]

@@ -22,7 +22,7 @@ from models.errors import AgentError
 log = logging.getLogger(__name__)
 
 TRANSFER_ON_FAILURE = "failure"
-ACTIONABLE = ("choice", "faq")
+ACTIONABLE = ("choice", "faq", "slot")
 """Decisions that act on a turn (a "Did you mean ...?" would only ask)."""
 FAILURE_PROMPT = "Sorry, something went wrong. Let me transfer you to an agent."
 
@@ -51,7 +51,8 @@ def dispatch_utterance(nlu: Nlu | None, events: EventLog, text: str, confidence:
 
     With `alternatives` (a recognizer's next-best hypotheses) and `judge` (Machine.judge where the call is):
     when the words mean nothing there ("none"), the first alternative that the NLU and the node take as a
-    choice or an FAQ answer is dispatched instead (N-best rescored by the NLU)."""
+    choice, an FAQ answer or a slot value not denied already is dispatched instead (N-best rescored by the
+    NLU and the dialog)."""
     if nlu is None:
         dispatch(Utterance(text, confidence))
         return
