@@ -216,7 +216,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ivr.console.bench", description=__doc__.split("\n")[0])
     p.add_argument("--calls", type=int, default=50_000, help="calls in the store (default 50000)")
     p.add_argument("--days", type=int, default=42, help="over how many days the calls are spread")
-    p.add_argument("--repeat", type=int, default=7, help="timed requests per page, after one warm-up")
+    p.add_argument("--repeat", type=int, default=20,
+                   help="timed requests per page, after one warm-up (a p95 of fewer is about their slowest one)")
     p.add_argument("--store", help="keep the store in this folder, and reuse it when it holds --calls already")
     p.add_argument("--json", default="bench-results/console.json", help="where to write the JSON results")
     return p
