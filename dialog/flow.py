@@ -210,7 +210,8 @@ class Node:
     `reprompt` repeats); `reprompt`, `repair` and `say_upset` are shown as written."""
     on_max_no_input: str | None = None
     """The node entered when the no-inputs here run out, instead of the settings' on_max_no_input: after an
-    answer's "Anything else?", a caller who says nothing more was served and is done (goodbye, completed)."""
+    answer's "Anything else?", a caller who says nothing more was served and is done (goodbye, completed).
+    It must end the call (a hangup or transfer node, or `next` steps to one)."""
 
     @property
     def kind(self) -> NodeKind:
@@ -509,6 +510,14 @@ class _Parser:
                 need(node.next, f"node '{node.name}' 'next'", raw, "next")
             if node.on_max_no_input is not None:
                 need(node.on_max_no_input, f"node '{node.name}' 'on_max_no_input'", raw, "on_max_no_input")
+                end = flow.nodes[node.on_max_no_input]
+                passed = {end.name}
+                while end.next in flow.nodes and end.collect is None and end.next not in passed:
+                    end = flow.nodes[end.next]
+                    passed.add(end.name)
+                if end.hangup is None and end.transfer is None:  # a silent line must not loop between nodes
+                    raise self.fail(raw, f"node '{node.name}' 'on_max_no_input' must lead to a node that ends the "
+                                         "call (hangup or transfer)", "on_max_no_input")
             for choice, raw_choice in zip(node.expect, raw.get("expect") or [], strict=False):
                 need(choice.goto, f"a choice in node '{node.name}'", raw_choice)
         for node in flow.nodes.values():

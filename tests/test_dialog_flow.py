@@ -149,3 +149,8 @@ def test_say_text_is_what_a_text_channel_shows_and_a_call_never_says():
     assert said["text"] == ["Type balance, or 1.", "Are you still there?", "Type balance, or 1."]
     with pytest.raises(ValueError, match="channel"):
         Machine(flow, channel="fax")
+
+
+def test_silence_can_end_a_call_where_the_flow_says():
+    flow = load_flow(GOOD.replace("say: Say balance.", "say: Say balance.\n    on_max_no_input: done"))
+    assert flow.node("menu").on_max_no_input == "done"
