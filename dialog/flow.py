@@ -303,6 +303,15 @@ _CHOICE_KEYS = ("keywords", "regex", "digits", "intent", "goto", "name")
 _SETTING_KEYS = tuple(Settings.__dataclass_fields__)
 
 
+def _ends_the_call(flow: Flow, name: str) -> bool:
+    """Whether entering `name` ends the call: it, or the node its `next` steps lead to, hangs up or transfers."""
+    node, passed = flow.nodes[name], {name}
+    while node.next is not None and node.collect is None and node.next in flow.nodes and node.next not in passed:
+        node = flow.nodes[node.next]
+        passed.add(node.name)
+    return node.hangup is not None or node.transfer is not None
+
+
 class _Parser:
     """Turns parsed YAML into a Flow, with errors that say where."""
 
@@ -510,12 +519,7 @@ class _Parser:
                 need(node.next, f"node '{node.name}' 'next'", raw, "next")
             if node.on_max_no_input is not None:
                 need(node.on_max_no_input, f"node '{node.name}' 'on_max_no_input'", raw, "on_max_no_input")
-                end = flow.nodes[node.on_max_no_input]
-                passed = {end.name}
-                while end.next in flow.nodes and end.collect is None and end.next not in passed:
-                    end = flow.nodes[end.next]
-                    passed.add(end.name)
-                if end.hangup is None and end.transfer is None:  # a silent line must not loop between nodes
+                if not _ends_the_call(flow, node.on_max_no_input):  # a silent line must not loop between nodes
                     raise self.fail(raw, f"node '{node.name}' 'on_max_no_input' must lead to a node that ends the "
                                          "call (hangup or transfer)", "on_max_no_input")
             for choice, raw_choice in zip(node.expect, raw.get("expect") or [], strict=False):
