@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dialog.flow import load_default_flow
-from ivr.call.events import from_dict
+from ivr.call.events import from_dict, to_dict
 from ivr.cli import main
 from ivr.convtest.caller import MAX_REACTIONS_IN_A_ROW, ReactiveCaller
 from ivr.convtest.expect import check, happened, is_subsequence
@@ -201,6 +201,13 @@ def test_what_happened_is_read_from_the_events():
     assert said.heard == ["how much do I play abroad"] and said.word_errors() == (1, 6)
     assert said.intents == ["faq:exchange_rate"] and keyed.nodes == ["transfer_agent"]
     assert facts.latencies_ms == [700.0]
+
+
+def test_a_turn_understood_from_a_next_best_hypothesis_says_so():
+    events = [from_dict({**to_dict(e), "hypothesis": 1}) if e.kind == "nlu" else e for e in EVENTS]
+    said, _ = happened(events, _played(), load_default_flow()).turns
+    assert said.heard == ["how much do I play abroad"]  # what the recognizer heard best (its WER)
+    assert said.intents == ["faq:exchange_rate (hypothesis 2)"]
 
 
 def test_each_expectation_says_what_happened_instead():

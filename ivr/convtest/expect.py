@@ -136,7 +136,10 @@ def happened(events: list[CallEvent], played: list[StartedTurn], flow: Flow) -> 
             case NluResult():
                 last_faq = event.faq or ""
                 if current is not None:
-                    current.intents.append(event.intent or (f"faq:{last_faq}" if last_faq else ""))
+                    understood = event.intent or (f"faq:{last_faq}" if last_faq else "")
+                    if understood and event.hypothesis:  # from a next-best hypothesis, not the one heard
+                        understood += f" (hypothesis {event.hypothesis + 1})"
+                    current.intents.append(understood)
             case Said():
                 text = event.text
                 for _, name in sorted((text.find(say), name) for name, say in pass_through.items() if say in text):
