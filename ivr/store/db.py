@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Column,
@@ -309,7 +309,8 @@ class Store(AbstractContextManager["Store"]):
             query = query.with_only_columns(*(schema.calls.c[name] for name in columns))
         with self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=batch).execute(query).mappings():
-                yield _call_dict(dict(row)) if columns is None else row  # as read: times may be naive UTC
+                # with `columns`, the row as read (times may be naive UTC): no dict made per call
+                yield _call_dict(dict(row)) if columns is None else cast(Mapping[str, Any], row)
 
     def count_calls(self, f: CallFilter | None = None) -> int:
         """How many calls match the filter (all calls without one); paging is ignored."""
