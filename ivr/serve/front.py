@@ -8,7 +8,8 @@ answers at most 3 calls. For a higher `--max-calls`, `ivr serve` becomes a super
   front     Kamailio (Debian package `kamailio`) on bind:port (UDP and TCP) as a stateful proxy:
             the allow-list (403 for others), OPTIONS answered with 200, each INVITE relayed to a
             worker (dispatcher, round-robin) with failover to the next worker on 486/503/408 (a full
-            or dead worker), and 503 with Retry-After when every worker refused. It record-routes,
+            or dead worker), and 503 with Retry-After when every worker refused or one refused for
+            lack of headroom (the machine is busy: ivr.serve.kamailio.REFUSED_HEADER). It record-routes,
             so in-dialog requests (ACK, INFO, BYE, REFER) pass through it; it never touches SDP, so
             RTP flows directly between the caller and the worker (ivr.serve.kamailio).
 Self-healing: the supervisor's main loop calls tick() a few times a second. A worker that exits (a crash,

@@ -9,7 +9,9 @@ Routing around a dead worker, two ways (both in the configuration below):
             (jsonrpcs, a unix datagram socket in the runtime folder), then active once its replacement
             listens: new calls stop going to it within a supervisor tick, not a ping timeout later.
 An INVITE that a worker does not answer at all (a kill between two pings) fails over to the next worker
-after WORKER_RELAY_TIMEOUT_MS, and that worker is marked inactive on the spot.
+after WORKER_RELAY_TIMEOUT_MS, and that worker is marked inactive on the spot. A worker's 503 fails over too
+(its slots are full, or it is stopping), except one for no headroom (REFUSED_HEADER: headroom): the machine
+is too busy, so the caller gets the 503 with Retry-After at once.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ PING_INTERVAL_S = 1
 PROBING_THRESHOLD = 2
 """Failed pings in a row that mark a worker inactive (ds_probing_threshold)."""
 DISPATCHER_SET = 1
+REFUSED_HEADER = "X-IVR-Refused"
+"""On a worker's 503: why it refused ("full", "stopping", "headroom"). "headroom" means the machine is too busy
+(admission by measured headroom, ivr.serve.headroom): the front answers the caller 503 instead of trying
+another worker of the same machine, which would only slow every call on it."""
 RPC_TIMEOUT_S = 2.0
 _rpc_ids = itertools.count(1)
 
@@ -158,6 +164,12 @@ failure_route[NEXT_WORKER] {{
 	if (t_branch_timeout() && !t_branch_replied()) {{
 		xlog("L_WARN", "call $ci: worker $rd:$rp did not answer; no calls to it until it answers a ping\\n");
 		ds_mark_dst("ip");
+	}}
+	if (t_check_status("503") && $T_rpl($hdr({REFUSED_HEADER})) == "headroom") {{
+		xlog("L_NOTICE", "call $ci: worker $rd:$rp has no headroom (the machine is busy): 503 to the caller\n");
+		append_to_reply("Retry-After: {config.retry_after_s}\r\n");
+		t_reply("503", "Service Unavailable");
+		exit;
 	}}
 	if (t_check_status("486|503|408|500")) {{
 		if (ds_next_domain()) {{

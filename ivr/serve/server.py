@@ -26,6 +26,7 @@ from ivr.call.privacy import caller_tag, derive_pepper
 from ivr.call.services import Services
 from ivr.serve import metrics
 from ivr.serve.headroom import Headroom
+from ivr.serve.kamailio import REFUSED_HEADER
 from ivr.serve.runner import CallRunner
 from ivr.serve.transfer import TransferContext, refer_to
 from ivr.store.config import StoreConfig
@@ -224,17 +225,19 @@ class SipServer:
         if self._refusal(peer_text(str(prm.rdata.srcAddress))) is not None:
             prm.accountIndex = self._refuser.getId()
 
-    def _refusal(self, source: str) -> tuple[int, str] | None:
-        """(status, why) for an INVITE from `source` that must be refused now, or None to answer it."""
+    def _refusal(self, source: str) -> tuple[int, str, str] | None:
+        """(status, why, kind) for an INVITE from `source` that must be refused now, or None to answer it.
+        `kind` goes out in the REFUSED_HEADER of a 503: "stopping", "full" (this worker's slots; another
+        worker may answer) or "headroom" (the machine is too busy: the front does not try another worker)."""
         if not self.allow_list.allows(source):
-            return SIP_FORBIDDEN, f"source {source_ip(source)} is not in the allow-list"
+            return SIP_FORBIDDEN, f"source {source_ip(source)} is not in the allow-list", "forbidden"
         if not self._accepting:
-            return SIP_SERVICE_UNAVAILABLE, "shutting down"
+            return SIP_SERVICE_UNAVAILABLE, "shutting down", "stopping"
         if self.live_count() >= self.config.max_calls:
-            return SIP_SERVICE_UNAVAILABLE, "call limit reached"
+            return SIP_SERVICE_UNAVAILABLE, "call limit reached", "full"
         why = self.headroom.refusal(self.live_count())
         if why is not None:
-            return SIP_SERVICE_UNAVAILABLE, why
+            return SIP_SERVICE_UNAVAILABLE, why, "headroom"
         return None
 
     def registration_changed(self, account: _Account, prm: pj.OnRegStateParam) -> None:
@@ -301,7 +304,7 @@ class SipServer:
         call.source_ip = source_ip(source)
         refusal = self._refusal(source)
         if refusal is not None:
-            status, why = refusal
+            status, why, kind = refusal
             if status == SIP_FORBIDDEN:
                 self.calls_forbidden += 1
                 log.warning("call %s refused: %s", call.id, why)
@@ -309,7 +312,7 @@ class SipServer:
             else:
                 self.calls_rejected += 1
                 log.warning("call %s from %s refused: %s", call.id, call.caller, why)
-                self._refuse(call, status, {"Retry-After": str(self.config.retry_after_s)})
+                self._refuse(call, status, {"Retry-After": str(self.config.retry_after_s), REFUSED_HEADER: kind})
             return
         with self._lock:
             self._calls[prm.callId] = call
