@@ -5,10 +5,9 @@ time. `Headroom` measures that from what the calls are doing now:
 - the voice-to-voice latency of the replies of the last `window_s` seconds (p95 over at least `min_replies`
   replies), against `budget_ms`;
 - the machine's CPU busy fraction (all cores, /proc/stat, over the last second or so), against `max_cpu`.
-A new call is refused when the latency is over its limit while at least one call is up, or when the CPU is
-over its limit: the CPU is the machine's, so behind the Kamailio front a worker with no call of its own still
-refuses while the other workers' calls saturate the machine. Once refusing, it admits again only below
-`resume` times the limit (hysteresis, so that it does not flap around the limit). `budget_ms` 0 turns it off.
+A new call is refused when either is over its limit while at least one call is up (the first call is always
+answered: a box with nothing to do has headroom). Once refusing, it admits again only below `resume` times
+the limit (hysteresis, so that it does not flap around the limit). `budget_ms` 0 turns it off.
 
 The replies come from ivr.serve.metrics.CallMetrics (`on_reply`), which reads them off each call's events
 already; `ivr serve` asks it in its refusal check and in /readyz (`headroom`), so the Kamailio front stops
@@ -100,12 +99,12 @@ class Headroom:
 
     def refusal(self, live_calls: int) -> str | None:
         """Why a new call must be refused now, or None to admit it."""
-        if not self.enabled:
+        if not self.enabled or live_calls == 0:
             self._refusing = False
             return None
         scale = self.resume if self._refusing else 1.0
         why = None
-        p95 = self.p95_ms() if live_calls > 0 else None  # an idle worker's replies are of calls gone
+        p95 = self.p95_ms()
         if p95 is not None and p95 > self.budget_ms * scale:
             why = f"no headroom: recent voice-to-voice p95 {p95:.0f} ms over the {self.budget_ms:.0f} ms budget"
         else:
