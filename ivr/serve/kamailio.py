@@ -165,14 +165,10 @@ failure_route[NEXT_WORKER] {{
 		xlog("L_WARN", "call $ci: worker $rd:$rp did not answer; no calls to it until it answers a ping\\n");
 		ds_mark_dst("ip");
 	}}
-	if (t_check_status("503") && $T_rpl($hdr({REFUSED_HEADER})) == "headroom") {{
-		xlog("L_NOTICE", "call $ci: worker $rd:$rp has no headroom (the machine is busy): 503 to the caller\n");
-		append_to_reply("Retry-After: {config.retry_after_s}\r\n");
-		t_reply("503", "Service Unavailable");
-		exit;
-	}}
 	if (t_check_status("486|503|408|500")) {{
-		if (ds_next_domain()) {{
+		if (t_check_status("503") && $T_rpl($hdr({REFUSED_HEADER})) == "headroom") {{
+			xlog("L_NOTICE", "call $ci: worker $rd:$rp has no headroom (the machine is busy): 503 to the caller\\n");
+		}} else if (ds_next_domain()) {{
 			xlog("L_NOTICE", "call $ci: INVITE to worker $rd:$rp (the previous one answered $T_reply_code)\\n");
 			t_on_failure("NEXT_WORKER");
 			t_relay();
