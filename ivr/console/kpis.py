@@ -20,11 +20,10 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, func, literal_column, select
-from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
-from sqlalchemy.sql.operators import custom_op
+from sqlalchemy.sql.elements import ColumnElement
 
 from ivr.store import Store, schema
-from ivr.store.db import started_between
+from ivr.store.db import started_between, unindexed
 from ivr.store.kpistore import SUMS
 
 TOP_PHRASES = 10
@@ -48,8 +47,7 @@ def _where(f: KpiFilter, sqlite: bool = False) -> list[ColumnElement[bool]]:
     where = started_between(f.date_from, f.date_to)
     for column, value in ((c.flow, f.flow), (c.transfer_target, f.queue)):
         if value:
-            term = UnaryExpression(column, operator=custom_op("+"), type_=column.type) if sqlite else column
-            where.append(term == value)
+            where.append((unindexed(column) if sqlite else column) == value)
     return where
 
 

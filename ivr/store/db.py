@@ -428,6 +428,12 @@ class Store(AbstractContextManager["Store"]):
             return int(conn.execute(select(func.count()).select_from(schema.audit)).scalar_one())
 
 
+def unindexed(column: Any) -> Any:
+    """SQLite's `+column`: the same value, but a term on it uses no index of its own (the planner then picks
+    another way in). SQLite only: PostgreSQL has no unary plus on text."""
+    return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
+
+
 def _checked_in_sort_index(condition: ColumnElement[bool], sort: str) -> ColumnElement[bool]:
     """SQLite without statistics takes any index on `outcome = ?` (or source, escalated, reviewed, score, a date
     range) as selective: it would read all 40,000 completed calls and sort them. Written `+outcome = ?`, the
@@ -438,7 +444,7 @@ def _checked_in_sort_index(condition: ColumnElement[bool], sort: str) -> ColumnE
 
     def no_index(element: Any, **_kw: Any) -> Any:
         if isinstance(element, Column) and element.table is schema.calls and element.name in names:
-            return UnaryExpression(element, operator=custom_op("+"), type_=element.type)
+            return unindexed(element)
         return None
 
     return replacement_traverse(condition, {}, no_index)

@@ -256,7 +256,8 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (6, "call review: sort and search indexes, saved searches, scorecards, reviews, comments", _v6_review),
     (7, "live supervision: calls.smoothed_negativity and calls.upset_at", _v7_upset_calls),
     (8, "labels: a supervisor's corrections of caller turns (transcript, intent, FAQ, emotion)", _v8_labels),
-    (9, "index calls (started_at, intent, emotion): a date range's count by intent or emotion", _v9_date_filter_index),
+    (9, "index calls (started_at, id, intent, emotion): a date range's count by intent or emotion",
+     _v9_date_filter_index),
 ]
 LATEST = MIGRATIONS[-1][0]
 
