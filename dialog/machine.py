@@ -46,7 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from dialog.actions import Action, Hangup, Listen, Say, Transfer
-from dialog.decide import decide
+from dialog.decide import Decision, decide
 from dialog.emotion.policy import REASON_NEGATIVE_EMOTION, EmotionTrack, is_upset, should_escalate
 from dialog.emotion.policy import update as update_emotion
 from dialog.errors import FlowError
@@ -184,8 +184,9 @@ class Machine:
         if state.ended or state.pending or node is None:
             return ""
         if node.collect is not None:  # a whole value not said no to already, or a global choice
-            if node.collect.type == "digits" and parse_digits(event.text) is None:
-                return decide(event, self._flow.global_choices, self._flow.settings).kind
+            instead = self._global_instead_of_digits(node.collect, event)
+            if instead is not None:
+                return instead.kind
             value = self._slot_value(node.collect, event.text)[0]
             return "slot" if value is not None and value not in state.rejected else "none"
         return decide(event, self._choices(node), self._flow.settings).kind if node.kind == "expect" else ""
@@ -314,12 +315,19 @@ class Machine:
             return self._store(state, node, spec, value)
         return self._collect(state, node, spec, event)
 
+    def _global_instead_of_digits(self, spec: CollectSpec, event: Utterance) -> Decision | None:
+        """A spoken turn with no digits where digits are collected: what it means among the global choices
+        ("agent please", "I'll ring back"); None when it has digits (or the slot is not digits)."""
+        if spec.type != "digits" or parse_digits(event.text) is not None:
+            return None
+        return decide(event, self._flow.global_choices, self._flow.settings)
+
     def _collect(self, state: DialogState, node: Node, spec: CollectSpec,
                  event: Utterance | DigitsEntered) -> tuple[DialogState, list[Action]]:
         text = event.digits if isinstance(event, DigitsEntered) else event.text
-        if isinstance(event, Utterance) and spec.type == "digits" and parse_digits(text) is None:
-            decision = decide(event, self._flow.global_choices, self._flow.settings)
-            if decision.kind == "choice" and decision.choice is not None:
+        if isinstance(event, Utterance):
+            decision = self._global_instead_of_digits(spec, event)
+            if decision is not None and decision.kind == "choice" and decision.choice is not None:
                 return self._choose(state, node, decision.choice)
         value, spoken = self._slot_value(spec, text)
         if value is None:

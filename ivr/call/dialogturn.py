@@ -57,19 +57,21 @@ def dispatch_utterance(nlu: Nlu | None, events: EventLog, text: str, confidence:
         dispatch(Utterance(text, confidence))
         return
     found = nlu.understand(text)
+    utterance = found.utterance(text, confidence)
     rank = 0
-    if alternatives and judge is not None and judge(found.utterance(text, confidence)) == "none":
+    if alternatives and judge is not None and judge(utterance) == "none":
         for number, alternative in enumerate(alternatives, start=1):
             other = nlu.understand(alternative)
-            if judge(other.utterance(alternative, confidence)) in ACTIONABLE:
-                text, found, rank = alternative, other, number
+            candidate = other.utterance(alternative, confidence)
+            if judge(candidate) in ACTIONABLE:
+                found, utterance, rank = other, candidate, number
                 break
     events.emit(ev.NluResult(intent=found.intent, confidence=round(found.intent_confidence, 3),
                 faq=found.faq_id, faq_score=round(found.faq_score, 3), latency_ms=round(found.latency_ms, 2),
                 hypothesis=rank))
     before = state()
     misses = before.no_match_count if before else 0
-    dispatch(found.utterance(text, confidence))
+    dispatch(utterance)
     after = state()
     if not found.intent and not found.faq_id and after and after.no_match_count > misses:
         events.emit(ev.FaqMiss(node=after.node))
