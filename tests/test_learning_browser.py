@@ -17,7 +17,8 @@ WAIT_S = 20
 
 
 def wait(driver, condition):
-    return wait_until(driver, condition)
+    # accept and rollback redraw the page: an element read a moment ago may be gone, so it is read again
+    return wait_until(driver, condition, stale_ok=True)
 
 
 def log_in(browser, base, name, path):
