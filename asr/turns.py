@@ -48,9 +48,16 @@ class TurnConfig:
     """A turn this long (from its onset) is ended even while the caller keeps talking."""
     pause_ms: int = 0
     """Silence inside a turn that raises `Paused` (a chance to end the turn early); 0: off."""
+    quiet_level: float = 0.0
+    """Inside a turn, a frame the VAD calls speech is silence when its RMS is under this fraction of the
+    turn's loudest frame: the VAD's hangover (WebRTC calls speech for 100-160 ms of line noise after the
+    last word). `Paused`, `silence_ms` and the turn's `end_ms` then count from the last word; the
+    end_of_turn_silence_ms that ends every turn still counts from the VAD's end, so callers who pause
+    mid-sentence are not cut off sooner. 0: off."""
 
     def __post_init__(self) -> None:
-        for name in ("start_speech_ms", "end_of_turn_silence_ms", "pre_roll_ms", "min_speech_ms", "pause_ms"):
+        for name in ("start_speech_ms", "end_of_turn_silence_ms", "pre_roll_ms", "min_speech_ms", "pause_ms",
+                     "quiet_level"):
             if getattr(self, name) < 0:
                 raise AsrError(f"turn config: {name} must be >= 0, got {getattr(self, name)}")
         if self.max_turn_ms <= 0:
@@ -116,6 +123,8 @@ class TurnDetector:
         self.config = config or TurnConfig()
         self.sample_rate_hz = sample_rate_hz
         self.last_probability = 0.0
+        self.last_speech = False
+        """Whether the latest frame counted as speech (the VAD's verdict; in a turn, gated by quiet_level)."""
         self.reset()
 
     @property
@@ -136,6 +145,8 @@ class TurnDetector:
         self._speech_ms = 0.0
         self._silence_ms = 0.0
         self._last_speech_end_ms = 0.0
+        self._peak_rms = 0.0
+        self._vad_silence_ms = 0.0
 
     def process(self, frame: Frame) -> list[TurnEvent]:
         if frame.sample_rate_hz != self.sample_rate_hz:
@@ -144,6 +155,7 @@ class TurnDetector:
         self.last_probability = self.vad.speech_probability(frame.pcm, frame.sample_rate_hz)
         speech = self.last_probability >= self.config.threshold
         if self._onset_ms is None:
+            self.last_speech = speech
             return self._idle(frame, speech)
         return self._speaking(frame, speech)
 
@@ -168,9 +180,11 @@ class TurnDetector:
         self._history.clear()
         self._history_ms = 0.0
         self._onset_ms = onset
+        self._peak_rms = max(_rms(f) for f in self._turn[-max(1, int(self._run_ms // frame.duration_ms)):])
         self._turn_ms = self._run_ms
         self._speech_ms = self._run_ms
         self._silence_ms = 0.0
+        self._vad_silence_ms = 0.0
         self._last_speech_end_ms = frame.timestamp_ms + frame.duration_ms
         self._run_ms = 0.0
         return [SpeechStarted(onset, join(self._turn), self.sample_rate_hz)]
@@ -182,6 +196,13 @@ class TurnDetector:
         end_of_frame_ms = frame.timestamp_ms + frame.duration_ms
         self._turn_ms += frame.duration_ms
         paused = False
+        # the turn's end by silence counts from the VAD's verdict; its pauses from the last word
+        self._vad_silence_ms = 0.0 if speech else self._vad_silence_ms + frame.duration_ms
+        if speech and cfg.quiet_level > 0:
+            rms = _rms(frame)
+            self._peak_rms = max(self._peak_rms, rms)
+            speech = rms >= cfg.quiet_level * self._peak_rms
+        self.last_speech = speech
         if speech:
             self._speech_ms += frame.duration_ms
             self._silence_ms = 0.0
@@ -191,7 +212,7 @@ class TurnDetector:
             self._silence_ms += frame.duration_ms
             paused = (cfg.pause_ms > 0 and before < cfg.pause_ms <= self._silence_ms
                       and self._speech_ms >= cfg.min_speech_ms)
-        if self._silence_ms >= cfg.end_of_turn_silence_ms and not speech:
+        if self._vad_silence_ms >= cfg.end_of_turn_silence_ms:
             audio = join(self._turn)
             self._end_turn()
             if self._speech_ms < cfg.min_speech_ms:
@@ -227,3 +248,8 @@ class TurnDetector:
         self._history.clear()
         self._history_ms = 0.0
         self._run_ms = 0.0
+
+
+def _rms(frame: Frame) -> float:
+    samples = np.frombuffer(frame.pcm, dtype="<i2").astype(np.float32)
+    return float(np.sqrt(np.mean(samples * samples))) if samples.size else 0.0

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from asr.base import Alternative, RecognitionOptions, Transcript
+from asr.base import Alternative, RecognitionOptions, Transcript, Word
 from asr.bias import DIGITS_PROMPT, BiasSettings, initial_prompt
 from dialog.actions import Listen
 from dialog.flow import load_default_flow
-from ivr.call.recognition import TurnContext, expectation, hypothesis_score, listen_options, understand_hypotheses
+from ivr.call.recognition import (
+    TurnContext,
+    expectation,
+    hypothesis_score,
+    listen_options,
+    settled,
+    understand_hypotheses,
+)
 
 FLOW = load_default_flow()
 MENU_PHRASES = tuple(dict.fromkeys(k for c in FLOW.node("main_menu").expect + FLOW.global_choices for k in c.keywords))
@@ -99,17 +106,24 @@ def test_an_asr_section_in_the_config_file_is_read_and_checked(tmp_path):
         load_config(path)
 
 
-def test_only_words_the_recognizer_doubted_are_matched_by_sound():
-    from asr.base import Word
+def heard(*pairs):
+    """A transcript of (word, probability) pairs."""
+    words = tuple(Word(w, i * 0.3, i * 0.3 + 0.2, p) for i, (w, p) in enumerate(pairs))
+    return Transcript(" ".join(w for w, _ in pairs), 0.8, words)
 
+
+def test_only_words_the_recognizer_doubted_are_matched_by_sound():
     options, _ = expectation(Listen(phrases=MENU_PHRASES), "main_menu", FLOW)
     context = TurnContext.of(options, FLOW, "main_menu", phonetic=True)
-
-    def heard(*pairs):
-        words = tuple(Word(w, i * 0.3, i * 0.3 + 0.2, p) for i, (w, p) in enumerate(pairs))
-        return Transcript(" ".join(w for w, _ in pairs), 0.8, words)
 
     sure = heard(("How", 0.9), ("much", 0.95), ("does", 0.9), ("a", 0.9), ("transfer", 0.95), ("cost?", 0.92))
     assert understand_hypotheses(sure, context) == sure  # "cost" is not a misheard "lost"
     unsure = heard(("Check", 0.9), ("the", 0.9), ("melon.", 0.2))
     assert "balance" in understand_hypotheses(unsure, context).text
+
+
+def test_a_turn_heard_surely_settles_the_node_and_one_doubted_word_does_not():
+    _, menu = expectation(Listen(phrases=MENU_PHRASES), "main_menu", FLOW)
+    assert settled(heard(("What", 0.9), ("is", 0.9), ("my", 0.9), ("balance?", 0.9)), menu)
+    assert not settled(heard(("What", 0.48), ("is", 0.9), ("my", 0.9), ("balance?", 0.9)), menu)
+    assert not settled(heard(("What", 0.9), ("is", 0.9), ("my", 0.9)), menu)  # nothing the menu acts on yet

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asr.turns import SpeechDropped, SpeechStarted, TurnConfig, TurnDetector, TurnEnded
+from asr.turns import Paused, SpeechDropped, SpeechStarted, TurnConfig, TurnDetector, TurnEnded
 from asr.vad import make_vad
 from models.errors import AgentError
 from telephony.audio.audiofile import read_audio
@@ -77,6 +77,28 @@ def test_a_shorter_end_of_turn_silence_answers_sooner(call_audio):
     ended_at, ended = next((t, e) for t, e in events if isinstance(e, TurnEnded))
     assert ended_at - ended.end_ms <= 300 + FRAME_MS
 
+
+
+@pytest.mark.parametrize("noise", [0, 10])
+def test_the_vads_hangover_after_the_last_word_counts_as_silence_for_the_pause(call_audio, noise):
+    """WebRTC calls speech for some 200 ms after the last syllable. With `quiet_level` those quiet frames
+    are silence for the pause that may end a turn early (and its end is stamped at the last word), while
+    the silence that ends every turn still counts from the VAD's end, as before."""
+    samples, _, end_true_ms = call_audio
+    line = np.random.default_rng(7).integers(-noise, noise + 1, samples.size) if noise else 0
+    samples = np.clip(samples.astype(np.int32) + line, -32768, 32767).astype(np.int16)
+    heard = {}
+    for level in (0.0, 0.03):
+        events, _ = run(TurnDetector(make_vad("webrtc"), TurnConfig(quiet_level=level, pause_ms=100), RATE_HZ),
+                        samples)
+        assert [type(e) for _, e in events][0] == SpeechStarted and type(events[-1][1]) is TurnEnded
+        heard[level] = ([t for t, e in events if isinstance(e, Paused)][-1], events[-1])
+    (plain_pause, (plain_at, plain)), (gated_pause, (gated_at, gated)) = heard[0.0], heard[0.03]
+    assert end_true_ms <= gated.end_ms <= end_true_ms + 120 < plain.end_ms  # the recording's own fade-out
+    assert gated_pause <= plain_pause - 100  # the turn's last pause is heard that much sooner
+    assert gated_at == plain_at  # a turn that does not end early ends exactly when it did
+    with pytest.raises(AgentError):
+        TurnConfig(quiet_level=-0.1)
 
 def test_pre_roll_and_streamed_audio_cover_the_whole_turn(call_audio):
     samples, _, _ = call_audio
