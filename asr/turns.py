@@ -48,12 +48,14 @@ class TurnConfig:
     """A turn this long (from its onset) is ended even while the caller keeps talking."""
     pause_ms: int = 0
     """Silence inside a turn that raises `Paused` (a chance to end the turn early); 0: off."""
-    quiet_level: float = 0.0
-    """Inside a turn, a frame the VAD calls speech is silence when its RMS is under this fraction of the
-    turn's loudest frame: the VAD's hangover (WebRTC calls speech for 100-160 ms of line noise after the
-    last word). `Paused`, `silence_ms` and the turn's `end_ms` then count from the last word; the
-    end_of_turn_silence_ms that ends every turn still counts from the VAD's end, so callers who pause
-    mid-sentence are not cut off sooner. 0: off."""
+    quiet_level: float = 0.03
+    """Inside a turn, a frame the VAD calls speech but quieter than this share of the turn's loudest frame
+    is not the caller's voice: the VAD's hangover (WebRTC calls 100-160 ms of line noise after the last
+    word speech). A turn's `end_ms` is the end of its last louder frame, the caller's last word. 0: the
+    VAD's verdict alone."""
+    pauses_from_last_word: bool = False
+    """`Paused` and `silence_ms` count from `end_ms` (the last word) instead of the VAD's end. The
+    end_of_turn_silence_ms that ends every turn counts from the VAD's end either way."""
 
     def __post_init__(self) -> None:
         for name in ("start_speech_ms", "end_of_turn_silence_ms", "pre_roll_ms", "min_speech_ms", "pause_ms",
@@ -124,7 +126,7 @@ class TurnDetector:
         self.sample_rate_hz = sample_rate_hz
         self.last_probability = 0.0
         self.last_speech = False
-        """Whether the latest frame counted as speech (the VAD's verdict; in a turn, gated by quiet_level)."""
+        """Whether the latest frame counted as speech for the turn's pauses (`pauses_from_last_word`)."""
         self.reset()
 
     @property
@@ -196,17 +198,19 @@ class TurnDetector:
         end_of_frame_ms = frame.timestamp_ms + frame.duration_ms
         self._turn_ms += frame.duration_ms
         paused = False
-        # the turn's end by silence counts from the VAD's verdict; its pauses from the last word
         self._vad_silence_ms = 0.0 if speech else self._vad_silence_ms + frame.duration_ms
+        voice = speech
         if speech and cfg.quiet_level > 0:
             rms = _rms(frame)
             self._peak_rms = max(self._peak_rms, rms)
-            speech = rms >= cfg.quiet_level * self._peak_rms
-        self.last_speech = speech
+            voice = rms >= cfg.quiet_level * self._peak_rms
         if speech:
             self._speech_ms += frame.duration_ms
-            self._silence_ms = 0.0
+        if voice:
             self._last_speech_end_ms = end_of_frame_ms
+        self.last_speech = voice if cfg.pauses_from_last_word else speech
+        if self.last_speech:
+            self._silence_ms = 0.0
         else:
             before = self._silence_ms
             self._silence_ms += frame.duration_ms

@@ -27,10 +27,10 @@ class CallConfig:
     complete timeout; ivr.call.recognition.settled); others wait end_of_turn_silence_ms. 0: off."""
     settled_confidence: float = 0.7
     """A turn settles the node only when no word of it was recognized with a lower probability."""
-    quiet_level: float = 0.03
-    """In a turn, a frame the VAD calls speech is silence for decode_ahead_ms and complete_timeout_ms when
-    its RMS is under this share of the turn's loudest frame (the VAD's hangover after the last word;
-    end_of_turn_silence_ms still counts from the VAD's end: asr.turns.TurnConfig.quiet_level); 0: off."""
+    pauses_from_last_word: bool = True
+    """decode_ahead_ms and complete_timeout_ms count from the caller's last word, not from the VAD's end
+    (WebRTC calls 100-160 ms of line noise after it speech; asr.turns.TurnConfig.quiet_level);
+    end_of_turn_silence_ms counts from the VAD's end either way, so no caller is cut off sooner."""
     barge_in: bool = True
     """Whether caller speech (or a key press) stops an interruptible prompt."""
     max_call_ms: int = 600_000
@@ -39,9 +39,9 @@ class CallConfig:
     """Keep keyed digits in the event log; off by default (they are often account numbers)."""
 
 
-SILENCE_ONLY: dict[str, Any] = {"decode_ahead_ms": 0, "complete_timeout_ms": 0, "quiet_level": 0.0}
-"""The `call:` settings of the agent before it decoded turns ahead: every turn ended by its silence (as the
-VAD heard it) and decoded then (the benchmarks measure them beside the defaults)."""
+SILENCE_ONLY: dict[str, Any] = {"decode_ahead_ms": 0, "complete_timeout_ms": 0}
+"""The `call:` settings of the agent before it decoded turns ahead: every turn ended by its silence and
+decoded then (the benchmarks measure them beside the defaults)."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 FRAME_MS = 20
 SETTINGS: dict[str, dict[str, Any]] = {
-    "before": SILENCE_ONLY, "now": {}, "vad's end": {"quiet_level": 0.0}}
+    "before": SILENCE_ONLY, "now": {}, "vad's end": {"pauses_from_last_word": False}}
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def hear(audio_8k: np.ndarray, call: Any, recognizer: Any, options: Any, context
     clock = VirtualClock()
     turns = TurnDetector(make_vad(call.vad), TurnConfig(
         end_of_turn_silence_ms=end_of_turn_silence_ms(options, call.end_of_turn_silence_ms),
-        pause_ms=call.decode_ahead_ms, quiet_level=call.quiet_level), INTERNAL_RATE_HZ)
+        pause_ms=call.decode_ahead_ms, pauses_from_last_word=call.pauses_from_last_word), INTERNAL_RATE_HZ)
     audio = resample(audio_8k, 8000, INTERNAL_RATE_HZ).astype(np.int16)
     hop = INTERNAL_RATE_HZ * FRAME_MS // 1000
     audio = np.pad(audio, (0, 10 * INTERNAL_RATE_HZ))  # the line stays open after the caller stops

@@ -64,7 +64,7 @@ class Hearing:
         self._inbound_buf = FrameBuffer(INTERNAL_RATE_HZ)
         self._turns = TurnDetector(make_vad(self._cfg.vad), TurnConfig(
             end_of_turn_silence_ms=self._cfg.end_of_turn_silence_ms, pause_ms=self._cfg.decode_ahead_ms,
-            quiet_level=self._cfg.quiet_level),
+            pauses_from_last_word=self._cfg.pauses_from_last_word),
             INTERNAL_RATE_HZ)
         self._lane = ThreadPoolExecutor(1, thread_name_prefix=f"asr-{call_id}")
         self._recognition: TurnRecognition | None = None
