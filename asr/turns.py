@@ -52,10 +52,7 @@ class TurnConfig:
     """Inside a turn, a frame the VAD calls speech but quieter than this share of the turn's loudest frame
     is not the caller's voice: the VAD's hangover (WebRTC calls 100-160 ms of line noise after the last
     word speech). A turn's `end_ms` is the end of its last louder frame, the caller's last word. 0: the
-    VAD's verdict alone."""
-    pauses_from_last_word: bool = False
-    """`Paused` and `silence_ms` count from `end_ms` (the last word) instead of the VAD's end. The
-    end_of_turn_silence_ms that ends every turn counts from the VAD's end either way."""
+    VAD's verdict alone. Only the stamp moves: pauses and the turn's end count from the VAD's verdict."""
 
     def __post_init__(self) -> None:
         for name in ("start_speech_ms", "end_of_turn_silence_ms", "pre_roll_ms", "min_speech_ms", "pause_ms",
@@ -125,8 +122,6 @@ class TurnDetector:
         self.config = config or TurnConfig()
         self.sample_rate_hz = sample_rate_hz
         self.last_probability = 0.0
-        self.last_speech = False
-        """Whether the latest frame counted as speech for the turn's pauses (`pauses_from_last_word`)."""
         self.reset()
 
     @property
@@ -148,7 +143,6 @@ class TurnDetector:
         self._silence_ms = 0.0
         self._last_speech_end_ms = 0.0
         self._peak_rms = 0.0
-        self._vad_silence_ms = 0.0
 
     def process(self, frame: Frame) -> list[TurnEvent]:
         if frame.sample_rate_hz != self.sample_rate_hz:
@@ -157,7 +151,6 @@ class TurnDetector:
         self.last_probability = self.vad.speech_probability(frame.pcm, frame.sample_rate_hz)
         speech = self.last_probability >= self.config.threshold
         if self._onset_ms is None:
-            self.last_speech = speech
             return self._idle(frame, speech)
         return self._speaking(frame, speech)
 
@@ -186,7 +179,6 @@ class TurnDetector:
         self._turn_ms = self._run_ms
         self._speech_ms = self._run_ms
         self._silence_ms = 0.0
-        self._vad_silence_ms = 0.0
         self._last_speech_end_ms = frame.timestamp_ms + frame.duration_ms
         self._run_ms = 0.0
         return [SpeechStarted(onset, join(self._turn), self.sample_rate_hz)]
@@ -198,25 +190,22 @@ class TurnDetector:
         end_of_frame_ms = frame.timestamp_ms + frame.duration_ms
         self._turn_ms += frame.duration_ms
         paused = False
-        self._vad_silence_ms = 0.0 if speech else self._vad_silence_ms + frame.duration_ms
         voice = speech
         if speech and cfg.quiet_level > 0:
             rms = _rms(frame)
             self._peak_rms = max(self._peak_rms, rms)
             voice = rms >= cfg.quiet_level * self._peak_rms
-        if speech:
-            self._speech_ms += frame.duration_ms
         if voice:
             self._last_speech_end_ms = end_of_frame_ms
-        self.last_speech = voice if cfg.pauses_from_last_word else speech
-        if self.last_speech:
+        if speech:
+            self._speech_ms += frame.duration_ms
             self._silence_ms = 0.0
         else:
             before = self._silence_ms
             self._silence_ms += frame.duration_ms
             paused = (cfg.pause_ms > 0 and before < cfg.pause_ms <= self._silence_ms
                       and self._speech_ms >= cfg.min_speech_ms)
-        if self._vad_silence_ms >= cfg.end_of_turn_silence_ms:
+        if self._silence_ms >= cfg.end_of_turn_silence_ms and not speech:
             audio = join(self._turn)
             self._end_turn()
             if self._speech_ms < cfg.min_speech_ms:

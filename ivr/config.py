@@ -27,10 +27,6 @@ class CallConfig:
     complete timeout; ivr.call.recognition.settled); others wait end_of_turn_silence_ms. 0: off."""
     settled_confidence: float = 0.7
     """A turn settles the node only when no word of it was recognized with a lower probability."""
-    pauses_from_last_word: bool = True
-    """decode_ahead_ms and complete_timeout_ms count from the caller's last word, not from the VAD's end
-    (WebRTC calls 100-160 ms of line noise after it speech; asr.turns.TurnConfig.quiet_level);
-    end_of_turn_silence_ms counts from the VAD's end either way, so no caller is cut off sooner."""
     barge_in: bool = True
     """Whether caller speech (or a key press) stops an interruptible prompt."""
     max_call_ms: int = 600_000

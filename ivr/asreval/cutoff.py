@@ -26,8 +26,7 @@ from ivr.jsonreport import print_rows, write_json_report
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 FRAME_MS = 20
-SETTINGS: dict[str, dict[str, Any]] = {
-    "before": SILENCE_ONLY, "now": {}, "vad's end": {"pauses_from_last_word": False}}
+SETTINGS: dict[str, dict[str, Any]] = {"before": SILENCE_ONLY, "now": {}, "any sure": {"settled_confidence": 0.0}}
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ def hear(audio_8k: np.ndarray, call: Any, recognizer: Any, options: Any, context
     clock = VirtualClock()
     turns = TurnDetector(make_vad(call.vad), TurnConfig(
         end_of_turn_silence_ms=end_of_turn_silence_ms(options, call.end_of_turn_silence_ms),
-        pause_ms=call.decode_ahead_ms, pauses_from_last_word=call.pauses_from_last_word), INTERNAL_RATE_HZ)
+        pause_ms=call.decode_ahead_ms), INTERNAL_RATE_HZ)
     audio = resample(audio_8k, 8000, INTERNAL_RATE_HZ).astype(np.int16)
     hop = INTERNAL_RATE_HZ * FRAME_MS // 1000
     audio = np.pad(audio, (0, 10 * INTERNAL_RATE_HZ))  # the line stays open after the caller stops
@@ -66,7 +65,7 @@ def hear(audio_8k: np.ndarray, call: Any, recognizer: Any, options: Any, context
             _wait_for(rec, clock)
             frame = Frame(audio[i * hop:(i + 1) * hop].tobytes(), INTERNAL_RATE_HZ, clock.now_ms())
             events = turns.process(frame)
-            speech = turns.last_speech
+            speech = turns.last_probability >= turns.config.threshold
             if rec is not None and rec.result is None and turns.in_speech:
                 silence_fed = 0.0 if speech else silence_fed + FRAME_MS
                 if silence_fed <= MAX_SILENCE_TO_ASR_MS:
@@ -196,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = table(result)
     print(f"cut-offs on the {args.split} split's turns with a pause between words "
           f"(load {result['load_avg'][0]:.1f})")
-    print_rows(rows, [("added pause", 11, lambda r: f"{r['pause_ms']} ms"), ("setting", 15, lambda r: r["setting"]),
+    print_rows(rows, [("added pause", 11, lambda r: f"{r['pause_ms']} ms"), ("setting", 7, lambda r: r["setting"]),
                       ("turns", 5, lambda r: str(r["turns"])), ("cut off", 7, lambda r: f"{r['cut_off']:.1%}"),
                       ("ended early", 11, lambda r: f"{r['ended_early']:.1%}"),
                       ("wait p50", 8, lambda r: f"{r['wait_ms_p50'] or 0:.0f}"),

@@ -63,8 +63,7 @@ class Hearing:
         self._inbound = Resampler(sample_rate_hz, INTERNAL_RATE_HZ)
         self._inbound_buf = FrameBuffer(INTERNAL_RATE_HZ)
         self._turns = TurnDetector(make_vad(self._cfg.vad), TurnConfig(
-            end_of_turn_silence_ms=self._cfg.end_of_turn_silence_ms, pause_ms=self._cfg.decode_ahead_ms,
-            pauses_from_last_word=self._cfg.pauses_from_last_word),
+            end_of_turn_silence_ms=self._cfg.end_of_turn_silence_ms, pause_ms=self._cfg.decode_ahead_ms),
             INTERNAL_RATE_HZ)
         self._lane = ThreadPoolExecutor(1, thread_name_prefix=f"asr-{call_id}")
         self._recognition: TurnRecognition | None = None
@@ -95,7 +94,7 @@ class Hearing:
         (Whisper invents words in trailing silence)."""
         if self._recognition is None or self._recognition.result is not None or not self._turns.in_speech:
             return
-        speech = self._turns.last_speech
+        speech = self._turns.last_probability >= self._turns.config.threshold
         if speech:
             self._silence_fed_ms = 0.0
         else:
