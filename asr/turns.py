@@ -244,5 +244,5 @@ class TurnDetector:
 
 
 def _rms(frame: Frame) -> float:
-    samples = np.frombuffer(frame.pcm, dtype="<i2").astype(np.float32)
+    samples = frame.samples().astype(np.float32)
     return float(np.sqrt(np.mean(samples * samples))) if samples.size else 0.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -67,6 +69,10 @@ def test_one_turn_with_onset_near_the_true_onset_and_end_after_the_silence(call_
     assert abs(ended.end_ms - end_true_ms) <= 150  # the last word, not the VAD's hangover after it
     assert ended_at >= ended.end_ms + config.end_of_turn_silence_ms - FRAME_MS
     assert ended_at <= ended.end_ms + config.end_of_turn_silence_ms + 250  # and the VAD's own hangover
+    vad_events, _ = run(TurnDetector(make_vad(vad_name), replace(config, quiet_level=0.0), RATE_HZ), samples)
+    vad_end_ms = vad_events[-1][1].end_ms  # the silence counts from the VAD's end, to the frame
+    assert vad_end_ms + config.end_of_turn_silence_ms - FRAME_MS <= ended_at
+    assert ended_at <= vad_end_ms + config.end_of_turn_silence_ms + FRAME_MS
     assert not ended.forced
 
 
@@ -76,7 +82,6 @@ def test_a_shorter_end_of_turn_silence_answers_sooner(call_audio):
     events, _ = run(TurnDetector(make_vad("webrtc"), config, RATE_HZ), samples)
     ended_at, ended = next((t, e) for t, e in events if isinstance(e, TurnEnded))
     assert ended_at - ended.end_ms <= 300 + 250  # the silence, counted from the VAD's end (its hangover)
-
 
 
 @pytest.mark.parametrize("noise", [0, 10])
@@ -97,6 +102,7 @@ def test_a_turn_ends_at_the_last_word_not_at_the_end_of_the_vads_hangover(call_a
     assert pause == vad_pause and at == vad_at
     with pytest.raises(AgentError):
         TurnConfig(quiet_level=-0.1)
+
 
 def test_pre_roll_and_streamed_audio_cover_the_whole_turn(call_audio):
     samples, _, _ = call_audio
