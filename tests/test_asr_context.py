@@ -127,3 +127,18 @@ def test_a_turn_heard_surely_settles_the_node_and_one_doubted_word_does_not():
     assert settled(heard(("What", 0.9), ("is", 0.9), ("my", 0.9), ("balance?", 0.9)), menu)
     assert not settled(heard(("What", 0.48), ("is", 0.9), ("my", 0.9), ("balance?", 0.9)), menu)
     assert not settled(heard(("What", 0.9), ("is", 0.9), ("my", 0.9)), menu)  # nothing the menu acts on yet
+
+
+def test_every_node_keywords_are_phonemized_before_the_first_turn():
+    """Warming (at a worker's start) phonemizes each node's keywords, so no caller's first turn waits for
+    the phonemizer to load: every node's turn context then finds its matcher ready."""
+    from ivr.call import recognition
+
+    recognition._matcher.cache_clear()
+    assert recognition.warm_matchers(FLOW) >= 1
+    ready = recognition._matcher.cache_info().misses
+    for name, node in FLOW.nodes.items():
+        listen = Listen(phrases=tuple(k for c in node.expect for k in c.keywords))
+        options, context = expectation(listen, name, FLOW)
+        recognition.TurnContext.of(options, FLOW, name, phonetic=True)
+    assert recognition._matcher.cache_info().misses == ready

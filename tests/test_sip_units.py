@@ -149,3 +149,22 @@ def test_media_lock_drops_datagrams_from_others_and_unlocks():
         lock.unlock()
         stranger.sendto(b"stranger", rtp.getsockname())
         assert rtp.recvfrom(100)[0] == b"stranger"
+
+
+def test_media_frames_read_as_the_same_bytes_fast_or_slow():
+    """The caller's 20 ms frames come out of pjsua2's ByteVector byte for byte (direct read or SWIG's
+    iterator), so what the agent hears is what arrived; an empty frame is empty, not an error."""
+    import pjsua2 as pj
+
+    from telephony.sip import media
+
+    frame = bytes((i * 37) % 256 for i in range(media.FRAME_BYTES))
+    assert media._DIRECT_READ, "this pjsua2 build should allow the direct read (the slow path costs ~0.5 ms a frame)"
+    assert media.vector_bytes(pj.ByteVector(frame)) == frame
+    assert media.vector_bytes(pj.ByteVector()) == b""
+    carrier = pj.MediaFrame()
+    carrier.buf = pj.ByteVector(frame)
+    assert media.vector_bytes(carrier.buf) == frame  # what onFrameReceived reads
+    resized = pj.ByteVector(frame)
+    resized.resize(10)
+    assert media.vector_bytes(resized) == frame[:10]

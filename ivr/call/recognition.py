@@ -94,16 +94,33 @@ class TurnContext:
     @classmethod
     def of(cls, options: RecognitionOptions, flow: Flow, node_name: str | None,
            phonetic: bool = False) -> TurnContext:
-        node = flow.nodes.get(node_name) if node_name else None
-        choices = (node.expect if node is not None else ()) + flow.global_choices
-        keywords = tuple(dict.fromkeys(k for choice in choices for k in choice.keywords))
-        matcher = _matcher(keywords) if phonetic and options.expect in ("choice", "") else None
+        choices = _choices(flow, node_name)
+        matcher = _matcher(_keywords(choices)) if phonetic and options.expect in ("choice", "") else None
         return cls(options.expect, choices, options.digits, matcher)
+
+
+def _choices(flow: Flow, node_name: str | None) -> tuple[Choice, ...]:
+    node = flow.nodes.get(node_name) if node_name else None
+    return (node.expect if node is not None else ()) + flow.global_choices
+
+
+def _keywords(choices: tuple[Choice, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(k for choice in choices for k in choice.keywords))
 
 
 @lru_cache(maxsize=64)
 def _matcher(keywords: tuple[str, ...]) -> PhoneticMatcher:
     return PhoneticMatcher(keywords)
+
+
+def warm_matchers(flow: Flow) -> int:
+    """Phonemizes every node's keywords now (the phonemizer's first use loads espeak-ng through Piper: about
+    a second, which the first caller's first turn would otherwise wait through in each worker). Returns the
+    number of nodes' keyword sets made ready."""
+    sets = {_keywords(_choices(flow, name)) for name in flow.nodes}
+    for keywords in sets:
+        _matcher(keywords)
+    return len(sets)
 
 
 def hypothesis_score(text: str, context: TurnContext) -> float:

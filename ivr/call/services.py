@@ -110,9 +110,12 @@ class Services:
         flow = load_flow(Path(config.flow)) if config.flow else load_default_flow()
         client = InferenceClient(socket_path)
         hello = client.connect(timeout_s=INFERENCE_WAIT_S)
-        return cls(config, RemoteRecognizer(client, hello), RemoteSynthesizer(client, hello), Machine(flow),
-                   fallback_voice(), load_s=time.perf_counter() - t0, nlu=RemoteNlu(client) if hello.nlu else None,
-                   emotion=RemoteEmotion(client) if hello.emotion else None, inference=client)
+        services = cls(config, RemoteRecognizer(client, hello), RemoteSynthesizer(client, hello), Machine(flow),
+                       fallback_voice(), nlu=RemoteNlu(client) if hello.nlu else None,
+                       emotion=RemoteEmotion(client) if hello.emotion else None, inference=client)
+        services.warm_matching()  # the models are warm in the service; the matching is done here
+        services.load_s = time.perf_counter() - t0
+        return services
 
     def presynthesize(self, stop: threading.Event | None = None) -> int:
         """Synthesize every fixed prompt of the flow (and the FAQ's answers) into the prompt cache now, so
@@ -179,3 +182,11 @@ class Services:
             self.nlu.understand("hello")
         if self.emotion is not None:
             self.emotion.prewarm()
+        self.warm_matching()
+
+    def warm_matching(self) -> None:
+        """The flow's keywords phonemized for matching by sound (asr.phonetic), before the first turn."""
+        if self.config.asr.phonetic:
+            from ivr.call.recognition import warm_matchers
+
+            warm_matchers(self.machine.flow)

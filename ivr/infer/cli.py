@@ -52,7 +52,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
     service.serve(stop)
     models.stop()
     served = service.scheduler.served
-    ops = ", ".join(f"{n} {op}" for op, n in sorted(served.items()))
+    busy = service.scheduler.busy_s
+    ops = ", ".join(f"{n} {op} ({1000 * busy[op] / n:.0f} ms each)" for op, n in sorted(served.items()))
     print(f"ivr infer: stopped after {sum(served.values())} requests ({ops or 'none'}) from at most "
           f"{service.peak_workers} workers at once", flush=True)
     return 0

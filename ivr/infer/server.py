@@ -90,6 +90,8 @@ class Scheduler:
         self._seq = itertools.count()
         self.waits_ms: deque[float] = deque(maxlen=WAITS_KEPT)
         self.served: Counter[str] = Counter()
+        self.busy_s: Counter[str] = Counter()
+        """Seconds of work done per op (the threads' time on each job, waits left out)."""
         self._threads = [threading.Thread(target=self._loop, name=f"infer-{i}", daemon=True) for i in range(threads)]
         for thread in self._threads:
             thread.start()
@@ -120,7 +122,9 @@ class Scheduler:
             self.waits_ms.append((time.monotonic() - job.arrived) * 1000.0)
             self.served[job.op] += 1
             if not job.peer.closed:  # its worker went away: nobody waits for the answer
+                started = time.monotonic()
                 self._run(job)
+                self.busy_s[job.op] += time.monotonic() - started
 
 
 def _shut(sock: socket.socket) -> None:
