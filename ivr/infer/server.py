@@ -20,7 +20,7 @@ import secrets
 import socket
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing import AuthenticationError
@@ -90,7 +90,7 @@ class Scheduler:
         self._seq = itertools.count()
         self.waits_ms: deque[float] = deque(maxlen=WAITS_KEPT)
         self.served: Counter[str] = Counter()
-        self.busy_s: Counter[str] = Counter()
+        self.busy_s: defaultdict[str, float] = defaultdict(float)
         """Seconds of work done per op (the threads' time on each job, waits left out)."""
         self._threads = [threading.Thread(target=self._loop, name=f"infer-{i}", daemon=True) for i in range(threads)]
         for thread in self._threads:
