@@ -115,3 +115,30 @@ def test_missing_file_and_directory(tmp_path):
         read_audio(tmp_path / "nope.wav")
     with pytest.raises(AudioFileError, match="directory"):
         read_audio(tmp_path)
+
+
+def test_the_call_recording_keeps_every_tick_and_is_readable_while_the_call_goes_on(tmp_path):
+    """Caller left, agent right, sample for sample (a short agent frame padded with silence), and the file
+    on disk already holds all but about the last second while the call is still up (a crash loses no more)."""
+    from telephony.audio.recorder import SYNC_EVERY_MS, StereoRecorder
+
+    rate = 8000
+    rng = np.random.default_rng(7)
+    recorder = StereoRecorder(tmp_path / "recording.wav", rate)
+    callers, agents = [], []
+    ticks = 2 * SYNC_EVERY_MS // 20 + 10
+    for i in range(ticks):
+        caller = rng.integers(-3000, 3000, 160).astype(np.int16)
+        agent = rng.integers(-3000, 3000, 80 if i == 5 else 160).astype(np.int16)
+        recorder.write(Frame.from_samples(caller, rate, i * 20), Frame.from_samples(agent, rate, i * 20))
+        callers.append(caller)
+        agents.append(np.concatenate([agent, np.zeros(160 - agent.size, np.int16)]))
+    so_far, _ = sf.read(tmp_path / "recording.wav", dtype="int16")
+    assert so_far.shape[0] >= (ticks * 20 - SYNC_EVERY_MS - 20) * rate // 1000
+    assert np.array_equal(so_far[:, 0], np.concatenate(callers)[:so_far.shape[0]])
+    recorder.close()
+    data, got_rate = sf.read(tmp_path / "recording.wav", dtype="int16")
+    assert got_rate == rate and data.shape == (ticks * 160, 2)
+    assert np.array_equal(data[:, 0], np.concatenate(callers))
+    assert np.array_equal(data[:, 1], np.concatenate(agents))
+    assert recorder.duration_ms == ticks * 20

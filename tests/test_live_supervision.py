@@ -259,3 +259,23 @@ def test_a_version_4_store_gets_the_upset_columns(dialect, tmp_path, request):
         assert call["upset_at"].tzinfo is not None
     finally:
         store.close()
+
+
+def test_the_listener_hears_caller_and_agent_mixed_the_same_in_one_pass_or_tick_by_tick():
+    """A supervisor listening in hears both sides summed and clipped, whether the spool mixes its queued
+    ticks in one pass (equal frames, as on a call) or one by one (a short frame among them)."""
+    from ivr.store.liveaudio import mix, mix_ticks
+
+    rng = np.random.default_rng(3)
+
+    def tick(n_caller, n_agent):
+        return (Frame.from_samples(rng.integers(-30000, 30000, n_caller).astype(np.int16), 8000, 0),
+                Frame.from_samples(rng.integers(-30000, 30000, n_agent).astype(np.int16), 8000, 0))
+
+    equal = [tick(160, 160) for _ in range(25)]
+    uneven = [*equal[:3], tick(160, 80), *equal[3:6]]
+    for ticks in (equal, uneven):
+        one_by_one = np.concatenate([mix(caller, agent) for caller, agent in ticks])
+        assert np.array_equal(mix_ticks(ticks), one_by_one)
+    loud = mix_ticks(equal)
+    assert loud.dtype == np.dtype("<i2") and loud.max() == 32767 and loud.min() == -32768  # clipped, not wrapped

@@ -77,6 +77,18 @@ def mix(caller: Any, agent: Any) -> np.ndarray:
     return np.asarray(np.clip(both, -32768, 32767), dtype="<i2")
 
 
+def mix_ticks(ticks: list[tuple[Any, Any]]) -> np.ndarray:
+    """Several ticks mixed at once (as `mix` tick by tick, in one pass of numpy when the frames are all the
+    same length, which they are on a call: 20 ms each side)."""
+    lefts = [caller.samples() for caller, _ in ticks]
+    rights = [agent.samples() for _, agent in ticks]
+    sizes = {x.size for x in lefts} | {x.size for x in rights}
+    if len(sizes) != 1:
+        return np.concatenate([mix(caller, agent) for caller, agent in ticks])
+    both = np.concatenate(lefts).astype(np.int32) + np.concatenate(rights)
+    return np.asarray(np.clip(both, -32768, 32767), dtype="<i2")
+
+
 class LiveSpool:
     """The call's side: an audio tap (`session.add_audio_tap(spool)`) that spools the call's audio for
     listeners; `close()` when the call has ended (the file is deleted)."""
@@ -138,7 +150,7 @@ class LiveSpool:
             ticks.append(self._ticks.popleft())
         if not ticks:
             return
-        pcm = np.concatenate([mix(caller, agent) for caller, agent in ticks]).tobytes()
+        pcm = mix_ticks(ticks).tobytes()
         blob = privacy.encrypt(RATE.pack(self.rate_hz) + pcm, self._key, self.call_id.encode("utf-8"))
         if self.written_bytes + len(blob) > MAX_SPOOL_BYTES:
             self._file.close()

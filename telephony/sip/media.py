@@ -14,9 +14,10 @@ PORT_REST_S to the next call.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
-import threading
+import queue
 import time
 from collections import deque
 
@@ -93,9 +94,9 @@ class CallMediaPort(pj.AudioMediaPort):
 
     def __init__(self) -> None:
         super().__init__()
-        self._inbound: deque[bytes | None] = deque(maxlen=MAX_QUEUED_FRAMES)
+        self._inbound: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        """The caller's frames for the runner (a C queue: a Condition's notify cost more than the frame)."""
         self._outbound: deque[pj.ByteVector] = deque(maxlen=MAX_QUEUED_FRAMES)
-        self._arrived = threading.Condition()
         self._silence = pj.ByteVector(bytes(FRAME_BYTES))
         self.frames_received = 0
         self.frames_sent = 0
@@ -105,10 +106,11 @@ class CallMediaPort(pj.AudioMediaPort):
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802 (pjsua2 name)
         try:
             data = vector_bytes(frame.buf) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size else None
-            with self._arrived:
-                self._inbound.append(data)
-                self.frames_received += 1
-                self._arrived.notify()
+            if self._inbound.qsize() >= MAX_QUEUED_FRAMES:  # the runner stalls: the oldest frame goes
+                with contextlib.suppress(queue.Empty):
+                    self._inbound.get_nowait()
+            self._inbound.put(data)
+            self.frames_received += 1
         except Exception:  # an exception escaping a pjsua2 callback kills the process
             log.exception("media port: receiving a frame failed")
 
@@ -124,20 +126,21 @@ class CallMediaPort(pj.AudioMediaPort):
 
     def reset(self) -> None:
         """Forget the previous call's frames and counts (before the port serves another call)."""
-        with self._arrived:
-            self._inbound.clear()
-            self._outbound.clear()
-            self.frames_received = 0
-            self.frames_sent = 0
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._inbound.get_nowait()
+        self._outbound.clear()
+        self.frames_received = 0
+        self.frames_sent = 0
 
     # ---- the call's runner thread -----------------------------------------------------------------
 
     def read(self, timeout_s: float) -> tuple[bool, bytes | None]:
         """(arrived, pcm): waits for the next caller frame; pcm is None for a frame without audio."""
-        with self._arrived:
-            if not self._inbound and not self._arrived.wait(timeout_s):
-                return False, None
-            pcm = self._inbound.popleft() if self._inbound else None
+        try:
+            pcm = self._inbound.get(timeout=timeout_s)
+        except queue.Empty:
+            return False, None
         return True, pcm if pcm is not None and len(pcm) == FRAME_BYTES else None
 
     def write(self, pcm: bytes) -> None:
