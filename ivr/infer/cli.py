@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 def register(subparsers: Any) -> None:
     from ivr.cliargs import add_model_args
+    from ivr.infer.admission import START_CALLS
 
     infer = subparsers.add_parser("infer", help="hold the models once for every call worker of this machine "
                                   "(workers: ivr serve --inference SOCKET)")
@@ -25,6 +26,12 @@ def register(subparsers: Any) -> None:
                        "share of the cores (default: the CPU count)")
     infer.add_argument("--models-dir", help="intent model versions: the accepted one is used, and one accepted "
                        "later serves the requests after it (as `ivr serve --models-dir`)")
+    infer.add_argument("--admit-start-calls", type=int, default=START_CALLS, metavar="N",
+                       help="admission by headroom (workers' --admit-budget-ms): the machine's call limit to start "
+                       "from; it grows while the replies stay inside the budget, and falls when they do not "
+                       f"(default {START_CALLS})")
+    infer.add_argument("--admit-max-calls", type=int, default=0, metavar="N",
+                       help="a fixed ceiling on the machine's calls under admission by headroom (default: none)")
     add_model_args(infer)
     infer.set_defaults(func=cmd_infer)
 
@@ -33,6 +40,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from ivr.call.services import Services
     from ivr.cliargs import agent_config
     from ivr.infer import READY_LINE
+    from ivr.infer.admission import Admission
     from ivr.infer.server import InferenceService
     from ivr.learn.watch import watch_models
 
@@ -47,13 +55,16 @@ def cmd_infer(args: argparse.Namespace) -> int:
     threads = args.threads or os.cpu_count() or 2
     services = Services.load(agent_config(args), presynthesize=True, asr_workers=threads)
     models = watch_models(services, args.models_dir)  # the workers' turns get the accepted intent model
-    service = InferenceService(services, Path(args.socket), threads=threads)
+    admission = Admission(start_calls=args.admit_start_calls, max_calls=args.admit_max_calls)
+    service = InferenceService(services, Path(args.socket), threads=threads, admission=admission)
     print(f"{READY_LINE} on {args.socket}; models loaded in {services.load_s:.1f} s", flush=True)
     service.serve(stop)
     models.stop()
     served = service.scheduler.served
     busy = service.scheduler.busy_s
     ops = ", ".join(f"{n} {op} ({1000 * busy[op] / n:.0f} ms each)" for op, n in sorted(served.items()))
+    admitted = admission.state()
     print(f"ivr infer: stopped after {sum(served.values())} requests ({ops or 'none'}) from at most "
-          f"{service.peak_workers} workers at once", flush=True)
+          f"{service.peak_workers} workers at once; admission: {admitted['admitted']} calls admitted, "
+          f"{admitted['refused']} refused, limit {admitted['limit']}", flush=True)
     return 0

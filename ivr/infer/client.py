@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -36,11 +38,11 @@ log = logging.getLogger(__name__)
 RECONNECT_S = 0.5
 """After a failed connect, requests fail at once for this long before the next try."""
 BUDGET_S = {"asr": 0.5, "tts": 0.5, "nlu": 0.05, "emotion.voice": 0.5, "emotion.text": 0.1, "hello": 0.0,
-            "stats": 0.0}
+            "stats": 0.0, "admit": 0.0, "release": 0.0, "reply": 0.0}
 """Each op's deadline after its arrival at the service (the scheduler's order), in seconds. A turn's voice
 emotion has its transcript's budget: the session holds the transcript until the voice result is in."""
 TIMEOUT_S = {"asr": 20.0, "tts": 20.0, "nlu": 5.0, "emotion.voice": 10.0, "emotion.text": 5.0, "hello": 5.0,
-             "stats": 5.0}
+             "stats": 5.0, "admit": 0.5, "release": 0.5, "reply": 0.5}
 """How long a worker waits for an answer before it gives up on the service."""
 
 
@@ -152,6 +154,27 @@ class InferenceClient:
             if kind == "chunk":
                 yield value
 
+    # ---- the machine's admission (ivr.infer.admission) -----------------------------------------------
+
+    def admit(self, call: str, budget_ms: float) -> str | None:
+        """Asks the machine to take `call`: None to answer it, or why not. A service that cannot be asked
+        (gone, or too slow to answer in half a second) refuses nothing: the worker's own rules still hold,
+        and its readiness already tells the front that its models are gone."""
+        try:
+            return self.call("admit", call, float(budget_ms))
+        except InferenceUnavailable as exc:
+            log.warning("admission: the inference service could not be asked (%s); the call is answered", exc)
+            return None
+
+    def tell(self, op: str, *args: Any) -> None:
+        """A one-way note to the service (release, reply): sent, its answer not waited for, a failure ignored."""
+        try:
+            request_id, _ = self._send(op, args)
+        except InferenceUnavailable:
+            return
+        with self._lock:
+            self._pending.pop(request_id, None)
+
     def connect(self, timeout_s: float = 0.0) -> Hello:
         """Connects (retrying for up to `timeout_s` while the service starts) and returns what it holds."""
         deadline = time.monotonic() + timeout_s
@@ -175,9 +198,13 @@ class InferenceClient:
         return True
 
     def close(self) -> None:
+        """Ends the connection: shut down first, so that the reader thread blocked on it wakes and the
+        service sees the worker go (and frees its admitted calls)."""
         with self._lock:
             conn, self._conn = self._conn, None
         if conn is not None:
+            with contextlib.suppress(OSError, ValueError):
+                socket.socket(fileno=os.dup(conn.fileno())).shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 conn.close()
 

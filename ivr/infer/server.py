@@ -6,7 +6,8 @@ Wire format (pickled tuples over `multiprocessing.connection` on a unix socket, 
   value), or (request id, "error", "TypeName: message").
 A request's deadline is its arrival plus its budget; the scheduler's threads always take the job with the
 nearest deadline, so a caller turn waiting for its transcript goes before a presynthesis, and a few
-milliseconds of NLU before a long decode of another call.
+milliseconds of NLU before a long decode of another call. Admission's ops (admit, release, reply: the
+machine's calls, ivr.infer.admission) are answered on the connection's thread at once, never queued.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from asr.base import AsrCapabilities
 from ivr.call.services import Services
 from ivr.errors import IvrError
 from ivr.infer import KEY_SUFFIX, Hello
+from ivr.infer.admission import Admission
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +137,11 @@ def _shut(sock: socket.socket) -> None:
 class InferenceService:
     """Serves `services`' models on a unix socket at `path` until `stop` is set."""
 
-    def __init__(self, services: Services, path: Path, threads: int = 0) -> None:
+    def __init__(self, services: Services, path: Path, threads: int = 0, admission: Admission | None = None) -> None:
         self.services = services
+        self.admission = admission or Admission()
+        """The machine's calls, admitted by measured headroom (ivr.infer.admission); answered at once, never
+        queued behind model work."""
         self.path = path
         self.key = secrets.token_bytes(32)
         self.scheduler = Scheduler(self._run, threads or os.cpu_count() or 2)
@@ -147,6 +152,8 @@ class InferenceService:
         self._handlers: dict[str, Callable[..., Any]] = {
             "hello": self._hello, "asr": self._asr, "tts": self._tts, "stats": self.stats,
             "emotion.voice": self._emotion_voice, "emotion.text": self._emotion_text, "nlu": self._nlu}
+        self._at_once: dict[str, Callable[..., Any]] = {
+            "admit": self._admit, "release": self.admission.release, "reply": self.admission.reply}
         self._sock = self._listen()
 
     # ---- the socket ---------------------------------------------------------------------------------
@@ -232,6 +239,8 @@ class InferenceService:
             with self._peers_lock:
                 self._peers.discard(peer)
             peer.close()
+            if (gone := self.admission.drop_worker(peer)):
+                log.info("inference: a worker went away with %d call(s) up; they are over", gone)
 
     def _read(self, peer: Peer) -> None:
         while True:
@@ -243,12 +252,24 @@ class InferenceService:
                 log.warning("inference: an unreadable request (%s); closing that connection", type(exc).__name__)
                 return
             if not (isinstance(message, tuple) and len(message) == 4 and isinstance(message[0], int)
-                    and message[1] in self._handlers and isinstance(message[2], int | float)
-                    and isinstance(message[3], tuple)):
+                    and (message[1] in self._handlers or message[1] in self._at_once)
+                    and isinstance(message[2], int | float) and isinstance(message[3], tuple)):
                 log.warning("inference: a malformed request; closing that connection")
                 return
             request_id, op, budget_s, args = message
-            self.scheduler.submit(op, args, max(0.0, float(budget_s)), peer, request_id)
+            if op in self._at_once:
+                self._answer_at_once(peer, request_id, op, args)
+            else:
+                self.scheduler.submit(op, args, max(0.0, float(budget_s)), peer, request_id)
+
+    def _answer_at_once(self, peer: Peer, request_id: int, op: str, args: tuple[Any, ...]) -> None:
+        """Admission's ops: on the connection's own thread, in microseconds."""
+        try:
+            result = self._at_once[op](peer, *args) if op == "admit" else self._at_once[op](*args)
+        except Exception as exc:  # noqa: BLE001 - bad arguments from a worker: its request fails, nothing else
+            peer.send((request_id, "error", f"{type(exc).__name__}: {exc}"))
+            return
+        peer.send((request_id, "done", result))
 
     # ---- the work -----------------------------------------------------------------------------------
 
@@ -266,6 +287,11 @@ class InferenceService:
             job.peer.send((job.request_id, "error", f"{type(exc).__name__}: {exc}"))
             return
         job.peer.send((job.request_id, "done", result))
+
+    def _admit(self, peer: Peer, call: str, budget_ms: float) -> str | None:
+        if not isinstance(call, str) or not isinstance(budget_ms, int | float):
+            raise TypeError("admit takes a call key and a budget in ms")
+        return self.admission.admit(call, peer, float(budget_ms))
 
     def _hello(self) -> Hello:
         s = self.services
@@ -300,4 +326,5 @@ class InferenceService:
         with self._peers_lock:
             peers = len(self._peers)
         return {"served": dict(self.scheduler.served), "wait_p50_ms": pct(0.5), "wait_p95_ms": pct(0.95),
-                "workers": peers, "queued": self.scheduler.queued(), "pid": os.getpid()}
+                "workers": peers, "queued": self.scheduler.queued(), "pid": os.getpid(),
+                "admission": self.admission.state()}

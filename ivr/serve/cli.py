@@ -199,7 +199,7 @@ def _serve_here(config: SipConfig, args: argparse.Namespace) -> int:
     # calls elsewhere while it restarts; calls in progress hear the fallbacks)
     readiness.set("models", services.inference.available if services.inference is not None else True)
     server = SipServer(services, config)
-    server.observers.append(metrics.CallMetrics(on_reply=server.headroom.reply if server.headroom.enabled else None))
+    server.observers.append(metrics.CallMetrics(on_reply=server.reply_heard if server.headroom.enabled else None))
     store = open_store_or_none()
     if store is not None:
         store.config.key()  # a new recording key is made (and announced) now, not at the first call

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -240,6 +241,26 @@ class SipServer:
             return SIP_SERVICE_UNAVAILABLE, why, "headroom"
         return None
 
+    def _machine_refusal(self, call: SipCall) -> str | None:
+        """With a shared inference service and admission by headroom: the machine's answer for this call
+        (ivr.infer.admission: every worker's calls and replies), None to answer it. Admitted, the call holds
+        its place there until it ends (call_disconnected)."""
+        client = self.services.inference
+        if client is None or not self.headroom.enabled:
+            return None
+        key = f"{os.getpid()}-{call.id}"
+        why = client.admit(key, self.headroom.budget_ms)
+        if why is None:
+            call.admission_key = key
+        return why
+
+    def reply_heard(self, latency_ms: float) -> None:
+        """A reply's voice-to-voice latency: for this worker's headroom and, with a shared inference service,
+        for the machine's."""
+        self.headroom.reply(latency_ms)
+        if self.services.inference is not None:
+            self.services.inference.tell("reply", float(latency_ms))
+
     def registration_changed(self, account: _Account, prm: pj.OnRegStateParam) -> None:
         """Logs the registration's state: the registrar's status code and reason, never credentials."""
         info = account.getInfo()
@@ -314,6 +335,13 @@ class SipServer:
                 log.warning("call %s from %s refused: %s", call.id, call.caller, why)
                 self._refuse(call, status, {"Retry-After": str(self.config.retry_after_s), REFUSED_HEADER: kind})
             return
+        machine_why = self._machine_refusal(call)
+        if machine_why is not None:
+            self.calls_rejected += 1
+            log.warning("call %s from %s refused: %s", call.id, call.caller, machine_why)
+            self._refuse(call, SIP_SERVICE_UNAVAILABLE,
+                         {"Retry-After": str(self.config.retry_after_s), REFUSED_HEADER: "headroom"})
+            return
         with self._lock:
             self._calls[prm.callId] = call
         self.calls_answered += 1
@@ -354,6 +382,9 @@ class SipServer:
             for key, live in list(self._calls.items()):
                 if live is call:
                     del self._calls[key]
+        if call.admission_key and self.services.inference is not None:
+            self.services.inference.tell("release", call.admission_key)
+            call.admission_key = ""
 
     def _poll(self) -> None:
         self._purge()

@@ -49,6 +49,8 @@ class SipCall(pj.Call):
         self.port: CallMediaPort | None = None
         self.disconnected = False
         self.sip_call_id = ""
+        self.admission_key = ""
+        """The call's place in the machine's admission (ivr.infer.admission), while it holds one."""
         self.caller = ""
         self.audio: pj.AudioMedia | None = None
         self.human: HumanCall | None = None
