@@ -324,6 +324,8 @@ class SipServer:
         source = peer_text(str(prm.rdata.srcAddress))
         call.source_ip = source_ip(source)
         refusal = self._refusal(source)
+        if refusal is None and (machine_why := self._machine_refusal(call)) is not None:
+            refusal = SIP_SERVICE_UNAVAILABLE, machine_why, "headroom"
         if refusal is not None:
             status, why, kind = refusal
             if status == SIP_FORBIDDEN:
@@ -334,13 +336,6 @@ class SipServer:
                 self.calls_rejected += 1
                 log.warning("call %s from %s refused: %s", call.id, call.caller, why)
                 self._refuse(call, status, {"Retry-After": str(self.config.retry_after_s), REFUSED_HEADER: kind})
-            return
-        machine_why = self._machine_refusal(call)
-        if machine_why is not None:
-            self.calls_rejected += 1
-            log.warning("call %s from %s refused: %s", call.id, call.caller, machine_why)
-            self._refuse(call, SIP_SERVICE_UNAVAILABLE,
-                         {"Retry-After": str(self.config.retry_after_s), REFUSED_HEADER: "headroom"})
             return
         with self._lock:
             self._calls[prm.callId] = call
