@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 
@@ -61,10 +63,13 @@ def cmd_infer(args: argparse.Namespace) -> int:
     service.serve(stop)
     models.stop()
     served = service.scheduler.served
-    busy = service.scheduler.busy_s
-    ops = ", ".join(f"{n} {op} ({1000 * busy[op] / n:.0f} ms each)" for op, n in sorted(served.items()))
-    admitted = admission.state()
+    busy, waits = service.scheduler.busy_s, service.scheduler.waits_by_op
+    ops = ", ".join(f"{n} {op} ({1000 * busy[op] / n:.0f} ms each, waited p95 "
+                    f"{np.percentile(list(waits[op]), 95) if waits[op] else 0.0:.0f} ms)"
+                    for op, n in sorted(served.items()))
+    admitted, stats = admission.state(), service.stats()
     print(f"ivr infer: stopped after {sum(served.values())} requests ({ops or 'none'}) from at most "
-          f"{service.peak_workers} workers at once; admission: {admitted['admitted']} calls admitted, "
+          f"{service.peak_workers} workers at once; queue wait p50 {stats['wait_p50_ms']:.0f} ms, p95 "
+          f"{stats['wait_p95_ms']:.0f} ms; admission: {admitted['admitted']} calls admitted, "
           f"{admitted['refused']} refused, limit {admitted['limit']}", flush=True)
     return 0

@@ -92,6 +92,7 @@ class Scheduler:
         self._seq = itertools.count()
         self.waits_ms: deque[float] = deque(maxlen=WAITS_KEPT)
         self.served: Counter[str] = Counter()
+        self.waits_by_op: defaultdict[str, deque[float]] = defaultdict(lambda: deque(maxlen=WAITS_KEPT))
         self.busy_s: defaultdict[str, float] = defaultdict(float)
         """Seconds of work done per op (the threads' time on each job, waits left out)."""
         self._threads = [threading.Thread(target=self._loop, name=f"infer-{i}", daemon=True) for i in range(threads)]
@@ -121,7 +122,9 @@ class Scheduler:
                 if self._stopped:
                     return
                 job = heapq.heappop(self._heap)
-            self.waits_ms.append((time.monotonic() - job.arrived) * 1000.0)
+            waited_ms = (time.monotonic() - job.arrived) * 1000.0
+            self.waits_ms.append(waited_ms)
+            self.waits_by_op[job.op].append(waited_ms)
             self.served[job.op] += 1
             if not job.peer.closed:  # its worker went away: nobody waits for the answer
                 started = time.monotonic()
