@@ -3,13 +3,22 @@ that need no model where a test checks what is done with their output, not the r
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from asr.base import AsrCapabilities, RecognitionOptions, RecognizerStream, SpeechRecognizer, Transcript, Word
 from asr.diarize.base import Diarizer, Segment
 from tts.base import SpeechAudio, Synthesizer, TtsCapabilities
+
+if TYPE_CHECKING:
+    from ivr.infer.admission import Admission
+    from ivr.infer.server import InferenceService
 
 BACKEND_DOWN = "backend down"
 
@@ -115,3 +124,28 @@ class HalvesDiarizer(Diarizer):
     def diarize(self, samples: np.ndarray, sample_rate_hz: int, num_speakers: int | None = 2) -> list[Segment]:
         half = len(samples) / sample_rate_hz / 2
         return [Segment(0.0, half, "A"), Segment(half, 2 * half, "B")]
+
+
+@contextlib.contextmanager
+def canned_inference(socket_path: Path, text: str, threads: int = 2,
+                     admission: Admission | None = None) -> Iterator[InferenceService]:
+    """An in-process inference service over a canned recognizer (and espeak-ng), serving on `socket_path`
+    until the block ends."""
+    from dialog.flow import load_default_flow
+    from dialog.machine import Machine
+    from ivr.call.services import Services
+    from ivr.config import AgentConfig
+    from ivr.infer.server import InferenceService
+    from tts.factory import load_synthesizer
+
+    services = Services(AgentConfig(), CannedRecognizer(text), load_synthesizer("espeak-ng", ""),
+                        Machine(load_default_flow()))
+    service = InferenceService(services, socket_path, threads=threads, admission=admission)
+    stop = threading.Event()
+    thread = threading.Thread(target=service.serve, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield service
+    finally:
+        stop.set()
+        thread.join(5)

@@ -22,17 +22,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dialog.flow import load_default_flow
-from dialog.machine import Machine
 from ivr.call.events import AsrFailed, ReplyStarted, Said, SpeechStarted
 from ivr.call.services import Services
 from ivr.config import AgentConfig
 from ivr.infer import READY_LINE
 from ivr.infer.client import InferenceClient, InferenceUnavailable, RemoteRecognizer
-from ivr.infer.server import InferenceService, Scheduler
+from ivr.infer.server import Scheduler
 from ivr.simulate import simulate_call
 from telephony.wavfile import CallerTurn, ScriptedCaller
-from tests.fakes import CannedRecognizer
+from tests.fakes import canned_inference
 from tts.factory import load_synthesizer
 from tts.stream import speak
 
@@ -44,15 +42,8 @@ START_TIMEOUT_S = 300
 
 @pytest.fixture
 def canned_service(tmp_path):
-    services = Services(AgentConfig(), CannedRecognizer("what is my balance"), load_synthesizer("espeak-ng", ""),
-                        Machine(load_default_flow()))
-    service = InferenceService(services, tmp_path / "infer.sock", threads=2)
-    stop = threading.Event()
-    thread = threading.Thread(target=service.serve, args=(stop,), daemon=True)
-    thread.start()
-    yield service
-    stop.set()
-    thread.join(5)
+    with canned_inference(tmp_path / "infer.sock", "what is my balance") as service:
+        yield service
 
 
 def test_two_workers_are_answered_by_one_service(canned_service):
