@@ -110,6 +110,41 @@ def test_the_nearest_deadline_runs_first():
     assert order == ["first", "turn", "emotion", "presynthesis"]
 
 
+def test_a_turns_nlu_does_not_wait_behind_other_calls_decodes():
+    """Both shared threads decode other callers' turns; this caller's NLU and voice emotion still run at
+    once, on the short lane, and the next decode waits for a shared thread."""
+    done: dict[str, float] = {}
+    release = threading.Event()
+
+    def run(job):
+        if job.op == "asr":
+            release.wait(5)
+        done[f"{job.op}-{job.request_id}"] = time.monotonic()
+
+    scheduler = Scheduler(run, threads=2)
+
+    class Peer:
+        closed = False
+
+    started = time.monotonic()
+    for request_id in (1, 2, 3):
+        scheduler.submit("asr", (), 0.5, Peer(), request_id)
+    time.sleep(0.1)
+    scheduler.submit("nlu", (), 0.05, Peer(), 4)
+    scheduler.submit("emotion.voice", (), 0.5, Peer(), 5)
+    deadline = time.monotonic() + 2
+    while len(done) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert set(done) == {"nlu-4", "emotion.voice-5"}
+    assert max(done.values()) - started < 1.0
+    release.set()
+    deadline = time.monotonic() + 5
+    while len(done) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    scheduler.stop()
+    assert {"asr-1", "asr-2", "asr-3"} <= set(done)
+
+
 # ---- the real service ---------------------------------------------------------------------------------
 
 def start_service(sock: Path) -> subprocess.Popen[str]:
