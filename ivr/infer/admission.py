@@ -19,14 +19,13 @@ A worker that goes away (its connection closes) takes its calls with it.
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-import numpy as np
+from ivr.serve.headroom import RecentLatencies
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +44,12 @@ class Admission:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = max(1, start_calls if not max_calls else min(start_calls, max_calls))
         self.max_calls = max_calls
-        self.window_s = window_s
-        self.min_replies = min_replies
         self.grow_s = grow_s
         self.grow_below = grow_below
         self._clock = clock
         self._calls: dict[str, Hashable] = {}
         """Admitted calls still up: call key -> the worker (connection) that holds it."""
-        self._replies: collections.deque[tuple[float, float]] = collections.deque()
+        self._replies = RecentLatencies(window_s, min_replies)
         self._changed_at = clock()
         self._lock = threading.Lock()
         self.admitted = 0
@@ -89,29 +86,16 @@ class Admission:
 
     def reply(self, latency_ms: float) -> None:
         with self._lock:
-            self._replies.append((self._clock(), float(latency_ms)))
+            self._replies.add(self._clock(), latency_ms)
 
     # ---- the decision --------------------------------------------------------------------------------
-
-    def p95_ms(self) -> float | None:
-        """The p95 of the machine's replies of the last window_s seconds (None with fewer than min_replies)."""
-        with self._lock:
-            return self._p95()
-
-    def _p95(self) -> float | None:
-        now = self._clock()
-        while self._replies and now - self._replies[0][0] > self.window_s:
-            self._replies.popleft()
-        if len(self._replies) < self.min_replies:
-            return None
-        return float(np.percentile([ms for _, ms in self._replies], 95))
 
     def _judge(self, budget_ms: float) -> str | None:
         live = len(self._calls)
         if live == 0:
             return None  # an idle machine has headroom, whatever its last calls' replies were
-        p95 = self._p95()
         now = self._clock()
+        p95 = self._replies.p95(now)
         settled = now - self._changed_at >= self.grow_s
         if p95 is not None and budget_ms > 0 and p95 > budget_ms:
             if settled and self.limit > max(1, live - 1):
@@ -132,6 +116,6 @@ class Admission:
 
     def state(self) -> dict[str, Any]:
         with self._lock:
-            p95 = self._p95()
+            p95 = self._replies.p95(self._clock())
             return {"calls": len(self._calls), "limit": self.limit, "p95_ms": None if p95 is None else round(p95, 1),
                     "replies": len(self._replies), "admitted": self.admitted, "refused": self.refused}

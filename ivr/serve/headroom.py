@@ -61,6 +61,34 @@ class CpuMeter:
         return self._busy
 
 
+class RecentLatencies:
+    """Reply latencies (ms) of the last `window_s` seconds and their p95: a worker's (Headroom) or the whole
+    machine's (ivr.infer.admission). Not locked: its owner holds its own lock around it."""
+
+    def __init__(self, window_s: float, min_replies: int) -> None:
+        self.window_s = window_s
+        self.min_replies = min_replies
+        self._items: collections.deque[tuple[float, float]] = collections.deque()  # (monotonic s, ms)
+
+    def add(self, at: float, latency_ms: float) -> None:
+        self._items.append((at, float(latency_ms)))
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def p95(self, now: float) -> float | None:
+        """p95 of the replies of the last window_s seconds before `now` (older ones are forgotten); None
+        with fewer than min_replies."""
+        while self._items and now - self._items[0][0] > self.window_s:
+            self._items.popleft()
+        if len(self._items) < self.min_replies:
+            return None
+        return float(np.percentile([ms for _, ms in self._items], 95))
+
+
 class Headroom:
     """Whether the box can take one more call without breaking the latency budget of those it has."""
 
@@ -68,11 +96,9 @@ class Headroom:
                  resume: float = 0.8, cpu: CpuMeter | None = None) -> None:
         self.budget_ms = budget_ms
         self.max_cpu = max_cpu
-        self.window_s = window_s
-        self.min_replies = min_replies
         self.resume = resume
         self.cpu = cpu or CpuMeter()
-        self._replies: collections.deque[tuple[float, float]] = collections.deque()  # (monotonic s, ms)
+        self._replies = RecentLatencies(window_s, min_replies)
         self._lock = threading.Lock()
         self._refusing = False
 
@@ -82,20 +108,14 @@ class Headroom:
 
     def reply(self, latency_ms: float, at: float | None = None) -> None:
         with self._lock:
-            self._replies.append((time.monotonic() if at is None else at, latency_ms))
+            self._replies.add(time.monotonic() if at is None else at, latency_ms)
 
     # ---- decision ------------------------------------------------------------------------------------
 
     def p95_ms(self, now: float | None = None) -> float | None:
         """p95 of the replies of the last window_s seconds; None with fewer than min_replies."""
-        now = time.monotonic() if now is None else now
         with self._lock:
-            while self._replies and now - self._replies[0][0] > self.window_s:
-                self._replies.popleft()
-            values = [ms for _, ms in self._replies]
-        if len(values) < self.min_replies:
-            return None
-        return float(np.percentile(values, 95))
+            return self._replies.p95(time.monotonic() if now is None else now)
 
     def refusal(self, live_calls: int) -> str | None:
         """Why a new call must be refused now, or None to admit it."""
